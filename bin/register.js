@@ -1,0 +1,2 @@
+import { register } from 'node:module';
+register('./raw-loader.js', import.meta.url);

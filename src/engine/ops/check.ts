@@ -1,0 +1,26 @@
+/** Shape and size checks shared by kernel launchers: every mismatch is named before dispatch. */
+import { ShapeError } from '../errors.ts';
+import { type DType, type Tensor, numel, shapeString } from '../tensor.ts';
+
+/** Throw unless `t` has exactly `shape` (and dtype). */
+export function expectShape(op: string, name: string, t: Tensor, shape: readonly number[], dtype: DType = 'f32'): void {
+  if (t.dtype !== dtype) throw new ShapeError(`${op}: ${name} must be ${dtype}, got ${t.dtype}`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ShapeError(`${op}: ${name} has shape ${shapeString(t.shape)}, expected ${shapeString(shape)}`);
+  }
+  if (t.buffer.size < numel(shape) * 4) {
+    throw new ShapeError(`${op}: ${name}'s buffer holds ${t.buffer.size} bytes, needs ${numel(shape) * 4}`);
+  }
+}
+
+/** Throw unless every dimension is a positive integer. */
+export function expectDims(op: string, dims: Record<string, number>): void {
+  for (const [name, value] of Object.entries(dims)) {
+    if (!Number.isInteger(value) || value <= 0) throw new ShapeError(`${op}: ${name} must be a positive integer, got ${value}`);
+  }
+}
+
+/** Throw unless two tensors have the same shape. */
+export function expectSameShape(op: string, names: [string, string], a: Tensor, b: Tensor): void {
+  expectShape(op, names[1], b, a.shape, b.dtype);
+}

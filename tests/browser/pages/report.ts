@@ -1,0 +1,8 @@
+/** Page-module side of runPageModule: publish a result or an error for the test to read. */
+export function report(run: () => Promise<unknown>): void {
+  const g = globalThis as { __testResult?: unknown; __testError?: string };
+  run().then(
+    (result) => (g.__testResult = result ?? null),
+    (error: unknown) => (g.__testError = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : String(error)),
+  );
+}
