@@ -1,0 +1,173 @@
+// Exact t-SNE gradient (van der Maaten & Hinton 2008) and the optimiser step.
+//
+// With w_ij = 1 / (1 + |y_i - y_j|²), Z = Σ_{k≠l} w_kl and q_ij = w_ij / Z, the gradient of
+// KL(P‖Q) is  dC/dy_i = 4 Σ_j (α p_ij − q_ij) w_ij (y_i − y_j)  (α: early exaggeration), split into
+//   attraction  A_i = Σ_j p_ij w_ij (y_i − y_j)     over the sparse P (CSR rows, k-NN affinities)
+//   repulsion   R_i = Σ_j w_ij² (y_i − y_j)         over all j, exactly (O(N²), tiled)
+// so that  dC/dy_i = 4 (α A_i − R_i / Z).  Every sum runs in a fixed order: no atomics, so two runs
+// are bit-identical.
+
+override WG: u32 = 128;   // threads per workgroup = points per tile
+override DIM: u32 = 2u;   // embedding dimension, 2 or 3
+
+struct TsneParams {
+  n: u32,
+  exaggeration: f32,
+  momentum: f32,
+  learning_rate: f32,
+  min_gain: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: TsneParams;
+
+// ---------------------------------------------------------------------------------------------
+// tsne_forces: A_i, R_i and the row sums z_i = Σ_{j≠i} w_ij, one thread per point i.
+@group(0) @binding(1) var<storage, read> f_y: array<f32>;          // [n, DIM]
+@group(0) @binding(2) var<storage, read> f_row_ptr: array<u32>;    // [n + 1]
+@group(0) @binding(3) var<storage, read> f_cols: array<u32>;       // [nnz]
+@group(0) @binding(4) var<storage, read> f_p: array<f32>;          // [nnz]
+@group(0) @binding(5) var<storage, read_write> f_attr: array<f32>; // [n, DIM]
+@group(0) @binding(6) var<storage, read_write> f_rep: array<f32>;  // [n, DIM]
+@group(0) @binding(7) var<storage, read_write> f_z: array<f32>;    // [n]
+
+var<workgroup> tile_x: array<f32, WG>;
+var<workgroup> tile_y: array<f32, WG>;
+var<workgroup> tile_z: array<f32, WG>;
+
+fn load_point(i: u32) -> vec3<f32> {
+  let b = i * DIM;
+  if (DIM == 3u) { return vec3<f32>(f_y[b], f_y[b + 1u], f_y[b + 2u]); }
+  return vec3<f32>(f_y[b], f_y[b + 1u], 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn tsne_forces(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let n = params.n;
+  let i = wid.x * WG + lid.x;
+  let in_range = i < n;
+  var yi = vec3<f32>(0.0);
+  if (in_range) { yi = load_point(i); }
+
+  var rx = 0.0;
+  var ry = 0.0;
+  var rz = 0.0;
+  var zsum = 0.0;
+  for (var start = 0u; start < n; start += WG) {
+    // Stage WG points in workgroup memory; every thread then reads them all.
+    let j = start + lid.x;
+    if (j < n) {
+      let yj = load_point(j);
+      tile_x[lid.x] = yj.x;
+      tile_y[lid.x] = yj.y;
+      tile_z[lid.x] = yj.z;
+    }
+    workgroupBarrier();
+    let count = min(WG, n - start);
+    for (var k = 0u; k < count; k++) {
+      let dx = yi.x - tile_x[k];
+      let dy = yi.y - tile_y[k];
+      var d2 = dx * dx + dy * dy;
+      var dz = 0.0;
+      if (DIM == 3u) {
+        dz = yi.z - tile_z[k];
+        d2 += dz * dz;
+      }
+      let w = 1.0 / (1.0 + d2);
+      let w2 = w * w;
+      zsum += w;
+      rx += w2 * dx;
+      ry += w2 * dy;
+      if (DIM == 3u) { rz += w2 * dz; }
+    }
+    workgroupBarrier();
+  }
+  if (!in_range) { return; }
+
+  var ax = 0.0;
+  var ay = 0.0;
+  var az = 0.0;
+  for (var e = f_row_ptr[i]; e < f_row_ptr[i + 1u]; e++) {
+    let d = yi - load_point(f_cols[e]);
+    let pw = f_p[e] / (1.0 + dot(d, d));
+    ax += pw * d.x;
+    ay += pw * d.y;
+    az += pw * d.z;
+  }
+
+  let b = i * DIM;
+  f_attr[b] = ax;
+  f_attr[b + 1u] = ay;
+  f_rep[b] = rx;
+  f_rep[b + 1u] = ry;
+  if (DIM == 3u) {
+    f_attr[b + 2u] = az;
+    f_rep[b + 2u] = rz;
+  }
+  // The tile loop included j = i, where w_ii = 1 exactly.
+  f_z[i] = zsum - 1.0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tsne_reduce: stats = [Z, mean(y) (DIM values)], one workgroup of RED threads. Each thread sums a
+// fixed strided subset, then a fixed tree combines them.
+const RED: u32 = 256u;
+
+@group(0) @binding(1) var<storage, read> r_z: array<f32>;          // [n]
+@group(0) @binding(2) var<storage, read> r_y: array<f32>;          // [n, DIM]
+@group(0) @binding(3) var<storage, read_write> r_stats: array<f32>; // [4]
+
+var<workgroup> red_sum: array<vec4<f32>, RED>;
+
+@compute @workgroup_size(RED)
+fn tsne_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
+  let n = params.n;
+  var acc = vec4<f32>(0.0);
+  for (var i = lid.x; i < n; i += RED) {
+    let b = i * DIM;
+    var y3 = 0.0;
+    if (DIM == 3u) { y3 = r_y[b + 2u]; }
+    acc += vec4<f32>(r_z[i], r_y[b], r_y[b + 1u], y3);
+  }
+  red_sum[lid.x] = acc;
+  workgroupBarrier();
+  for (var half = RED / 2u; half > 0u; half /= 2u) {
+    if (lid.x < half) { red_sum[lid.x] += red_sum[lid.x + half]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    let total = red_sum[0];
+    let inv_n = 1.0 / f32(max(n, 1u));
+    r_stats[0] = total.x;
+    r_stats[1] = total.y * inv_n;
+    r_stats[2] = total.z * inv_n;
+    r_stats[3] = total.w * inv_n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tsne_update: gradient, gains (Jacobs 1988, as in van der Maaten's tsne.m), momentum step; the
+// embedding is recentred by its mean before the step (translation leaves the gradient unchanged).
+// One thread per coordinate.
+@group(0) @binding(1) var<storage, read_write> u_y: array<f32>;        // [n, DIM]
+@group(0) @binding(2) var<storage, read> u_attr: array<f32>;           // [n, DIM]
+@group(0) @binding(3) var<storage, read> u_rep: array<f32>;            // [n, DIM]
+@group(0) @binding(4) var<storage, read> u_stats: array<f32>;          // [4]
+@group(0) @binding(5) var<storage, read_write> u_velocity: array<f32>; // [n, DIM]
+@group(0) @binding(6) var<storage, read_write> u_gains: array<f32>;    // [n, DIM]
+
+@compute @workgroup_size(WG)
+fn tsne_update(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= params.n * DIM) { return; }
+  let z = u_stats[0];
+  let inv_z = select(0.0, 1.0 / z, z > 0.0);
+  let grad = 4.0 * (params.exaggeration * u_attr[c] - u_rep[c] * inv_z);
+  let previous = u_velocity[c];
+  var gain = u_gains[c];
+  gain = select(gain + 0.2, gain * 0.8, (grad > 0.0) == (previous > 0.0));
+  gain = max(gain, params.min_gain);
+  let velocity = params.momentum * previous - params.learning_rate * gain * grad;
+  u_gains[c] = gain;
+  u_velocity[c] = velocity;
+  u_y[c] = u_y[c] - u_stats[1u + c % DIM] + velocity;
+}
