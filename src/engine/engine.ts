@@ -234,12 +234,17 @@ export class Engine {
     this.recordClear(t.buffer, roundUp(numel(t.shape) * 4, 4));
   }
 
-  /** Record a copy of src into dst (same element count). */
-  copy(src: Tensor, dst: Tensor): void {
-    const bytes = numel(src.shape) * 4;
-    if (numel(dst.shape) * 4 < bytes) throw new ShapeError(`copy: ${shapeString(src.shape)} does not fit ${shapeString(dst.shape)}`);
+  /** Record a copy of `count` elements (default: all of src) from src[srcOffset..] to dst[dstOffset..]. */
+  copy(src: Tensor, dst: Tensor, range: { srcOffset?: number; dstOffset?: number; count?: number } = {}): void {
+    const { srcOffset = 0, dstOffset = 0, count = numel(src.shape) - srcOffset } = range;
+    if (srcOffset + count > numel(src.shape) || dstOffset + count > numel(dst.shape) || count < 0) {
+      throw new ShapeError(
+        `copy: ${count} elements from offset ${srcOffset} of ${shapeString(src.shape)} to offset ${dstOffset} of ${shapeString(dst.shape)} is out of range`,
+      );
+    }
+    if (count === 0) return;
     this.endPass();
-    this.commandEncoder().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, bytes);
+    this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, count * 4);
   }
 
   // ---------------------------------------------------------------- kernels

@@ -1,0 +1,394 @@
+/**
+ * A BERT encoder on the GPU engine: frozen base (encoder linears in NF4 or f32; embeddings and
+ * LayerNorms f32), a stack of LoRA adapters (frozen ones under at most one trainable one), forward
+ * with saved activations and backward into the trainable adapter's gradients only.
+ *
+ * Attention-probability dropout is not applied (hidden and embedding dropout are); with dropout off
+ * the forward matches Hugging Face's BertModel.
+ */
+import type { Engine } from '../engine/engine.ts';
+import { hash32 } from '../engine/rng.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import { geluBackward, geluForward } from '../engine/ops/activation.ts';
+import { type AttentionShape, attentionBackward, attentionForward } from '../engine/ops/attention.ts';
+import { dropoutBackward, dropoutForward } from '../engine/ops/dropout.ts';
+import { add } from '../engine/ops/elementwise.ts';
+import { embeddingForward } from '../engine/ops/embedding.ts';
+import { layerNormBackward, layerNormForward } from '../engine/ops/layernorm.ts';
+import { loraBackward, loraForward } from '../engine/ops/lora.ts';
+import { matmul } from '../engine/ops/matmul.ts';
+import { type Nf4Weight, nf4Matmul, nf4MatmulInputGrad, nf4Quantize, releaseNf4 } from '../engine/ops/nf4.ts';
+import type { BertConfig } from './config.ts';
+import { type GpuAdapter, LINEAR_SUFFIXES, type LinearSuffix, moduleName } from './lora.ts';
+import type { StateDict } from './state-dict.ts';
+
+export interface TokenBatch {
+  inputIds: Uint32Array;
+  tokenTypeIds: Uint32Array;
+  /** 1 for real tokens, 0 for padding. */
+  attentionMask: Float32Array;
+  batch: number;
+  seq: number;
+}
+
+export type BaseQuantization = 'nf4' | 'f32';
+
+export interface BaseOptions {
+  quantization: BaseQuantization;
+  doubleQuant?: boolean;
+}
+
+export interface ForwardMode {
+  /** Save activations for backward. */
+  train: boolean;
+  /** BERT hidden/embedding dropout probability (0 = off) and the step's seed (also drives LoRA dropout). */
+  hiddenDropout: number;
+  seed: number;
+}
+
+type BaseWeight = { kind: 'f32'; weight: Tensor } | { kind: 'nf4'; weight: Nf4Weight };
+
+interface Linear {
+  name: string;
+  in: number;
+  out: number;
+  base: BaseWeight;
+  bias: Tensor;
+}
+
+interface Layer {
+  linears: Record<LinearSuffix, Linear>;
+  ln1: { gamma: Tensor; beta: Tensor };
+  ln2: { gamma: Tensor; beta: Tensor };
+}
+
+/** Activations one layer keeps for its backward pass. */
+interface LayerCache {
+  x: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  probs: Tensor;
+  context: Tensor;
+  h1: Tensor;
+  mean1: Tensor;
+  rstd1: Tensor;
+  y1: Tensor;
+  u: Tensor;
+  g: Tensor;
+  h2: Tensor;
+  mean2: Tensor;
+  rstd2: Tensor;
+  /** LoRA X·Aᵀ of the trainable adapter, by module name. */
+  xa: Map<string, Tensor>;
+}
+
+export interface ForwardResult {
+  /** Last hidden state [B·T, H]. */
+  hidden: Tensor;
+  /** Attention mask on the GPU [B, T]. */
+  mask: Tensor;
+  batch: number;
+  seq: number;
+  mode: ForwardMode;
+  caches: LayerCache[] | null;
+}
+
+/** Per-site dropout seeds derived from the step seed, so every mask is distinct and reproducible. */
+function siteSeed(seed: number, site: number): number {
+  return hash32((hash32(seed) ^ Math.imul(site + 1, 0x9e3779b1)) >>> 0);
+}
+
+export class BertEncoder {
+  private readonly layers: Layer[] = [];
+  private readonly embeddings: { word: Tensor; position: Tensor; tokenType: Tensor; gamma: Tensor; beta: Tensor };
+  /** Adapters applied in order; at most one (the last) is trainable. */
+  adapters: GpuAdapter[] = [];
+
+  private constructor(
+    readonly engine: Engine,
+    readonly config: BertConfig,
+    readonly quantization: BaseQuantization,
+    embeddings: BertEncoder['embeddings'],
+  ) {
+    this.embeddings = embeddings;
+  }
+
+  /** Upload canonical BertModel weights; encoder linears are quantised to NF4 on the GPU unless f32 is asked for. */
+  static async create(engine: Engine, config: BertConfig, weights: StateDict, options: BaseOptions): Promise<BertEncoder> {
+    const upload = (name: string): Tensor => {
+      const t = weights.get(name);
+      if (!t) throw new Error(`missing weight ${name}`);
+      return engine.upload(t.data, t.shape);
+    };
+    const encoder = new BertEncoder(engine, config, options.quantization, {
+      word: upload('embeddings.word_embeddings.weight'),
+      position: upload('embeddings.position_embeddings.weight'),
+      tokenType: upload('embeddings.token_type_embeddings.weight'),
+      gamma: upload('embeddings.LayerNorm.weight'),
+      beta: upload('embeddings.LayerNorm.bias'),
+    });
+    for (let i = 0; i < config.numHiddenLayers; i++) {
+      const linears = {} as Record<LinearSuffix, Linear>;
+      for (const suffix of LINEAR_SUFFIXES) {
+        const name = moduleName(i, suffix);
+        const w = upload(`${name}.weight`);
+        let base: BaseWeight = { kind: 'f32', weight: w };
+        if (options.quantization === 'nf4') {
+          base = { kind: 'nf4', weight: await nf4Quantize(engine, w, { doubleQuant: options.doubleQuant ?? false }) };
+          engine.release(w);
+        }
+        linears[suffix] = { name, in: w.shape[1], out: w.shape[0], base, bias: upload(`${name}.bias`) };
+      }
+      const prefix = `encoder.layer.${i}`;
+      encoder.layers.push({
+        linears,
+        ln1: { gamma: upload(`${prefix}.attention.output.LayerNorm.weight`), beta: upload(`${prefix}.attention.output.LayerNorm.bias`) },
+        ln2: { gamma: upload(`${prefix}.output.LayerNorm.weight`), beta: upload(`${prefix}.output.LayerNorm.bias`) },
+      });
+    }
+    engine.flush();
+    return encoder;
+  }
+
+  get trainableAdapter(): GpuAdapter | null {
+    const last = this.adapters[this.adapters.length - 1];
+    return last?.trainable ? last : null;
+  }
+
+  /** Run the encoder. With mode.train the activations are kept for `backward`; release with `releaseForward`. */
+  forward(batch: TokenBatch, mode: ForwardMode): ForwardResult {
+    const { engine, config } = this;
+    const { batch: b, seq: t } = batch;
+    const m = b * t;
+    const h = config.hiddenSize;
+    if (batch.inputIds.length !== m || batch.tokenTypeIds.length !== m || batch.attentionMask.length !== m) {
+      throw new Error(`token batch arrays must hold batch×seq = ${m} entries`);
+    }
+    if (t > config.maxPositionEmbeddings) {
+      throw new Error(`sequence length ${t} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
+    }
+    const ids = engine.upload(batch.inputIds, [b, t], 'u32');
+    const types = engine.upload(batch.tokenTypeIds, [b, t], 'u32');
+    const mask = engine.upload(batch.attentionMask, [b, t]);
+    const summed = engine.alloc([b, t, h]);
+    embeddingForward(engine, ids, types, this.embeddings.word, this.embeddings.position, this.embeddings.tokenType, summed);
+    engine.release(ids, types);
+    let x = engine.alloc([m, h]);
+    const scratchMean = engine.alloc([m]);
+    const scratchRstd = engine.alloc([m]);
+    layerNormForward(engine, reshape(summed, [m, h]), this.embeddings.gamma, this.embeddings.beta, x, scratchMean, scratchRstd, config.layerNormEps);
+    engine.release(summed, scratchMean, scratchRstd);
+    x = this.dropout(x, mode, 0);
+
+    const caches: LayerCache[] | null = mode.train ? [] : null;
+    for (let i = 0; i < this.layers.length; i++) {
+      const { output, cache } = this.layerForward(i, x, mask, b, t, mode);
+      if (caches) caches.push(cache!);
+      else engine.release(x);
+      x = output;
+    }
+    return { hidden: x, mask, batch: b, seq: t, mode, caches };
+  }
+
+  /** Backpropagate dHidden [B·T, H] into the trainable adapter's gradients (accumulated). */
+  backward(result: ForwardResult, dHidden: Tensor): void {
+    if (!result.caches) throw new Error('backward needs a forward run with train: true');
+    if (!this.trainableAdapter) throw new Error('backward needs a trainable adapter');
+    let dy = dHidden;
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const dx = this.layerBackward(i, result.caches[i], dy, result, i > 0);
+      if (dy !== dHidden) this.engine.release(dy);
+      dy = dx!;
+    }
+  }
+
+  releaseForward(result: ForwardResult): void {
+    const { engine } = this;
+    engine.release(result.hidden, result.mask);
+    for (const c of result.caches ?? []) {
+      engine.release(c.x, c.q, c.k, c.v, c.probs, c.context, c.h1, c.mean1, c.rstd1, c.y1, c.u, c.g, c.h2, c.mean2, c.rstd2);
+      for (const xa of c.xa.values()) engine.release(xa);
+    }
+    result.caches = null;
+  }
+
+  destroy(): void {
+    const { engine } = this;
+    const e = this.embeddings;
+    engine.release(e.word, e.position, e.tokenType, e.gamma, e.beta);
+    for (const layer of this.layers) {
+      for (const lin of Object.values(layer.linears)) {
+        if (lin.base.kind === 'nf4') releaseNf4(engine, lin.base.weight);
+        else engine.release(lin.base.weight);
+        engine.release(lin.bias);
+      }
+      engine.release(layer.ln1.gamma, layer.ln1.beta, layer.ln2.gamma, layer.ln2.beta);
+    }
+    for (const a of this.adapters) a.release();
+    this.layers.length = 0;
+  }
+
+  // ---------------------------------------------------------------- layers
+
+  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode) {
+    const { engine, config } = this;
+    const layer = this.layers[i];
+    const m = b * t;
+    const h = config.hiddenSize;
+    const xa = new Map<string, Tensor>();
+    const site = (k: number) => (i + 1) * 16 + k;
+    const lin = (suffix: LinearSuffix, input: Tensor, k: number) => this.linearForward(layer.linears[suffix], input, mode, siteSeed(mode.seed, site(k)), xa);
+
+    const q = lin('attention.self.query', x, 0);
+    const k = lin('attention.self.key', x, 1);
+    const v = lin('attention.self.value', x, 2);
+    const shape: AttentionShape = { batch: b, seq: t, heads: config.numAttentionHeads, headDim: h / config.numAttentionHeads };
+    const context = engine.alloc([m, h]);
+    const probs = engine.alloc([b, config.numAttentionHeads, t, t]);
+    attentionForward(engine, q, k, v, mask, context, probs, shape);
+
+    const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4));
+    const h1 = engine.alloc([m, h]);
+    add(engine, attnOut, x, h1);
+    engine.release(attnOut);
+    const y1 = engine.alloc([m, h]);
+    const mean1 = engine.alloc([m]);
+    const rstd1 = engine.alloc([m]);
+    layerNormForward(engine, h1, layer.ln1.gamma, layer.ln1.beta, y1, mean1, rstd1, config.layerNormEps);
+
+    const u = lin('intermediate.dense', y1, 5);
+    const g = engine.alloc([m, config.intermediateSize]);
+    geluForward(engine, u, g);
+    const out = this.dropout(lin('output.dense', g, 6), mode, site(7));
+    const h2 = engine.alloc([m, h]);
+    add(engine, out, y1, h2);
+    engine.release(out);
+    const y2 = engine.alloc([m, h]);
+    const mean2 = engine.alloc([m]);
+    const rstd2 = engine.alloc([m]);
+    layerNormForward(engine, h2, layer.ln2.gamma, layer.ln2.beta, y2, mean2, rstd2, config.layerNormEps);
+
+    if (!mode.train) {
+      engine.release(q, k, v, probs, context, h1, mean1, rstd1, y1, u, g, h2, mean2, rstd2);
+      return { output: y2, cache: null };
+    }
+    const cache: LayerCache = { x, q, k, v, probs, context, h1, mean1, rstd1, y1, u, g, h2, mean2, rstd2, xa };
+    return { output: y2, cache };
+  }
+
+  /** Returns dX of the layer input when `needInputGrad`, else null. */
+  private layerBackward(i: number, c: LayerCache, dy2: Tensor, result: ForwardResult, needInputGrad: boolean): Tensor | null {
+    const { engine, config } = this;
+    const layer = this.layers[i];
+    const { mode } = result;
+    const m = result.batch * result.seq;
+    const h = config.hiddenSize;
+    const site = (k: number) => (i + 1) * 16 + k;
+    const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, k: number) =>
+      this.linearBackward(layer.linears[suffix], input, dOut, dIn, mode, siteSeed(mode.seed, site(k)), c.xa);
+
+    const dh2 = engine.alloc([m, h]);
+    layerNormBackward(engine, c.h2, layer.ln2.gamma, c.mean2, c.rstd2, dy2, dh2);
+    const dOut = this.dropoutGrad(dh2, mode, site(7));
+    const dg = engine.alloc([m, config.intermediateSize]);
+    back('output.dense', c.g, dOut, dg, 6);
+    if (dOut !== dh2) engine.release(dOut);
+    const du = engine.alloc([m, config.intermediateSize]);
+    geluBackward(engine, c.u, dg, du);
+    engine.release(dg);
+    const dy1 = engine.alloc([m, h]);
+    engine.copy(dh2, dy1); // residual branch; the intermediate dense accumulates on top
+    back('intermediate.dense', c.y1, du, dy1, 5);
+    engine.release(du, dh2);
+
+    const dh1 = engine.alloc([m, h]);
+    layerNormBackward(engine, c.h1, layer.ln1.gamma, c.mean1, c.rstd1, dy1, dh1);
+    engine.release(dy1);
+    const dAttnOut = this.dropoutGrad(dh1, mode, site(4));
+    const dContext = engine.alloc([m, h]);
+    back('attention.output.dense', c.context, dAttnOut, dContext, 3);
+    if (dAttnOut !== dh1) engine.release(dAttnOut);
+    const dq = engine.alloc([m, h]);
+    const dk = engine.alloc([m, h]);
+    const dv = engine.alloc([m, h]);
+    const shape: AttentionShape = { batch: result.batch, seq: result.seq, heads: config.numAttentionHeads, headDim: h / config.numAttentionHeads };
+    attentionBackward(engine, c.q, c.k, c.v, c.probs, dContext, dq, dk, dv, shape);
+    engine.release(dContext);
+
+    const dx = needInputGrad ? dh1 : null; // residual branch; q/k/v accumulate on top
+    back('attention.self.query', c.x, dq, dx, 0);
+    back('attention.self.key', c.x, dk, dx, 1);
+    back('attention.self.value', c.x, dv, dx, 2);
+    engine.release(dq, dk, dv);
+    if (!needInputGrad) engine.release(dh1);
+    return dx;
+  }
+
+  // ---------------------------------------------------------------- linear + LoRA
+
+  private linearForward(lin: Linear, x: Tensor, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): Tensor {
+    const { engine } = this;
+    const rows = x.shape[0];
+    const y = engine.alloc([rows, lin.out]);
+    if (lin.base.kind === 'nf4') nf4Matmul(engine, x, lin.base.weight, y, { bias: lin.bias });
+    else matmul(engine, x, lin.base.weight, y, { transB: true, bias: lin.bias });
+    for (const adapter of this.adapters) {
+      const mod = adapter.modules.get(lin.name);
+      if (!mod) continue;
+      const xa = engine.alloc([rows, mod.r]);
+      const dropout = adapter.trainable && mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed } : null;
+      loraForward(engine, x, mod.a, mod.b, y, xa, mod.scale, dropout);
+      if (adapter.trainable && mode.train) saved.set(lin.name, xa);
+      else engine.release(xa);
+    }
+    return y;
+  }
+
+  /**
+   * dIn (if given) += dOut·W + Σ frozen adapters' input grads + the trainable adapter's input grad;
+   * the trainable adapter's dA, dB accumulate.
+   */
+  private linearBackward(lin: Linear, x: Tensor, dOut: Tensor, dIn: Tensor | null, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): void {
+    const { engine } = this;
+    const rows = x.shape[0];
+    if (dIn) {
+      if (lin.base.kind === 'nf4') nf4MatmulInputGrad(engine, dOut, lin.base.weight, dIn, { accumulate: true });
+      else matmul(engine, dOut, lin.base.weight, dIn, { accumulate: true });
+    }
+    for (const adapter of this.adapters) {
+      const mod = adapter.modules.get(lin.name);
+      if (!mod) continue;
+      const scratch = engine.alloc([rows, mod.r]);
+      if (adapter.trainable) {
+        const grads = adapter.grads.get(lin.name)!;
+        const dropout = mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed } : null;
+        loraBackward(engine, x, mod.a, mod.b, saved.get(lin.name)!, dOut, grads.da, grads.db, dIn, mod.scale, dropout, scratch);
+      } else if (dIn) {
+        matmul(engine, dOut, mod.b, scratch); // [rows,out]·[out,r]
+        matmul(engine, scratch, mod.a, dIn, { accumulate: true, alpha: mod.scale }); // [rows,r]·[r,in]
+      }
+      engine.release(scratch);
+    }
+  }
+
+  private dropout(x: Tensor, mode: ForwardMode, site: number): Tensor {
+    if (mode.hiddenDropout <= 0) return x;
+    const y = this.engine.alloc(x.shape);
+    dropoutForward(this.engine, x, y, mode.hiddenDropout, siteSeed(mode.seed, site));
+    this.engine.release(x);
+    return y;
+  }
+
+  private dropoutGrad(dy: Tensor, mode: ForwardMode, site: number): Tensor {
+    if (mode.hiddenDropout <= 0) return dy;
+    const dx = this.engine.alloc(dy.shape);
+    dropoutBackward(this.engine, dy, dx, mode.hiddenDropout, siteSeed(mode.seed, site));
+    return dx;
+  }
+}
+
+/** The same buffer viewed with another shape of equal size. */
+export function reshape(t: Tensor, shape: number[]): Tensor {
+  return { buffer: t.buffer, shape, dtype: t.dtype };
+}

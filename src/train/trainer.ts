@@ -1,0 +1,152 @@
+/**
+ * The training loop's unit: one optimizer step = gradient accumulation over micro-batches, global
+ * grad-norm clipping and AdamW, recorded into one GPU batch; the loss is read back afterwards.
+ */
+import { AdamW } from '../engine/ops/adamw.ts';
+import { hash32 } from '../engine/rng.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import type { GpuAdapter, HostAdapterTensors } from '../model/lora.ts';
+import type { SentenceEncoder } from '../model/sentence.ts';
+import { type Example, type Objective, recordMicroBatch } from './objective.ts';
+import { learningRate } from './schedule.ts';
+
+export interface TrainConfig {
+  objective: Objective;
+  learningRate: number;
+  warmupSteps: number;
+  totalSteps: number;
+  gradientAccumulation: number;
+  maxGradNorm: number | null;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** BERT hidden dropout during training (LoRA dropout is part of the adapter's config). */
+  hiddenDropout: number;
+  seed: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
+  objective: { kind: 'infonce', scale: 20, symmetric: false },
+  learningRate: 2e-4,
+  warmupSteps: 10,
+  totalSteps: 100,
+  gradientAccumulation: 1,
+  maxGradNorm: 1,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  hiddenDropout: 0,
+  seed: 42,
+};
+
+export interface StepReport {
+  /** 1-based number of the optimizer step just taken. */
+  step: number;
+  loss: number;
+  learningRate: number;
+  gradNorm: number;
+  examples: number;
+}
+
+export class NonFiniteLossError extends Error {
+  override name = 'NonFiniteLossError';
+}
+
+/** Everything needed to continue training exactly where it stopped. */
+export interface TrainerSnapshot {
+  step: number;
+  adapter: HostAdapterTensors;
+  /** AdamW moments, in the order of adapter.parameters(). */
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export class Trainer {
+  /** Optimizer steps taken so far. */
+  step = 0;
+  private readonly optimizer: AdamW;
+  private readonly adapter: GpuAdapter;
+
+  constructor(
+    readonly encoder: SentenceEncoder,
+    readonly config: TrainConfig,
+  ) {
+    const adapter = encoder.bert.trainableAdapter;
+    if (!adapter) throw new Error('training needs a trainable adapter on the encoder');
+    if (!Number.isInteger(config.gradientAccumulation) || config.gradientAccumulation < 1) {
+      throw new Error(`gradient accumulation must be a positive integer, got ${config.gradientAccumulation}`);
+    }
+    this.adapter = adapter;
+    this.optimizer = new AdamW(encoder.bert.engine, adapter.parameters().params);
+  }
+
+  /**
+   * One optimizer step over `microBatches` (length = gradientAccumulation). Resolves once the GPU
+   * has finished, with the loss; a NaN/Inf loss rejects with NonFiniteLossError and the update of
+   * that step is skipped on the GPU, so the adapter keeps its last good values.
+   */
+  async trainStep(microBatches: Example[][]): Promise<StepReport> {
+    const { config } = this;
+    const engine = this.encoder.bert.engine;
+    if (microBatches.length !== config.gradientAccumulation) {
+      throw new Error(`expected ${config.gradientAccumulation} micro-batches, got ${microBatches.length}`);
+    }
+    this.adapter.zeroGrads();
+    const losses: Tensor[] = [];
+    microBatches.forEach((examples, k) => {
+      const seed = hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ k) >>> 0);
+      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed };
+      losses.push(recordMicroBatch(this.encoder, config.objective, examples, mode, 1 / config.gradientAccumulation));
+    });
+    const lr = learningRate(this.step, config.learningRate, config.warmupSteps, config.totalSteps);
+    this.optimizer.step(this.adapter.parameters().grads, {
+      lr,
+      beta1: config.beta1,
+      beta2: config.beta2,
+      eps: config.eps,
+      weightDecay: config.weightDecay,
+      maxGradNorm: config.maxGradNorm,
+      step: this.step + 1,
+    });
+    engine.flush();
+    const values = await Promise.all([...losses.map((t) => engine.readF32(t)), engine.readF32(this.optimizer.gradNorm)]);
+    engine.release(...losses);
+    const gradNorm = values.pop()![0];
+    const loss = values.reduce((sum, v) => sum + v[0], 0) / values.length;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      throw new NonFiniteLossError(
+        `training stopped at step ${this.step + 1}: the loss is ${loss} (gradient norm ${gradNorm}); the adapter keeps its values from step ${this.step}. ` +
+          'Lower the learning rate or check the data for empty texts.',
+      );
+    }
+    this.step += 1;
+    return { step: this.step, loss, learningRate: lr, gradNorm, examples: microBatches.reduce((n, b) => n + b.length, 0) };
+  }
+
+  async snapshot(): Promise<TrainerSnapshot> {
+    const engine = this.encoder.bert.engine;
+    const { m, v } = this.optimizer.state();
+    return {
+      step: this.step,
+      adapter: await this.adapter.download(),
+      m: await Promise.all(m.map((t) => engine.readF32(t))),
+      v: await Promise.all(v.map((t) => engine.readF32(t))),
+    };
+  }
+
+  restore(snapshot: TrainerSnapshot): void {
+    const engine = this.encoder.bert.engine;
+    const { m, v } = this.optimizer.state();
+    if (snapshot.m.length !== m.length || snapshot.v.length !== v.length) throw new Error('checkpoint does not match this adapter');
+    this.adapter.load(snapshot.adapter);
+    m.forEach((t, i) => engine.write(t, snapshot.m[i]));
+    v.forEach((t, i) => engine.write(t, snapshot.v[i]));
+    this.step = snapshot.step;
+  }
+
+  release(): void {
+    this.optimizer.release();
+  }
+}
