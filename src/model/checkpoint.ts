@@ -1,0 +1,115 @@
+/**
+ * Load a BERT checkpoint in Hugging Face layout from any file source: config.json, the weights
+ * (model.safetensors, sharded model.safetensors.index.json, pytorch_model.bin or its sharded
+ * index, in that order of preference) and the tokenizer (tokenizer.json, else vocab.txt).
+ */
+import { type BertConfig, parseBertConfig } from './config.ts';
+import type { ModelFileSource, OnProgress } from './file-source.ts';
+import { readTorchCheckpoint } from './pickle-checkpoint.ts';
+import { parseSafetensors } from './safetensors.ts';
+import { type StateDict, canonicalBertWeights } from './state-dict.ts';
+import { type Tokenizer, loadTokenizer } from './tokenizer.ts';
+
+export interface ModelSourceDescription {
+  kind: 'hub' | 'local' | 'bundled';
+  id: string;
+  revision?: string;
+  /** The files that were read, in order. */
+  files: string[];
+}
+
+export interface ModelFiles {
+  config: BertConfig;
+  weights: StateDict;
+  tokenizer: Tokenizer;
+  source: ModelSourceDescription;
+}
+
+export interface LoadOptions {
+  onProgress?: OnProgress;
+  /** Notes worth showing the user (e.g. which head tensors were dropped). */
+  log?: (message: string) => void;
+}
+
+export async function loadModelFiles(source: ModelFileSource, options: LoadOptions = {}): Promise<ModelFiles> {
+  const files: string[] = [];
+  const where = source.revision ? `${source.id}@${source.revision}` : source.id;
+  const read = async (path: string) => {
+    const bytes = await source.read(path, options.onProgress);
+    if (bytes) files.push(path);
+    return bytes;
+  };
+  const configBytes = await read('config.json');
+  if (!configBytes) throw new Error(`${where} has no config.json, so it is not a Hugging Face model folder`);
+  const config = parseBertConfig(parseJson(configBytes, 'config.json'));
+
+  const raw = await readWeights(read, where);
+  const { weights, ignored } = canonicalBertWeights(config, raw);
+  if (ignored.length > 0) options.log?.(`ignored ${ignored.length} tensors that are not part of BertModel: ${ignored.join(', ')}`);
+
+  const text = async (path: string) => {
+    const bytes = await read(path);
+    return bytes ? new TextDecoder().decode(bytes) : undefined;
+  };
+  const tokenizerConfig = await text('tokenizer_config.json');
+  const tokenizerJson = await text('tokenizer.json');
+  const vocabTxt = tokenizerJson === undefined ? await text('vocab.txt') : undefined;
+  if (tokenizerJson === undefined && vocabTxt === undefined) throw new Error(`${where} has no tokenizer: neither tokenizer.json nor vocab.txt`);
+  const tokenizer = loadTokenizer({ tokenizerJson, vocabTxt, tokenizerConfig });
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new Error(`${where}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize}; they are not from the same model`);
+  }
+  return { config, weights, tokenizer, source: { kind: source.kind, id: source.id, revision: source.revision, files } };
+}
+
+type Read = (path: string) => Promise<Uint8Array | null>;
+
+async function readWeights(read: Read, where: string): Promise<StateDict> {
+  const single = await read('model.safetensors');
+  if (single) return parseSafetensors(single, 'model.safetensors').tensors;
+  const safetensorsIndex = await read('model.safetensors.index.json');
+  if (safetensorsIndex) return readShards(read, safetensorsIndex, 'model.safetensors.index.json', (bytes, name) => parseSafetensors(bytes, name).tensors);
+  const bin = await read('pytorch_model.bin');
+  if (bin) return readTorchCheckpoint(bin, 'pytorch_model.bin');
+  const binIndex = await read('pytorch_model.bin.index.json');
+  if (binIndex) return readShards(read, binIndex, 'pytorch_model.bin.index.json', readTorchCheckpoint);
+  throw new Error(`${where} has no weights: looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin and pytorch_model.bin.index.json`);
+}
+
+/** A sharded checkpoint: the index's weight_map says which shard holds each tensor. */
+async function readShards(read: Read, indexBytes: Uint8Array, indexName: string, parse: (bytes: Uint8Array, name: string) => StateDict): Promise<StateDict> {
+  const index = parseJson(indexBytes, indexName) as { weight_map?: unknown };
+  const map = index.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map) || !Object.values(map).every((v) => typeof v === 'string')) {
+    throw new Error(`${indexName}: "weight_map" must map tensor names to shard file names`);
+  }
+  const weightMap = map as Record<string, string>;
+  const shards = [...new Set(Object.values(weightMap))];
+  for (const shard of shards) {
+    if (shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) throw new Error(`${indexName}: shard name "${shard}" must be a plain file name`);
+  }
+  const out: StateDict = new Map();
+  const origin = new Map<string, string>();
+  for (const shard of shards) {
+    const bytes = await read(shard);
+    if (!bytes) throw new Error(`${indexName} lists shard ${shard}, which is missing`);
+    for (const [name, tensor] of parse(bytes, shard)) {
+      if (out.has(name)) throw new Error(`tensor ${name} is in more than one shard (again in ${shard})`);
+      out.set(name, tensor);
+      origin.set(name, shard);
+    }
+  }
+  const misplaced = Object.entries(weightMap).filter(([name, shard]) => origin.get(name) !== shard);
+  if (misplaced.length > 0) {
+    throw new Error(`${indexName} lists tensors its shards do not contain: ${misplaced.map(([name, shard]) => `${name} (in ${shard})`).join(', ')}`);
+  }
+  return out;
+}
+
+function parseJson(bytes: Uint8Array, name: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new Error(`${name} is not valid JSON (${(e as Error).message})`);
+  }
+}

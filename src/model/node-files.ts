@@ -1,0 +1,67 @@
+/**
+ * Node-only file access (the CLI and tests): a model folder on disk, and the Hub download cache
+ * folder ($QLORA_LAB_CACHE, else ~/.cache/qlora-lab). Browser code must not import this module.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { ModelFileSource } from './file-source.ts';
+import type { FileCache } from './hub.ts';
+
+export function localDirSource(dir: string): ModelFileSource {
+  const root = resolve(dir);
+  return {
+    kind: 'local',
+    id: root,
+    async read(path, onProgress) {
+      const bytes = await readOptional(join(root, path));
+      if (bytes) onProgress?.({ file: path, loaded: bytes.byteLength, total: bytes.byteLength, cached: false, done: true });
+      return bytes;
+    },
+  };
+}
+
+async function readOptional(path: string): Promise<Uint8Array | null> {
+  try {
+    const buffer = await readFile(path);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`could not read ${path}: ${(e as Error).message}`);
+  }
+}
+
+export function defaultCacheDir(): string {
+  return process.env.QLORA_LAB_CACHE || join(homedir(), '.cache', 'qlora-lab');
+}
+
+/**
+ * Files under `<dir>/hub/<host>/files/<url path>`; 404s as empty markers under `.../missing/`.
+ * URL path segments stay percent-encoded, so a revision like refs/pr/1 is one folder.
+ */
+export function nodeFileCache(dir = defaultCacheDir()): FileCache {
+  const location = (url: string, kind: 'files' | 'missing') => {
+    const { host, pathname } = new URL(url);
+    const segments = pathname.split('/').filter((s) => s !== '');
+    if (segments.some((s) => s === '.' || s === '..')) throw new Error(`refusing to cache ${url}: dot segments in the path`);
+    return join(dir, 'hub', encodeURIComponent(host), kind, ...segments);
+  };
+  const writeAtomically = async (path: string, bytes: Uint8Array) => {
+    await mkdir(dirname(path), { recursive: true });
+    const temporary = `${path}.${randomBytes(6).toString('hex')}.partial`;
+    await writeFile(temporary, bytes);
+    await rename(temporary, path);
+  };
+  return {
+    async get(url) {
+      const bytes = await readOptional(location(url, 'files'));
+      if (bytes) return bytes;
+      return (await readOptional(location(url, 'missing'))) ? 'missing' : undefined;
+    },
+    async put(url, entry) {
+      if (entry === 'missing') await writeAtomically(location(url, 'missing'), new Uint8Array(0));
+      else await writeAtomically(location(url, 'files'), entry);
+    },
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * Files other tools read: a LoRA adapter in PEFT's layout (adapter_config.json +
+ * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`), and a
+ * merged model as a plain Hugging Face BertModel checkpoint (config.json + model.safetensors).
+ */
+import type { BertConfig } from './config.ts';
+import { parseSafetensors, writeSafetensors } from './safetensors.ts';
+import { type HostTensor, type StateDict, bertWeightShapes, canonicalBertWeights, shapeSize } from './state-dict.ts';
+
+export interface PeftAdapter {
+  config: {
+    r: number;
+    loraAlpha: number;
+    loraDropout: number;
+    targetModules: string[];
+    useRslora: boolean;
+    baseModelNameOrPath: string;
+    revision?: string;
+  };
+  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query'. */
+  tensors: Map<string, HostTensor>;
+}
+
+export interface PeftAdapterFiles {
+  'adapter_config.json': string;
+  'adapter_model.safetensors': Uint8Array;
+}
+
+const MODULE = /^encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)$/;
+const PEFT_KEY = /^base_model\.model\.(?:bert\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
+  const c = adapter.config;
+  checkAdapterConfig(c);
+  checkAdapterTensors(adapter.tensors, c.r, c.targetModules);
+  const names = [...adapter.tensors.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const onDisk = new Map(
+    names.map((name) => {
+      const dot = name.lastIndexOf('.');
+      return [`base_model.model.${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
+    }),
+  );
+  const config = {
+    peft_type: 'LORA',
+    task_type: 'FEATURE_EXTRACTION',
+    base_model_name_or_path: c.baseModelNameOrPath,
+    revision: c.revision ?? null,
+    r: c.r,
+    lora_alpha: c.loraAlpha,
+    lora_dropout: c.loraDropout,
+    target_modules: c.targetModules,
+    use_rslora: c.useRslora,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    modules_to_save: null,
+    init_lora_weights: true,
+    layers_to_transform: null,
+  };
+  return {
+    'adapter_config.json': `${JSON.stringify(config, null, 2)}\n`,
+    'adapter_model.safetensors': writeSafetensors(onDisk, { format: 'pt' }),
+  };
+}
+
+/**
+ * Read a PEFT LoRA adapter. With `bert`, every tensor's shape is also checked against that model
+ * (an adapter trained for another base fails here, not inside a kernel).
+ */
+export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }, bert?: BertConfig): PeftAdapter {
+  const configText = files['adapter_config.json'];
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof configText === 'string' ? configText : new TextDecoder().decode(configText));
+  } catch (e) {
+    throw new Error(`adapter_config.json is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('adapter_config.json must be a JSON object');
+  const config = parseAdapterConfig(json as Record<string, unknown>);
+  const { tensors: stored } = parseSafetensors(files['adapter_model.safetensors'], 'adapter_model.safetensors');
+  const tensors = new Map<string, HostTensor>();
+  const unknown: string[] = [];
+  for (const [key, tensor] of stored) {
+    const m = PEFT_KEY.exec(key);
+    if (!m || !MODULE.test(m[1])) {
+      unknown.push(key);
+      continue;
+    }
+    const name = `${m[1]}.lora_${m[2]}`;
+    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (with and without an adapter name)`);
+    tensors.set(name, tensor);
+  }
+  if (unknown.length > 0) {
+    throw new Error(
+      `adapter_model.safetensors has tensors that are not LoRA weights of BERT's linear layers ` +
+        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight): ${unknown.join(', ')}`,
+    );
+  }
+  checkAdapterTensors(tensors, config.r, config.targetModules, bert);
+  return { config, tensors };
+}
+
+function parseAdapterConfig(json: Record<string, unknown>): PeftAdapter['config'] {
+  const unsupported = (what: string) => new Error(`adapter_config.json: ${what} is not supported yet`);
+  if (json.peft_type !== 'LORA') throw unsupported(`peft_type ${JSON.stringify(json.peft_type)} (only "LORA")`);
+  if (typeof json.target_modules === 'string') throw unsupported(`a regular expression as target_modules (${json.target_modules})`);
+  if (json.use_dora === true) throw unsupported('DoRA (use_dora)');
+  if (json.fan_in_fan_out === true) throw unsupported('fan_in_fan_out');
+  if (json.bias !== undefined && json.bias !== 'none') throw unsupported(`bias ${JSON.stringify(json.bias)} (only "none")`);
+  for (const key of ['rank_pattern', 'alpha_pattern']) {
+    const v = json[key];
+    if (v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0)) throw unsupported(`a per-module ${key}`);
+  }
+  if (Array.isArray(json.modules_to_save) && json.modules_to_save.length > 0) throw unsupported('modules_to_save');
+  const base = json.base_model_name_or_path;
+  const revision = json.revision;
+  const config = {
+    r: json.r as number,
+    loraAlpha: json.lora_alpha as number,
+    loraDropout: (json.lora_dropout ?? 0) as number,
+    targetModules: json.target_modules as string[],
+    useRslora: (json.use_rslora ?? false) as boolean,
+    baseModelNameOrPath: typeof base === 'string' ? base : '',
+    ...(typeof revision === 'string' ? { revision } : {}),
+  };
+  checkAdapterConfig(config);
+  return config;
+}
+
+function checkAdapterConfig(c: PeftAdapter['config']): void {
+  if (!Number.isInteger(c.r) || c.r < 1) throw new Error(`adapter config: r must be a positive integer, got ${JSON.stringify(c.r)}`);
+  if (typeof c.loraAlpha !== 'number' || !Number.isFinite(c.loraAlpha)) throw new Error(`adapter config: lora_alpha must be a number, got ${JSON.stringify(c.loraAlpha)}`);
+  if (typeof c.loraDropout !== 'number' || !(c.loraDropout >= 0 && c.loraDropout < 1)) {
+    throw new Error(`adapter config: lora_dropout must be in [0, 1), got ${JSON.stringify(c.loraDropout)}`);
+  }
+  if (!Array.isArray(c.targetModules) || c.targetModules.length === 0 || !c.targetModules.every((t) => typeof t === 'string' && t !== '')) {
+    throw new Error(`adapter config: target_modules must be a non-empty list of module names, got ${JSON.stringify(c.targetModules)}`);
+  }
+  if (typeof c.useRslora !== 'boolean') throw new Error(`adapter config: use_rslora must be true or false, got ${JSON.stringify(c.useRslora)}`);
+}
+
+/** Every module has A [r, in] and B [out, r], is one of BERT's linears, and is covered by target_modules. */
+function checkAdapterTensors(tensors: ReadonlyMap<string, HostTensor>, r: number, targets: string[], bert?: BertConfig): void {
+  const problems: string[] = [];
+  const modules = new Set<string>();
+  for (const [name, t] of tensors) {
+    const m = /^(.+)\.lora_([AB])$/.exec(name);
+    if (!m || !MODULE.test(m[1])) {
+      problems.push(`${name}: not "<BERT linear module>.lora_A" or ".lora_B"`);
+      continue;
+    }
+    if (t.shape.length !== 2 || t.data.length !== shapeSize(t.shape)) problems.push(`${name}: shape ${fmt(t.shape)} with ${t.data.length} values`);
+    modules.add(m[1]);
+  }
+  const expectedShapes = bert ? bertWeightShapes(bert) : undefined;
+  for (const module of modules) {
+    const a = tensors.get(`${module}.lora_A`);
+    const b = tensors.get(`${module}.lora_B`);
+    if (!a || !b) {
+      problems.push(`${module}: has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`);
+      continue;
+    }
+    if (a.shape[0] !== r || b.shape[1] !== r) problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not have rank r = ${r}`);
+    const weight = expectedShapes?.get(`${module}.weight`);
+    if (expectedShapes && !weight) problems.push(`${module}: the base model has only ${bert?.numHiddenLayers} layers`);
+    if (weight && (a.shape[1] !== weight[1] || b.shape[0] !== weight[0])) {
+      problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not fit the base weight ${fmt(weight)} (expected [${r}, ${weight[1]}] / [${weight[0]}, ${r}])`);
+    }
+    if (!targets.some((t) => module === t || module.endsWith(`.${t}`))) problems.push(`${module}: not covered by target_modules ${JSON.stringify(targets)}`);
+  }
+  if (modules.size === 0) problems.push('no LoRA tensors at all');
+  if (problems.length > 0) throw new Error(`LoRA adapter tensors are inconsistent:\n  ${problems.join('\n  ')}`);
+}
+
+/** A merged model (or any BertModel weights) as config.json + model.safetensors in HF BertModel layout. */
+export function writeBertCheckpoint(config: BertConfig, weights: StateDict): { 'config.json': string; 'model.safetensors': Uint8Array } {
+  const { weights: canonical } = canonicalBertWeights(config, weights);
+  const json = {
+    ...config.raw,
+    architectures: ['BertModel'],
+    model_type: 'bert',
+    vocab_size: config.vocabSize,
+    hidden_size: config.hiddenSize,
+    num_hidden_layers: config.numHiddenLayers,
+    num_attention_heads: config.numAttentionHeads,
+    intermediate_size: config.intermediateSize,
+    max_position_embeddings: config.maxPositionEmbeddings,
+    type_vocab_size: config.typeVocabSize,
+    layer_norm_eps: config.layerNormEps,
+    hidden_act: config.hiddenAct,
+    pad_token_id: config.padTokenId,
+  };
+  return { 'config.json': `${JSON.stringify(json, null, 2)}\n`, 'model.safetensors': writeSafetensors(canonical, { format: 'pt' }) };
+}

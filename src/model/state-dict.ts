@@ -1,0 +1,112 @@
+/**
+ * Host-side tensors and the canonical BertModel weight names. Checkpoints come in several
+ * spellings (`bert.`-prefixed task models, TF-era `LayerNorm.gamma/beta`); `canonicalBertWeights`
+ * maps them onto one set of names and checks every shape against the config.
+ */
+import type { BertConfig } from './config.ts';
+
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export type StateDict = Map<string, HostTensor>;
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/** Every tensor a BertModel has, by canonical name (no prefix), with its shape. */
+export function bertWeightShapes(config: BertConfig): Map<string, number[]> {
+  const { hiddenSize: h, intermediateSize: i, vocabSize, maxPositionEmbeddings, typeVocabSize } = config;
+  const shapes = new Map<string, number[]>([
+    ['embeddings.word_embeddings.weight', [vocabSize, h]],
+    ['embeddings.position_embeddings.weight', [maxPositionEmbeddings, h]],
+    ['embeddings.token_type_embeddings.weight', [typeVocabSize, h]],
+    ['embeddings.LayerNorm.weight', [h]],
+    ['embeddings.LayerNorm.bias', [h]],
+  ]);
+  for (let layer = 0; layer < config.numHiddenLayers; layer++) {
+    const p = `encoder.layer.${layer}.`;
+    for (const proj of ['query', 'key', 'value']) {
+      shapes.set(`${p}attention.self.${proj}.weight`, [h, h]);
+      shapes.set(`${p}attention.self.${proj}.bias`, [h]);
+    }
+    shapes.set(`${p}attention.output.dense.weight`, [h, h]);
+    shapes.set(`${p}attention.output.dense.bias`, [h]);
+    shapes.set(`${p}attention.output.LayerNorm.weight`, [h]);
+    shapes.set(`${p}attention.output.LayerNorm.bias`, [h]);
+    shapes.set(`${p}intermediate.dense.weight`, [i, h]);
+    shapes.set(`${p}intermediate.dense.bias`, [i]);
+    shapes.set(`${p}output.dense.weight`, [h, i]);
+    shapes.set(`${p}output.dense.bias`, [h]);
+    shapes.set(`${p}output.LayerNorm.weight`, [h]);
+    shapes.set(`${p}output.LayerNorm.bias`, [h]);
+  }
+  return shapes;
+}
+
+/** Heads and buffers that task checkpoints carry besides the encoder; dropped on load, but listed. */
+const IGNORED_NAMES = [/^pooler\./, /^cls\./, /^classifier\./, /^qa_outputs\./, /^embeddings\.position_ids$/, /^embeddings\.token_type_ids$/];
+
+function canonicalName(name: string): string {
+  const unprefixed = name.startsWith('bert.') ? name.slice(5) : name;
+  return unprefixed.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+}
+
+export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weights: StateDict; ignored: string[] } {
+  const expected = bertWeightShapes(config);
+  const weights: StateDict = new Map();
+  const ignored: string[] = [];
+  const unexpected: string[] = [];
+  const misshaped: string[] = [];
+  const duplicated: string[] = [];
+  const originalName = new Map<string, string>();
+  for (const [name, tensor] of raw) {
+    const canonical = canonicalName(name);
+    if (IGNORED_NAMES.some((re) => re.test(canonical))) {
+      ignored.push(name);
+      continue;
+    }
+    const shape = expected.get(canonical);
+    if (!shape) {
+      unexpected.push(`${name} ${fmt(tensor.shape)}`);
+      continue;
+    }
+    if (weights.has(canonical)) {
+      duplicated.push(`${originalName.get(canonical)} and ${name}`);
+      continue;
+    }
+    if (tensor.shape.length !== shape.length || tensor.shape.some((d, k) => d !== shape[k])) {
+      misshaped.push(`${name}: expected ${fmt(shape)}, got ${fmt(tensor.shape)}`);
+    } else if (tensor.data.length !== shapeSize(shape)) {
+      misshaped.push(`${name}: shape ${fmt(shape)} needs ${shapeSize(shape)} values, has ${tensor.data.length}`);
+    }
+    weights.set(canonical, tensor);
+    originalName.set(canonical, name);
+  }
+  const missing = [...expected].filter(([name]) => !weights.has(name)).map(([name, shape]) => `${name} ${fmt(shape)}`);
+  const problems = [
+    ...listing('missing', missing),
+    ...listing('unexpected', unexpected),
+    ...listing('wrong shape', misshaped),
+    ...listing('given twice (with and without the bert. prefix)', duplicated),
+  ];
+  if (problems.length > 0) {
+    const dims = `hidden ${config.hiddenSize}, ${config.numHiddenLayers} layers, intermediate ${config.intermediateSize}, vocab ${config.vocabSize}`;
+    throw new Error(`checkpoint does not match a BertModel with this config (${dims}):\n${problems.join('\n')}`);
+  }
+  // Keep the canonical order (embeddings, then layer by layer), whatever the file's order.
+  return { weights: new Map([...expected.keys()].map((name) => [name, weights.get(name) as HostTensor])), ignored };
+}
+
+function listing(what: string, items: string[]): string[] {
+  const shown = 40;
+  if (items.length === 0) return [];
+  const more = items.length > shown ? [`  … and ${items.length - shown} more`] : [];
+  return [`${what} (${items.length}):`, ...items.slice(0, shown).map((s) => `  ${s}`), ...more];
+}
