@@ -1,0 +1,176 @@
+// LayerNorm over rows of length H: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps).
+// Row kernels give each row ROW_LANES invocations and each workgroup ROWS_PER_WG rows (folded over
+// a 2-D grid: first row = (wid.x + wid.y * nwg.x) * ROWS_PER_WG). A row's lanes reduce in shared
+// memory in a fixed tree order, so results are deterministic. Mean and variance are two passes over
+// the row (no E[x^2] - E[x]^2 cancellation). Few lanes per row because barriers dominate on
+// CPU-emulated GPUs (SwiftShader: 4 lanes x 16 rows ran ~40x faster than 128 lanes x 1 row) while
+// on real GPUs a row kernel is bandwidth-bound either way.
+
+const ROW_LANES = 4u;
+const ROWS_PER_WG = 16u;
+
+struct RowParams { rows: u32, width: u32, eps: f32 }
+
+@group(0) @binding(0) var<uniform> lp: RowParams;
+
+var<workgroup> partial: array<f32, ROW_LANES * ROWS_PER_WG>;
+
+struct RowSlot { row: u32, lane: u32, slot: u32 }
+
+fn row_slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> RowSlot {
+  return RowSlot((wid.x + wid.y * nwg.x) * ROWS_PER_WG + lid / ROW_LANES, lid % ROW_LANES, lid);
+}
+
+// Sum of `value` over the lanes of one row; every lane gets the total. Call in uniform control flow.
+fn row_sum(at: RowSlot, value: f32) -> f32 {
+  partial[at.slot] = value;
+  workgroupBarrier();
+  for (var stride = ROW_LANES / 2u; stride > 0u; stride = stride / 2u) {
+    if (at.lane < stride) { partial[at.slot] = partial[at.slot] + partial[at.slot + stride]; }
+    workgroupBarrier();
+  }
+  let total = partial[at.slot - at.lane];
+  workgroupBarrier(); // every lane has read the total before the next call overwrites it
+  return total;
+}
+
+// layernorm_forward
+@group(0) @binding(1) var<storage, read> lnf_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lnf_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> lnf_beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lnf_y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lnf_mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lnf_rstd: array<f32>;
+
+@compute @workgroup_size(ROW_LANES * ROWS_PER_WG)
+fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let at = row_slot(wid, nwg, lid);
+  // Lanes of rows past the end still take part in the barriers; they read and write nothing.
+  let end = select(0u, lp.width, at.row < lp.rows);
+  let base = at.row * lp.width;
+  let width = f32(lp.width);
+  var s = 0.0;
+  for (var j = at.lane; j < end; j += ROW_LANES) { s += lnf_x[base + j]; }
+  let mean = row_sum(at, s) / width;
+  var ss = 0.0;
+  for (var j = at.lane; j < end; j += ROW_LANES) {
+    let d = lnf_x[base + j] - mean;
+    ss += d * d;
+  }
+  let rstd = inverseSqrt(row_sum(at, ss) / width + lp.eps);
+  for (var j = at.lane; j < end; j += ROW_LANES) {
+    lnf_y[base + j] = (lnf_x[base + j] - mean) * rstd * lnf_gamma[j] + lnf_beta[j];
+  }
+  if (at.lane == 0u && at.row < lp.rows) {
+    lnf_mean[at.row] = mean;
+    lnf_rstd[at.row] = rstd;
+  }
+}
+
+// layernorm_backward: with g = gamma * dy and xhat = (x - mean) * rstd,
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+@group(0) @binding(1) var<storage, read> lnb_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lnb_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> lnb_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> lnb_rstd: array<f32>;
+@group(0) @binding(5) var<storage, read> lnb_dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lnb_dx: array<f32>;
+
+@compute @workgroup_size(ROW_LANES * ROWS_PER_WG)
+fn layernorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+  let at = row_slot(wid, nwg, lid);
+  let end = select(0u, lp.width, at.row < lp.rows);
+  let base = at.row * lp.width;
+  let saved = min(at.row, lp.rows - 1u); // lanes past the end read a valid row and use nothing
+  let mean = lnb_mean[saved];
+  let rstd = lnb_rstd[saved];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var j = at.lane; j < end; j += ROW_LANES) {
+    let g = lnb_gamma[j] * lnb_dy[base + j];
+    sg += g;
+    sgx += g * (lnb_x[base + j] - mean) * rstd;
+  }
+  let width = f32(lp.width);
+  let mean_g = row_sum(at, sg) / width;
+  let mean_gx = row_sum(at, sgx) / width;
+  for (var j = at.lane; j < end; j += ROW_LANES) {
+    let xhat = (lnb_x[base + j] - mean) * rstd;
+    lnb_dx[base + j] = rstd * (lnb_gamma[j] * lnb_dy[base + j] - mean_g - xhat * mean_gx);
+  }
+}
+
+// dgamma[j] = sum_r dy[r,j] * xhat[r,j], dbeta[j] = sum_r dy[r,j], without atomics in two stages:
+// layernorm_param_grad_partial gives each workgroup PG_COLS columns of one chunk of rows
+// (workgroup g: column block g % column_blocks, chunk g / column_blocks, folded like the row
+// kernels) and writes the chunk sums to partials [2, chunks, H]; layernorm_param_grad_final adds
+// the chunks of each column in order.
+
+struct ParamGradParams { rows: u32, width: u32, rows_per_chunk: u32, chunks: u32, column_blocks: u32 }
+
+@group(0) @binding(0) var<uniform> pg: ParamGradParams;
+
+const PG_COLS = 64u;
+const PG_LANES = 4u;
+
+var<workgroup> pg_dgamma: array<array<f32, PG_COLS>, PG_LANES>;
+var<workgroup> pg_dbeta: array<array<f32, PG_COLS>, PG_LANES>;
+
+@group(0) @binding(1) var<storage, read> pgp_x: array<f32>;
+@group(0) @binding(2) var<storage, read> pgp_mean: array<f32>;
+@group(0) @binding(3) var<storage, read> pgp_rstd: array<f32>;
+@group(0) @binding(4) var<storage, read> pgp_dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pgp_partials: array<f32>;
+
+@compute @workgroup_size(PG_COLS, PG_LANES)
+fn layernorm_param_grad_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_id) lid: vec3<u32>) {
+  let group = wid.x + wid.y * nwg.x;
+  if (group >= pg.column_blocks * pg.chunks) { return; }
+  let col = (group % pg.column_blocks) * PG_COLS + lid.x;
+  let chunk = group / pg.column_blocks;
+  let start = chunk * pg.rows_per_chunk;
+  let end = min(start + pg.rows_per_chunk, pg.rows);
+  var dgamma = 0.0;
+  var dbeta = 0.0;
+  if (col < pg.width) {
+    for (var r = start + lid.y; r < end; r += PG_LANES) {
+      let dy = pgp_dy[r * pg.width + col];
+      dgamma += dy * (pgp_x[r * pg.width + col] - pgp_mean[r]) * pgp_rstd[r];
+      dbeta += dy;
+    }
+  }
+  pg_dgamma[lid.y][lid.x] = dgamma;
+  pg_dbeta[lid.y][lid.x] = dbeta;
+  workgroupBarrier();
+  if (lid.y == 0u && col < pg.width) {
+    var g = 0.0;
+    var b = 0.0;
+    for (var lane = 0u; lane < PG_LANES; lane++) {
+      g += pg_dgamma[lane][lid.x];
+      b += pg_dbeta[lane][lid.x];
+    }
+    pgp_partials[chunk * pg.width + col] = g;
+    pgp_partials[(pg.chunks + chunk) * pg.width + col] = b;
+  }
+}
+
+@group(0) @binding(1) var<storage, read> pgf_partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pgf_dgamma: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pgf_dbeta: array<f32>;
+
+@compute @workgroup_size(PG_COLS)
+fn layernorm_param_grad_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let col = gid.x + gid.y * nwg.x * PG_COLS;
+  if (col >= pg.width) { return; }
+  var g = 0.0;
+  var b = 0.0;
+  for (var c = 0u; c < pg.chunks; c++) {
+    g += pgf_partials[c * pg.width + col];
+    b += pgf_partials[(pg.chunks + c) * pg.width + col];
+  }
+  pgf_dgamma[col] = g;
+  pgf_dbeta[col] = b;
+}

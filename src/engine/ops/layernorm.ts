@@ -1,0 +1,120 @@
+/** LayerNorm over the last dimension, forward and backward (BERT: eps from the config, e.g. 1e-12). */
+import source from '../../../shaders/layernorm.wgsl?raw';
+import { ShapeError } from '../errors.ts';
+import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import type { Tensor } from '../tensor.ts';
+import { expectDims, expectShape } from './check.ts';
+import { dispatchFolded, expectDistinct } from './launch.ts';
+
+const FORWARD: KernelSpec = {
+  module: 'layernorm',
+  source,
+  entryPoint: 'layernorm_forward',
+  storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'],
+};
+const BACKWARD: KernelSpec = {
+  module: 'layernorm',
+  source,
+  entryPoint: 'layernorm_backward',
+  storage: ['read', 'read', 'read', 'read', 'read', 'read_write'],
+};
+const PARAM_GRAD_PARTIAL: KernelSpec = {
+  module: 'layernorm',
+  source,
+  entryPoint: 'layernorm_param_grad_partial',
+  storage: ['read', 'read', 'read', 'read', 'read_write'],
+};
+const PARAM_GRAD_FINAL: KernelSpec = {
+  module: 'layernorm',
+  source,
+  entryPoint: 'layernorm_param_grad_final',
+  storage: ['read', 'read_write', 'read_write'],
+};
+
+/** Rows per workgroup of the row kernels (ROW_LANES * ROWS_PER_WG invocations, see layernorm.wgsl). */
+const ROWS_PER_WG = 16;
+/** Columns per workgroup of the dgamma/dbeta kernels (PG_COLS in layernorm.wgsl). */
+const PARAM_GRAD_COLS = 64;
+/** dgamma/dbeta are summed over at most this many row chunks, each at least MIN_CHUNK_ROWS long. */
+const MAX_CHUNKS = 256;
+const MIN_CHUNK_ROWS = 64;
+
+function rowsAndWidth(op: string, x: Tensor): [number, number] {
+  if (x.shape.length !== 2) throw new ShapeError(`${op}: x must be [rows, hidden], got shape [${x.shape.join(', ')}]`);
+  const [rows, width] = x.shape;
+  expectDims(op, { rows, hidden: width });
+  return [rows, width];
+}
+
+/** y = (x - mean)/sqrt(var + eps)·gamma + beta per row of x [R, H]; saves mean [R] and rstd [R] for the backward. */
+export function layerNormForward(
+  engine: Engine,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  y: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  eps: number,
+): void {
+  const op = 'layerNormForward';
+  const [rows, width] = rowsAndWidth(op, x);
+  expectShape(op, 'x', x, [rows, width]);
+  expectShape(op, 'gamma', gamma, [width]);
+  expectShape(op, 'beta', beta, [width]);
+  expectShape(op, 'y', y, [rows, width]);
+  expectShape(op, 'mean', mean, [rows]);
+  expectShape(op, 'rstd', rstd, [rows]);
+  if (!(eps > 0) || !Number.isFinite(eps)) throw new ShapeError(`${op}: eps must be a positive number, got ${eps}`);
+  expectDistinct(op, { y, mean, rstd }, { x, gamma, beta });
+  const params = new Params().u32(rows, width).f32(eps).build();
+  dispatchFolded(engine, FORWARD, params, [x.buffer, gamma.buffer, beta.buffer, y.buffer, mean.buffer, rstd.buffer], ceilDiv(rows, ROWS_PER_WG));
+}
+
+/**
+ * dx (overwritten) from dy and the forward's saved mean/rstd; with `grads`, also dgamma and dbeta
+ * [H] (overwritten), summed over rows in a fixed order (no atomics), so runs are bit-identical.
+ */
+export function layerNormBackward(
+  engine: Engine,
+  x: Tensor,
+  gamma: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  dy: Tensor,
+  dx: Tensor,
+  grads?: { dgamma: Tensor; dbeta: Tensor },
+): void {
+  const op = 'layerNormBackward';
+  const [rows, width] = rowsAndWidth(op, x);
+  expectShape(op, 'x', x, [rows, width]);
+  expectShape(op, 'gamma', gamma, [width]);
+  expectShape(op, 'mean', mean, [rows]);
+  expectShape(op, 'rstd', rstd, [rows]);
+  expectShape(op, 'dy', dy, [rows, width]);
+  expectShape(op, 'dx', dx, [rows, width]);
+  const inputs = { x, gamma, mean, rstd, dy };
+  if (grads) {
+    expectShape(op, 'dgamma', grads.dgamma, [width]);
+    expectShape(op, 'dbeta', grads.dbeta, [width]);
+    expectDistinct(op, { dx, dgamma: grads.dgamma, dbeta: grads.dbeta }, inputs);
+  } else {
+    expectDistinct(op, { dx }, inputs);
+  }
+  const params = new Params().u32(rows, width).build();
+  dispatchFolded(engine, BACKWARD, params, [x.buffer, gamma.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer], ceilDiv(rows, ROWS_PER_WG));
+  if (grads) paramGrads(engine, x, mean, rstd, dy, grads.dgamma, grads.dbeta, rows, width);
+}
+
+function paramGrads(engine: Engine, x: Tensor, mean: Tensor, rstd: Tensor, dy: Tensor, dgamma: Tensor, dbeta: Tensor, rows: number, width: number): void {
+  // The chunking depends only on the row count, so the summation order is fixed.
+  const chunks = Math.min(ceilDiv(rows, MIN_CHUNK_ROWS), MAX_CHUNKS);
+  const rowsPerChunk = ceilDiv(rows, chunks);
+  const partials = engine.alloc([2, chunks, width]);
+  const columnBlocks = ceilDiv(width, PARAM_GRAD_COLS);
+  const params = new Params().u32(rows, width, rowsPerChunk, chunks, columnBlocks).build();
+  const buffers = [x.buffer, mean.buffer, rstd.buffer, dy.buffer, partials.buffer];
+  dispatchFolded(engine, PARAM_GRAD_PARTIAL, params, buffers, columnBlocks * chunks);
+  dispatchFolded(engine, PARAM_GRAD_FINAL, params, [partials.buffer, dgamma.buffer, dbeta.buffer], ceilDiv(width, PARAM_GRAD_COLS));
+  engine.release(partials); // reuse of the buffer is ordered after these dispatches
+}
