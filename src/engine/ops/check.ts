@@ -24,3 +24,12 @@ export function expectDims(op: string, dims: Record<string, number>): void {
 export function expectSameShape(op: string, names: [string, string], a: Tensor, b: Tensor): void {
   expectShape(op, names[1], b, a.shape, b.dtype);
 }
+
+/** Throw unless `t` is a 2-D f32 tensor; returns [rows, cols]. */
+export function expectMatrix(op: string, name: string, t: Tensor): [number, number] {
+  if (t.dtype !== 'f32') throw new ShapeError(`${op}: ${name} must be f32, got ${t.dtype}`);
+  if (t.shape.length !== 2) throw new ShapeError(`${op}: ${name} must be 2-D, got shape ${shapeString(t.shape)}`);
+  const [rows, cols] = t.shape;
+  expectShape(op, name, t, [rows, cols]);
+  return [rows, cols];
+}
