@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../engine/tensor.ts';
 import { cosinePairLossBackward, cosinePairLossForward, infoNceBackward, infoNceForward } from '../engine/ops/losses.ts';
-import type { ForwardMode } from '../model/bert.ts';
+import type { ForwardMode, TokenBatch } from '../model/bert.ts';
 import type { SentenceEncoder } from '../model/sentence.ts';
 
 export interface ContrastiveExample {
@@ -25,63 +25,66 @@ export type Objective = { kind: 'infonce'; scale: number; symmetric: boolean } |
 
 export type Example = ContrastiveExample | LabelledPair;
 
-/** Record one micro-batch; returns the loss tensor [1] (caller reads and releases it). */
-export function recordMicroBatch(encoder: SentenceEncoder, objective: Objective, examples: Example[], mode: ForwardMode, lossScale: number): Tensor {
-  if (examples.length === 0) throw new Error('a training batch needs at least one example');
-  return objective.kind === 'infonce'
-    ? contrastive(encoder, objective, examples as ContrastiveExample[], mode, lossScale)
-    : labelledPairs(encoder, examples as LabelledPair[], mode, lossScale);
+/**
+ * A tokenised micro-batch. Contrastive: rows are anchors (first `anchors`), then positives, then
+ * negatives. Labelled pairs: rows are all text_a, then all text_b, with `labels`.
+ */
+export interface EncodedBatch {
+  tokens: TokenBatch;
+  anchors: number;
+  labels: Float32Array | null;
 }
 
-function contrastive(encoder: SentenceEncoder, objective: { scale: number; symmetric: boolean }, examples: ContrastiveExample[], mode: ForwardMode, lossScale: number): Tensor {
+export function encodeExamples(encoder: SentenceEncoder, objective: Objective, examples: Example[]): EncodedBatch {
+  if (examples.length === 0) throw new Error('a training batch needs at least one example');
+  if (objective.kind === 'infonce') {
+    const rows = examples as ContrastiveExample[];
+    const texts = [...rows.map((e) => e.anchor), ...rows.map((e) => e.positive), ...rows.flatMap((e) => e.negatives ?? [])];
+    return { tokens: encoder.tokenize(texts), anchors: rows.length, labels: null };
+  }
+  const pairs = examples as LabelledPair[];
+  return {
+    tokens: encoder.tokenize([...pairs.map((p) => p.textA), ...pairs.map((p) => p.textB)]),
+    anchors: pairs.length,
+    labels: Float32Array.from(pairs, (p) => p.label),
+  };
+}
+
+/** Record forward, loss and backward of one micro-batch; returns the loss tensor [1] (caller reads and releases it). */
+export function recordMicroBatch(encoder: SentenceEncoder, objective: Objective, batch: EncodedBatch, mode: ForwardMode, lossScale: number): Tensor {
   const { engine } = encoder.bert;
   const h = encoder.bert.config.hiddenSize;
-  const b = examples.length;
-  const negatives = examples.flatMap((e) => e.negatives ?? []);
-  const texts = [...examples.map((e) => e.anchor), ...examples.map((e) => e.positive), ...negatives];
-  const c = texts.length - b;
-  const state = encoder.forward(encoder.tokenize(texts), mode);
+  const b = batch.anchors;
+  const c = batch.tokens.batch - b;
+  const state = encoder.forward(batch.tokens, mode);
   const anchors = engine.alloc([b, h]);
-  const candidates = engine.alloc([c, h]);
+  const others = engine.alloc([c, h]);
   engine.copy(state.embeddings, anchors, { count: b * h });
-  engine.copy(state.embeddings, candidates, { srcOffset: b * h, count: c * h });
+  engine.copy(state.embeddings, others, { srcOffset: b * h, count: c * h });
   const loss = engine.alloc([1]);
-  const probs = engine.alloc([b, c]);
-  const probsT = objective.symmetric ? engine.alloc([b, b]) : null;
-  const options = { scale: objective.scale, symmetric: objective.symmetric };
-  infoNceForward(engine, anchors, candidates, loss, probs, probsT, options);
   const dAnchors = engine.alloc([b, h]);
-  const dCandidates = engine.alloc([c, h]);
-  infoNceBackward(engine, anchors, candidates, probs, probsT, dAnchors, dCandidates, options, lossScale);
+  const dOthers = engine.alloc([c, h]);
+  const scratch: Tensor[] = [];
+  if (objective.kind === 'infonce') {
+    const probs = engine.alloc([b, c]);
+    const probsT = objective.symmetric ? engine.alloc([b, b]) : null;
+    const options = { scale: objective.scale, symmetric: objective.symmetric };
+    infoNceForward(engine, anchors, others, loss, probs, probsT, options);
+    infoNceBackward(engine, anchors, others, probs, probsT, dAnchors, dOthers, options, lossScale);
+    scratch.push(probs);
+    if (probsT) scratch.push(probsT);
+  } else {
+    if (!batch.labels || c !== b) throw new Error('labelled pairs need one text_b and one label per text_a');
+    const labels = engine.upload(batch.labels, [b]);
+    cosinePairLossForward(engine, anchors, others, labels, loss);
+    cosinePairLossBackward(engine, anchors, others, labels, dAnchors, dOthers, lossScale);
+    scratch.push(labels);
+  }
   const dEmbeddings = engine.alloc([b + c, h]);
   engine.copy(dAnchors, dEmbeddings);
-  engine.copy(dCandidates, dEmbeddings, { dstOffset: b * h });
+  engine.copy(dOthers, dEmbeddings, { dstOffset: b * h });
   encoder.backward(state, dEmbeddings);
-  engine.release(anchors, candidates, probs, probsT, dAnchors, dCandidates, dEmbeddings);
-  encoder.release(state);
-  return loss;
-}
-
-function labelledPairs(encoder: SentenceEncoder, pairs: LabelledPair[], mode: ForwardMode, lossScale: number): Tensor {
-  const { engine } = encoder.bert;
-  const h = encoder.bert.config.hiddenSize;
-  const b = pairs.length;
-  const state = encoder.forward(encoder.tokenize([...pairs.map((p) => p.textA), ...pairs.map((p) => p.textB)]), mode);
-  const a = engine.alloc([b, h]);
-  const bb = engine.alloc([b, h]);
-  engine.copy(state.embeddings, a, { count: b * h });
-  engine.copy(state.embeddings, bb, { srcOffset: b * h, count: b * h });
-  const labels = engine.upload(Float32Array.from(pairs, (p) => p.label), [b]);
-  const loss = engine.alloc([1]);
-  cosinePairLossForward(engine, a, bb, labels, loss);
-  const da = engine.alloc([b, h]);
-  const db = engine.alloc([b, h]);
-  cosinePairLossBackward(engine, a, bb, labels, da, db, lossScale);
-  const dEmbeddings = engine.alloc([2 * b, h]);
-  engine.copy(da, dEmbeddings);
-  engine.copy(db, dEmbeddings, { dstOffset: b * h });
-  encoder.backward(state, dEmbeddings);
-  engine.release(a, bb, labels, da, db, dEmbeddings);
+  engine.release(anchors, others, dAnchors, dOthers, dEmbeddings, ...scratch);
   encoder.release(state);
   return loss;
 }

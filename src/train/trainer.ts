@@ -7,7 +7,7 @@ import { hash32 } from '../engine/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import type { GpuAdapter, HostAdapterTensors } from '../model/lora.ts';
 import type { SentenceEncoder } from '../model/sentence.ts';
-import { type Example, type Objective, recordMicroBatch } from './objective.ts';
+import { type EncodedBatch, type Objective, recordMicroBatch } from './objective.ts';
 import { learningRate } from './schedule.ts';
 
 export interface TrainConfig {
@@ -83,11 +83,11 @@ export class Trainer {
   }
 
   /**
-   * One optimizer step over `microBatches` (length = gradientAccumulation). Resolves once the GPU
+   * One optimizer step over tokenised `microBatches` (length = gradientAccumulation). Resolves once the GPU
    * has finished, with the loss; a NaN/Inf loss rejects with NonFiniteLossError and the update of
    * that step is skipped on the GPU, so the adapter keeps its last good values.
    */
-  async trainStep(microBatches: Example[][]): Promise<StepReport> {
+  async trainStep(microBatches: EncodedBatch[]): Promise<StepReport> {
     const { config } = this;
     const engine = this.encoder.bert.engine;
     if (microBatches.length !== config.gradientAccumulation) {
@@ -95,10 +95,10 @@ export class Trainer {
     }
     this.adapter.zeroGrads();
     const losses: Tensor[] = [];
-    microBatches.forEach((examples, k) => {
+    microBatches.forEach((batch, k) => {
       const seed = hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ k) >>> 0);
       const mode = { train: true, hiddenDropout: config.hiddenDropout, seed };
-      losses.push(recordMicroBatch(this.encoder, config.objective, examples, mode, 1 / config.gradientAccumulation));
+      losses.push(recordMicroBatch(this.encoder, config.objective, batch, mode, 1 / config.gradientAccumulation));
     });
     const lr = learningRate(this.step, config.learningRate, config.warmupSteps, config.totalSteps);
     this.optimizer.step(this.adapter.parameters().grads, {
@@ -122,7 +122,7 @@ export class Trainer {
       );
     }
     this.step += 1;
-    return { step: this.step, loss, learningRate: lr, gradNorm, examples: microBatches.reduce((n, b) => n + b.length, 0) };
+    return { step: this.step, loss, learningRate: lr, gradNorm, examples: microBatches.reduce((n, b) => n + b.anchors, 0) };
   }
 
   async snapshot(): Promise<TrainerSnapshot> {
