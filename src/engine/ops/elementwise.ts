@@ -1,13 +1,14 @@
 /** Elementwise arithmetic: residual additions. */
 import source from '../../../shaders/elementwise.wgsl?raw';
 import { ShapeError } from '../errors.ts';
-import { type Engine, type KernelSpec, Params } from '../engine.ts';
+import { type Engine, Params } from '../engine.ts';
 import { type Tensor, numel } from '../tensor.ts';
 import { expectSameShape, expectShape } from './check.ts';
-import { dispatchPerElement } from './launch.ts';
+import { dispatchPerElement, kernelFamily } from './launch.ts';
 
-const ADD: KernelSpec = { module: 'elementwise', source, entryPoint: 'add', storage: ['read', 'read', 'read_write'] };
-const ADD_IN_PLACE: KernelSpec = { module: 'elementwise', source, entryPoint: 'add_in_place', storage: ['read_write', 'read'] };
+const kernel = kernelFamily('elementwise', source);
+const ADD = kernel('add', ['read', 'read', 'read_write']);
+const ADD_IN_PLACE = kernel('add_in_place', ['read_write', 'read']);
 
 /** out = a + b, all the same shape. `out` may be `a` or `b` (not both). */
 export function add(engine: Engine, a: Tensor, b: Tensor, out: Tensor): void {

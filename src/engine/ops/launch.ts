@@ -7,8 +7,13 @@
  * (@builtin(num_workgroups)) and returns when its work item is past the end.
  */
 import { ShapeError } from '../errors.ts';
-import { type Engine, type KernelSpec, ceilDiv, grid1d } from '../engine.ts';
+import { type Engine, type KernelSpec, type StorageAccess, ceilDiv, grid1d } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
+
+/** Kernel specs of one WGSL module: `kernel(entryPoint, storage)`. */
+export function kernelFamily(module: string, source: string): (entryPoint: string, storage: StorageAccess[]) => KernelSpec {
+  return (entryPoint, storage) => ({ module, source, entryPoint, storage });
+}
 
 /** Record `workgroups` workgroups of a kernel, folded over x and y. */
 export function dispatchFolded(engine: Engine, spec: KernelSpec, params: ArrayBuffer, buffers: readonly GPUBuffer[], workgroups: number): void {

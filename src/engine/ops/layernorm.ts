@@ -1,35 +1,16 @@
 /** LayerNorm over the last dimension, forward and backward (BERT: eps from the config, e.g. 1e-12). */
 import source from '../../../shaders/layernorm.wgsl?raw';
 import { ShapeError } from '../errors.ts';
-import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import { type Engine, Params, ceilDiv } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
-import { dispatchFolded, expectDistinct } from './launch.ts';
+import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 
-const FORWARD: KernelSpec = {
-  module: 'layernorm',
-  source,
-  entryPoint: 'layernorm_forward',
-  storage: ['read', 'read', 'read', 'read_write', 'read_write', 'read_write'],
-};
-const BACKWARD: KernelSpec = {
-  module: 'layernorm',
-  source,
-  entryPoint: 'layernorm_backward',
-  storage: ['read', 'read', 'read', 'read', 'read', 'read_write'],
-};
-const PARAM_GRAD_PARTIAL: KernelSpec = {
-  module: 'layernorm',
-  source,
-  entryPoint: 'layernorm_param_grad_partial',
-  storage: ['read', 'read', 'read', 'read', 'read_write'],
-};
-const PARAM_GRAD_FINAL: KernelSpec = {
-  module: 'layernorm',
-  source,
-  entryPoint: 'layernorm_param_grad_final',
-  storage: ['read', 'read_write', 'read_write'],
-};
+const kernel = kernelFamily('layernorm', source);
+const FORWARD = kernel('layernorm_forward', ['read', 'read', 'read', 'read_write', 'read_write', 'read_write']);
+const BACKWARD = kernel('layernorm_backward', ['read', 'read', 'read', 'read', 'read', 'read_write']);
+const PARAM_GRAD_PARTIAL = kernel('layernorm_param_grad_partial', ['read', 'read', 'read', 'read', 'read_write']);
+const PARAM_GRAD_FINAL = kernel('layernorm_param_grad_final', ['read', 'read_write', 'read_write']);
 
 /** Rows per workgroup of the row kernels (ROW_LANES * ROWS_PER_WG invocations, see layernorm.wgsl). */
 const ROWS_PER_WG = 16;

@@ -1,0 +1,115 @@
+/**
+ * Multi-head scaled dot-product attention with BERT's additive padding mask, forward and backward.
+ * See shaders/attention.wgsl for the formulas and the kernel layout.
+ *
+ * Limits: headDim ≤ MAX_HEAD_DIM (256; the kernels keep head vectors in private arrays). Sequence
+ * length has no kernel limit; probs [B, heads, T, T] must fit one storage buffer.
+ */
+import source from '../../../shaders/attention.wgsl?raw';
+import { ShapeError } from '../errors.ts';
+import { type Engine, Params, ceilDiv } from '../engine.ts';
+import { type Tensor, shapeString } from '../tensor.ts';
+import { expectDims, expectShape } from './check.ts';
+import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
+
+const kernel = kernelFamily('attention', source);
+export interface AttentionShape {
+  batch: number;
+  seq: number;
+  heads: number;
+  headDim: number;
+}
+
+/** Largest head dimension the kernels accept (MAX_HEAD_DIM in attention.wgsl). */
+export const MAX_HEAD_DIM = 256;
+/** Invocations per workgroup (ATTN_WG in attention.wgsl); one invocation per (batch, head, row). */
+const WG = 64;
+
+const FORWARD = kernel('attention_forward', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
+const BACKWARD_QUERY = kernel('attention_backward_query', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
+const BACKWARD_KEY = kernel('attention_backward_key', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
+
+function checkShape(op: string, shape: AttentionShape): void {
+  const { batch, seq, heads, headDim } = shape;
+  expectDims(op, { batch, seq, heads, headDim });
+  if (headDim > MAX_HEAD_DIM) {
+    throw new ShapeError(`${op}: headDim ${headDim} exceeds the attention kernels' limit of ${MAX_HEAD_DIM} (MAX_HEAD_DIM)`);
+  }
+}
+
+/** q, k, v, context and their gradients: [B, T, heads·D], or the same memory viewed as [B·T, heads·D]. */
+function expectTokens(op: string, name: string, t: Tensor, shape: AttentionShape): void {
+  const { batch, seq, heads, headDim } = shape;
+  const width = heads * headDim;
+  const flat = t.shape.length === 2 && t.shape[0] === batch * seq && t.shape[1] === width;
+  if (!flat && (t.shape.length !== 3 || t.shape[0] !== batch || t.shape[1] !== seq || t.shape[2] !== width)) {
+    throw new ShapeError(
+      `${op}: ${name} has shape ${shapeString(t.shape)}, expected [batch, seq, heads·headDim] = ${shapeString([batch, seq, width])} (or ${shapeString([batch * seq, width])})`,
+    );
+  }
+  expectShape(op, name, t, t.shape);
+}
+
+function params(shape: AttentionShape): ArrayBuffer {
+  return new Params().u32(shape.batch, shape.seq, shape.heads, shape.headDim).f32(1 / Math.sqrt(shape.headDim)).build();
+}
+
+function rows(shape: AttentionShape): number {
+  return shape.batch * shape.heads * shape.seq;
+}
+
+/**
+ * context = softmax(q·kᵀ/√D + (1 − mask[key])·finfo(f32).min)·v per batch and head; the
+ * probabilities [B, heads, T, T] are written to `probs` for the backward. Padded keys get
+ * probability exactly 0; a sequence with no real key attends uniformly (as Hugging Face BERT does).
+ */
+export function attentionForward(
+  engine: Engine,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor,
+  context: Tensor,
+  probs: Tensor,
+  shape: AttentionShape,
+): void {
+  const op = 'attentionForward';
+  checkShape(op, shape);
+  const { batch, seq, heads } = shape;
+  expectTokens(op, 'q', q, shape);
+  expectTokens(op, 'k', k, shape);
+  expectTokens(op, 'v', v, shape);
+  expectTokens(op, 'context', context, shape);
+  expectShape(op, 'mask', mask, [batch, seq]);
+  expectShape(op, 'probs', probs, [batch, heads, seq, seq]);
+  expectDistinct(op, { context, probs }, { q, k, v, mask });
+  const buffers = [q.buffer, k.buffer, v.buffer, mask.buffer, context.buffer, probs.buffer];
+  dispatchFolded(engine, FORWARD, params(shape), buffers, ceilDiv(rows(shape), WG));
+}
+
+/** dq, dk, dv (overwritten) from dContext and the forward's probs. */
+export function attentionBackward(
+  engine: Engine,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  probs: Tensor,
+  dContext: Tensor,
+  dq: Tensor,
+  dk: Tensor,
+  dv: Tensor,
+  shape: AttentionShape,
+): void {
+  const op = 'attentionBackward';
+  checkShape(op, shape);
+  const { batch, seq, heads } = shape;
+  for (const [name, t] of Object.entries({ q, k, v, dContext, dq, dk, dv })) expectTokens(op, name, t, shape);
+  expectShape(op, 'probs', probs, [batch, heads, seq, seq]);
+  expectDistinct(op, { dq, dk, dv }, { q, k, v, probs, dContext });
+  const dScores = engine.alloc([batch, heads, seq, seq]);
+  const p = params(shape);
+  const groups = ceilDiv(rows(shape), WG);
+  dispatchFolded(engine, BACKWARD_QUERY, p, [k.buffer, v.buffer, probs.buffer, dContext.buffer, dq.buffer, dScores.buffer], groups);
+  dispatchFolded(engine, BACKWARD_KEY, p, [q.buffer, probs.buffer, dContext.buffer, dScores.buffer, dk.buffer, dv.buffer], groups);
+  engine.release(dScores); // reuse of the buffer is ordered after these dispatches
+}
