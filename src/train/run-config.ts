@@ -1,0 +1,238 @@
+/**
+ * A run's full configuration: which model (and revision), which data (and its fingerprint), the
+ * adapter, the training hyperparameters and every seed. It is what a share link carries, what the
+ * run history stores and what the engine worker's session runs, so one value reproduces a run.
+ */
+import { type LoraConfig, TARGETABLE_MODULES, validateLoraConfig } from '../model/lora.ts';
+import type { Objective } from './objective.ts';
+
+export const RUN_CONFIG_VERSION = 1;
+
+/** Where the base model comes from. A local folder is named and fingerprinted; the user picks it again. */
+export type ModelRef =
+  | { kind: 'bundled'; id: string }
+  | { kind: 'hub'; id: string; revision: string }
+  | { kind: 'local'; id: string; fingerprint: string };
+
+/** Where the training and evaluation data come from. A user's own file is matched by fingerprint. */
+export type DataRef = { kind: 'demo'; id: string; fingerprint: string } | { kind: 'file'; name: string; fingerprint: string };
+
+/** A frozen adapter stacked under the trainable one (e.g. a domain adapter), identified by fingerprint. */
+export interface FrozenAdapterRef {
+  name: string;
+  fingerprint: string;
+}
+
+export interface TrainSettings {
+  objective: Objective;
+  learningRate: number;
+  warmupSteps: number;
+  steps: number;
+  /** Examples per micro-batch. */
+  batchSize: number;
+  gradientAccumulation: number;
+  maxGradNorm: number | null;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  hiddenDropout: number;
+  /** Save a checkpoint every this many optimizer steps (and at the end). */
+  checkpointEvery: number;
+}
+
+export interface Seeds {
+  /** LoRA A initialisation. */
+  init: number;
+  /** Dropout masks. */
+  train: number;
+  /** Batch order and dataset building. */
+  data: number;
+  /** Bootstrap intervals, probes, t-SNE. */
+  eval: number;
+}
+
+export interface RunConfig {
+  v: typeof RUN_CONFIG_VERSION;
+  model: ModelRef;
+  quantization: 'nf4' | 'f32';
+  frozenAdapter: FrozenAdapterRef | null;
+  data: DataRef;
+  lora: LoraConfig;
+  pooling: 'mean' | 'cls';
+  normalize: boolean;
+  maxLength: number;
+  train: TrainSettings;
+  seeds: Seeds;
+}
+
+export const BUNDLED_DEMO_MODEL: ModelRef = { kind: 'bundled', id: 'demo-bert' };
+
+/** Hub models the app offers by name; any other Hub id + revision can be typed in. */
+export const HUB_PRESETS: readonly { label: string; id: string; note: string }[] = [
+  { label: 'BioLinkBERT base', id: 'michiyasunaga/BioLinkBERT-base', note: '110M parameters, PubMed + citation links' },
+  { label: 'BioLinkBERT large', id: 'michiyasunaga/BioLinkBERT-large', note: '340M parameters' },
+  { label: 'PubMedBERT', id: 'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext', note: '110M parameters, PubMed abstracts + PMC full text' },
+  { label: 'BGE small', id: 'BAAI/bge-small-en-v1.5', note: '33M parameters, general-purpose embeddings' },
+  { label: 'BGE base', id: 'BAAI/bge-base-en-v1.5', note: '110M parameters, general-purpose embeddings' },
+  { label: 'MiniLM', id: 'sentence-transformers/all-MiniLM-L6-v2', note: '23M parameters, fast' },
+  { label: 'E5 small', id: 'intfloat/e5-small-v2', note: '33M parameters, general-purpose embeddings' },
+];
+
+const DEFAULT_TRAIN: TrainSettings = {
+  objective: { kind: 'infonce', scale: 20, symmetric: false },
+  learningRate: 2e-4,
+  warmupSteps: 2,
+  steps: 20,
+  batchSize: 8,
+  gradientAccumulation: 1,
+  maxGradNorm: 1,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  hiddenDropout: 0,
+  checkpointEvery: 5,
+};
+
+export interface StudyPreset {
+  name: string;
+  description: string;
+  /** The fields the preset sets; everything else keeps its current value. */
+  apply(config: RunConfig): RunConfig;
+}
+
+/**
+ * Presets named after the studies they follow. Each sets the adapter and objective the name
+ * states; every value stays editable afterwards.
+ */
+export const STUDY_PRESETS: readonly StudyPreset[] = [
+  {
+    name: 'cardiology: r16 α32 query,value InfoNCE',
+    description: 'LoRA rank 16, alpha 32 on the attention query and value projections, InfoNCE over anchor/paraphrase pairs with in-batch negatives.',
+    apply: (c) => ({
+      ...c,
+      lora: { ...c.lora, r: 16, alpha: 32, targetModules: ['query', 'value'] },
+      train: { ...c.train, objective: { kind: 'infonce', scale: 20, symmetric: false } },
+    }),
+  },
+  {
+    name: 'CTD QLoRA: r16 α32',
+    description: 'QLoRA: NF4 base, LoRA rank 16, alpha 32 on every linear layer, gene text ↔ disease text pairs with InfoNCE.',
+    apply: (c) => ({
+      ...c,
+      quantization: 'nf4',
+      lora: { ...c.lora, r: 16, alpha: 32, targetModules: ['query', 'key', 'value', 'dense'] },
+      train: { ...c.train, objective: { kind: 'infonce', scale: 20, symmetric: false } },
+    }),
+  },
+];
+
+export function defaultRunConfig(data: DataRef): RunConfig {
+  const base: RunConfig = {
+    v: RUN_CONFIG_VERSION,
+    model: BUNDLED_DEMO_MODEL,
+    quantization: 'nf4',
+    frozenAdapter: null,
+    data,
+    lora: { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] },
+    pooling: 'mean',
+    normalize: true,
+    maxLength: 64,
+    train: DEFAULT_TRAIN,
+    seeds: { init: 1, train: 2, data: 3, eval: 4 },
+  };
+  return STUDY_PRESETS[0].apply(base);
+}
+
+/**
+ * Check a configuration that came from outside (a share link, a stored run): every field present,
+ * of the right type and in range. Throws one error listing every problem.
+ */
+export function validateRunConfig(value: unknown): RunConfig {
+  const problems: string[] = [];
+  const c = value as RunConfig;
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const num = (v: unknown, path: string, check: (n: number) => boolean, rule: string) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) problems.push(`${path} must be ${rule} (got ${JSON.stringify(v)})`);
+  };
+  const str = (v: unknown, path: string) => {
+    if (typeof v !== 'string' || v === '') problems.push(`${path} must be a non-empty text (got ${JSON.stringify(v)})`);
+  };
+  const int = (lo: number) => (n: number) => Number.isInteger(n) && n >= lo;
+  if (!isObject(value)) throw new Error('the run configuration is not an object');
+  if (c.v !== RUN_CONFIG_VERSION) throw new Error(`this run configuration has version ${JSON.stringify(c.v)}; this app reads version ${RUN_CONFIG_VERSION}`);
+
+  if (!isObject(c.model)) problems.push('model is missing');
+  else {
+    str(c.model.id, 'model.id');
+    if (c.model.kind === 'hub') str(c.model.revision, 'model.revision');
+    else if (c.model.kind === 'local') str(c.model.fingerprint, 'model.fingerprint');
+    else if (c.model.kind !== 'bundled') problems.push(`model.kind must be bundled, hub or local (got ${JSON.stringify((c.model as { kind: unknown }).kind)})`);
+  }
+  if (c.quantization !== 'nf4' && c.quantization !== 'f32') problems.push(`quantization must be nf4 or f32 (got ${JSON.stringify(c.quantization)})`);
+  if (c.frozenAdapter !== null) {
+    if (!isObject(c.frozenAdapter)) problems.push('frozenAdapter must be null or {name, fingerprint}');
+    else {
+      str(c.frozenAdapter.name, 'frozenAdapter.name');
+      str(c.frozenAdapter.fingerprint, 'frozenAdapter.fingerprint');
+    }
+  }
+  if (!isObject(c.data)) problems.push('data is missing');
+  else {
+    if (c.data.kind === 'demo') str(c.data.id, 'data.id');
+    else if (c.data.kind === 'file') str(c.data.name, 'data.name');
+    else problems.push(`data.kind must be demo or file (got ${JSON.stringify((c.data as { kind: unknown }).kind)})`);
+    str(c.data.fingerprint, 'data.fingerprint');
+  }
+  if (!isObject(c.lora)) problems.push('lora is missing');
+  else {
+    try {
+      validateLoraConfig(c.lora);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+    if (typeof c.lora.rslora !== 'boolean') problems.push('lora.rslora must be true or false');
+    if (!Array.isArray(c.lora.targetModules) || c.lora.targetModules.length === 0) problems.push('lora.targetModules must list at least one module');
+    else {
+      const unknown = c.lora.targetModules.filter((t) => !TARGETABLE_MODULES.includes(t));
+      if (unknown.length > 0) problems.push(`lora.targetModules has unknown modules: ${unknown.join(', ')} (known: ${TARGETABLE_MODULES.join(', ')})`);
+    }
+  }
+  if (c.pooling !== 'mean' && c.pooling !== 'cls') problems.push(`pooling must be mean or cls (got ${JSON.stringify(c.pooling)})`);
+  if (typeof c.normalize !== 'boolean') problems.push('normalize must be true or false');
+  num(c.maxLength, 'maxLength', int(2), 'an integer ≥ 2');
+  const t = c.train;
+  if (!isObject(t)) problems.push('train is missing');
+  else {
+    const o = t.objective;
+    if (!isObject(o) || (o.kind !== 'infonce' && o.kind !== 'cosine-pairs')) problems.push('train.objective.kind must be infonce or cosine-pairs');
+    else if (o.kind === 'infonce') {
+      num(o.scale, 'train.objective.scale', (n) => n > 0, 'positive');
+      if (typeof o.symmetric !== 'boolean') problems.push('train.objective.symmetric must be true or false');
+    }
+    num(t.learningRate, 'train.learningRate', (n) => n > 0 && n < 1, 'in (0, 1)');
+    num(t.warmupSteps, 'train.warmupSteps', int(0), 'an integer ≥ 0');
+    num(t.steps, 'train.steps', int(1), 'an integer ≥ 1');
+    num(t.batchSize, 'train.batchSize', (n) => int(2)(n) && n <= 1024, 'an integer in 2..1024');
+    num(t.gradientAccumulation, 'train.gradientAccumulation', (n) => int(1)(n) && n <= 64, 'an integer in 1..64');
+    if (t.maxGradNorm !== null) num(t.maxGradNorm, 'train.maxGradNorm', (n) => n > 0, 'positive or null (no clipping)');
+    num(t.weightDecay, 'train.weightDecay', (n) => n >= 0 && n < 1, 'in [0, 1)');
+    num(t.beta1, 'train.beta1', (n) => n >= 0 && n < 1, 'in [0, 1)');
+    num(t.beta2, 'train.beta2', (n) => n >= 0 && n < 1, 'in [0, 1)');
+    num(t.eps, 'train.eps', (n) => n > 0 && n < 1, 'in (0, 1)');
+    num(t.hiddenDropout, 'train.hiddenDropout', (n) => n >= 0 && n < 1, 'in [0, 1)');
+    num(t.checkpointEvery, 'train.checkpointEvery', int(1), 'an integer ≥ 1');
+  }
+  if (!isObject(c.seeds)) problems.push('seeds are missing');
+  else for (const key of ['init', 'train', 'data', 'eval'] as const) num(c.seeds[key], `seeds.${key}`, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in 0..2³²−1');
+  if (problems.length > 0) throw new Error(`the run configuration is not valid:\n  ${problems.join('\n  ')}`);
+  return c;
+}
+
+/** A short human name of the model, e.g. "BAAI/bge-small-en-v1.5@main". */
+export function modelLabel(model: ModelRef): string {
+  if (model.kind === 'hub') return `${model.id}@${model.revision}`;
+  if (model.kind === 'bundled') return `${model.id} (bundled smoke-test model)`;
+  return `${model.id} (local folder)`;
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { STUDY_PRESETS, defaultRunConfig, validateRunConfig } from '../../src/train/run-config.ts';
+import { readShareLink, shareLink } from '../../src/ui/share-link.ts';
+
+const demo = defaultRunConfig({ kind: 'demo', id: 'cardiology-pairs', fingerprint: 'sha256:abc' });
+
+describe('share links', () => {
+  it('round-trips a full configuration, including non-ASCII text', () => {
+    const config = {
+      ...STUDY_PRESETS[1].apply(demo),
+      model: { kind: 'hub' as const, id: 'BAAI/bge-small-en-v1.5', revision: '5c38ec7c405ec4b44b94cc5a9bb96e735b38267a' },
+      data: { kind: 'file' as const, name: 'CTD_curated_genes_diseases — copie (ü).tsv.gz', fingerprint: 'sha256:0123' },
+      seeds: { init: 7, train: 8, data: 9, eval: 4294967295 },
+    };
+    const link = shareLink(config, 'https://lab.example/app/?x=1#old');
+    expect(link.startsWith('https://lab.example/app/?x=1#run=')).toBe(true);
+    expect(link).not.toMatch(/[+/=]$/);
+    expect(readShareLink(link)).toEqual(config);
+  });
+
+  it('returns null for a page URL without a configuration', () => {
+    expect(readShareLink('https://lab.example/')).toBeNull();
+    expect(readShareLink('https://lab.example/#section')).toBeNull();
+  });
+
+  it('rejects a damaged link with a message', () => {
+    const link = shareLink(demo, 'https://lab.example/');
+    expect(() => readShareLink(link.slice(0, link.length - 7))).toThrow(/damaged|not valid/);
+    expect(() => readShareLink('https://lab.example/#run=%%%')).toThrow(/damaged/);
+  });
+
+  it('lists every invalid field of a tampered configuration', () => {
+    const bad = { ...demo, lora: { ...demo.lora, r: 0, targetModules: ['query', 'pooler'] }, train: { ...demo.train, learningRate: -1 } };
+    const link = shareLink(bad as typeof demo, 'https://lab.example/');
+    const error = (() => {
+      try {
+        readShareLink(link);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    expect(error).toMatch(/rank r must be an integer/);
+    expect(error).toMatch(/unknown modules: pooler/);
+    expect(error).toMatch(/train\.learningRate must be in \(0, 1\)/);
+  });
+
+  it('refuses another version', () => {
+    expect(() => validateRunConfig({ ...demo, v: 2 })).toThrow(/version 2/);
+  });
+
+  it('study presets set what their names say', () => {
+    const cardiology = STUDY_PRESETS.find((p) => p.name.startsWith('cardiology'))!.apply(demo);
+    expect(cardiology.lora).toMatchObject({ r: 16, alpha: 32, targetModules: ['query', 'value'] });
+    expect(cardiology.train.objective.kind).toBe('infonce');
+    const ctd = STUDY_PRESETS.find((p) => p.name.startsWith('CTD'))!.apply({ ...demo, quantization: 'f32' });
+    expect(ctd.lora).toMatchObject({ r: 16, alpha: 32 });
+    expect(ctd.quantization).toBe('nf4');
+  });
+});
