@@ -97,7 +97,7 @@ export function tsneForces(engine: Engine, y: Tensor, p: TsneAffinityTensors, at
   expectShape(op, 'rep', rep, [n, dim]);
   expectShape(op, 'z', z, [n]);
   engine.dispatch(
-    spec('tsne_forces', dim, ['read', 'read', 'read', 'read', 'read_write', 'read_write', 'read_write']),
+    spec(dim === 2 ? 'tsne_forces_2d' : 'tsne_forces_3d', dim, ['read', 'read', 'read', 'read', 'read_write', 'read_write', 'read_write']),
     params(n),
     [y.buffer, p.rowPtr.buffer, p.cols.buffer, p.values.buffer, attr.buffer, rep.buffer, z.buffer],
     [ceilDiv(n, TSNE_WORKGROUP)],
