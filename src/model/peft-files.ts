@@ -27,14 +27,21 @@ export interface PeftAdapterFiles {
 }
 
 const MODULE = /^encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)$/;
+/** A layer's linears in registration order: PEFT saves the state dict in this order. */
+const LINEARS = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
 const PEFT_KEY = /^base_model\.model\.(?:bert\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+function orderKey(name: string): number {
+  const m = /^encoder\.layer\.(\d+)\.(.+)\.lora_([AB])$/.exec(name) as RegExpExecArray; // names are checked before sorting
+  return (Number(m[1]) * LINEARS.length + LINEARS.indexOf(m[2])) * 2 + (m[3] === 'B' ? 1 : 0);
+}
 
 export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
   checkAdapterTensors(adapter.tensors, c.r, c.targetModules);
-  const names = [...adapter.tensors.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const names = [...adapter.tensors.keys()].sort((a, b) => orderKey(a) - orderKey(b));
   const onDisk = new Map(
     names.map((name) => {
       const dot = name.lastIndexOf('.');

@@ -183,13 +183,14 @@ function materialise(value: PyValue, label: string, storageBytes: (ref: StorageR
 /** Copy a (possibly strided) view out of its storage, bounds-checked. */
 function gather(storage: Float32Array, t: TensorRecord, name: string, label: string): Float32Array {
   const n = shapeSize(t.size);
-  const out = new Float32Array(n);
-  if (n === 0) return out;
+  if (n === 0) return new Float32Array(0);
   let last = t.offset;
   for (let d = 0; d < t.size.length; d++) last += (t.size[d] - 1) * t.stride[d];
-  if (t.offset < 0 || last >= storage.length) {
-    throw new PickleError(`${label}: "${name}" [${t.size.join(', ')}] with strides [${t.stride.join(', ')}] at offset ${t.offset} reads past its storage of ${storage.length} elements`);
-  }
+  const where = `${label}: "${name}" [${t.size.join(', ')}] with strides [${t.stride.join(', ')}] at offset ${t.offset}`;
+  if (t.offset < 0 || last >= storage.length) throw new PickleError(`${where} reads past its storage of ${storage.length} elements`);
+  // Only views that repeat elements (stride 0, expand()) can be larger than their storage.
+  if (n > storage.length) throw new PickleError(`${where} repeats storage elements (an expanded view), which is not supported`);
+  const out = new Float32Array(n);
   const rank = t.size.length;
   const index = new Array<number>(rank).fill(0);
   let src = t.offset;
@@ -269,8 +270,9 @@ function unpickle(bytes: Uint8Array, start: number, label: string, persistentLoa
   const u64 = () => (need(8), (at += 8), Number(view.getBigUint64(at - 8, true)));
   const take = (n: number) => (need(n), (at += n), bytes.subarray(at - n, at));
   const text = (n: number) => {
+    const raw = take(n);
     try {
-      return utf8.decode(take(n));
+      return utf8.decode(raw);
     } catch {
       return fail('string is not valid UTF-8');
     }

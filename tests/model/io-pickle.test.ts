@@ -1,0 +1,111 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { unzipSync, zipSync } from 'fflate';
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../src/engine/rng.ts';
+import { PickleError, readTorchCheckpoint } from '../../src/model/pickle-checkpoint.ts';
+
+// Made by tests/model/io-fixtures/make_torch_checkpoints.py with torch 1.13's torch.save.
+const DIR = 'tests/model/io-fixtures';
+type Expected = Record<string, { shape: number[]; values: number[] }>;
+const read = (name: string) => new Uint8Array(readFileSync(`${DIR}/${name}`));
+const expectedDtypes = JSON.parse(readFileSync(`${DIR}/dtypes.json`, 'utf8')) as Expected;
+
+function expectMatches(actual: ReturnType<typeof readTorchCheckpoint>, expected: Expected) {
+  expect([...actual.keys()]).toEqual(Object.keys(expected));
+  for (const [name, { shape, values }] of Object.entries(expected)) {
+    const t = actual.get(name)!;
+    expect(t.shape, name).toEqual(shape);
+    // torch's values as float64 → float32 is exact for every dtype in the fixture.
+    expect(Array.from(t.data), name).toEqual(values.map(Math.fround));
+  }
+}
+
+/** A torch-style zip holding the given data.pkl bytes (for hand-written hostile pickles). */
+function zipWithPickle(pickle: Uint8Array): Uint8Array {
+  return zipSync({ 'archive/data.pkl': pickle, 'archive/version': new TextEncoder().encode('3\n') }, { level: 0 });
+}
+const bytes = (...parts: (number[] | string)[]) =>
+  Uint8Array.from(parts.flatMap((p) => (typeof p === 'string' ? Array.from(new TextEncoder().encode(p)) : p)));
+
+describe('pytorch_model.bin without executing pickle', () => {
+  it('reads a zip-format torch.save: f16/bf16/f64/int64/bool, transposed and offset views, tied and 0-d tensors', () => {
+    expectMatches(readTorchCheckpoint(read('dtypes.bin')), expectedDtypes);
+  });
+
+  it('reads the same state dict in the legacy (pre-1.6, non-zip) format', () => {
+    expectMatches(readTorchCheckpoint(read('dtypes-legacy.bin')), expectedDtypes);
+  });
+
+  it('reads a BertForPreTraining-style checkpoint with heads and a tied decoder', () => {
+    const expected = JSON.parse(readFileSync(`${DIR}/tiny-bert-bin/expected.json`, 'utf8')) as Expected;
+    expectMatches(readTorchCheckpoint(read('tiny-bert-bin/pytorch_model.bin')), expected);
+  });
+
+  it('refuses a torch.save whose pickle calls os.system, naming it, and runs nothing', () => {
+    const marker = '/tmp/qlora-lab-pwned';
+    const call = () => readTorchCheckpoint(read('malicious.bin'), 'malicious.bin');
+    expect(call).toThrow(PickleError);
+    expect(call).toThrow(/malicious\.bin: refusing to load: the pickle references posix\.system/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  const hostile: [string, Uint8Array, RegExp][] = [
+    // GLOBAL builtins eval + REDUCE: refused at the GLOBAL, before any call.
+    ['builtins.eval', bytes([0x80, 0x02], 'cbuiltins\neval\n', [0x58, 4, 0, 0, 0], '1+1', [0x85, 0x52, 0x2e]), /references builtins\.eval/],
+    // STACK_GLOBAL (protocol 4) spelling of the same.
+    ['STACK_GLOBAL subprocess.run', bytes([0x80, 0x04, 0x8c, 10], 'subprocess', [0x8c, 3], 'run', [0x93, 0x2e]), /references subprocess\.run/],
+    // An allowed callable applied to the wrong arguments.
+    ['REDUCE on a storage class', bytes([0x80, 0x02], 'ctorch\nFloatStorage\n', [0x29, 0x52, 0x2e]), /refusing to call torch\.FloatStorage/],
+    // NEWOBJ / INST-style opcodes that are never part of a state dict.
+    ['NEWOBJ', bytes([0x80, 0x02], 'ccollections\nOrderedDict\n', [0x29, 0x81, 0x2e]), /opcode 0x81 .* not one torch\.save uses/],
+    ['persistent id that is not a storage', bytes([0x80, 0x02, 0x58, 3, 0, 0, 0], 'abc', [0x51, 0x2e]), /unsupported persistent id/],
+    ['a pickle that is not a dict', bytes([0x80, 0x02, 0x4b, 7, 0x2e]), /holds 7, not a state dict/],
+    ['truncated', bytes([0x80, 0x02, 0x58, 100, 0, 0, 0], 'ab'), /truncated/],
+    ['memo miss', bytes([0x80, 0x02, 0x68, 9, 0x2e]), /memo entry 9 is not defined/],
+    ['stack underflow', bytes([0x80, 0x02, 0x73, 0x2e]), /stack underflow/],
+  ];
+  it.each(hostile)('refuses a hand-made pickle: %s', (_, pickle, message) => {
+    expect(() => readTorchCheckpoint(zipWithPickle(pickle), 'x.bin')).toThrow(PickleError);
+    expect(() => readTorchCheckpoint(zipWithPickle(pickle), 'x.bin')).toThrow(message);
+  });
+
+  it('refuses files that are not torch.save output', () => {
+    expect(() => readTorchCheckpoint(bytes('{"not": "torch"}'), 'x.bin')).toThrow(/not a torch\.save file/);
+    expect(() => readTorchCheckpoint(zipSync({ 'a.txt': bytes('hi') }), 'x.bin')).toThrow(/has no data\.pkl/);
+  });
+
+  it('a tensor record that reads past its storage is refused', () => {
+    // The dtypes fixture with the zip's storage 0 cut short: every view into it must be rejected.
+    const file = read('dtypes.bin');
+    const entries = Object.fromEntries(Object.entries(unzipSync(file)).map(([name, data]) => [name, name.endsWith('/data/0') ? data.subarray(0, 8) : data]));
+    expect(() => readTorchCheckpoint(zipSync(entries, { level: 0 }), 'x.bin')).toThrow(/storage 0 should hold \d+ F32 elements but has 2/);
+  });
+
+  it('fuzz: 3000 mutations of the zip and of the legacy stream only parse or throw PickleError', () => {
+    const rng = new Rng(7);
+    const seeds = [read('dtypes.bin'), read('dtypes-legacy.bin')];
+    let parsed = 0;
+    let rejected = 0;
+    for (let k = 0; k < 3000; k++) {
+      const file = seeds[k % 2].slice();
+      if (rng.int(4) === 0) {
+        const cut = file.subarray(0, rng.int(file.length));
+        file.set(cut);
+        file.fill(0, cut.length);
+      }
+      for (let n = 1 + rng.int(6); n > 0; n--) file[rng.int(file.length)] ^= 1 << rng.int(8);
+      try {
+        for (const t of readTorchCheckpoint(file, 'fuzz').values()) {
+          if (t.data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error('inconsistent tensor');
+        }
+        parsed++;
+      } catch (e) {
+        if (!(e instanceof PickleError)) throw new Error(`mutation ${k} raised ${String(e)} instead of a PickleError`);
+        rejected++;
+      }
+    }
+    console.log(`pickle fuzz: ${parsed} parsed, ${rejected} rejected`);
+    expect(parsed + rejected).toBe(3000);
+    expect(rejected).toBeGreaterThan(300);
+  });
+});
