@@ -4,7 +4,7 @@
  * run history stores and what the engine worker's session runs, so one value reproduces a run.
  */
 import { type LoraConfig, TARGETABLE_MODULES, validateLoraConfig } from '../model/lora.ts';
-import type { Objective } from './objective.ts';
+import type { TrainConfig } from './trainer.ts';
 
 export const RUN_CONFIG_VERSION = 1;
 
@@ -23,23 +23,14 @@ export interface FrozenAdapterRef {
   fingerprint: string;
 }
 
-export interface TrainSettings {
-  objective: Objective;
-  learningRate: number;
-  warmupSteps: number;
+/** The trainer's settings minus what the run derives (total steps, seed), plus batching and checkpoints. */
+export type TrainSettings = Omit<TrainConfig, 'totalSteps' | 'seed'> & {
   steps: number;
   /** Examples per micro-batch. */
   batchSize: number;
-  gradientAccumulation: number;
-  maxGradNorm: number | null;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  hiddenDropout: number;
   /** Save a checkpoint every this many optimizer steps (and at the end). */
   checkpointEvery: number;
-}
+};
 
 export interface Seeds {
   /** LoRA A initialisation. */
