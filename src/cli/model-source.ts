@@ -8,7 +8,6 @@ import { type ModelFiles, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
 import { DEFAULT_HUB_URL, checkRepoId, hubSource } from '../model/hub.ts';
 import { localDirSource, nodeFileCache } from '../model/node-files.ts';
-import { UsageError } from './main.ts';
 
 export type ModelArgument = { kind: 'local'; dir: string } | { kind: 'hub'; id: string; revision: string };
 
@@ -16,11 +15,11 @@ export function parseModelArgument(arg: string): ModelArgument {
   if (isDirectory(arg)) return { kind: 'local', dir: arg };
   const at = arg.lastIndexOf('@');
   const [id, revision] = at > 0 ? [arg.slice(0, at), arg.slice(at + 1)] : [arg, 'main'];
-  if (revision === '') throw new UsageError(`--model ${arg}: empty revision after @`);
+  if (revision === '') throw new Error(`--model ${arg}: empty revision after @`);
   try {
     checkRepoId(id);
   } catch {
-    throw new UsageError(`--model ${arg}: no such folder, and not a Hugging Face repo id ("org/name" or "org/name@revision")`);
+    throw new Error(`--model ${arg}: no such folder, and not a Hugging Face repo id ("org/name" or "org/name@revision")`);
   }
   return { kind: 'hub', id, revision };
 }
