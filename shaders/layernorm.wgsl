@@ -1,38 +1,10 @@
 // LayerNorm over rows of length H: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps).
-// Row kernels give each row ROW_LANES invocations and each workgroup ROWS_PER_WG rows (folded over
-// a 2-D grid: first row = (wid.x + wid.y * nwg.x) * ROWS_PER_WG). A row's lanes reduce in shared
-// memory in a fixed tree order, so results are deterministic. Mean and variance are two passes over
-// the row (no E[x^2] - E[x]^2 cancellation). Few lanes per row because barriers dominate on
-// CPU-emulated GPUs (SwiftShader: 4 lanes x 16 rows ran ~40x faster than 128 lanes x 1 row) while
-// on real GPUs a row kernel is bandwidth-bound either way.
-
-const ROW_LANES = 4u;
-const ROWS_PER_WG = 16u;
+// Needs row-reduce.wgsl in front (row_slot, row_sum). Mean and variance are two passes over the row
+// (no E[x^2] - E[x]^2 cancellation).
 
 struct RowParams { rows: u32, width: u32, eps: f32 }
 
 @group(0) @binding(0) var<uniform> lp: RowParams;
-
-var<workgroup> partial: array<f32, ROW_LANES * ROWS_PER_WG>;
-
-struct RowSlot { row: u32, lane: u32, slot: u32 }
-
-fn row_slot(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> RowSlot {
-  return RowSlot((wid.x + wid.y * nwg.x) * ROWS_PER_WG + lid / ROW_LANES, lid % ROW_LANES, lid);
-}
-
-// Sum of `value` over the lanes of one row; every lane gets the total. Call in uniform control flow.
-fn row_sum(at: RowSlot, value: f32) -> f32 {
-  partial[at.slot] = value;
-  workgroupBarrier();
-  for (var stride = ROW_LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (at.lane < stride) { partial[at.slot] = partial[at.slot] + partial[at.slot + stride]; }
-    workgroupBarrier();
-  }
-  let total = partial[at.slot - at.lane];
-  workgroupBarrier(); // every lane has read the total before the next call overwrites it
-  return total;
-}
 
 // layernorm_forward
 @group(0) @binding(1) var<storage, read> lnf_x: array<f32>;
@@ -46,7 +18,6 @@ fn row_sum(at: RowSlot, value: f32) -> f32 {
 fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
   let at = row_slot(wid, nwg, lid);
-  // Lanes of rows past the end still take part in the barriers; they read and write nothing.
   let end = select(0u, lp.width, at.row < lp.rows);
   let base = at.row * lp.width;
   let width = f32(lp.width);

@@ -1,18 +1,19 @@
 /** LayerNorm over the last dimension, forward and backward (BERT: eps from the config, e.g. 1e-12). */
-import source from '../../../shaders/layernorm.wgsl?raw';
+import layernormSource from '../../../shaders/layernorm.wgsl?raw';
+import rowReduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params, ceilDiv } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 
-const kernel = kernelFamily('layernorm', source);
+const kernel = kernelFamily('layernorm', rowReduceSource + layernormSource);
 const FORWARD = kernel('layernorm_forward', ['read', 'read', 'read', 'read_write', 'read_write', 'read_write']);
 const BACKWARD = kernel('layernorm_backward', ['read', 'read', 'read', 'read', 'read', 'read_write']);
 const PARAM_GRAD_PARTIAL = kernel('layernorm_param_grad_partial', ['read', 'read', 'read', 'read', 'read_write']);
 const PARAM_GRAD_FINAL = kernel('layernorm_param_grad_final', ['read', 'read_write', 'read_write']);
 
-/** Rows per workgroup of the row kernels (ROW_LANES * ROWS_PER_WG invocations, see layernorm.wgsl). */
+/** Rows per workgroup of the row kernels (ROWS_PER_WG in row-reduce.wgsl). */
 const ROWS_PER_WG = 16;
 /** Columns per workgroup of the dgamma/dbeta kernels (PG_COLS in layernorm.wgsl). */
 const PARAM_GRAD_COLS = 64;
