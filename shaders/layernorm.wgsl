@@ -74,20 +74,16 @@ fn layernorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 }
 
 // dgamma[j] = sum_r dy[r,j] * xhat[r,j], dbeta[j] = sum_r dy[r,j], without atomics in two stages:
-// layernorm_param_grad_partial gives each workgroup PG_COLS columns of one chunk of rows
-// (workgroup g: column block g % column_blocks, chunk g / column_blocks, folded like the row
-// kernels) and writes the chunk sums to partials [2, chunks, H]; layernorm_param_grad_final adds
-// the chunks of each column in order.
+// layernorm_param_grad_partial gives each invocation one column of one chunk of rows (workgroup g:
+// columns (g % column_blocks) * PG_COLS.., chunk g / column_blocks, folded like the row kernels) and
+// writes the chunk sums to partials [2, chunks, H]; layernorm_param_grad_final adds the chunks of
+// each column in order. Neighbouring invocations read neighbouring columns of the same row.
 
 struct ParamGradParams { rows: u32, width: u32, rows_per_chunk: u32, chunks: u32, column_blocks: u32 }
 
 @group(0) @binding(0) var<uniform> pg: ParamGradParams;
 
 const PG_COLS = 64u;
-const PG_LANES = 4u;
-
-var<workgroup> pg_dgamma: array<array<f32, PG_COLS>, PG_LANES>;
-var<workgroup> pg_dbeta: array<array<f32, PG_COLS>, PG_LANES>;
 
 @group(0) @binding(1) var<storage, read> pgp_x: array<f32>;
 @group(0) @binding(2) var<storage, read> pgp_mean: array<f32>;
@@ -95,37 +91,24 @@ var<workgroup> pg_dbeta: array<array<f32, PG_COLS>, PG_LANES>;
 @group(0) @binding(4) var<storage, read> pgp_dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> pgp_partials: array<f32>;
 
-@compute @workgroup_size(PG_COLS, PG_LANES)
+@compute @workgroup_size(PG_COLS)
 fn layernorm_param_grad_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                                @builtin(local_invocation_id) lid: vec3<u32>) {
+                                @builtin(local_invocation_index) lid: u32) {
   let group = wid.x + wid.y * nwg.x;
-  if (group >= pg.column_blocks * pg.chunks) { return; }
-  let col = (group % pg.column_blocks) * PG_COLS + lid.x;
+  let col = (group % pg.column_blocks) * PG_COLS + lid;
   let chunk = group / pg.column_blocks;
+  if (chunk >= pg.chunks || col >= pg.width) { return; }
   let start = chunk * pg.rows_per_chunk;
   let end = min(start + pg.rows_per_chunk, pg.rows);
   var dgamma = 0.0;
   var dbeta = 0.0;
-  if (col < pg.width) {
-    for (var r = start + lid.y; r < end; r += PG_LANES) {
-      let dy = pgp_dy[r * pg.width + col];
-      dgamma += dy * (pgp_x[r * pg.width + col] - pgp_mean[r]) * pgp_rstd[r];
-      dbeta += dy;
-    }
+  for (var r = start; r < end; r++) {
+    let dy = pgp_dy[r * pg.width + col];
+    dgamma += dy * (pgp_x[r * pg.width + col] - pgp_mean[r]) * pgp_rstd[r];
+    dbeta += dy;
   }
-  pg_dgamma[lid.y][lid.x] = dgamma;
-  pg_dbeta[lid.y][lid.x] = dbeta;
-  workgroupBarrier();
-  if (lid.y == 0u && col < pg.width) {
-    var g = 0.0;
-    var b = 0.0;
-    for (var lane = 0u; lane < PG_LANES; lane++) {
-      g += pg_dgamma[lane][lid.x];
-      b += pg_dbeta[lane][lid.x];
-    }
-    pgp_partials[chunk * pg.width + col] = g;
-    pgp_partials[(pg.chunks + chunk) * pg.width + col] = b;
-  }
+  pgp_partials[chunk * pg.width + col] = dgamma;
+  pgp_partials[(pg.chunks + chunk) * pg.width + col] = dbeta;
 }
 
 @group(0) @binding(1) var<storage, read> pgf_partials: array<f32>;

@@ -51,12 +51,12 @@ async function runPooling(engine: Engine, c: Case, data: ReturnType<typeof input
 }
 
 /**
- * Tolerances: the mean is a sum of ≤ T unit values over an exact integer count (2e-6 covers f32
- * rounding); its backward is one multiply and divide (1e-7 relative); CLS pooling copies, so exact.
+ * Tolerances: the mean is a sum of ≤ T unit values over an exact integer count (5e-7; largest error
+ * seen 1e-7); its backward is one multiply and divide (1e-7 relative); CLS pooling copies, so exact.
  */
 function expectMatchesReference(got: Awaited<ReturnType<typeof runPooling>>, c: Case, data: ReturnType<typeof inputs>) {
   const { batch, seq, hidden } = c;
-  expectClose(got.mean, meanPoolForwardRef(data.hidden, data.mask, batch, seq, hidden), { atol: 2e-6, rtol: 1e-6 }, 'mean');
+  expectClose(got.mean, meanPoolForwardRef(data.hidden, data.mask, batch, seq, hidden), { atol: 5e-7, rtol: 1e-6 }, 'mean');
   expectClose(got.dMean, meanPoolBackwardRef(data.mask, data.dOut, batch, seq, hidden), { atol: 0, rtol: 1e-7 }, 'dMean');
   expectClose(got.cls, clsPoolForwardRef(data.hidden, batch, seq, hidden), { atol: 0, rtol: 0 }, 'cls');
   expectClose(got.dCls, clsPoolBackwardRef(data.dOut, batch, seq, hidden), { atol: 0, rtol: 0 }, 'dCls');
