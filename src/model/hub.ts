@@ -49,7 +49,7 @@ export function hubSource(repoId: string, options: HubOptions = {}): ModelFileSo
   if (revision === '' || revision.includes('..')) throw new Error(`"${revision}" is not a valid revision`);
   const baseUrl = options.baseUrl ?? DEFAULT_HUB_URL;
   const cache = options.cache === undefined ? defaultCache() : options.cache;
-  const fetchFile = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
   const headers: Record<string, string> = options.token ? { Authorization: `Bearer ${options.token}` } : {};
   const where = `${repoId}@${revision}`;
 
@@ -61,48 +61,88 @@ export function hubSource(repoId: string, options: HubOptions = {}): ModelFileSo
       onProgress?.({ file: path, loaded: cached.byteLength, total: cached.byteLength, cached: true, done: true });
       return cached;
     }
-    let response: Response;
-    try {
-      response = await fetchFile(url, { headers });
-    } catch (e) {
-      throw new Error(`could not download ${path} of ${where} from ${baseUrl}: ${(e as Error).message}`);
-    }
-    if (response.status === 404) {
-      await response.body?.cancel();
-      // The Hub says which part of the URL was not found; only a missing file is a normal answer.
-      const code = response.headers.get('x-error-code');
-      if (code === 'RepoNotFound') throw new Error(`no repository ${repoId} on ${baseUrl}`);
-      if (code === 'RevisionNotFound') throw new Error(`repository ${repoId} has no revision "${revision}"`);
-      await cache?.put(url, 'missing');
-      return null;
-    }
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      throw new Error(
-        `${baseUrl} refused ${path} of ${where} (HTTP ${response.status}): the repository may not exist, or be private or gated` +
-          (options.token ? ' (the token given has no access to it)' : ' (an access token is needed)'),
-      );
-    }
-    if (!response.ok || !response.body) {
-      await response.body?.cancel();
-      throw new Error(`downloading ${path} of ${where} failed: HTTP ${response.status} ${response.statusText}`);
-    }
-    // A compressed response's Content-Length counts compressed bytes: only a hint for progress.
-    const length = Number(response.headers.get('content-length'));
-    const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : null;
-    let bytes: Uint8Array;
-    try {
-      bytes = await readStream(response.body, total, (loaded, done) =>
-        onProgress?.({ file: path, loaded, total: total === null ? null : Math.max(total, loaded), cached: false, done }),
-      );
-    } catch (e) {
-      throw new Error(`download of ${path} of ${where} broke off: ${(e as Error).message}`);
-    }
-    await cache?.put(url, bytes);
+    const bytes = await download(fetchFn, url, { headers }, `${path} of ${where}`, path, onProgress, (response) => {
+      if (response.status === 404) {
+        // The Hub says which part of the URL was not found; only a missing file is a normal answer.
+        const code = response.headers.get('x-error-code');
+        if (code === 'RepoNotFound') throw new Error(`no repository ${repoId} on ${baseUrl}`);
+        if (code === 'RevisionNotFound') throw new Error(`repository ${repoId} has no revision "${revision}"`);
+        return true;
+      }
+      if (response.status === 401 || response.status === 403) {
+        throw new Error(
+          `${baseUrl} refused ${path} of ${where} (HTTP ${response.status}): the repository may not exist, or be private or gated` +
+            (options.token ? ' (the token given has no access to it)' : ' (an access token is needed)'),
+        );
+      }
+      return false;
+    });
+    await cache?.put(url, bytes ?? 'missing');
     return bytes;
   }
 
   return { kind: 'hub', id: repoId, revision, read };
+}
+
+/**
+ * A model folder the app serves itself (public/models/<id>/). Not cached here: the app's service
+ * worker keeps same-origin files. An HTML answer is a dev server's page fallback, i.e. no such file.
+ */
+export function bundledSource(folderUrl: string | URL, id: string, fetchFn: typeof fetch = globalThis.fetch.bind(globalThis)): ModelFileSource {
+  const folder = new URL(folderUrl);
+  if (!folder.pathname.endsWith('/')) folder.pathname += '/';
+  return {
+    kind: 'bundled',
+    id,
+    read: (path, onProgress) =>
+      download(fetchFn, new URL(path, folder).href, {}, `${path} of the bundled model ${id}`, path, onProgress, (response) =>
+        response.status === 404 || (response.ok && (response.headers.get('content-type') ?? '').startsWith('text/html')),
+      ),
+  };
+}
+
+/**
+ * GET `url` streaming the body with progress. `isMissing` sees each response first: true means "no
+ * such file" (null is returned), false goes on, and it may throw a better error of its own.
+ */
+async function download(
+  fetchFn: typeof fetch,
+  url: string,
+  init: RequestInit,
+  what: string,
+  file: string,
+  onProgress: OnProgress | undefined,
+  isMissing: (response: Response) => boolean,
+): Promise<Uint8Array | null> {
+  let response: Response;
+  try {
+    response = await fetchFn(url, init);
+  } catch (e) {
+    throw new Error(`could not download ${what} from ${new URL(url).origin}: ${(e as Error).message}`);
+  }
+  try {
+    if (isMissing(response)) {
+      await response.body?.cancel();
+      return null;
+    }
+  } catch (e) {
+    await response.body?.cancel();
+    throw e;
+  }
+  if (!response.ok || !response.body) {
+    await response.body?.cancel();
+    throw new Error(`downloading ${what} failed: HTTP ${response.status} ${response.statusText}`);
+  }
+  // A compressed response's Content-Length counts compressed bytes: only a hint for progress.
+  const length = Number(response.headers.get('content-length'));
+  const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : null;
+  try {
+    return await readStream(response.body, total, (loaded, done) =>
+      onProgress?.({ file, loaded, total: total === null ? null : Math.max(total, loaded), cached: false, done }),
+    );
+  } catch (e) {
+    throw new Error(`download of ${what} broke off: ${(e as Error).message}`);
+  }
 }
 
 function defaultCache(): FileCache | null {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelFiles } from '../../src/model/checkpoint.ts';
 import { type FileProgress, fileMapSource } from '../../src/model/file-source.ts';
-import { hubFileUrl, hubSource } from '../../src/model/hub.ts';
+import { bundledSource, hubFileUrl, hubSource } from '../../src/model/hub.ts';
 import { localDirSource, nodeFileCache } from '../../src/model/node-files.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
 import { type HubServer, folderContents, startHubServer } from '../helpers/hub-server.ts';
@@ -140,6 +140,22 @@ describe('Hub source against a local server in the Hub URL layout', () => {
   });
 });
 
+describe('bundled source (a model folder the app serves)', () => {
+  it('loads from a folder URL, treating a dev server\'s HTML page fallback as a missing file', async () => {
+    const folder = `${server.baseUrl}/${REPO}/resolve/main`;
+    // Like Vite's dev server: unknown paths answer 200 with index.html instead of 404.
+    const spaFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (response.status !== 404) return response;
+      await response.body?.cancel();
+      return new Response('<!doctype html><title>app</title>', { headers: { 'content-type': 'text/html; charset=utf-8' } });
+    };
+    const model = await loadModelFiles(bundledSource(folder, 'demo-bert', spaFetch));
+    expect(model.source).toEqual({ kind: 'bundled', id: 'demo-bert', revision: undefined, files: ['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt'] });
+    await expect(loadModelFiles(bundledSource(`${server.baseUrl}/nowhere/`, 'gone'))).rejects.toThrow(/gone has no config\.json/);
+  });
+});
+
 describe('local sources', () => {
   it('a folder on disk and a map of Blobs (the browser path) load the same model', async () => {
     const fromDir = await loadModelFiles(localDirSource(TINY));
@@ -157,6 +173,25 @@ describe('local sources', () => {
     await loadModelFiles(localDirSource(BIN), { log: (m) => notes.push(m) });
     expect(notes).toHaveLength(1);
     expect(notes[0]).toMatch(/ignored 5 tensors.*bert\.embeddings\.position_ids.*bert\.pooler\.dense\.weight.*cls\.predictions\.decoder\.weight/);
+  });
+
+  it('reads a sharded pytorch_model.bin index, and names what is wrong with a broken index', async () => {
+    const expected = JSON.parse(readFileSync(join(BIN, 'expected.json'), 'utf8')) as Record<string, unknown>;
+    const files = new Map(['config.json', 'vocab.txt'].map((n) => [n, new Blob([readFileSync(join(BIN, n))])]));
+    const withIndex = (weightMap: Record<string, string>) =>
+      new Map([...files, ['pytorch_model.bin.index.json', new Blob([JSON.stringify({ weight_map: weightMap })])]]);
+    const shard = 'pytorch_model-00001-of-00001.bin';
+    const all = Object.fromEntries(Object.keys(expected).map((n) => [n, shard]));
+    files.set(shard, new Blob([readFileSync(join(BIN, 'pytorch_model.bin'))]));
+    const model = await loadModelFiles(fileMapSource(withIndex(all)));
+    expect(model.source.files.slice(0, 3)).toEqual(['config.json', 'pytorch_model.bin.index.json', shard]);
+    await expect(loadModelFiles(fileMapSource(withIndex({ ...all, 'bert.pooler.dense.bias': 'pytorch_model-00002-of-00002.bin' })))).rejects.toThrow(
+      /lists shard pytorch_model-00002-of-00002\.bin, which is missing/,
+    );
+    await expect(loadModelFiles(fileMapSource(withIndex({ ...all, 'bert.extra.weight': shard })))).rejects.toThrow(
+      /lists tensors its shards do not contain: bert\.extra\.weight \(in pytorch_model-00001-of-00001\.bin\)/,
+    );
+    await expect(loadModelFiles(fileMapSource(withIndex({ a: '../../etc/passwd' })))).rejects.toThrow(/shard name "\.\.\/\.\.\/etc\/passwd" must be a plain file name/);
   });
 
   it('refuses a tokenizer with more tokens than the embedding table', async () => {
