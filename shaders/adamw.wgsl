@@ -2,20 +2,9 @@
 // the norm computed on the GPU: grad_sq_partials (per grad tensor, one partial sum of squares per
 // 1024-element chunk) → grad_norm_finish (one workgroup: sqrt of the sum of all partials) →
 // adamw_update (per parameter tensor; reads the norm). Fixed chunking and tree order: deterministic.
+// Needs reduce.wgsl in front (workgroup_sum).
 
-const LANES: u32 = 256u;
 const CHUNK: u32 = 1024u; // elements per partial sum (4 per lane)
-var<workgroup> lane_sums: array<f32, 256>;
-
-fn reduce_lanes(lane: u32, value: f32) -> f32 {
-  lane_sums[lane] = value;
-  workgroupBarrier();
-  for (var width = LANES / 2u; width > 0u; width /= 2u) {
-    if (lane < width) { lane_sums[lane] += lane_sums[lane + width]; }
-    workgroupBarrier();
-  }
-  return lane_sums[0];
-}
 
 // ---------------------------------------------------------------- grad_sq_partials
 struct PartialsParams {
@@ -37,7 +26,7 @@ fn grad_sq_partials(@builtin(local_invocation_index) lane: u32, @builtin(workgro
     let g = sq_grad[e];
     sum += g * g;
   }
-  let total = reduce_lanes(lane, sum);
+  let total = workgroup_sum(lane, sum);
   if (lane == 0u) { sq_partials[pp.offset + chunk] = total; }
 }
 
@@ -54,7 +43,7 @@ struct FinishParams {
 fn grad_norm_finish(@builtin(local_invocation_index) lane: u32) {
   var sum = 0.0;
   for (var e = lane; e < fp.count; e += LANES) { sum += finish_partials[e]; }
-  let total = reduce_lanes(lane, sum);
+  let total = workgroup_sum(lane, sum);
   if (lane == 0u) { finish_norm[0] = sqrt(total); }
 }
 

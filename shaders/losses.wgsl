@@ -6,33 +6,8 @@
 // sum_terms. Backward: infonce_grad_logits (dS) → small_gemm twice (dAnchors = scale·dS·cand,
 // dCandidates = scale·dSᵀ·anchors).
 // Cosine pair loss: cosine_pair_terms → sum_terms; cosine_pair_backward.
-// Every reduction is a fixed tree in one workgroup, so results are bit-reproducible.
-
-const LANES: u32 = 256u;
-var<workgroup> lane_values: array<f32, 256>;
-
-// Tree reductions over lane_values; every lane gets the result. Callers write lane_values[lane] first.
-fn reduce_sum(lane: u32) -> f32 {
-  workgroupBarrier();
-  for (var width = LANES / 2u; width > 0u; width /= 2u) {
-    if (lane < width) { lane_values[lane] += lane_values[lane + width]; }
-    workgroupBarrier();
-  }
-  let total = lane_values[0];
-  workgroupBarrier();
-  return total;
-}
-
-fn reduce_max(lane: u32) -> f32 {
-  workgroupBarrier();
-  for (var width = LANES / 2u; width > 0u; width /= 2u) {
-    if (lane < width) { lane_values[lane] = max(lane_values[lane], lane_values[lane + width]); }
-    workgroupBarrier();
-  }
-  let total = lane_values[0];
-  workgroupBarrier();
-  return total;
-}
+// Every reduction is a fixed tree in one workgroup (reduce.wgsl, concatenated in front), so results
+// are bit-reproducible.
 
 // ---------------------------------------------------------------- small_gemm
 // out(p, q) = scale · Σ_k lhs(p, k)·rhs(k, q); one output per thread of a 16×16 tile.
@@ -108,12 +83,10 @@ fn softmax_lines(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_
   let base = line * sp.in_line_stride;
   var line_max = bitcast<f32>(0xff7fffffu); // lowest finite f32
   for (var e = lane; e < sp.length; e += LANES) { line_max = max(line_max, softmax_logits[base + e * sp.in_elem_stride]); }
-  lane_values[lane] = line_max;
-  line_max = reduce_max(lane);
+  line_max = workgroup_max(lane, line_max);
   var sum = 0.0;
   for (var e = lane; e < sp.length; e += LANES) { sum += exp(softmax_logits[base + e * sp.in_elem_stride] - line_max); }
-  lane_values[lane] = sum;
-  sum = reduce_sum(lane);
+  sum = workgroup_sum(lane, sum);
   let inv_sum = 1.0 / sum;
   for (var e = lane; e < sp.length; e += LANES) {
     let z = softmax_logits[base + e * sp.in_elem_stride];
@@ -140,8 +113,7 @@ struct SumParams {
 fn sum_terms(@builtin(local_invocation_index) lane: u32) {
   var partial = 0.0;
   for (var e = lane; e < sum_p.count; e += LANES) { partial += sum_in[e]; }
-  lane_values[lane] = partial;
-  let total = reduce_sum(lane);
+  let total = workgroup_sum(lane, partial);
   if (lane == 0u) { sum_out[0] = sum_p.weight * total; }
 }
 
@@ -192,8 +164,7 @@ struct PairParams {
 fn pair_dot(row: u32, lane: u32) -> f32 {
   var partial = 0.0;
   for (var e = lane; e < pp.h; e += LANES) { partial += pair_a[row * pp.h + e] * pair_b[row * pp.h + e]; }
-  lane_values[lane] = partial;
-  return reduce_sum(lane);
+  return workgroup_sum(lane, partial);
 }
 
 @compute @workgroup_size(256)

@@ -3,12 +3,15 @@
  * √v̂), after torch.nn.utils.clip_grad_norm_ over all gradients. Everything runs on the GPU inside the
  * open batch: the global norm is reduced deterministically into a 1-element tensor the update reads.
  */
-import source from '../../../shaders/adamw.wgsl?raw';
+import reduceSource from '../../../shaders/reduce.wgsl?raw';
+import adamwSource from '../../../shaders/adamw.wgsl?raw';
 import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import { type Tensor, numel } from '../tensor.ts';
 import { expectShape } from './check.ts';
 import { dispatchFolded, dispatchPerElement } from './launch.ts';
+
+const source = reduceSource + adamwSource;
 
 export interface AdamWHyper {
   lr: number;

@@ -3,12 +3,15 @@
  * InfoNCE with in-batch and shared hard negatives (sentence-transformers' MultipleNegativesRankingLoss,
  * and its symmetric variant), and the cosine pair loss (CosineSimilarityLoss) for labelled pairs.
  */
-import source from '../../../shaders/losses.wgsl?raw';
+import reduceSource from '../../../shaders/reduce.wgsl?raw';
+import lossesSource from '../../../shaders/losses.wgsl?raw';
 import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, dispatchPerElement, expectDistinct } from './launch.ts';
+
+const source = reduceSource + lossesSource;
 
 export interface InfoNceOptions {
   /** Multiplies the cosine similarities (sentence-transformers' default is 20). */
