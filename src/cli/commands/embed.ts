@@ -1,0 +1,43 @@
+/** `qlora-lab embed`: sentence embeddings of a text file (one text per line) as a .npy matrix. */
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseOptions, required } from '../args.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { UsageError } from '../main.ts';
+import { encodeNpyFloat32 } from '../npy.ts';
+
+export const summary = 'embed texts (one per line) with a model [+ adapters] into a float32 .npy';
+
+const USAGE = `usage: qlora-lab embed --model <dir|hub-id> --input texts.txt --out emb.npy [options]
+${ENCODER_USAGE}
+  --adapter <dir>                     PEFT adapter folder; repeat to stack adapters in order
+  --batch-size N                      texts per GPU batch (default 32)`;
+
+export async function run(args: string[]): Promise<void> {
+  const { values } = parseOptions(
+    args,
+    { ...ENCODER_OPTIONS, input: { type: 'string' }, out: { type: 'string' }, adapter: { type: 'string', multiple: true }, 'batch-size': { type: 'string', default: '32' } },
+    USAGE,
+  );
+  const input = required(values, 'input', USAGE);
+  const out = required(values, 'out', USAGE);
+  const batchSize = Number(values['batch-size']);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size must be a positive integer`);
+  const texts = (await readFile(input, 'utf8').catch((e: Error) => {
+    throw new UsageError(`cannot read --input ${input}: ${e.message}`);
+  }))
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== '');
+  if (texts.length === 0) throw new UsageError(`${input} has no non-empty lines`);
+  const cli = await openEncoder(values);
+  await attachAdapterDirs(cli, (values.adapter as string[] | undefined) ?? [], false);
+  const started = performance.now();
+  const embeddings = await cli.encoder.embed(texts, batchSize, (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`));
+  const seconds = (performance.now() - started) / 1000;
+  process.stderr.write(`\n${texts.length} texts in ${seconds.toFixed(2)} s (${(texts.length / seconds).toFixed(1)} embeddings/s)\n`);
+  const h = embeddings[0].length;
+  const matrix = new Float32Array(texts.length * h);
+  embeddings.forEach((e, i) => matrix.set(e, i * h));
+  await writeFile(out, encodeNpyFloat32(matrix, [texts.length, h]));
+  process.stderr.write(`wrote ${out} [${texts.length}, ${h}]\n`);
+  cli.engine.destroy();
+}
