@@ -1,0 +1,270 @@
+/**
+ * Before/after: the base model and base + adapter embed the same held-out texts, every metric is
+ * computed for both, and a paired bootstrap (the same resamples for both models) gives each value's
+ * interval and the interval of the change.
+ */
+import { auroc } from './auroc.ts';
+import { type BootstrapOptions, type Interval, type Sample, type Statistic, bootstrapTogether } from './bootstrap.ts';
+import { stratifiedSplit } from './folds.ts';
+import type { MetricKey } from './help.ts';
+import { type LogisticRegressionOptions, crossValidatedPredictions } from './probe.ts';
+import { meanReciprocalRank, recallAtK, relevantRanks } from './retrieval.ts';
+import { meanOf, type SentenceSeparation, sentenceSeparation, separation } from './separation.ts';
+import { silhouette } from './silhouette.ts';
+import { accuracyAt, fitThreshold } from './threshold.ts';
+import type { Embedder, EvalSet } from './types.ts';
+import { dot, unit } from './vectors.ts';
+
+export interface BeforeAfterOptions extends BootstrapOptions {
+  /** Share of pairs in the zero-shot test split. Default 0.5. */
+  testFraction?: number;
+  /** Folds of the linear probe. Default 5. */
+  probeFolds?: number;
+  probe?: LogisticRegressionOptions;
+  /** Texts per embedder call. Default 64. */
+  batchSize?: number;
+  /** Called after each embedder call with texts embedded so far and the total (both models). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface MetricComparison {
+  key: MetricKey;
+  /** Units the metric is computed over (pairs, texts, queries). */
+  n: number;
+  base: Interval;
+  adapted: Interval;
+  /** adapted − base, paired. */
+  change: Interval;
+}
+
+export interface BeforeAfterResult {
+  metrics: MetricComparison[];
+  resamples: number;
+  level: number;
+  seed: number;
+}
+
+/** A model's embeddings, looked up by text (unit-length float64). */
+type Vectors = (text: string) => Float64Array;
+
+interface MetricSpec {
+  key: MetricKey;
+  sample: Sample;
+  statistic: (vectors: Vectors) => Statistic;
+}
+
+function cosines(vectors: Vectors, pairs: readonly { a: string; b: string }[]): Float64Array {
+  return Float64Array.from(pairs, (p) => dot(vectors(p.a), vectors(p.b)));
+}
+
+/** A statistic over pairs from their cosines under each model. */
+function overCosines(pairs: readonly { a: string; b: string }[], f: (cos: Float64Array, idx: Int32Array) => number): MetricSpec['statistic'] {
+  return (vectors) => {
+    const cos = cosines(vectors, pairs);
+    return (idx) => f(cos, idx);
+  };
+}
+
+function strataOf(flags: readonly boolean[]): Int32Array {
+  return Int32Array.from(flags, (f) => (f ? 1 : 0));
+}
+
+/** Cardiology-style or KG pair metrics over positive/negative pairs of texts. */
+function pairSpecs(
+  prefix: 'cardio' | 'kg',
+  pairs: { a: string; b: string }[],
+  positive: boolean[],
+  options: Required<Pick<BeforeAfterOptions, 'testFraction' | 'seed'>>,
+): MetricSpec[] {
+  if (!positive.some(Boolean) || positive.every(Boolean)) return [];
+  const sample = { units: pairs.length, strata: strataOf(positive) };
+  const split = stratifiedSplit(sample.strata, options.testFraction, options.seed);
+  const testStrata = Int32Array.from(split.test, (i) => sample.strata[i]);
+  const keys = prefix === 'cardio' ? (['cardio_separation', 'cardio_similar_mean', 'cardio_different_mean', 'cardio_auroc', 'cardio_pair_accuracy'] as const) : (['kg_separation', 'kg_true_mean', 'kg_false_mean', 'kg_auroc', 'kg_pair_accuracy'] as const);
+  const specs: MetricSpec[] = [
+    { key: keys[0], sample, statistic: overCosines(pairs, (c, idx) => separation(c, positive, idx)) },
+    { key: keys[1], sample, statistic: overCosines(pairs, (c, idx) => meanOf(c, idx, (i) => positive[i])) },
+    { key: keys[2], sample, statistic: overCosines(pairs, (c, idx) => meanOf(c, idx, (i) => !positive[i])) },
+    { key: keys[3], sample, statistic: overCosines(pairs, (c, idx) => auroc(c, positive, idx)) },
+  ];
+  if (split.train.length > 0 && split.test.length > 0) {
+    specs.push({
+      key: keys[4],
+      sample: { units: split.test.length, strata: testStrata },
+      statistic: (vectors) => {
+        const c = cosines(vectors, pairs);
+        const threshold = fitThreshold(c, positive, split.train);
+        return (idx) => accuracyAt(c, positive, threshold, Int32Array.from(idx, (k) => split.test[k]));
+      },
+    });
+  }
+  return specs;
+}
+
+function sentenceSpecs(sentences: string[], associated: boolean[]): MetricSpec[] {
+  if (!associated.some(Boolean) || associated.every(Boolean)) return [];
+  const sample = { units: sentences.length, strata: strataOf(associated) };
+  const field = (key: MetricKey, name: keyof SentenceSeparation): MetricSpec => ({
+    key,
+    sample,
+    statistic: (v) => {
+      const vectors = sentences.map(v);
+      return (idx) => sentenceSeparation(vectors, associated, idx)[name];
+    },
+  });
+  return [field('kg_sentence_separation', 'score'), field('kg_sentence_within_true', 'withinTrue'), field('kg_sentence_within_false', 'withinFalse'), field('kg_sentence_between', 'between')];
+}
+
+function labelledSpecs(set: NonNullable<EvalSet['labelled']>, options: BeforeAfterOptions): MetricSpec[] {
+  const names = [...new Set(set.map((t) => t.label))].sort();
+  if (names.length < 2) throw new Error(`labelled texts need at least two labels, got ${names.length} (${names.join(', ')})`);
+  const y = Int32Array.from(set, (t) => names.indexOf(t.label));
+  const sample = { units: set.length, strata: y };
+  return [
+    {
+      key: 'probe_accuracy',
+      sample,
+      statistic: (v) => {
+        const predicted = crossValidatedPredictions(set.map((t) => v(t.text)), y, { ...options.probe, folds: options.probeFolds ?? 5, seed: options.seed ?? 0 });
+        const correct = Float64Array.from(predicted, (p, i) => (p === y[i] ? 1 : 0));
+        return (idx) => meanOf(correct, idx);
+      },
+    },
+    {
+      key: 'silhouette',
+      sample,
+      statistic: (v) => {
+        const vectors = set.map((t) => v(t.text));
+        return (idx) => silhouette(vectors, y, idx);
+      },
+    },
+  ];
+}
+
+function retrievalSpecs(set: NonNullable<EvalSet['retrieval']>): MetricSpec[] {
+  const position = new Map<string, number>();
+  set.corpus.forEach((item, i) => {
+    if (position.has(item.id)) throw new Error(`retrieval corpus id "${item.id}" appears twice`);
+    position.set(item.id, i);
+  });
+  const relevant = set.queries.map((q, qi) =>
+    q.relevant.map((id) => {
+      const at = position.get(id);
+      if (at === undefined) throw new Error(`retrieval query ${qi} names relevant id "${id}", which is not in the corpus`);
+      return at;
+    }),
+  );
+  const sample = { units: set.queries.length };
+  const overRanks = (key: MetricKey, f: (ranks: number[][], idx: Int32Array) => number): MetricSpec => ({
+    key,
+    sample,
+    statistic: (v) => {
+      const ranks = relevantRanks(set.queries.map((q) => v(q.text)), set.corpus.map((c) => v(c.text)), relevant);
+      return (idx) => f(ranks, idx);
+    },
+  });
+  return [
+    overRanks('recall_at_1', (r, idx) => recallAtK(r, 1, idx)),
+    overRanks('recall_at_5', (r, idx) => recallAtK(r, 5, idx)),
+    overRanks('recall_at_10', (r, idx) => recallAtK(r, 10, idx)),
+    overRanks('mrr', meanReciprocalRank),
+  ];
+}
+
+function checkText(where: string, text: unknown): void {
+  if (typeof text !== 'string' || text.trim() === '') throw new Error(`${where}: text must be a non-empty string, got ${JSON.stringify(text)}`);
+}
+
+/** The metrics an evaluation set supports, in report order. */
+function metricSpecs(set: EvalSet, options: BeforeAfterOptions): MetricSpec[] {
+  const resolved = { testFraction: options.testFraction ?? 0.5, seed: options.seed ?? 0 };
+  const specs: MetricSpec[] = [];
+  if (set.pairs?.length) {
+    set.pairs.forEach((p, i) => {
+      checkText(`pair ${i}`, p.a);
+      checkText(`pair ${i}`, p.b);
+      if (!['similar', 'different', 'negation'].includes(p.group)) throw new Error(`pair ${i}: group must be similar, different or negation, got ${JSON.stringify(p.group)}`);
+    });
+    const scored = set.pairs.filter((p) => p.group !== 'negation');
+    specs.push(...pairSpecs('cardio', scored, scored.map((p) => p.group === 'similar'), resolved));
+    const negation = set.pairs.filter((p) => p.group === 'negation');
+    if (negation.length) {
+      specs.push({ key: 'negation_mean', sample: { units: negation.length }, statistic: overCosines(negation, (c, idx) => meanOf(c, idx)) });
+      const versus = set.pairs.filter((p) => p.group !== 'different');
+      const isSimilar = versus.map((p) => p.group === 'similar');
+      if (isSimilar.some(Boolean)) {
+        // AUROC with similar pairs as positives = P(cos(negation) < cos(similar)) + ½ P(equal).
+        specs.push({ key: 'negation_below_similar', sample: { units: versus.length, strata: strataOf(isSimilar) }, statistic: overCosines(versus, (c, idx) => auroc(c, isSimilar, idx)) });
+      }
+    }
+  }
+  if (set.associations?.length) {
+    set.associations.forEach((a, i) => {
+      checkText(`association ${i} gene`, a.gene);
+      checkText(`association ${i} disease`, a.disease);
+      checkText(`association ${i} sentence`, a.sentence);
+    });
+    const associated = set.associations.map((a) => Boolean(a.associated));
+    specs.push(...pairSpecs('kg', set.associations.map((a) => ({ a: a.gene, b: a.disease })), associated, resolved));
+    specs.push(...sentenceSpecs(set.associations.map((a) => a.sentence), associated));
+  }
+  if (set.labelled?.length) {
+    set.labelled.forEach((t, i) => checkText(`labelled text ${i}`, t.text));
+    specs.push(...labelledSpecs(set.labelled, options));
+  }
+  if (set.retrieval?.queries.length) {
+    set.retrieval.queries.forEach((q, i) => checkText(`retrieval query ${i}`, q.text));
+    set.retrieval.corpus.forEach((c, i) => checkText(`retrieval corpus item ${i}`, c.text));
+    specs.push(...retrievalSpecs(set.retrieval));
+  }
+  if (!specs.length) throw new Error('the evaluation set has nothing to evaluate: it needs pairs of two groups, associations (true and false), labelled texts or retrieval queries');
+  return specs;
+}
+
+/** Every distinct text of the set, in first-seen order. */
+export function evalTexts(set: EvalSet): string[] {
+  const texts = new Set<string>();
+  for (const p of set.pairs ?? []) texts.add(p.a).add(p.b);
+  for (const a of set.associations ?? []) texts.add(a.gene).add(a.disease).add(a.sentence);
+  for (const t of set.labelled ?? []) texts.add(t.text);
+  for (const q of set.retrieval?.queries ?? []) texts.add(q.text);
+  for (const c of set.retrieval?.corpus ?? []) texts.add(c.text);
+  return [...texts];
+}
+
+async function embedAll(embedder: Embedder, texts: string[], batchSize: number, progress: (count: number) => void): Promise<Vectors> {
+  const table = new Map<string, Float64Array>();
+  let width = -1;
+  for (let start = 0; start < texts.length; start += batchSize) {
+    const batch = texts.slice(start, start + batchSize);
+    const vectors = await embedder(batch);
+    if (vectors.length !== batch.length) throw new Error(`the embedder returned ${vectors.length} vectors for ${batch.length} texts`);
+    batch.forEach((t, i) => {
+      const v = vectors[i];
+      if (width >= 0 && v.length !== width) throw new Error(`the embedder returned vectors of different lengths (${width} and ${v.length})`);
+      width = v.length;
+      if (!v.every(Number.isFinite)) throw new Error(`the embedder returned a non-finite value for "${t.slice(0, 60)}"`);
+      table.set(t, unit(v));
+    });
+    progress(batch.length);
+  }
+  return (text) => table.get(text)!;
+}
+
+export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, evalSet: EvalSet, options: BeforeAfterOptions = {}): Promise<BeforeAfterResult> {
+  const specs = metricSpecs(evalSet, options);
+  const texts = evalTexts(evalSet);
+  const batchSize = options.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+  let done = 0;
+  const progress = (count: number) => options.onProgress?.((done += count), 2 * texts.length);
+  const baseVectors = await embedAll(base, texts, batchSize, progress);
+  const adaptedVectors = await embedAll(adapted, texts, batchSize, progress);
+  const metrics = specs.map((spec) => {
+    const before = spec.statistic(baseVectors);
+    const after = spec.statistic(adaptedVectors);
+    const [b, a, change] = bootstrapTogether(spec.sample, [before, after, (idx) => after(idx) - before(idx)], options);
+    return { key: spec.key, n: spec.sample.units, base: b, adapted: a, change };
+  });
+  return { metrics, resamples: options.resamples ?? 1000, level: options.level ?? 0.95, seed: options.seed ?? 0 };
+}
