@@ -95,7 +95,7 @@ export function bundledSource(folderUrl: string | URL, id: string, fetchFn: type
     kind: 'bundled',
     id,
     read: (path, onProgress) =>
-      download(fetchFn, new URL(path, folder).href, {}, `${path} of the bundled model ${id}`, path, onProgress, (response) =>
+      download(fetchFn, new URL(path, folder).href, { headers: { accept: 'application/octet-stream' } }, `${path} of the bundled model ${id}`, path, onProgress, (response) =>
         response.status === 404 || (response.ok && (response.headers.get('content-type') ?? '').startsWith('text/html')),
       ),
   };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelFiles } from '../../src/model/checkpoint.ts';
-import { type FileProgress, fileMapSource } from '../../src/model/file-source.ts';
+import { type FileProgress, fileListToMap, fileMapSource } from '../../src/model/file-source.ts';
 import { bundledSource, hubFileUrl, hubSource } from '../../src/model/hub.ts';
 import { localDirSource, nodeFileCache } from '../../src/model/node-files.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
@@ -129,6 +129,19 @@ describe('Hub source against a local server in the Hub URL layout', () => {
     for (const [name, t] of bin.weights) expect(sharded.weights.get(name)?.data, name).toEqual(t.data);
   });
 
+  it('sends the access token, and explains a 401', async () => {
+    const seen: (string | null)[] = [];
+    const refusing: typeof fetch = async (_url, init) => {
+      seen.push(new Headers(init?.headers).get('authorization'));
+      return new Response('no', { status: 401 });
+    };
+    await expect(loadModelFiles(hubSource('org/gated', { fetch: refusing, token: 'hf_abc', cache: null }))).rejects.toThrow(
+      /refused config\.json of org\/gated@main \(HTTP 401\): the repository may not exist, or be private or gated \(the token given has no access to it\)/,
+    );
+    await expect(loadModelFiles(hubSource('org/gated', { fetch: refusing, cache: null }))).rejects.toThrow(/\(an access token is needed\)/);
+    expect(seen).toEqual(['Bearer hf_abc', null]);
+  });
+
   it('gives clear errors: unknown repo, unknown revision, no weights, another architecture, unreachable host, bad id', async () => {
     const load = (id: string, revision?: string, baseUrl = server.baseUrl) => loadModelFiles(hubSource(id, { baseUrl, revision, cache: null }));
     await expect(load('test-org/missing')).rejects.toThrow(/no repository test-org\/missing/);
@@ -166,6 +179,15 @@ describe('local sources', () => {
     expect(fromDir.source.files).toEqual(fromMap.source.files);
     for (const [name, t] of fromDir.weights) expect(fromMap.weights.get(name)?.data, name).toEqual(t.data);
     expect(events.filter((e) => e.done).map((e) => e.file)).toEqual(fromMap.source.files);
+  });
+
+  it('keys a picked folder\'s files by their path inside it', () => {
+    const picked = ['bge/config.json', 'bge/onnx/model.onnx'].map((path) => {
+      const file = new File(['x'], path.split('/').pop() as string);
+      Object.defineProperty(file, 'webkitRelativePath', { value: path });
+      return file;
+    });
+    expect([...fileListToMap([...picked, new File(['y'], 'vocab.txt')]).keys()]).toEqual(['config.json', 'onnx/model.onnx', 'vocab.txt']);
   });
 
   it('reports dropped head tensors through log', async () => {
