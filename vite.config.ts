@@ -6,4 +6,7 @@ export default defineConfig({
   worker: { format: 'es' },
   server: { host: '127.0.0.1' },
   build: { target: 'es2022' },
+  // Pre-bundle what the app and its workers import, so the dev server never discovers a dependency
+  // mid-session and reloads the page (which would interrupt a training run).
+  optimizeDeps: { include: ['comlink', 'idb', 'fflate', '@huggingface/transformers', 'ml-pca', '@observablehq/plot', 'three'] },
 });
