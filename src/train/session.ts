@@ -9,8 +9,8 @@ import { DeviceLostError } from '../engine/errors.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
-import { fileMapSource, readStream } from '../model/file-source.ts';
-import { cacheStorageCache, hubSource } from '../model/hub.ts';
+import { fileMapSource } from '../model/file-source.ts';
+import { bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { type PeftAdapter, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
@@ -408,30 +408,7 @@ function modelSource(ref: ModelRef, localFiles: Map<string, Blob> | undefined, s
     if (!localFiles) throw new Error(`pick the folder of ${ref.id} again: local files are not kept between visits`);
     return fileMapSource(localFiles, ref.id);
   }
-  return bundledSource(ref.id, siteUrl ?? self.location.href);
-}
-
-/**
- * A model shipped with the app under `models/<id>/`. A missing file is a 404, or (from servers that
- * answer every unknown path with the page itself) an HTML page, which is taken as missing too.
- */
-function bundledSource(id: string, siteUrl: string): ModelFileSource {
-  const base = new URL(`models/${encodeURIComponent(id)}/`, new URL('/', siteUrl));
-  return {
-    kind: 'bundled',
-    id,
-    async read(path, onProgress) {
-      const response = await fetch(new URL(path, base), { headers: { accept: 'application/octet-stream' } });
-      if (response.status === 404 || (response.headers.get('content-type') ?? '').includes('text/html')) {
-        await response.body?.cancel();
-        return null;
-      }
-      if (!response.ok || !response.body) throw new Error(`could not read ${path} of the bundled model ${id}: HTTP ${response.status}`);
-      const length = Number(response.headers.get('content-length'));
-      const total = Number.isSafeInteger(length) && length > 0 && !response.headers.get('content-encoding') ? length : null;
-      return readStream(response.body, total, (loaded, done) => onProgress?.({ file: path, loaded, total, cached: false, done }));
-    },
-  };
+  return bundledSource(new URL(`models/${encodeURIComponent(ref.id)}/`, siteUrl ?? self.location.href), ref.id);
 }
 
 function describeAdapter(adapter: PeftAdapter): string {

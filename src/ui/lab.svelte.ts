@@ -88,7 +88,7 @@ export class Lab {
     this.downloads = {};
     this.model = null;
     try {
-      this.model = await session.loadModel(ref, this.config.quantization, localFiles, location.href);
+      this.model = await session.loadModel(ref, this.config.quantization, localFiles, new URL(import.meta.env.BASE_URL, location.href).href);
       this.config.model = ref;
       this.modelPhase = 'ready';
       await this.checkMemory();
