@@ -1,0 +1,50 @@
+/** Read a whole pair file (CSV/TSV/JSONL, plain or gzip) from disk into training examples. */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { type LabelledRow, type PairLayout, type TripletRow, parsePairs } from '../data/pairs.ts';
+import type { IngestSource } from '../data/source.ts';
+import { openText } from '../data/source.ts';
+import type { ContrastiveExample, LabelledPair } from '../train/objective.ts';
+import { UsageError } from './main.ts';
+
+export type PairExamples = { layout: 'triplets'; examples: ContrastiveExample[] } | { layout: 'labelled'; examples: LabelledPair[] };
+
+export async function readPairFile(path: string, stderr: { write(s: string): unknown } = process.stderr): Promise<PairExamples> {
+  const info = await stat(path).catch(() => {
+    throw new UsageError(`cannot read --data ${path}: no such file`);
+  });
+  const source: IngestSource = {
+    name: path,
+    size: info.size,
+    lastModified: info.mtimeMs,
+    open: async () => Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>,
+  };
+  const { stream } = await openText(source);
+  const triplets: ContrastiveExample[] = [];
+  const labelled: LabelledPair[] = [];
+  let layout: PairLayout | null = null;
+  let bad = 0;
+  for await (const chunk of parsePairs(stream)) {
+    layout ??= chunk.header.layout;
+    for (const row of chunk.rows) {
+      if (row.kind === 'triplet') triplets.push(tripletExample(row));
+      else labelled.push(labelledExample(row));
+    }
+    for (const b of chunk.bad) {
+      if (bad++ < 5) stderr.write(`${path}:${b.line}: skipped: ${b.reason}\n`);
+    }
+  }
+  if (bad > 5) stderr.write(`${path}: ${bad} rows skipped in all\n`);
+  if (layout === 'labelled') return { layout, examples: labelled };
+  if (triplets.length === 0) throw new UsageError(`${path} has no usable rows`);
+  return { layout: 'triplets', examples: triplets };
+}
+
+function tripletExample(row: TripletRow): ContrastiveExample {
+  return row.negatives.length > 0 ? { anchor: row.anchor, positive: row.positive, negatives: row.negatives } : { anchor: row.anchor, positive: row.positive };
+}
+
+function labelledExample(row: LabelledRow): LabelledPair {
+  return { textA: row.textA, textB: row.textB, label: row.label };
+}
