@@ -190,6 +190,7 @@ function gather(storage: Float32Array, t: TensorRecord, name: string, label: str
   if (t.offset < 0 || last >= storage.length) throw new PickleError(`${where} reads past its storage of ${storage.length} elements`);
   // Only views that repeat elements (stride 0, expand()) can be larger than their storage.
   if (n > storage.length) throw new PickleError(`${where} repeats storage elements (an expanded view), which is not supported`);
+  if (isContiguous(t)) return storage.slice(t.offset, t.offset + n);
   const out = new Float32Array(n);
   const rank = t.size.length;
   const index = new Array<number>(rank).fill(0);
@@ -206,6 +207,16 @@ function gather(storage: Float32Array, t: TensorRecord, name: string, label: str
     }
   }
   return out;
+}
+
+/** Row-major with no gaps (size-1 dimensions may have any stride). */
+function isContiguous(t: TensorRecord): boolean {
+  let expected = 1;
+  for (let d = t.size.length - 1; d >= 0; d--) {
+    if (t.size[d] !== 1 && t.stride[d] !== expected) return false;
+    expected *= t.size[d];
+  }
+  return true;
 }
 
 function describe(value: unknown): string {
