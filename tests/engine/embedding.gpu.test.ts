@@ -5,17 +5,11 @@ import type { Tensor } from '../../src/engine/tensor.ts';
 import { embeddingForward } from '../../src/engine/ops/embedding.ts';
 import { embeddingForwardRef } from '../../src/engine/ops/embedding.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
+import { type TorchEmbeddingCase, layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { expectBitIdentical, expectClose, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
-interface Sizes {
-  batch: number;
-  seq: number;
-  hidden: number;
-  vocab: number;
-  positions: number;
-  typeVocab: number;
-}
+type Sizes = Pick<TorchEmbeddingCase, 'batch' | 'seq' | 'hidden' | 'vocab' | 'positions' | 'typeVocab'>;
 
 /** Random tables and ids; `idRange` > vocab produces out-of-range ids. */
 function inputs(s: Sizes, seed: number, idRange = s.vocab, typeRange = s.typeVocab) {
@@ -73,6 +67,15 @@ describe('embedding', () => {
     const got = await runEmbedding(await gpuEngine(), s, data);
     expectClose(got, embeddingForwardRef(data.inputIds, data.tokenTypeIds, data.tables, s.seq, s.hidden), { atol: 1e-6, rtol: 1e-6 }, 'out');
     expectBitIdentical(got, huggingFaceOrderF32(s, data), 'out vs f32 in HF order');
+  });
+
+  it.each(layerOpsFixture.embedding)('equals torch BertEmbeddings\' f32 sum bit for bit (committed fixture), $batch x $seq x $hidden', async (c) => {
+    const data = {
+      inputIds: Uint32Array.from(c.inputIds),
+      tokenTypeIds: Uint32Array.from(c.tokenTypeIds),
+      tables: { word: Float32Array.from(c.word), position: Float32Array.from(c.position), tokenType: Float32Array.from(c.tokenType) },
+    };
+    expectBitIdentical(await runEmbedding(await gpuEngine(), c, data), Float32Array.from(c.out), 'out vs torch');
   });
 
   it('clamps out-of-range ids to the last row of their table', async () => {

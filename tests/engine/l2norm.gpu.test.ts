@@ -3,6 +3,7 @@ import type { Engine } from '../../src/engine/engine.ts';
 import { l2NormalizeBackward, l2NormalizeForward } from '../../src/engine/ops/l2norm.ts';
 import { l2NormalizeBackwardRef, l2NormalizeForwardRef } from '../../src/engine/ops/l2norm.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
+import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
@@ -60,6 +61,13 @@ describe('L2 normalisation', () => {
     expectMatchesReference(got, rows, width, data);
     expect(got.y.subarray(0, width).every((v) => v === 0)).toBe(true);
     expectClose(got.dx.subarray(0, 2 * width), data.dy.subarray(0, 2 * width).map((v) => v / 1e-12), { atol: 0, rtol: 1e-6 }, 'clamped dx');
+  });
+
+  it.each(layerOpsFixture.l2norm)('float64 reference matches torch F.normalize (committed fixture; zero and tiny rows), $rows x $width', (c) => {
+    const ref = l2NormalizeForwardRef(c.x, c.width);
+    const tol = { atol: 1e-12, rtol: 1e-12 };
+    expectClose(ref.y, c.y, tol, 'y');
+    expectClose(l2NormalizeBackwardRef(ref.y, ref.norms, c.dy, c.width), c.dx, tol, 'dx');
   });
 
   it('float64 backward matches central finite differences', () => {

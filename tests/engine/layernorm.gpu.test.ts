@@ -3,6 +3,7 @@ import type { Engine } from '../../src/engine/engine.ts';
 import { layerNormBackward, layerNormForward } from '../../src/engine/ops/layernorm.ts';
 import { layerNormBackwardRef, layerNormForwardRef } from '../../src/engine/ops/layernorm.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
+import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
 
@@ -95,6 +96,16 @@ describe('LayerNorm', () => {
     const data = inputs(rows, width, 11);
     expectMatchesReference(await runLayerNorm(engine, rows, width, data, 1e-5), data, rows, width, 1e-5);
     engine.destroy();
+  });
+
+  it.each(layerOpsFixture.layernorm)('float64 reference matches torch F.layer_norm (committed fixture), $rows x $width', (c) => {
+    const ref = layerNormForwardRef(c.x, c.gamma, c.beta, c.width, c.eps);
+    const back = layerNormBackwardRef(c.x, c.gamma, ref.mean, ref.rstd, c.dy, c.width);
+    const tol = { atol: 1e-12, rtol: 1e-12 };
+    expectClose(ref.y, c.y, tol, 'y');
+    expectClose(back.dx, c.dx, tol, 'dx');
+    expectClose(back.dgamma, c.dgamma, tol, 'dgamma');
+    expectClose(back.dbeta, c.dbeta, tol, 'dbeta');
   });
 
   it('float64 backward matches central finite differences (x, gamma, beta)', () => {

@@ -3,6 +3,7 @@ import type { Engine } from '../../src/engine/engine.ts';
 import { clsPoolBackward, clsPoolForward, meanPoolBackward, meanPoolForward } from '../../src/engine/ops/pooling.ts';
 import { clsPoolBackwardRef, clsPoolForwardRef, meanPoolBackwardRef, meanPoolForwardRef } from '../../src/engine/ops/pooling.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
+import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
@@ -81,6 +82,12 @@ describe('pooling', () => {
     expectMatchesReference(got, c, data);
     expect(got.mean.subarray(9, 18).every((v) => v === 0)).toBe(true);
     expect(got.dMean.subarray(54, 108).every((v) => v === 0)).toBe(true);
+  });
+
+  it.each(layerOpsFixture.meanPool)('float64 mean pooling matches torch (sentence-transformers formula, committed fixture), lengths $lengths', (c) => {
+    const tol = { atol: 1e-12, rtol: 1e-12 };
+    expectClose(meanPoolForwardRef(c.hidden, c.mask, c.batch, c.seq, c.width), c.out, tol, 'out');
+    expectClose(meanPoolBackwardRef(c.mask, c.dOut, c.batch, c.seq, c.width), c.dHidden, tol, 'dHidden');
   });
 
   it('float64 backward matches central finite differences (mean and CLS), with padded tails', () => {
