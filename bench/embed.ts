@@ -9,7 +9,6 @@
 import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
 import { loadModelFiles } from '../src/model/checkpoint.ts';
 import { localDirSource } from '../src/model/node-files.ts';
@@ -18,17 +17,19 @@ import { runBenchPage } from './lib/browser.ts';
 import type { EngineEmbedPageResult, EngineEmbedParams, PeerEmbedParams, PeerEmbedResult, TimedShape } from './lib/embed-types.ts';
 import { type EngineEmbedResult, timeEngineEmbedding, toPageTokenBatch } from './lib/embed-workload.ts';
 import { benchModelName, benchModelsRoot, ensureBenchModel } from './lib/models.ts';
-import { BENCH_SHAPES, type BenchShape, benchTokenBatch, shapeByKey } from './lib/shapes.ts';
+import { BGE_SMALL, type BenchShape, benchTokenBatch } from './lib/shapes.ts';
+import { type DispatchProfile, profileFigures, profileTable } from './lib/profile.ts';
 import { serveFolders } from './lib/static-server.ts';
 import { median } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
+import { parseBenchOptions } from './lib/options.ts';
 
 const BATCH = 32;
 const WEIGHT_SEED = 5;
 const BASES = ['nf4', 'f32'] as const;
 const PEER_DEVICES = ['webgpu', 'wasm'] as const;
 /** The cell the headline ratio is taken at (issue 3: BGE-small shape, seq 16, batch 32). */
-const RATIO_SHAPE = 'bge_small';
+const RATIO_SHAPE = BGE_SMALL.key;
 const RATIO_SEQ = 16;
 const PAGE_TIMEOUT_MS = 60 * 60_000;
 
@@ -38,18 +39,7 @@ interface Row {
   base: string;
   timed: TimedShape;
   peakBytes: number | null;
-}
-
-function list(value: string, name: string): string[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new Error(`--${name} needs a comma-separated list`);
-  return items;
-}
-
-function positiveInt(value: string, name: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${value}`);
-  return n;
+  profile: DispatchProfile | null;
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -63,19 +53,7 @@ function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
 }
 
 export default async function bench(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      quick: { type: 'boolean', default: false },
-      models: { type: 'string' },
-      seqs: { type: 'string' },
-      reps: { type: 'string', default: '3' },
-      'budget-s': { type: 'string', default: '60' },
-    },
-  });
-  const shapes = list(values.models ?? (values.quick ? RATIO_SHAPE : BENCH_SHAPES.map((s) => s.key).join(',')), 'models').map(shapeByKey);
-  const seqs = list(values.seqs ?? (values.quick ? String(RATIO_SEQ) : '16,64'), 'seqs').map((s) => positiveInt(s, 'seqs'));
-  const timing = { reps: positiveInt(values.reps!, 'reps'), budgetMs: positiveInt(values['budget-s']!, 'budget-s') * 1000 };
+  const { shapes, seqs, timing, profile } = parseBenchOptions(args, 60);
   const loadBefore = loadavg()[0];
   const started = performance.now();
 
@@ -84,7 +62,7 @@ export default async function bench(args: string[]): Promise<void> {
   const batches = (shape: BenchShape) => seqs.map((seq) => benchTokenBatch(BATCH, seq, shape.config.vocab_size, 1000 + seq));
   const rows: Row[] = [];
   const engineRows = (runtime: string, shape: BenchShape, results: EngineEmbedResult[]) => {
-    for (const r of results) for (const timed of r.shapes) rows.push({ shape, runtime, base: r.base, timed, peakBytes: timed.peakBytes });
+    for (const r of results) for (const timed of r.shapes) rows.push({ shape, runtime, base: r.base, timed, peakBytes: timed.peakBytes, profile: timed.profile });
   };
 
   // Our engine in Node (Dawn).
@@ -94,7 +72,7 @@ export default async function bench(args: string[]): Promise<void> {
   for (const shape of shapes) {
     const files = await loadModelFiles(localDirSource(dirs.get(shape)!));
     const results: EngineEmbedResult[] = [];
-    for (const base of BASES) results.push(await timeEngineEmbedding(engine, files, base, batches(shape), timing, (line) => log(`node ${shape.key}: ${line}`)));
+    for (const base of BASES) results.push(await timeEngineEmbedding(engine, files, base, batches(shape), { ...timing, profile }, (line) => log(`node ${shape.key}: ${line}`)));
     engineRows('node (Dawn)', shape, results);
   }
   engine.destroy();
@@ -128,7 +106,7 @@ export default async function bench(args: string[]): Promise<void> {
         );
         const { shapes: timedShapes, ...info } = peer;
         peerInfo[device] = info;
-        for (const timed of timedShapes) rows.push({ shape, runtime: `chromium transformers.js ${device}`, base: 'fp32 (onnx)', timed, peakBytes: null });
+        for (const timed of timedShapes) rows.push({ shape, runtime: `chromium transformers.js ${device}`, base: 'fp32 (onnx)', timed, peakBytes: null, profile: null });
       }
     }
   } finally {
@@ -197,6 +175,12 @@ export default async function bench(args: string[]): Promise<void> {
     }
   }
   if (ratios.length > 0) console.log(ratios.join('\n'));
+  for (const row of rows) {
+    if (!row.profile) continue;
+    console.log(`\nper-kernel time, ${row.runtime}, ${row.shape.label}, seq ${row.timed.seq}, ${row.base} base:`);
+    console.log(profileTable(row.profile));
+    result[`profile_${key(row)}`] = profileFigures(row.profile);
+  }
   result.load_average_before = +loadBefore.toFixed(2);
   result.load_average_after = +loadavg()[0].toFixed(2);
   result.wall_s = +((performance.now() - started) / 1000).toFixed(1);

@@ -8,11 +8,14 @@ import { type BaseQuantization, BertEncoder, type TokenBatch } from '../../src/m
 import type { ModelFiles } from '../../src/model/checkpoint.ts';
 import { SentenceEncoder } from '../../src/model/sentence.ts';
 import type { PageTokenBatch, TimedShape } from './embed-types.ts';
+import { type DispatchProfile, profileDispatches } from './profile.ts';
 import { median, timeRuns } from './stats.ts';
 
 export interface EngineTimedShape extends TimedShape {
   /** engine.peakBytes over this shape's runs: resident weights + activations + pooled buffers. */
   peakBytes: number;
+  /** Per-kernel replay of one more run, when asked for. */
+  profile: DispatchProfile | null;
 }
 
 export interface EngineEmbedResult {
@@ -45,7 +48,7 @@ export async function timeEngineEmbedding(
   files: Pick<ModelFiles, 'config' | 'weights' | 'tokenizer'>,
   base: BaseQuantization,
   batches: readonly TokenBatch[],
-  timing: { reps: number; budgetMs: number },
+  timing: { reps: number; budgetMs: number; profile?: boolean },
   log: (line: string) => void,
 ): Promise<EngineEmbedResult> {
   let start = performance.now();
@@ -71,7 +74,9 @@ export async function timeEngineEmbedding(
       const warmupMs = performance.now() - start;
       const timesMs = await timeRuns(forward, timing.reps, timing.budgetMs);
       log(`ours ${base} seq ${batch.seq}: warm-up ${(warmupMs / 1000).toFixed(1)} s, median ${(median(timesMs) / 1000).toFixed(2)} s over ${timesMs.length}`);
-      shapes.push({ seq: batch.seq, batch: batch.batch, warmupMs, timesMs, embeddings: Array.from(embeddings!), peakBytes: engine.peakBytes });
+      const peakBytes = engine.peakBytes;
+      const profile = timing.profile ? await profileDispatches(engine, forward) : null;
+      shapes.push({ seq: batch.seq, batch: batch.batch, warmupMs, timesMs, embeddings: Array.from(embeddings!), peakBytes, profile });
     }
   } finally {
     bert.destroy();

@@ -1,0 +1,135 @@
+// `npm run bench -- train [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 120]`
+//
+// Training pairs/s of QLoRA on random MiniLM-L6- and BGE-small-shaped BERTs with the project's
+// Trainer: NF4 base, LoRA r 16, α 32, dropout 0.1 on query and value, InfoNCE over 32 (anchor,
+// positive) pairs = 64 sequences per step, AdamW with clipping; each step is recorded into one GPU
+// batch and ends with the loss read back. Peak GPU memory (engine.peakBytes over the timed steps)
+// is set against estimateTrainingMemory's estimate for the same shape. Node (Dawn) only.
+// Each figure is the median of up to --reps timed steps after one untimed warm-up step at the same
+// shape; a cell stops repeating once --budget-s is spent (at least one timed step).
+import { loadavg } from 'node:os';
+import { createNodeEngine } from '../src/engine/node-gpu.ts';
+import { BertEncoder } from '../src/model/bert.ts';
+import { loadModelFiles } from '../src/model/checkpoint.ts';
+import { GpuAdapter, type LoraConfig, initLoraTensors } from '../src/model/lora.ts';
+import { estimateTrainingMemory } from '../src/model/memory.ts';
+import { localDirSource } from '../src/model/node-files.ts';
+import { SentenceEncoder } from '../src/model/sentence.ts';
+import { DEFAULT_TRAIN_CONFIG, Trainer } from '../src/train/trainer.ts';
+import { ensureBenchModel } from './lib/models.ts';
+import { type BenchShape, benchTokenBatch } from './lib/shapes.ts';
+import { type DispatchProfile, profileDispatches, profileFigures, profileTable } from './lib/profile.ts';
+import { median, timeRuns } from './lib/stats.ts';
+import { markdownTable, mib } from './lib/table.ts';
+import { parseBenchOptions } from './lib/options.ts';
+
+const PAIRS = 32;
+const WEIGHT_SEED = 5;
+const LORA: LoraConfig = { r: 16, alpha: 32, dropout: 0.1, rslora: false, targetModules: ['query', 'value'] };
+
+interface Row {
+  shape: BenchShape;
+  seq: number;
+  warmupMs: number;
+  timesMs: number[];
+  peakBytes: number;
+  estimateBytes: number;
+  loss: number;
+  profile: DispatchProfile | null;
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+export default async function bench(args: string[]): Promise<void> {
+  const { shapes, seqs, timing, profile } = parseBenchOptions(args, 120);
+  const loadBefore = loadavg()[0];
+  const started = performance.now();
+
+  const engine = await createNodeEngine();
+  const adapterInfo = engine.adapter;
+  log(`GPU: ${adapterInfo.vendor} ${adapterInfo.architecture} ${adapterInfo.description}`);
+  const rows: Row[] = [];
+  for (const shape of shapes) {
+    const files = await loadModelFiles(localDirSource(await ensureBenchModel(shape, WEIGHT_SEED, log)));
+    const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
+    bert.adapters = [new GpuAdapter(engine, files.config, LORA, initLoraTensors(files.config, LORA, 7), true)];
+    const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: files.config.maxPositionEmbeddings });
+    const trainer = new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000 });
+    try {
+      for (const seq of seqs) {
+        const batch = { tokens: benchTokenBatch(2 * PAIRS, seq, shape.config.vocab_size, 2000 + seq), anchors: PAIRS, labels: null };
+        engine.trimPool();
+        engine.peakBytes = engine.liveBytes;
+        let loss = Number.NaN;
+        const step = async () => {
+          loss = (await trainer.trainStep([batch])).loss;
+        };
+        const t0 = performance.now();
+        await step();
+        const warmupMs = performance.now() - t0;
+        const timesMs = await timeRuns(step, timing.reps, timing.budgetMs);
+        const estimate = estimateTrainingMemory(files.config, LORA, { sequences: 2 * PAIRS, seq }, { quantization: 'nf4' });
+        log(`${shape.key} seq ${seq}: warm-up ${(warmupMs / 1000).toFixed(1)} s, median ${(median(timesMs) / 1000).toFixed(2)} s over ${timesMs.length}, loss ${loss.toFixed(4)}`);
+        const peakBytes = engine.peakBytes;
+        const kernels = profile ? await profileDispatches(engine, step) : null;
+        rows.push({ shape, seq, warmupMs, timesMs, peakBytes, estimateBytes: estimate.total, loss, profile: kernels });
+      }
+    } finally {
+      trainer.release();
+      bert.destroy();
+      engine.trimPool();
+    }
+  }
+  engine.destroy();
+
+  const pairsPerSecond = (r: Row) => PAIRS / (median(r.timesMs) / 1000);
+  console.log(`GPU: ${adapterInfo.vendor} ${adapterInfo.architecture} ${adapterInfo.description}`.trim());
+  console.log(
+    `InfoNCE, ${PAIRS} pairs (${2 * PAIRS} sequences) per step, NF4 base, LoRA r ${LORA.r} α ${LORA.alpha} dropout ${LORA.dropout} on ${LORA.targetModules.join(',')}; ` +
+      `median of up to ${timing.reps} timed steps after a warm-up step (budget ${timing.budgetMs / 1000} s per cell)`,
+  );
+  console.log(
+    markdownTable(
+      ['model', 'seq', 'pairs/s', 'median s/step', 'timed steps', 'warm-up s', 'peak GPU MiB', 'estimate MiB', 'peak ÷ estimate', 'last loss'],
+      rows.map((r) => [
+        r.shape.label,
+        r.seq,
+        pairsPerSecond(r).toFixed(3),
+        (median(r.timesMs) / 1000).toFixed(2),
+        r.timesMs.length,
+        (r.warmupMs / 1000).toFixed(1),
+        mib(r.peakBytes),
+        mib(r.estimateBytes),
+        (r.peakBytes / r.estimateBytes).toFixed(3),
+        r.loss.toFixed(4),
+      ]),
+    ),
+  );
+  const result: Record<string, unknown> = {
+    name: 'train',
+    adapter: adapterInfo.description || `${adapterInfo.vendor} ${adapterInfo.architecture}`,
+    pairs_per_step: PAIRS,
+    lora: LORA,
+    base: 'nf4',
+    reps: timing.reps,
+    budget_s_per_cell: timing.budgetMs / 1000,
+  };
+  for (const r of rows) {
+    const key = `${r.shape.key}_seq${r.seq}`;
+    result[`${key}_pairs_per_s`] = +pairsPerSecond(r).toFixed(4);
+    result[`${key}_timed_steps`] = r.timesMs.length;
+    result[`${key}_peak_bytes`] = r.peakBytes;
+    result[`${key}_estimate_bytes`] = r.estimateBytes;
+    result[`${key}_peak_over_estimate`] = +(r.peakBytes / r.estimateBytes).toFixed(4);
+  }
+  for (const r of rows) {
+    if (!r.profile) continue;
+    console.log(`\nper-kernel time of one training step, ${r.shape.label}, seq ${r.seq}:`);
+    console.log(profileTable(r.profile));
+    result[`profile_${r.shape.key}_seq${r.seq}`] = profileFigures(r.profile);
+  }
+  result.load_average_before = +loadBefore.toFixed(2);
+  result.load_average_after = +loadavg()[0].toFixed(2);
+  result.wall_s = +((performance.now() - started) / 1000).toFixed(1);
+  console.log(JSON.stringify(result));
+}
