@@ -5,7 +5,7 @@
 import source from '../../../shaders/embedding.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params } from '../engine.ts';
-import type { Tensor } from '../tensor.ts';
+import { type Tensor, shapeString } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
 import { dispatchPerElement, expectDistinct, kernelFamily } from './launch.ts';
 
@@ -14,7 +14,7 @@ const FORWARD = kernel('embedding_forward', ['read', 'read', 'read', 'read', 're
 
 function tableRows(op: string, name: string, table: Tensor, hidden: number): number {
   if (table.shape.length !== 2 || table.shape[1] !== hidden) {
-    throw new ShapeError(`${op}: ${name} has shape [${table.shape.join(', ')}], expected [rows, ${hidden}]`);
+    throw new ShapeError(`${op}: ${name} has shape ${shapeString(table.shape)}, expected [rows, ${hidden}]`);
   }
   expectShape(op, name, table, table.shape);
   return table.shape[0];
@@ -36,9 +36,9 @@ export function embeddingForward(
   out: Tensor,
 ): void {
   const op = 'embeddingForward';
-  if (inputIds.shape.length !== 2) throw new ShapeError(`${op}: inputIds must be [batch, seq], got shape [${inputIds.shape.join(', ')}]`);
+  if (inputIds.shape.length !== 2) throw new ShapeError(`${op}: inputIds must be [batch, seq], got shape ${shapeString(inputIds.shape)}`);
   const [batch, seq] = inputIds.shape;
-  if (out.shape.length !== 3) throw new ShapeError(`${op}: out must be [batch, seq, hidden], got shape [${out.shape.join(', ')}]`);
+  if (out.shape.length !== 3) throw new ShapeError(`${op}: out must be [batch, seq, hidden], got shape ${shapeString(out.shape)}`);
   const hidden = out.shape[2];
   expectDims(op, { batch, seq, hidden });
   expectShape(op, 'inputIds', inputIds, [batch, seq], 'u32');

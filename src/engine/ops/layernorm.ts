@@ -3,7 +3,7 @@ import layernormSource from '../../../shaders/layernorm.wgsl?raw';
 import rowReduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params, ceilDiv } from '../engine.ts';
-import type { Tensor } from '../tensor.ts';
+import { type Tensor, shapeString } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 
@@ -22,7 +22,7 @@ const MAX_CHUNKS = 256;
 const MIN_CHUNK_ROWS = 64;
 
 function rowsAndWidth(op: string, x: Tensor): [number, number] {
-  if (x.shape.length !== 2) throw new ShapeError(`${op}: x must be [rows, hidden], got shape [${x.shape.join(', ')}]`);
+  if (x.shape.length !== 2) throw new ShapeError(`${op}: x must be [rows, hidden], got shape ${shapeString(x.shape)}`);
   const [rows, width] = x.shape;
   expectDims(op, { rows, hidden: width });
   return [rows, width];
