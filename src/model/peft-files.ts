@@ -197,6 +197,7 @@ export function writeBertCheckpoint(config: BertConfig, weights: StateDict): { '
     layer_norm_eps: config.layerNormEps,
     hidden_act: config.hiddenAct,
     pad_token_id: config.padTokenId,
+    torch_dtype: 'float32', // what model.safetensors holds, whatever the source had
   };
   return { 'config.json': `${JSON.stringify(json, null, 2)}\n`, 'model.safetensors': writeSafetensors(canonical, { format: 'pt' }) };
 }

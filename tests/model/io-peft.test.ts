@@ -162,7 +162,7 @@ describe('merged-model export', () => {
     );
     const files = writeBertCheckpoint(model.config, model.weights);
     const json = JSON.parse(files['config.json']);
-    expect(json).toMatchObject({ architectures: ['BertModel'], model_type: 'bert', hidden_size: 32, intermediate_size: 64, initializer_range: 0.1 });
+    expect(json).toMatchObject({ architectures: ['BertModel'], model_type: 'bert', hidden_size: 32, intermediate_size: 64, initializer_range: 0.1, torch_dtype: 'float32' });
     const reloaded = await loadModelFiles(
       fileMapSource(
         new Map<string, Blob>([
