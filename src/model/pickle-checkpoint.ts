@@ -4,7 +4,7 @@
  * torch.save writes a zip (`<archive>/data.pkl` + one `<archive>/data/<key>` entry per storage) or,
  * before torch 1.6, the "legacy" stream (magic, version, sys info, the pickle, the storage keys,
  * then each storage's bytes). The pickle describes tensors as calls of
- * torch._utils._rebuild_tensor_v2 on persistent storage ids. This module interprets just the
+ * torch._utils._rebuild_tensor_v2 (_rebuild_tensor before torch 1.0) on persistent storage ids. This module interprets just the
  * opcodes torch.save uses and allows just the globals a state dict needs; any other global
  * (os.system, builtins.eval, numpy...) is refused by name before anything could run it.
  */
@@ -28,7 +28,7 @@ const STORAGE_TYPES: Record<string, ElementType> = {
   ByteStorage: 'U8',
   BoolStorage: 'BOOL',
 };
-const CALLABLES = new Set(['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter']);
+const CALLABLES = new Set(['collections.OrderedDict', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter']);
 
 class PyGlobal {
   constructor(readonly path: string) {}
@@ -241,6 +241,7 @@ function call(fn: PyGlobal, args: PyValue, label: string): PyValue {
     case 'collections.OrderedDict':
       if (a.length !== 0) throw new PickleError(`${label}: collections.OrderedDict called with arguments`);
       return new PyDict();
+    case 'torch._utils._rebuild_tensor': // torch < 1.0: (storage, offset, size, stride)
     case 'torch._utils._rebuild_tensor_v2': {
       const [storage, offset] = a;
       const size = asInts(a[2]);

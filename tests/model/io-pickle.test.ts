@@ -69,6 +69,20 @@ describe('pytorch_model.bin without executing pickle', () => {
     expect(() => readTorchCheckpoint(zipWithPickle(pickle), 'x.bin')).toThrow(message);
   });
 
+  it('reads the torch < 1.0 tensor record (_rebuild_tensor without requires_grad/hooks)', () => {
+    const str = (text: string) => [0x58, text.length, 0, 0, 0, ...Array.from(new TextEncoder().encode(text))];
+    const pickle = bytes(
+      [0x80, 0x02, 0x7d], str('w'), 'ctorch._utils\n_rebuild_tensor\n',
+      [0x28, 0x28], str('storage'), 'ctorch\nFloatStorage\n', str('0'), str('cpu'), [0x4b, 4, 0x74, 0x51], // persistent id
+      [0x4b, 0, 0x4b, 2, 0x4b, 2, 0x86, 0x4b, 1, 0x4b, 2, 0x86, 0x74, 0x52, 0x73, 0x2e], // offset 0, size (2, 2), stride (1, 2): transposed
+    );
+    const storage = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+    const file = zipSync({ 'archive/data.pkl': pickle, 'archive/data/0': storage }, { level: 0 });
+    const w = readTorchCheckpoint(file).get('w')!;
+    expect(w.shape).toEqual([2, 2]);
+    expect(Array.from(w.data)).toEqual([1, 3, 2, 4]);
+  });
+
   it('refuses files that are not torch.save output', () => {
     expect(() => readTorchCheckpoint(bytes('{"not": "torch"}'), 'x.bin')).toThrow(/not a torch\.save file/);
     expect(() => readTorchCheckpoint(zipSync({ 'a.txt': bytes('hi') }), 'x.bin')).toThrow(/has no data\.pkl/);
