@@ -4,9 +4,10 @@
  * torch.save writes a zip (`<archive>/data.pkl` + one `<archive>/data/<key>` entry per storage) or,
  * before torch 1.6, the "legacy" stream (magic, version, sys info, the pickle, the storage keys,
  * then each storage's bytes). The pickle describes tensors as calls of
- * torch._utils._rebuild_tensor_v2 (_rebuild_tensor before torch 1.0) on persistent storage ids. This module interprets just the
- * opcodes torch.save uses and allows just the globals a state dict needs; any other global
- * (os.system, builtins.eval, numpy...) is refused by name before anything could run it.
+ * torch._utils._rebuild_tensor_v2 (_rebuild_tensor before torch 1.0) on persistent storage ids.
+ * This module interprets just the opcodes torch.save uses and allows just the globals a state dict
+ * needs; any other global (os.system, builtins.eval, numpy...) is refused by name before anything
+ * could run it.
  */
 import { unzipSync } from 'fflate';
 import { ELEMENT_BYTES, type ElementType, decodeToFloat32 } from './dtypes.ts';
