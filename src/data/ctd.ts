@@ -62,6 +62,8 @@ export interface CtdChunk {
   bad: BadRow[];
   /** Well-formed rows left out by the evidence options (inferred rows). */
   skipped: number;
+  /** Resume point after this chunk (see RecordChunk). */
+  nextLine: number;
 }
 
 interface Layout {
@@ -149,7 +151,7 @@ export async function* parseCtd(bytes: ReadableStream<Uint8Array>, options: CtdO
     );
 
   for await (const chunk of readRecords(bytes)) {
-    const out: CtdChunk = { rows: [], bad: chunk.bad, skipped: 0 };
+    const out: CtdChunk = { rows: [], bad: chunk.bad, skipped: 0, nextLine: chunk.nextLine };
     for (const { text, line } of chunk.records) {
       if (text.startsWith('#')) {
         const comment = text.slice(1).trim();
@@ -168,7 +170,7 @@ export async function* parseCtd(bytes: ReadableStream<Uint8Array>, options: CtdO
         const width = typeof first === 'string' ? 0 : first.length;
         if (width !== CURATED_LAYOUT.length && width !== FULL_LAYOUT.length) {
           throw new DataFormatError(
-            `This file has no CTD header ('# Fields:' line or GeneSymbol header row) and its first row has ${width} fields, ` +
+            `This is not a CTD gene–disease file: it has no CTD header ('# Fields:' line or GeneSymbol header row) and its first row has ${width} fields, ` +
               `not the ${CURATED_LAYOUT.length} of CTD_curated_genes_diseases or the ${FULL_LAYOUT.length} of CTD_genes_diseases.`,
           );
         }
@@ -197,6 +199,7 @@ export async function* parseCtd(bytes: ReadableStream<Uint8Array>, options: CtdO
 /** One stored gene–disease association: every accepted row for the pair, merged. */
 export interface Association {
   diseaseId: string;
+  diseaseName: string;
   evidence: number;
   /** Highest InferenceScore among the pair's inferred rows, or null. */
   inferenceScore: number | null;
@@ -207,7 +210,7 @@ export interface Association {
 }
 
 export function associationOf(row: CtdRow): Association {
-  return { diseaseId: row.diseaseId, evidence: row.evidence, inferenceScore: row.inferenceScore, omimIds: row.omimIds, pubmedIds: row.pubmedIds, line: row.line };
+  return { diseaseId: row.diseaseId, diseaseName: row.diseaseName, evidence: row.evidence, inferenceScore: row.inferenceScore, omimIds: row.omimIds, pubmedIds: row.pubmedIds, line: row.line };
 }
 
 /** Merge a duplicate row (the same gene and disease again) into its association. */

@@ -37,6 +37,8 @@ export type PairFormat = 'csv' | 'tsv' | 'jsonl';
 export interface PairChunk {
   rows: PairRow[];
   bad: BadRow[];
+  /** Resume point after this chunk (see RecordChunk). */
+  nextLine: number;
 }
 
 export interface PairHeader {
@@ -177,7 +179,7 @@ export async function* parsePairs(
   let bad = 0;
   let firstBad: BadRow | undefined;
   for await (const chunk of readRecords(peeked.stream, { multiline: format === 'csv' })) {
-    const out: PairChunk = { rows: [], bad: chunk.bad };
+    const out: PairChunk = { rows: [], bad: chunk.bad, nextLine: chunk.nextLine };
     for (const { text, line } of chunk.records) {
       if (text.trim() === '') continue;
       let row: PairRow | string;

@@ -60,9 +60,26 @@ export async function openText(source: IngestSource, onBytes: (n: number) => voi
     },
     cancel: (reason) => reader.cancel(reason),
   });
-  if (!gzip) return { stream: counted, gzip };
+  if (!gzip) return { stream: inPieces(counted), gzip };
   const inflated = counted.pipeThrough(new DecompressionStream('gzip') as unknown as ReadableWritablePair<Uint8Array, Uint8Array>);
-  return { stream: withReadErrors(inflated, source.name), gzip };
+  return { stream: inPieces(withReadErrors(inflated, source.name)), gzip };
+}
+
+/**
+ * Cut chunks into pieces of at most MAX_PIECE bytes. Browsers hand out Blob chunks of a megabyte or
+ * more; a batch is committed at a chunk boundary, so this keeps batches (and resume points) near
+ * the requested size.
+ */
+const MAX_PIECE = 64 * 1024;
+
+function inPieces(stream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  return stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        for (let at = 0; at < chunk.length; at += MAX_PIECE) controller.enqueue(chunk.subarray(at, at + MAX_PIECE));
+      },
+    }),
+  );
 }
 
 /** Re-raise inflate errors as TruncatedInputError naming the file. */

@@ -23,6 +23,8 @@ export interface BadRow {
 export interface RecordChunk {
   records: TextRecord[];
   bad: BadRow[];
+  /** Every record that starts before this line has been yielded (the resume point after this chunk). */
+  nextLine: number;
 }
 
 export interface RecordOptions {
@@ -123,7 +125,7 @@ export async function* readRecords(bytes: ReadableStream<Uint8Array>, options: R
   let open: string[] = [];
   let openLine = 0;
   let openChars = 0;
-  let out: RecordChunk = { records: [], bad: [] };
+  let out: RecordChunk = { records: [], bad: [], nextLine: 1 };
 
   const emit = (text: string, at: number) => {
     if (text.includes('\uFFFD')) out.bad.push(badRow(at, 'not valid UTF-8 text', text));
@@ -188,13 +190,15 @@ export async function* readRecords(bytes: ReadableStream<Uint8Array>, options: R
       skipping = false;
     }
     feed(carry + text, false);
+    out.nextLine = open.length > 0 ? openLine : line;
     yield out;
-    out = { records: [], bad: [] };
+    out = { records: [], bad: [], nextLine: 1 };
   }
   const tail = carry + decoder.decode();
   if (!skipping && tail.length > 0) feed(tail.endsWith('\n') ? tail.slice(0, -1) : tail, true);
   else if (!checked) checkIsText(tail);
   if (open.length > 0) out.bad.push(badRow(openLine, 'unterminated quoted field at the end of the file', open[0]));
+  out.nextLine = line;
   if (out.records.length > 0 || out.bad.length > 0) yield out;
 }
 
