@@ -37,8 +37,18 @@ export interface MetricComparison {
   change: Interval;
 }
 
+/** One pair's cosine under one model: the data of the separation histogram. */
+export interface PairCosine {
+  model: 'base' | 'adapted';
+  set: 'cardiology' | 'gene–disease';
+  /** similar / different / negation, or associated / not associated. */
+  group: string;
+  cosine: number;
+}
+
 export interface BeforeAfterResult {
   metrics: MetricComparison[];
+  pairCosines: PairCosine[];
   resamples: number;
   level: number;
   seed: number;
@@ -266,5 +276,14 @@ export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, eva
     const [b, a, change] = bootstrapTogether(spec.sample, [before, after, (idx) => after(idx) - before(idx)], options);
     return { key: spec.key, n: spec.sample.units, base: b, adapted: a, change };
   });
-  return { metrics, resamples: options.resamples ?? 1000, level: options.level ?? 0.95, seed: options.seed ?? 0 };
+  const pairCosines: PairCosine[] = [];
+  for (const [model, vectors] of [['base', baseVectors], ['adapted', adaptedVectors]] as const) {
+    const pairs = evalSet.pairs ?? [];
+    cosines(vectors, pairs).forEach((cosine, i) => pairCosines.push({ model, set: 'cardiology', group: pairs[i].group, cosine }));
+    const associations = evalSet.associations ?? [];
+    cosines(vectors, associations.map((a) => ({ a: a.gene, b: a.disease }))).forEach((cosine, i) =>
+      pairCosines.push({ model, set: 'gene–disease', group: associations[i].associated ? 'associated' : 'not associated', cosine }),
+    );
+  }
+  return { metrics, pairCosines, resamples: options.resamples ?? 1000, level: options.level ?? 0.95, seed: options.seed ?? 0 };
 }

@@ -4,22 +4,24 @@ import type { Interval } from './bootstrap.ts';
 import { toCsv } from './export.ts';
 import { METRIC_HELP } from './help.ts';
 
-function number(v: number, signed = false): string {
+/** A value to 3 decimals ('n/a' when undefined), with a sign when asked. */
+export function formatNumber(v: number, signed = false): string {
   if (!Number.isFinite(v)) return 'n/a';
   const text = v.toFixed(3);
   return signed && v >= 0 ? `+${text}` : text;
 }
 
-function withInterval(i: Interval, signed = false): string {
-  const range = Number.isFinite(i.low) ? ` [${number(i.low, signed)}, ${number(i.high, signed)}]` : '';
-  return number(i.value, signed) + range;
+/** "value [low, high]", or the value alone when there is no interval. */
+export function formatInterval(i: Interval, signed = false): string {
+  const range = Number.isFinite(i.low) ? ` [${formatNumber(i.low, signed)}, ${formatNumber(i.high, signed)}]` : '';
+  return formatNumber(i.value, signed) + range;
 }
 
 /** An aligned text table: metric, n, base, adapted and change, each with its bootstrap interval. */
 export function formatBeforeAfterTable(result: BeforeAfterResult): string {
   const level = `${Math.round(result.level * 100)}%`;
   const header = ['Metric', 'n', `Base [${level} CI]`, `Adapted [${level} CI]`, `Change [${level} CI]`];
-  const rows = result.metrics.map((m) => [METRIC_HELP[m.key].name, String(m.n), withInterval(m.base), withInterval(m.adapted), withInterval(m.change, true)]);
+  const rows = result.metrics.map((m) => [METRIC_HELP[m.key].name, String(m.n), formatInterval(m.base), formatInterval(m.adapted), formatInterval(m.change, true)]);
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
   return [

@@ -59,25 +59,36 @@ export interface SentenceSeparation {
  * between-group cosine: positive when true and false sentences form separate groups, which a
  * difference of the two within-group means cannot show.
  *
- * `vectors` must be unit length: then Σ_{a≠b in G} cos = |Σ_{a∈G} v_a|² − |G|, which makes each
- * mean O(|G|·dim) instead of O(|G|²·dim). Repeated indices (bootstrap) count as distinct members.
+ * `vectors` must be unit length: with c_i copies of sentence i in group G (1 each on the sample, more
+ * in a bootstrap resample), the sum over pairs of draws of different sentences is
+ * |Σ_i c_i v_i|² − Σ_i c_i² over m² − Σ_i c_i² pairs, so each mean costs O(|G|·dim) instead of
+ * O(|G|²·dim), and copies of one sentence never pair with each other at cosine 1.
  */
 export function sentenceSeparation(vectors: readonly ArrayLike<number>[], associated: ArrayLike<boolean>, indices: ArrayLike<number>): SentenceSeparation {
   const dim = vectors.length ? vectors[0].length : 0;
   const sumTrue = new Float64Array(dim);
   const sumFalse = new Float64Array(dim);
+  const copies = new Int32Array(vectors.length);
   let mTrue = 0;
   let mFalse = 0;
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
+    copies[i]++;
     const target = associated[i] ? sumTrue : sumFalse;
     const v = vectors[i];
     for (let c = 0; c < dim; c++) target[c] += v[c];
     if (associated[i]) mTrue++;
     else mFalse++;
   }
-  const withinTrue = mTrue > 1 ? (dot(sumTrue, sumTrue) - mTrue) / (mTrue * (mTrue - 1)) : NaN;
-  const withinFalse = mFalse > 1 ? (dot(sumFalse, sumFalse) - mFalse) / (mFalse * (mFalse - 1)) : NaN;
+  let squaresTrue = 0;
+  let squaresFalse = 0;
+  copies.forEach((c, i) => {
+    if (associated[i]) squaresTrue += c * c;
+    else squaresFalse += c * c;
+  });
+  const within = (sum: Float64Array, m: number, squares: number) => (m * m > squares ? (dot(sum, sum) - squares) / (m * m - squares) : NaN);
+  const withinTrue = within(sumTrue, mTrue, squaresTrue);
+  const withinFalse = within(sumFalse, mFalse, squaresFalse);
   const between = mTrue && mFalse ? dot(sumTrue, sumFalse) / (mTrue * mFalse) : NaN;
   return { withinTrue, withinFalse, between, score: (withinTrue + withinFalse) / 2 - between };
 }

@@ -7,16 +7,19 @@
  * than two classes.
  *
  * `vectors` must be unit length: the mean cosine from i to class C is v_i · (Σ_{j∈C} v_j) / |C|,
- * so one pass builds the class sums and the score costs O(n·classes·dim). Repeated indices
- * (bootstrap) count as distinct members, at distance 0 from each other.
+ * so one pass builds the class sums and the score costs O(n·classes·dim). In a bootstrap resample
+ * each draw is a member, but a point's own copies are left out of its a(i): at distance 0 they
+ * would make every resampled class look tighter than the data.
  */
 import { dot } from './vectors.ts';
 
 export function silhouette(vectors: readonly ArrayLike<number>[], labels: ArrayLike<number>, indices: ArrayLike<number>): number {
   const dim = vectors.length ? vectors[0].length : 0;
   const sums = new Map<number, { sum: Float64Array; count: number }>();
+  const copies = new Int32Array(vectors.length);
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
+    copies[i]++;
     let c = sums.get(labels[i]);
     if (!c) sums.set(labels[i], (c = { sum: new Float64Array(dim), count: 0 }));
     const v = vectors[i];
@@ -28,9 +31,10 @@ export function silhouette(vectors: readonly ArrayLike<number>[], labels: ArrayL
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
     const own = sums.get(labels[i])!;
-    if (own.count === 1) continue;
-    // Σ over own class includes i itself (cos = 1), which the mean excludes.
-    const a = 1 - (dot(vectors[i], own.sum) - 1) / (own.count - 1);
+    const others = own.count - copies[i];
+    if (others === 0) continue;
+    // The class sum includes i's copies (cos = 1 each), which a(i) leaves out.
+    const a = 1 - (dot(vectors[i], own.sum) - copies[i]) / others;
     let b = Infinity;
     for (const [label, other] of sums) if (label !== labels[i]) b = Math.min(b, 1 - dot(vectors[i], other.sum) / other.count);
     const denominator = Math.max(a, b);

@@ -60,6 +60,9 @@ describe('evaluateBeforeAfter', () => {
     expect(metric(result, 'negation_below_similar').adapted.value).toBe(1);
     expect(metric(result, 'cardio_auroc').adapted.value).toBe(1);
     expect(metric(result, 'cardio_pair_accuracy').n).toBe(2);
+    const negation = result.pairCosines.filter((p) => p.group === 'negation').map((p) => [p.model, +p.cosine.toFixed(6)]);
+    expect(negation).toEqual([['base', 1], ['adapted', 0]]);
+    expect(result.pairCosines.length).toBe(10);
     expect(result.metrics.map((m) => m.key)).toEqual([
       'cardio_separation',
       'cardio_similar_mean',
@@ -116,6 +119,7 @@ describe('reports and exports', () => {
     resamples: 1000,
     level: 0.95,
     seed: 7,
+    pairCosines: [],
     metrics: [{ key: 'cardio_separation', n: 100, base: { value: 0.1234, low: 0.1, high: 0.15 }, adapted: { value: 0.3, low: 0.25, high: 0.35 }, change: { value: 0.1766, low: 0.12, high: 0.2 } }],
   };
 

@@ -40,11 +40,11 @@ describe('separation scores', () => {
     expect(s.withinFalse).toBeCloseTo(0.8, 12);
     expect(s.between).toBeCloseTo((0 - 0.6 + 0.8 + 0.28) / 4, 12);
     expect(s.score).toBeCloseTo(0.7 - 0.12, 12);
-    // A repeated draw is a distinct member at cosine 1 from its copy.
-    const r = sentenceSeparation(vectors, associated, [0, 0, 2, 3]);
-    expect(r.withinTrue).toBeCloseTo(1, 12);
-    expect(r.between).toBeCloseTo((0 + 0 - 0.6 - 0.6) / 4, 12);
-    expect(sentenceSeparation(vectors, associated, [0, 2, 3]).withinTrue).toBeNaN();
+    // Resampled: copies of one sentence never pair with each other; between counts every draw.
+    const r = sentenceSeparation(vectors, associated, [0, 0, 1, 2, 3]);
+    expect(r.withinTrue).toBeCloseTo(0.6, 12);
+    expect(r.between).toBeCloseTo((2 * (0 - 0.6) + 0.8 + 0.28) / 6, 12);
+    expect(sentenceSeparation(vectors, associated, [0, 0, 2, 3]).withinTrue).toBeNaN();
   });
 });
 
@@ -97,6 +97,16 @@ describe('silhouette (cosine distance)', () => {
     const expected = ((1 - 0.4) / 1 + (0.2 - 0.4) / 0.4 + 0) / 3;
     expect(silhouette([a1, a2, b1], [0, 0, 1], all(3))).toBeCloseTo(expected, 12);
     expect(silhouette([a1, a2], [0, 0], all(2))).toBeNaN();
+  });
+
+  it("leaves a point's own bootstrap copies out of its a(i)", () => {
+    // Resample a1, a1, a2, b1, b2. a(a1) counts only a2 (0.4); b(a1) = (1 + 1.6)/2 as before;
+    // a(a2) = (0.4 + 0.4)/2; the B points see class A as a1, a1, a2.
+    const s = [(1.3 - 0.4) / 1.3, (0.46 - 0.4) / 0.46];
+    const bB1 = (1 + 1 + 0.2) / 3;
+    const bB2 = (1.6 + 1.6 + 0.72) / 3;
+    const expected = (2 * s[0] + s[1] + (bB1 - 0.2) / bB1 + (bB2 - 0.2) / bB2) / 5;
+    expect(silhouette([a1, a2, b1, b2], [0, 0, 1, 1], [0, 0, 1, 2, 3])).toBeCloseTo(expected, 12);
   });
 });
 
