@@ -1,6 +1,6 @@
 /** Command-line option parsing for the CLI commands (node:util parseArgs with clear errors). */
 import { parseArgs } from 'node:util';
-import { UsageError } from './main.ts';
+import { UsageError } from './errors.ts';
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean; multiple?: boolean }>;
 

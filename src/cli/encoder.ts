@@ -8,7 +8,7 @@ import type { ModelFiles } from '../model/checkpoint.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
 import { type Pooling, SentenceEncoder } from '../model/sentence.ts';
-import { UsageError } from './main.ts';
+import { UsageError } from './errors.ts';
 import { loadModelArgument } from './model-source.ts';
 
 export const ENCODER_OPTIONS = {

@@ -3,16 +3,13 @@
  * `summary` (one line for the help) and `run(args)`; progress goes to stderr, results to files/stdout.
  */
 import { readdirSync } from 'node:fs';
+import { UsageError } from './errors.ts';
 
 export interface Command {
   summary: string;
   run(args: string[]): Promise<void>;
 }
 
-/** An error whose message is shown to the user as is (no stack trace). */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 async function main(argv: string[]): Promise<number> {
   const names = readdirSync(new URL('./commands/', import.meta.url))

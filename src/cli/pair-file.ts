@@ -6,7 +6,7 @@ import { type LabelledRow, type PairLayout, type TripletRow, parsePairs } from '
 import type { IngestSource } from '../data/source.ts';
 import { openText } from '../data/source.ts';
 import type { ContrastiveExample, LabelledPair } from '../train/objective.ts';
-import { UsageError } from './main.ts';
+import { UsageError } from './errors.ts';
 
 export type PairExamples = { layout: 'triplets'; examples: ContrastiveExample[] } | { layout: 'labelled'; examples: LabelledPair[] };
 

@@ -2,7 +2,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
-import { UsageError } from '../main.ts';
+import { UsageError } from '../errors.ts';
 import { encodeNpyFloat32 } from '../npy.ts';
 
 export const summary = 'embed texts (one per line) with a model [+ adapters] into a float32 .npy';

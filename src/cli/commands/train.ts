@@ -9,7 +9,7 @@ import { type Example, type Objective, encodeExamples } from '../../train/object
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, attachAdapterDirs, openEncoder } from '../encoder.ts';
-import { UsageError } from '../main.ts';
+import { UsageError } from '../errors.ts';
 import { readPairFile } from '../pair-file.ts';
 
 export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) or labelled pairs; writes a PEFT adapter';
