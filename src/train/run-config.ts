@@ -14,8 +14,23 @@ export type ModelRef =
   | { kind: 'hub'; id: string; revision: string }
   | { kind: 'local'; id: string; fingerprint: string };
 
-/** Where the training and evaluation data come from. A user's own file is matched by fingerprint. */
-export type DataRef = { kind: 'demo'; id: string; fingerprint: string } | { kind: 'file'; name: string; fingerprint: string };
+/** How a training set is built from an ingested file (the seed is the run's data seed). */
+export type BuildRecipe =
+  | { kind: 'pairs'; testFraction: number }
+  | { kind: 'ctd'; negatives: 'random' | 'hard'; split: 'random' | 'entity'; testFraction: number; template: string };
+
+/**
+ * Where the training and evaluation data come from: a bundled demo set or the user's own file,
+ * how it is built into train/test splits, and the build's fingerprint (a hash of every example in
+ * order), which is how a user's file is recognised again.
+ */
+export interface DataRef {
+  source: { kind: 'demo'; id: string } | { kind: 'file'; name: string };
+  build: BuildRecipe;
+  fingerprint: string;
+  /** Evaluate on the build's test split, or on a bundled evaluation set (e.g. the cardiology pairs). */
+  evaluation: { kind: 'test-split' } | { kind: 'demo'; id: string };
+}
 
 /** A frozen adapter stacked under the trainable one (e.g. a domain adapter), identified by fingerprint. */
 export interface FrozenAdapterRef {
@@ -171,10 +186,23 @@ export function validateRunConfig(value: unknown): RunConfig {
   }
   if (!isObject(c.data)) problems.push('data is missing');
   else {
-    if (c.data.kind === 'demo') str(c.data.id, 'data.id');
-    else if (c.data.kind === 'file') str(c.data.name, 'data.name');
-    else problems.push(`data.kind must be demo or file (got ${JSON.stringify((c.data as { kind: unknown }).kind)})`);
+    const { source, build, evaluation } = c.data;
+    if (!isObject(source)) problems.push('data.source is missing');
+    else if (source.kind === 'demo') str(source.id, 'data.source.id');
+    else if (source.kind === 'file') str(source.name, 'data.source.name');
+    else problems.push(`data.source.kind must be demo or file (got ${JSON.stringify((source as { kind: unknown }).kind)})`);
+    if (!isObject(build) || (build.kind !== 'pairs' && build.kind !== 'ctd')) problems.push('data.build.kind must be pairs or ctd');
+    else {
+      num(build.testFraction, 'data.build.testFraction', (n) => n > 0 && n < 1, 'in (0, 1)');
+      if (build.kind === 'ctd') {
+        if (build.negatives !== 'random' && build.negatives !== 'hard') problems.push('data.build.negatives must be random or hard');
+        if (build.split !== 'random' && build.split !== 'entity') problems.push('data.build.split must be random or entity');
+        str(build.template, 'data.build.template');
+      }
+    }
     str(c.data.fingerprint, 'data.fingerprint');
+    if (!isObject(evaluation) || (evaluation.kind !== 'test-split' && evaluation.kind !== 'demo')) problems.push('data.evaluation.kind must be test-split or demo');
+    else if (evaluation.kind === 'demo') str(evaluation.id, 'data.evaluation.id');
   }
   if (!isObject(c.lora)) problems.push('lora is missing');
   else {

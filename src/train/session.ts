@@ -1,24 +1,33 @@
 /**
  * The lab session the engine worker hosts: one GPU engine, one loaded model (frozen base, an
- * optional frozen adapter under the trainable one), and the run lifecycle around it — train with
+ * optional frozen adapter under the run's adapter), and the run lifecycle around it — train with
  * progress, pause/resume/cancel, periodic checkpoints, recovery from a lost GPU device, before/after
- * evaluation, nearest-neighbour exploration and exports. No DOM: it runs in a worker (or Node).
+ * evaluation, nearest-neighbour exploration, t-SNE maps and exports. No DOM: it runs in a worker.
  */
+import { strToU8, zipSync } from 'fflate';
+import { type DataDB, openDataStore } from '../data/index.ts';
 import { type AdapterDescription, type Engine, createEngine } from '../engine/engine.ts';
 import { DeviceLostError } from '../engine/errors.ts';
+import { type BeforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
+import { projectorTsv } from '../eval/export.ts';
+import { runTsne } from '../eval/tsne.ts';
+import type { Embedder, LabelledText } from '../eval/types.ts';
+import { dot } from '../eval/vectors.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
 import { fileMapSource } from '../model/file-source.ts';
 import { bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
-import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
+import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors, loraScale } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
-import { type PeftAdapter, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
+import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
+import type { StateDict } from '../model/state-dict.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
-import { type Example, encodeExamples } from './objective.ts';
+import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
+import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
 import { createRun, getCheckpoint, getRun, saveCheckpoint, updateRun } from './run-store.ts';
-import { type StepReport, Trainer } from './trainer.ts';
+import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
 export interface GpuInfo {
   adapter: AdapterDescription;
@@ -53,17 +62,51 @@ export type SessionEvent =
   | { type: 'log'; message: string }
   | { type: 'step'; runId: string; report: StepReport; totalSteps: number; examplesPerSecond: number; etaSeconds: number }
   | { type: 'checkpoint'; runId: string; step: number }
-  | { type: 'state'; runId: string; state: RunState; message?: string };
+  | { type: 'state'; runId: string; state: RunState; message?: string }
+  | { type: 'evaluation'; done: number; total: number };
 
 export type SessionListener = (event: SessionEvent) => void;
 
-/** Training examples for optimizer step `step` and micro-batch `micro`, in an order fixed by the data seed. */
-export interface TrainingFeed {
-  examples(step: number, micro: number): Promise<Example[]>;
+export interface Evaluation {
+  runId: string;
+  result: BeforeAfterResult;
+  /** Texts the map and the search run over. */
+  texts: number;
+}
+
+export interface Neighbour {
+  text: string;
+  label: string;
+  cosine: number;
+}
+
+export interface TsneMap {
+  model: 'base' | 'adapted';
+  dims: 2 | 3;
+  positions: Float32Array;
+  texts: string[];
+  labels: string[];
 }
 
 /** How many times in a row a lost device is recovered from before the run is stopped. */
 const MAX_RECOVERIES = 3;
+const EMBED_BATCH = 32;
+
+/** The adapter of a run (being trained, or loaded back from the run history) and its host copy. */
+interface RunAdapter {
+  runId: string;
+  config: RunConfig;
+  gpu: GpuAdapter;
+  host: HostAdapterTensors | null;
+}
+
+/** Embeddings of the last evaluation, kept for the search box, the maps and the TSV export. */
+interface Analysis {
+  runId: string;
+  labelled: LabelledText[];
+  base: Map<string, Float32Array>;
+  adapted: Map<string, Float32Array>;
+}
 
 export class LabSession {
   private engine: Engine | null = null;
@@ -71,15 +114,16 @@ export class LabSession {
   private model: { ref: ModelRef; files: ModelFiles; source: ModelFileSource } | null = null;
   private encoder: BertEncoder | null = null;
   private frozen: { fingerprint: string; adapter: PeftAdapter } | null = null;
-  private run: ActiveRun | null = null;
-  /** The adapter the last finished training produced, on the host. */
-  private trained: HostAdapterTensors | null = null;
+  private runAdapter: RunAdapter | null = null;
+  private active: ActiveRun | null = null;
+  private analysis: Analysis | null = null;
+  private dataDb: Promise<DataDB> | null = null;
 
   setListener(listener: SessionListener): void {
     this.listener = listener;
   }
 
-  /** Open the GPU. Throws WebGPUUnavailableError (with the browsers that have WebGPU) when there is none. */
+  /** Open the GPU. Throws WebGPUUnavailableError (naming the browsers that have WebGPU) when there is none. */
   async connect(): Promise<GpuInfo> {
     const engine = await this.ensureEngine();
     return { adapter: engine.adapter };
@@ -96,20 +140,25 @@ export class LabSession {
       onProgress: (progress) => this.listener({ type: 'download', progress }),
       log: (message) => this.listener({ type: 'log', message }),
     });
-    this.releaseModel();
-    this.model = { ref, files, source };
+    this.encoder?.destroy();
+    this.encoder = null;
+    this.runAdapter = null;
+    this.analysis = null;
     this.frozen = null;
+    this.model = { ref, files, source };
     await this.buildEncoder(quantization);
     return this.summary();
   }
 
-  /** Stack a PEFT adapter under the one being trained (frozen); null removes it. */
-  async setFrozenAdapter(files: { 'adapter_config.json': Uint8Array; 'adapter_model.safetensors': Uint8Array; fingerprint: string } | null): Promise<string | null> {
+  /** Stack a PEFT adapter under the one being trained (frozen); null removes it. Returns a description. */
+  async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string }) | null): Promise<string | null> {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
     const adapter = files ? readPeftAdapter(files, model.files.config) : null;
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
-    await this.buildEncoder(this.encoder!.quantization);
+    this.runAdapter = null;
+    this.analysis = null;
+    await this.buildEncoder(this.encoder?.quantization ?? 'nf4');
     return adapter ? describeAdapter(adapter) : null;
   }
 
@@ -125,67 +174,75 @@ export class LabSession {
     const problems: string[] = [];
     if (estimate.largestBuffer > maxStorageBufferBindingSize) {
       problems.push(
-        `the largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxStorageBufferBindingSize of ${maxStorageBufferBindingSize}: lower the batch size or the maximum length`,
+        `The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxStorageBufferBindingSize of ${maxStorageBufferBindingSize}: lower the batch size or the maximum length.`,
       );
     }
-    if (estimate.largestBuffer > maxBufferSize) problems.push(`the largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxBufferSize of ${maxBufferSize}`);
+    if (estimate.largestBuffer > maxBufferSize) problems.push(`The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxBufferSize of ${maxBufferSize}.`);
     return { estimate, maxBufferSize, maxStorageBufferBindingSize, problems };
   }
 
   /**
    * Train a new run (or resume one from its checkpoint) and resolve when it ends: done, cancelled
-   * or failed. A lost device is recovered from the last checkpoint without the caller noticing,
-   * apart from a 'recovering' state event.
+   * or failed. A lost device is recovered from the last checkpoint, announced by a 'recovering' state.
    */
-  async train(runId: string, config: RunConfig, feed: TrainingFeed, options: { resume: boolean }): Promise<RunState> {
+  async train(runId: string, config: RunConfig, options: { resume: boolean }): Promise<RunState> {
     this.assertIdle('start another run');
     await this.prepareModel(config);
+    const db = await this.data();
+    const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
     const run = new ActiveRun(runId, config);
-    this.run = run;
+    this.active = run;
+    this.analysis = null;
     try {
       if (!options.resume) await createRun(runId, config);
-      else if (!(await getRun(runId))) throw new Error(`run ${runId} is not in the run history, so it cannot be resumed`);
+      else if (!(await getRun(runId))) throw new Error(`Run ${runId} is not in the run history, so it cannot be resumed.`);
       await updateRun(runId, { status: 'running', error: null });
-      let recoveries = 0;
-      for (;;) {
+      for (let recoveries = 0; ; ) {
         try {
           await this.trainFromCheckpoint(run, feed);
           break;
         } catch (e) {
           if (!(await this.isDeviceLoss(e)) || ++recoveries > MAX_RECOVERIES) throw e;
           this.emitState(run, 'recovering', `${(e as Error).message}. Resuming from the last checkpoint…`);
-          await this.recoverDevice();
+          await this.ensureEncoder();
         }
       }
-      const state: RunState = run.cancelled ? 'cancelled' : 'done';
-      if (state === 'done') {
-        const adapter = await this.trainedAdapter(config);
-        await updateRun(runId, { status: 'done', adapter: writePeftAdapter(adapter) });
-      } else await updateRun(runId, { status: 'cancelled' });
-      this.emitState(run, state);
-      return state;
+      if (run.cancelled) {
+        await updateRun(runId, { status: 'cancelled' });
+        this.emitState(run, 'cancelled');
+        return 'cancelled';
+      }
+      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter()) });
+      this.emitState(run, 'done');
+      return 'done';
     } catch (e) {
+      // A NaN/Inf loss skipped its update: the adapter on the GPU is the last good one, keep it for export.
+      if (e instanceof NonFiniteLossError && this.runAdapter) this.runAdapter.host = await this.runAdapter.gpu.download();
       const message = (e as Error).message ?? String(e);
       await updateRun(runId, { status: 'failed', error: message }).catch(() => {});
       this.emitState(run, 'failed', message);
       throw e;
     } finally {
-      this.run = null;
+      this.active = null;
     }
   }
 
   pause(): void {
-    this.run?.pause();
-    if (this.run) this.emitState(this.run, 'paused');
+    if (!this.active) return;
+    this.active.pause();
+    void updateRun(this.active.id, { status: 'paused' });
+    this.emitState(this.active, 'paused');
   }
 
   resume(): void {
-    this.run?.resume();
-    if (this.run) this.emitState(this.run, 'training');
+    if (!this.active) return;
+    this.active.resume();
+    void updateRun(this.active.id, { status: 'running' });
+    this.emitState(this.active, 'training');
   }
 
   cancel(): void {
-    this.run?.cancel();
+    this.active?.cancel();
   }
 
   /** Test hook: destroy the GPU device as a driver reset would, to exercise recovery. */
@@ -193,23 +250,113 @@ export class LabSession {
     this.requireEngine().device.destroy();
   }
 
-  /** The trained adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
-  async exportAdapter(config: RunConfig): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
-    return writePeftAdapter(await this.trainedAdapter(config));
+  /** Attach a finished run's adapter (from the run history) for evaluation, search and export. */
+  async useRun(runId: string): Promise<void> {
+    this.assertIdle('switch runs');
+    if (this.runAdapter?.runId === runId) return;
+    const run = await getRun(runId);
+    if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
+    await this.prepareModel(run.config);
+    const adapter = readPeftAdapter(run.adapter, this.requireModel().files.config);
+    this.attachRunAdapter(runId, run.config, adapter.tensors, false);
+  }
+
+  /** Before/after metrics of the current run's adapter, stored with the run. */
+  async evaluate(runId: string): Promise<Evaluation> {
+    this.assertIdle('evaluate');
+    const adapter = this.requireRunAdapter(runId);
+    const { evalSet, labelled } = await evaluationData(await this.data(), adapter.config);
+    const analysis: Analysis = { runId, labelled, base: new Map(), adapted: new Map() };
+    const result = await evaluateBeforeAfter(this.embedder(adapter.config, false, analysis.base), this.embedder(adapter.config, true, analysis.adapted), evalSet, {
+      seed: adapter.config.seeds.eval,
+      batchSize: 64,
+      onProgress: (done, total) => this.listener({ type: 'evaluation', done, total }),
+    });
+    // The map and the search also need the labelled texts the metrics may not have embedded.
+    const missing = labelled.map((t) => t.text).filter((t) => !analysis.base.has(t));
+    await this.embedder(adapter.config, false, analysis.base)(missing);
+    await this.embedder(adapter.config, true, analysis.adapted)(missing);
+    this.analysis = analysis;
+    const metrics = Object.fromEntries(result.metrics.map((m) => [m.key, { before: m.base.value, after: m.adapted.value }]));
+    await updateRun(runId, { metrics });
+    return { runId, result, texts: labelled.length };
+  }
+
+  /** The `k` texts of the evaluation corpus nearest to `query`, under the base and the adapted model. */
+  async nearest(query: string, k: number): Promise<{ base: Neighbour[]; adapted: Neighbour[] }> {
+    const analysis = this.requireAnalysis();
+    const adapter = this.requireRunAdapter(analysis.runId);
+    const rank = async (adapted: boolean) => {
+      const vectors = adapted ? analysis.adapted : analysis.base;
+      const [q] = await this.embedder(adapter.config, adapted, new Map())([query]);
+      return analysis.labelled
+        .map((t) => ({ text: t.text, label: t.label, cosine: dot(q, vectors.get(t.text)!) }))
+        .sort((a, b) => b.cosine - a.cosine)
+        .slice(0, k);
+    };
+    return { base: await rank(false), adapted: await rank(true) };
+  }
+
+  /** A t-SNE map of the evaluation texts under one model (GPU t-SNE, seeded by the run's eval seed). */
+  async tsne(model: 'base' | 'adapted', dims: 2 | 3): Promise<TsneMap> {
+    const analysis = this.requireAnalysis();
+    const adapter = this.requireRunAdapter(analysis.runId);
+    const vectors = model === 'base' ? analysis.base : analysis.adapted;
+    const texts = analysis.labelled.map((t) => t.text);
+    const positions = await runTsne(await this.ensureEngine(), texts.map((t) => vectors.get(t)!), {
+      dims,
+      seed: adapter.config.seeds.eval,
+      perplexity: Math.min(30, Math.max(2, Math.floor((texts.length - 1) / 3))),
+    });
+    return { model, dims, positions, texts, labels: analysis.labelled.map((t) => t.label) };
+  }
+
+  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, README.md. */
+  exportAdapterZip(): Uint8Array {
+    const adapter = this.peftAdapter();
+    const files = writePeftAdapter(adapter);
+    return zip({ ...files, 'README.md': adapterReadme(adapter, this.runAdapter!.config) });
+  }
+
+  /**
+   * The merged model — every adapter folded into the base, W + scale·B·A, starting from the base's
+   * original full-precision weights — as a plain Hugging Face BertModel folder with its tokenizer.
+   */
+  async exportMergedZip(): Promise<Uint8Array> {
+    const { files, source } = this.requireModel();
+    const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()];
+    const weights = mergeAdapters(files.weights, adapters);
+    const out: Record<string, string | Uint8Array> = { ...writeBertCheckpoint(files.config, weights) };
+    for (const name of TOKENIZER_FILES) {
+      const bytes = await source.read(name);
+      if (bytes) out[name] = bytes;
+    }
+    return zip(out);
+  }
+
+  /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
+  exportEmbeddingsZip(model: 'base' | 'adapted'): Uint8Array {
+    const analysis = this.requireAnalysis();
+    const vectors = model === 'base' ? analysis.base : analysis.adapted;
+    const tsv = projectorTsv(
+      analysis.labelled.map((t) => vectors.get(t.text)!),
+      analysis.labelled.map((t) => ({ text: t.text, label: t.label })),
+    );
+    return zip({ 'vectors.tsv': tsv.vectors, 'metadata.tsv': tsv.metadata });
   }
 
   // ---------------------------------------------------------------- training
 
-  private async trainFromCheckpoint(run: ActiveRun, feed: TrainingFeed): Promise<void> {
+  private async trainFromCheckpoint(run: ActiveRun, feed: ReturnType<typeof trainingFeed>): Promise<void> {
     const { config } = run;
-    const trainer = this.newTrainer(config);
+    const checkpoint = await getCheckpoint(run.id);
+    const trainer = this.newTrainer(run.id, config);
     try {
-      const checkpoint = await getCheckpoint(run.id);
       if (checkpoint) trainer.restore(checkpoint.snapshot);
       run.history = checkpoint ? [...checkpoint.history] : [];
-      this.emitState(run, 'training');
+      this.emitState(run, run.paused ? 'paused' : 'training');
       const total = config.train.steps;
-      while (trainer.step < total && !run.cancelled) {
+      while (trainer.step < total) {
         await run.whenRunning();
         if (run.cancelled) break;
         const started = performance.now();
@@ -234,41 +381,73 @@ export class LabSession {
           this.listener({ type: 'checkpoint', runId: run.id, step: report.step });
         }
       }
-      if (!run.cancelled) this.trained = await this.encoder!.trainableAdapter!.download();
+      this.runAdapter!.host = await this.runAdapter!.gpu.download();
     } finally {
       trainer.release();
     }
   }
 
-  private newTrainer(config: RunConfig): Trainer {
-    const model = this.requireModel();
-    const encoder = this.encoder!;
-    const previous = encoder.trainableAdapter;
-    if (previous) {
-      previous.release();
-      encoder.adapters.pop();
-    }
-    const tensors = initLoraTensors(model.files.config, config.lora, config.seeds.init);
-    encoder.adapters.push(new GpuAdapter(this.requireEngine(), model.files.config, config.lora, tensors, true));
-    const sentence = new SentenceEncoder(encoder, model.files.tokenizer, { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength });
-    return new Trainer(sentence, { ...config.train, totalSteps: config.train.steps, seed: config.seeds.train });
+  private newTrainer(runId: string, config: RunConfig): Trainer {
+    this.attachRunAdapter(runId, config, initLoraTensors(this.requireModel().files.config, config.lora, config.seeds.init), true);
+    return new Trainer(this.sentenceEncoder(config), { ...config.train, totalSteps: config.train.steps, seed: config.seeds.train });
   }
 
-  private async trainedAdapter(config: RunConfig): Promise<PeftAdapter> {
+  /** Put a run's adapter on top of the frozen stack, replacing the previous run's. */
+  private attachRunAdapter(runId: string, config: RunConfig, tensors: HostAdapterTensors, trainable: boolean): GpuAdapter {
+    const encoder = this.encoder!;
+    if (this.runAdapter) {
+      encoder.adapters = encoder.adapters.filter((a) => a !== this.runAdapter!.gpu);
+      this.runAdapter.gpu.release();
+    }
+    const gpu = new GpuAdapter(this.requireEngine(), this.requireModel().files.config, config.lora, tensors, trainable);
+    encoder.adapters.push(gpu);
+    this.runAdapter = { runId, config, gpu, host: trainable ? null : tensors };
+    return gpu;
+  }
+
+  private peftAdapter(): PeftAdapter {
     const { ref } = this.requireModel();
-    const tensors = this.trained;
-    if (!tensors) throw new Error('no adapter has been trained in this session yet');
+    const run = this.runAdapter;
+    if (!run?.host) throw new Error('No adapter has been trained or loaded yet.');
+    const { lora } = run.config;
     return {
       config: {
-        r: config.lora.r,
-        loraAlpha: config.lora.alpha,
-        loraDropout: config.lora.dropout,
-        targetModules: config.lora.targetModules,
-        useRslora: config.lora.rslora,
+        r: lora.r,
+        loraAlpha: lora.alpha,
+        loraDropout: lora.dropout,
+        targetModules: lora.targetModules,
+        useRslora: lora.rslora,
         baseModelNameOrPath: ref.id,
         ...(ref.kind === 'hub' ? { revision: ref.revision } : {}),
       },
-      tensors,
+      tensors: run.host,
+    };
+  }
+
+  // ---------------------------------------------------------------- embeddings
+
+  private sentenceEncoder(config: RunConfig): SentenceEncoder {
+    const options = { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength };
+    return new SentenceEncoder(this.encoder!, this.requireModel().files.tokenizer, options);
+  }
+
+  /** Texts → embeddings under the base (frozen stack only) or the adapted model, memoised in `cache`. */
+  private embedder(config: RunConfig, adapted: boolean, cache: Map<string, Float32Array>): Embedder {
+    return async (texts) => {
+      const todo = [...new Set(texts.filter((t) => !cache.has(t)))];
+      if (todo.length > 0) {
+        await this.ensureEncoder();
+        const encoder = this.encoder!;
+        const all = encoder.adapters;
+        encoder.adapters = adapted ? all : all.filter((a) => a !== this.runAdapter?.gpu);
+        try {
+          const vectors = await this.sentenceEncoder(config).embed(todo, EMBED_BATCH);
+          todo.forEach((t, i) => cache.set(t, vectors[i]));
+        } finally {
+          encoder.adapters = all;
+        }
+      }
+      return texts.map((t) => cache.get(t)!);
     };
   }
 
@@ -280,22 +459,25 @@ export class LabSession {
     return this.engine;
   }
 
+  /** After a device loss: a new device with the base, the frozen adapter and the run's adapter uploaded again. */
+  private async ensureEncoder(): Promise<void> {
+    if (this.engine && !this.engine.isLost && this.encoder) return;
+    const quantization = this.encoder?.quantization ?? 'nf4';
+    this.encoder = null; // its buffers went with the old device
+    const run = this.runAdapter;
+    this.runAdapter = null;
+    await this.buildEncoder(quantization);
+    if (run?.host) this.attachRunAdapter(run.runId, run.config, run.host, false);
+  }
+
   /** A device error, or any error thrown while the device is (or is about to be reported) lost. */
   private async isDeviceLoss(error: unknown): Promise<boolean> {
     if (error instanceof DeviceLostError) return true;
     const engine = this.engine;
     if (!engine) return false;
-    // A map or submission can fail before device.lost settles; give it a moment to.
+    // A map or a submission can fail before device.lost settles; give it a moment to.
     await Promise.race([engine.device.lost, new Promise((resolve) => setTimeout(resolve, 500))]);
     return engine.isLost;
-  }
-
-  /** A new device, with the model and frozen adapter uploaded again from host memory. */
-  private async recoverDevice(): Promise<void> {
-    const quantization = this.encoder!.quantization;
-    this.encoder = null; // its buffers went with the old device
-    this.engine = null;
-    await this.buildEncoder(quantization);
   }
 
   private async buildEncoder(quantization: 'nf4' | 'f32'): Promise<void> {
@@ -304,31 +486,32 @@ export class LabSession {
     this.encoder?.destroy();
     this.encoder = await BertEncoder.create(engine, model.files.config, model.files.weights, { quantization });
     if (this.frozen) {
-      const { adapter } = this.frozen;
-      const lora = { r: adapter.config.r, alpha: adapter.config.loraAlpha, dropout: 0, rslora: adapter.config.useRslora, targetModules: adapter.config.targetModules };
-      this.encoder.adapters.push(new GpuAdapter(engine, model.files.config, lora, adapter.tensors, false));
+      const { config, tensors } = this.frozen.adapter;
+      const lora: LoraConfig = { r: config.r, alpha: config.loraAlpha, dropout: 0, rslora: config.useRslora, targetModules: config.targetModules };
+      this.encoder.adapters.push(new GpuAdapter(engine, model.files.config, lora, tensors, false));
     }
   }
-
-  private releaseModel(): void {
-    this.encoder?.destroy();
-    this.encoder = null;
-    this.model = null;
-  }
-
-  // ---------------------------------------------------------------- checks
 
   /** The loaded model must be the run's; the base is re-quantised if the run asks for the other precision. */
   private async prepareModel(config: RunConfig): Promise<void> {
     const model = this.requireModel();
-    if (JSON.stringify(model.ref) !== JSON.stringify(config.model)) {
-      throw new Error(`the run is for model ${config.model.id} but ${model.ref.id} is loaded`);
-    }
+    if (JSON.stringify(model.ref) !== JSON.stringify(config.model)) throw new Error(`This run is for the model ${config.model.id}, but ${model.ref.id} is loaded.`);
     if ((config.frozenAdapter?.fingerprint ?? null) !== (this.frozen?.fingerprint ?? null)) {
-      throw new Error('the run expects a different frozen adapter than the one attached');
+      throw new Error(config.frozenAdapter ? `This run stacks the frozen adapter ${config.frozenAdapter.name}; attach it first.` : 'This run has no frozen adapter; remove the attached one first.');
     }
-    if (this.encoder!.quantization !== config.quantization) await this.buildEncoder(config.quantization);
+    await this.ensureEncoder();
+    if (this.encoder!.quantization !== config.quantization) {
+      this.runAdapter = null;
+      await this.buildEncoder(config.quantization);
+    }
   }
+
+  private data(): Promise<DataDB> {
+    this.dataDb ??= openDataStore();
+    return this.dataDb;
+  }
+
+  // ---------------------------------------------------------------- checks
 
   private summary(): ModelSummary {
     const { files, ref } = this.requireModel();
@@ -350,17 +533,27 @@ export class LabSession {
   }
 
   private assertIdle(what: string): void {
-    if (this.run) throw new Error(`cannot ${what} while run ${this.run.id} is training; pause or cancel it first`);
+    if (this.active) throw new Error(`Cannot ${what} while run ${this.active.id} is training; pause and cancel it first.`);
   }
 
   private requireEngine(): Engine {
-    if (!this.engine) throw new Error('the GPU is not connected yet');
+    if (!this.engine) throw new Error('The GPU is not connected yet.');
     return this.engine;
   }
 
   private requireModel(): NonNullable<LabSession['model']> {
-    if (!this.model) throw new Error('no model is loaded yet');
+    if (!this.model) throw new Error('No model is loaded yet.');
     return this.model;
+  }
+
+  private requireRunAdapter(runId: string): RunAdapter {
+    if (this.runAdapter?.runId !== runId || !this.runAdapter.host) throw new Error(`Run ${runId} has no finished adapter in this session; train it or pick it in the run history.`);
+    return this.runAdapter;
+  }
+
+  private requireAnalysis(): Analysis {
+    if (!this.analysis) throw new Error('Evaluate the run first: the search and the maps use its embeddings.');
+    return this.analysis;
   }
 
   private emitState(run: ActiveRun, state: RunState, message?: string): void {
@@ -379,6 +572,10 @@ class ActiveRun {
     readonly id: string,
     readonly config: RunConfig,
   ) {}
+
+  get paused(): boolean {
+    return this.gate !== null;
+  }
 
   pause(): void {
     if (this.gate) return;
@@ -405,10 +602,67 @@ class ActiveRun {
 function modelSource(ref: ModelRef, localFiles: Map<string, Blob> | undefined, siteUrl: string | undefined): ModelFileSource {
   if (ref.kind === 'hub') return hubSource(ref.id, { revision: ref.revision, cache: typeof caches === 'undefined' ? null : cacheStorageCache() });
   if (ref.kind === 'local') {
-    if (!localFiles) throw new Error(`pick the folder of ${ref.id} again: local files are not kept between visits`);
+    if (!localFiles) throw new Error(`Pick the folder of ${ref.id} again: local files are not kept between visits.`);
     return fileMapSource(localFiles, ref.id);
   }
   return bundledSource(new URL(`models/${encodeURIComponent(ref.id)}/`, siteUrl ?? self.location.href), ref.id);
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json'];
+
+/** Text compressed; binary weights stored (float32 barely compresses, and a large model would take minutes). */
+function zip(files: Record<string, string | Uint8Array>): Uint8Array {
+  return zipSync(
+    Object.fromEntries(Object.entries(files).map(([name, content]) => [name, typeof content === 'string' ? [strToU8(content), { level: 6 }] : [content, { level: 0 }]])),
+  );
+}
+
+/** Base weights with each adapter's scale·B·A added to the linear layers it targets (a new state dict). */
+function mergeAdapters(base: StateDict, adapters: PeftAdapter[]): StateDict {
+  const merged: StateDict = new Map(base);
+  for (const { config, tensors } of adapters) {
+    const scale = loraScale({ r: config.r, alpha: config.loraAlpha, rslora: config.useRslora });
+    for (const [name, a] of tensors) {
+      if (!name.endsWith('.lora_A')) continue;
+      const module = name.slice(0, -'.lora_A'.length);
+      const b = tensors.get(`${module}.lora_B`)!;
+      const weight = merged.get(`${module}.weight`)!;
+      const [out, inF] = weight.shape;
+      const r = a.shape[0];
+      const data = Float32Array.from(weight.data);
+      for (let o = 0; o < out; o++) {
+        for (let k = 0; k < r; k++) {
+          const bk = scale * b.data[o * r + k];
+          if (bk === 0) continue;
+          const row = o * inF;
+          const aRow = k * inF;
+          for (let i = 0; i < inF; i++) data[row + i] += bk * a.data[aRow + i];
+        }
+      }
+      merged.set(`${module}.weight`, { shape: weight.shape, data });
+    }
+  }
+  return merged;
+}
+
+function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
+  const c = adapter.config;
+  return `# LoRA adapter trained with qlora-lab
+
+Base model: ${c.baseModelNameOrPath}${c.revision ? ` (revision ${c.revision})` : ''}, ${config.quantization === 'nf4' ? 'frozen in NF4 (QLoRA)' : 'frozen in f32'}.
+LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${c.targetModules.join(', ')}.
+Training: ${config.train.steps} steps, ${config.train.objective.kind}, learning rate ${config.train.learningRate}, batch ${config.train.batchSize}×${config.train.gradientAccumulation}, seeds ${JSON.stringify(config.seeds)}.
+Data fingerprint: ${config.data.fingerprint}.${config.frozenAdapter ? `\nTrained on top of the frozen adapter ${config.frozenAdapter.name}: load that adapter first.` : ''}
+
+Load it with PEFT:
+
+    from transformers import AutoModel
+    from peft import PeftModel
+    base = AutoModel.from_pretrained("${c.baseModelNameOrPath}"${c.revision ? `, revision="${c.revision}"` : ''})
+    model = PeftModel.from_pretrained(base, "path/to/this/folder")
+
+Pool the last hidden state with ${config.pooling === 'mean' ? 'a masked mean over tokens' : 'the [CLS] token'}${config.normalize ? ' and L2-normalise' : ''}, as in training.
+`;
 }
 
 function describeAdapter(adapter: PeftAdapter): string {

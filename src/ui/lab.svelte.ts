@@ -1,13 +1,20 @@
 /**
  * The page's state of the lab: GPU, model, data, the run configuration, the run being trained, its
- * evaluation and the run history. All GPU work is delegated to the engine worker; this module only
- * keeps what the page shows, so every handler is short (no main-thread task near 50 ms).
+ * evaluation and the run history. GPU work goes to the engine worker and data work to the ingest
+ * worker; this module only keeps what the page shows, so every handler is short (no main-thread
+ * task near 50 ms while training).
  */
+import * as Comlink from 'comlink';
+import type { BuildMeta, DatasetMeta, IngestProgress } from '../data/index.ts';
 import type { FileProgress } from '../model/file-source.ts';
-import { type ModelRef, type RunConfig, defaultRunConfig, modelLabel } from '../train/run-config.ts';
-import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns } from '../train/run-store.ts';
-import type { GpuInfo, MemoryCheck, ModelSummary, RunState, SessionEvent } from '../train/session.ts';
+import type { PeftAdapterFiles } from '../model/peft-files.ts';
+import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, modelLabel } from '../train/run-config.ts';
+import { demoDatasetId } from '../train/run-data.ts';
+import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns, updateRun } from '../train/run-store.ts';
+import type { Evaluation, GpuInfo, MemoryCheck, ModelSummary, Neighbour, RunState, SessionEvent, TsneMap } from '../train/session.ts';
 import type { StepReport } from '../train/trainer.ts';
+import { type RemoteData, startIngestWorker } from './data-client.ts';
+import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
 import { type RemoteSession, startEngineWorker } from './engine-client.ts';
 import { readShareLink, shareLink } from './share-link.ts';
 
@@ -24,19 +31,38 @@ export interface LiveRun {
   message: string | null;
 }
 
+export interface IngestView {
+  name: string;
+  datasetId: string;
+  progress: IngestProgress | null;
+}
+
+const LIVE_STATES: RunState[] = ['training', 'paused', 'recovering'];
+
 export class Lab {
   gpu = $state<GpuInfo | null>(null);
   /** Set when there is no usable WebGPU; `gpuErrorName` tells a missing API from a failed device. */
   gpuError = $state<string | null>(null);
   gpuErrorName = $state<string | null>(null);
 
-  config = $state<RunConfig>(defaultRunConfig({ kind: 'demo', id: 'cardiology-pairs', fingerprint: 'pending' }));
+  config = $state<RunConfig>(defaultRunConfig(DEMO_SETS[0].dataRef('')));
 
   modelPhase = $state<Phase>('idle');
   model = $state<ModelSummary | null>(null);
   modelError = $state<string | null>(null);
   downloads = $state<Record<string, FileProgress>>({});
   log = $state<string[]>([]);
+  frozenAdapter = $state<string | null>(null);
+  frozenError = $state<string | null>(null);
+
+  datasets = $state<DatasetMeta[]>([]);
+  builds = $state<BuildMeta[]>([]);
+  ingesting = $state<IngestView | null>(null);
+  dataPhase = $state<Phase>('idle');
+  dataError = $state<string | null>(null);
+  /** The dataset the training set is built from, and the build in use. */
+  datasetId = $state<string | null>(null);
+  build = $state<BuildMeta | null>(null);
 
   memory = $state<MemoryCheck | null>(null);
   memoryError = $state<string | null>(null);
@@ -44,29 +70,38 @@ export class Lab {
   run = $state<LiveRun | null>(null);
   runError = $state<string | null>(null);
 
+  evaluationPhase = $state<Phase>('idle');
+  evaluation = $state<Evaluation | null>(null);
+  evaluationProgress = $state<{ done: number; total: number } | null>(null);
+  evaluationError = $state<string | null>(null);
+  maps = $state<Partial<Record<'base' | 'adapted', TsneMap>>>({});
+  mapError = $state<string | null>(null);
+  neighbours = $state<{ query: string; base: Neighbour[]; adapted: Neighbour[] } | null>(null);
+  exploreError = $state<string | null>(null);
+
   history = $state<RunRecord[]>([]);
   unfinished = $state<RunRecord[]>([]);
-  /** A configuration opened from a share link, waiting to be rerun. */
-  shared = $state<RunConfig | null>(null);
+  /** A configuration opened from a share link: what it needs, and whether it has been rerun. */
+  shared = $state<{ config: RunConfig; waitingFor: string | null; rerun: boolean } | null>(null);
   shareError = $state<string | null>(null);
 
   private session: RemoteSession | null = null;
+  private data: RemoteData | null = null;
 
-  /** Start the engine worker, open the GPU, read a share link and the run history, load the model. */
+  /** Start the workers, open the GPU, read a share link and the run history, load the model and data. */
   async start(pageUrl: string): Promise<void> {
     const { session, worker } = startEngineWorker((event) => this.onEvent(event));
     this.session = session;
+    this.data = startIngestWorker();
     worker.addEventListener('error', (e) => (this.gpuError = `The engine worker stopped: ${e.message || 'it could not be loaded'}`));
+    if (import.meta.env.DEV) (globalThis as { __qloraTest?: unknown }).__qloraTest = { loseDevice: () => session.loseDeviceForTest() };
+    let shared: RunConfig | null = null;
     try {
-      const shared = readShareLink(pageUrl);
-      if (shared) {
-        this.config = shared;
-        this.shared = shared;
-      }
+      shared = readShareLink(pageUrl);
     } catch (e) {
       this.shareError = (e as Error).message;
     }
-    await this.refreshHistory();
+    await Promise.all([this.refreshHistory(), this.refreshDatasets()]);
     try {
       this.gpu = await session.connect();
     } catch (e) {
@@ -74,27 +109,57 @@ export class Lab {
       this.gpuErrorName = (e as Error).name;
       return;
     }
-    if (this.config.model.kind !== 'local') await this.loadModel(this.config.model);
+    if (shared) await this.openShared(shared);
+    else {
+      await this.loadModel(this.config.model);
+      await this.useDemo(DEMO_SETS[0]);
+    }
   }
 
-  async refreshHistory(): Promise<void> {
-    [this.history, this.unfinished] = await Promise.all([listRuns(), unfinishedRuns()]);
-  }
+  // ---------------------------------------------------------------- model
 
-  async loadModel(ref: ModelRef, localFiles?: Map<string, File>): Promise<void> {
+  async loadModel(ref: ModelRef, localFiles?: Map<string, File>): Promise<boolean> {
     const session = this.requireSession();
     this.modelPhase = 'busy';
     this.modelError = null;
     this.downloads = {};
     this.model = null;
+    this.frozenAdapter = null;
+    this.config.frozenAdapter = null;
+    this.clearEvaluation();
     try {
       this.model = await session.loadModel(ref, this.config.quantization, localFiles, new URL(import.meta.env.BASE_URL, location.href).href);
       this.config.model = ref;
       this.modelPhase = 'ready';
       await this.checkMemory();
+      return true;
     } catch (e) {
       this.modelError = (e as Error).message;
       this.modelPhase = 'error';
+      return false;
+    }
+  }
+
+  /** Stack a PEFT adapter (adapter_config.json + adapter_model.safetensors) frozen under the new one. */
+  async setFrozenAdapter(files: File[] | null): Promise<void> {
+    this.frozenError = null;
+    try {
+      if (!files) {
+        await this.requireSession().setFrozenAdapter(null);
+        this.frozenAdapter = null;
+        this.config.frozenAdapter = null;
+        return;
+      }
+      const config = files.find((f) => f.name === 'adapter_config.json');
+      const weights = files.find((f) => f.name === 'adapter_model.safetensors');
+      if (!config || !weights) throw new Error('Choose both files of the adapter: adapter_config.json and adapter_model.safetensors.');
+      const adapterFiles: PeftAdapterFiles = { 'adapter_config.json': await config.text(), 'adapter_model.safetensors': new Uint8Array(await weights.arrayBuffer()) };
+      const fingerprint = await digest(adapterFiles['adapter_model.safetensors']);
+      this.frozenAdapter = await this.requireSession().setFrozenAdapter({ ...adapterFiles, fingerprint });
+      this.config.frozenAdapter = { name: weights.webkitRelativePath.split('/')[0] || config.name, fingerprint };
+      this.clearEvaluation();
+    } catch (e) {
+      this.frozenError = (e as Error).message;
     }
   }
 
@@ -109,8 +174,225 @@ export class Lab {
     }
   }
 
-  shareUrl(): string {
-    return shareLink($state.snapshot(this.config), location.href);
+  // ---------------------------------------------------------------- data
+
+  async refreshDatasets(): Promise<void> {
+    const data = this.requireData();
+    [this.datasets, this.builds] = await Promise.all([data.listDatasets(), data.listBuilds()]);
+  }
+
+  /** Ingest a bundled demo set (once: it is kept in the browser) with its evaluation set, and build it. */
+  async useDemo(demo: DemoSet): Promise<boolean> {
+    const ok = (await this.ingestDemo(demo.id, demo.url, demo.label)) && (!demo.evaluation || (await this.ingestDemo(demo.evaluation.id, demo.evaluation.url, demo.evaluation.label)));
+    if (!ok) return false;
+    return this.buildData(demoDatasetId(demo.id), demo.build, { kind: 'demo', id: demo.id }, demo.evaluation ? { kind: 'demo', id: demo.evaluation.id } : { kind: 'test-split' });
+  }
+
+  /** Ingest the user's file (CTD or pairs, detected from its header) and build it with `recipe`. */
+  async addFile(file: File, recipe: (kind: DatasetMeta['kind']) => BuildRecipe): Promise<boolean> {
+    const datasetId = crypto.randomUUID();
+    const meta = await this.ingest(file, datasetId, file.name);
+    if (!meta) return false;
+    return this.buildData(datasetId, recipe(meta.kind), { kind: 'file', name: file.name }, { kind: 'test-split' });
+  }
+
+  async cancelIngest(): Promise<void> {
+    if (this.ingesting) await this.requireData().cancel(this.ingesting.datasetId);
+  }
+
+  async deleteDataset(id: string): Promise<void> {
+    await this.requireData().deleteDataset(id);
+    if (this.datasetId === id) {
+      this.datasetId = null;
+      this.build = null;
+    }
+    await this.refreshDatasets();
+  }
+
+  /** Build train/test splits of a stored dataset (seeded by the data seed) and make them the run's data. */
+  async buildData(datasetId: string, recipe: BuildRecipe, source: DataRef['source'], evaluation: DataRef['evaluation']): Promise<boolean> {
+    const data = this.requireData();
+    this.dataPhase = 'busy';
+    this.dataError = null;
+    try {
+      const seed = this.config.seeds.data;
+      const build =
+        recipe.kind === 'ctd'
+          ? await data.buildCtd(datasetId, { seed, negatives: recipe.negatives, split: recipe.split, testFraction: recipe.testFraction, template: recipe.template })
+          : await data.buildPairs(datasetId, { seed, testFraction: recipe.testFraction });
+      this.datasetId = datasetId;
+      this.build = build;
+      this.config.data = { source, build: recipe, fingerprint: build.stats.fingerprint, evaluation };
+      this.dataPhase = 'ready';
+      this.clearEvaluation();
+      await this.refreshDatasets();
+      return true;
+    } catch (e) {
+      this.dataError = (e as Error).message;
+      this.dataPhase = 'error';
+      return false;
+    }
+  }
+
+  private async ingestDemo(id: string, url: string, label: string): Promise<boolean> {
+    const datasetId = demoDatasetId(id);
+    const existing = this.datasets.find((d) => d.id === datasetId);
+    if (existing?.status === 'complete') return true;
+    if (existing) await this.requireData().deleteDataset(datasetId);
+    return (await this.ingest({ url: new URL(url, new URL(import.meta.env.BASE_URL, location.href)).href, name: label }, datasetId, label)) !== null;
+  }
+
+  private async ingest(input: File | { url: string; name: string }, datasetId: string, name: string): Promise<DatasetMeta | null> {
+    const data = this.requireData();
+    this.dataPhase = 'busy';
+    this.dataError = null;
+    this.ingesting = { name, datasetId, progress: null };
+    try {
+      const meta = await data.ingest(input, { datasetId, name }, Comlink.proxy((progress: IngestProgress) => this.ingesting && (this.ingesting.progress = progress)));
+      await this.refreshDatasets();
+      if (meta.status !== 'complete') {
+        this.dataError = meta.error ?? `${name} was not completely read (${meta.status}).`;
+        this.dataPhase = 'error';
+        return null;
+      }
+      return meta;
+    } catch (e) {
+      this.dataError = (e as Error).message;
+      this.dataPhase = 'error';
+      await this.refreshDatasets();
+      return null;
+    } finally {
+      this.ingesting = null;
+    }
+  }
+
+  // ---------------------------------------------------------------- training
+
+  get training(): boolean {
+    return this.run !== null && LIVE_STATES.includes(this.run.state);
+  }
+
+  async startTraining(): Promise<void> {
+    await this.train(newRunId(), $state.snapshot(this.config), false, []);
+  }
+
+  /** Resume a run a closed tab (or a lost device) left unfinished, from its last checkpoint. */
+  async resumeRun(record: RunRecord): Promise<void> {
+    this.runError = null;
+    this.config = structuredClone($state.snapshot(record.config));
+    if (JSON.stringify(this.model && this.config.model) !== JSON.stringify(record.config.model) || this.modelPhase !== 'ready') {
+      if (record.config.model.kind === 'local') {
+        this.runError = `This run used the local model folder ${record.config.model.id}: load that folder in the model section, then resume.`;
+        return;
+      }
+      if (!(await this.loadModel(record.config.model))) return;
+    }
+    await this.train(record.id, record.config, true, record.history);
+  }
+
+  async discardRun(record: RunRecord): Promise<void> {
+    await updateRun(record.id, { status: 'cancelled' });
+    await this.refreshHistory();
+  }
+
+  pause(): void {
+    void this.requireSession().pause();
+  }
+
+  resume(): void {
+    void this.requireSession().resume();
+  }
+
+  cancel(): void {
+    void this.requireSession().cancel();
+  }
+
+  private async train(id: string, config: RunConfig, resume: boolean, history: StepReport[]): Promise<void> {
+    const session = this.requireSession();
+    this.runError = null;
+    this.clearEvaluation();
+    this.run = { id, state: 'training', steps: [...history], totalSteps: config.train.steps, examplesPerSecond: 0, etaSeconds: Number.NaN, checkpointStep: history.at(-1)?.step ?? 0, message: null };
+    let state: RunState = 'failed';
+    try {
+      state = await session.train(id, config, { resume });
+    } catch (e) {
+      this.runError = (e as Error).message;
+      if (this.run?.id === id) this.run.state = 'failed';
+    }
+    await this.refreshHistory();
+    if (state === 'done') await this.evaluate();
+  }
+
+  // ---------------------------------------------------------------- evaluation and exploration
+
+  async evaluate(): Promise<void> {
+    const run = this.run;
+    if (!run) return;
+    this.evaluationPhase = 'busy';
+    this.evaluationError = null;
+    try {
+      this.evaluation = await this.requireSession().evaluate(run.id);
+      this.evaluationPhase = 'ready';
+      await this.refreshHistory();
+    } catch (e) {
+      this.evaluationError = (e as Error).message;
+      this.evaluationPhase = 'error';
+    }
+  }
+
+  /** Show a finished run from the history: attach its adapter and evaluate it. */
+  async openRun(record: RunRecord): Promise<void> {
+    this.runError = null;
+    try {
+      this.config = structuredClone($state.snapshot(record.config));
+      if (JSON.stringify(record.config.model) !== JSON.stringify($state.snapshot(this.config.model)) || this.modelPhase !== 'ready') {
+        if (!(await this.loadModel(record.config.model))) return;
+      }
+      await this.requireSession().useRun(record.id);
+      this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, message: null };
+      await this.evaluate();
+    } catch (e) {
+      this.runError = (e as Error).message;
+    }
+  }
+
+  async makeMap(model: 'base' | 'adapted', dims: 2 | 3): Promise<void> {
+    this.mapError = null;
+    try {
+      this.maps[model] = await this.requireSession().tsne(model, dims);
+    } catch (e) {
+      this.mapError = (e as Error).message;
+    }
+  }
+
+  async explore(query: string, k = 5): Promise<void> {
+    this.exploreError = null;
+    try {
+      this.neighbours = { query, ...(await this.requireSession().nearest(query, k)) };
+    } catch (e) {
+      this.exploreError = (e as Error).message;
+    }
+  }
+
+  /** Zipped exports made in the engine worker: the PEFT adapter, the merged model, the embeddings (TSV). */
+  async exportZip(what: 'adapter' | 'merged' | 'embeddings-base' | 'embeddings-adapted'): Promise<Uint8Array> {
+    const session = this.requireSession();
+    if (what === 'adapter') return session.exportAdapterZip();
+    if (what === 'merged') return session.exportMergedZip();
+    return session.exportEmbeddingsZip(what === 'embeddings-base' ? 'base' : 'adapted');
+  }
+
+  private clearEvaluation(): void {
+    this.evaluation = null;
+    this.evaluationPhase = 'idle';
+    this.maps = {};
+    this.neighbours = null;
+  }
+
+  // ---------------------------------------------------------------- history and share links
+
+  async refreshHistory(): Promise<void> {
+    [this.history, this.unfinished] = await Promise.all([listRuns(), unfinishedRuns()]);
   }
 
   async deleteRun(id: string): Promise<void> {
@@ -118,17 +400,75 @@ export class Lab {
     await this.refreshHistory();
   }
 
+  shareUrl(): string {
+    return shareLink($state.snapshot(this.config), location.href);
+  }
+
   describeModel(): string {
     return modelLabel(this.config.model);
   }
 
-  protected requireSession(): RemoteSession {
-    if (!this.session) throw new Error('the engine worker has not started');
+  /**
+   * Restore a shared configuration: load its model, rebuild its data (a demo set at once; the
+   * user's own file once they choose it, checked by fingerprint) and rerun it.
+   */
+  private async openShared(config: RunConfig): Promise<void> {
+    this.config = config;
+    const source = config.data.source;
+    this.shared = { config, waitingFor: source.kind === 'file' ? source.name : null, rerun: false };
+    if (config.model.kind === 'local') {
+      this.shareError = `This link trains the local model folder ${config.model.id}: load that folder in the model section.`;
+      return;
+    }
+    if (!(await this.loadModel(config.model))) return;
+    if (source.kind === 'demo') {
+      const demo = DEMO_SETS.find((d) => d.id === source.id);
+      if (!demo) {
+        this.shareError = `This link uses a demo set this version of the app does not have (${source.id}).`;
+        return;
+      }
+      if (!(await this.ingestDemo(demo.id, demo.url, demo.label))) return;
+      if (demo.evaluation && !(await this.ingestDemo(demo.evaluation.id, demo.evaluation.url, demo.evaluation.label))) return;
+      await this.rerunShared(demoDatasetId(demo.id));
+    }
+  }
+
+  /** The user chose the file a shared configuration needs: ingest it, rebuild, compare fingerprints, rerun. */
+  async provideSharedFile(file: File): Promise<void> {
+    const shared = this.shared;
+    if (!shared) return;
+    const datasetId = crypto.randomUUID();
+    if (!(await this.ingest(file, datasetId, file.name))) return;
+    shared.waitingFor = null;
+    await this.rerunShared(datasetId);
+  }
+
+  private async rerunShared(datasetId: string): Promise<void> {
+    const shared = this.shared!;
+    const { data } = shared.config;
+    const expected = data.fingerprint;
+    if (!(await this.buildData(datasetId, data.build, data.source, data.evaluation))) return;
+    if (this.config.data.fingerprint !== expected) {
+      this.shareError =
+        `This is not the data the link was made with: its build has fingerprint ${this.config.data.fingerprint}, the link expects ${expected}. ` +
+        'Choose the same file (same content), or start a new run with this one.';
+      shared.waitingFor = data.source.kind === 'file' ? data.source.name : null;
+      return;
+    }
+    shared.rerun = true;
+    await this.startTraining();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private requireSession(): RemoteSession {
+    if (!this.session) throw new Error('The engine worker has not started.');
     return this.session;
   }
 
-  protected newRunId(): string {
-    return newRunId();
+  private requireData(): RemoteData {
+    if (!this.data) throw new Error('The ingest worker has not started.');
+    return this.data;
   }
 
   private onEvent(event: SessionEvent): void {
@@ -138,6 +478,9 @@ export class Lab {
         break;
       case 'log':
         this.log.push(event.message);
+        break;
+      case 'evaluation':
+        this.evaluationProgress = { done: event.done, total: event.total };
         break;
       case 'step':
         if (this.run?.id !== event.runId) return;
@@ -153,7 +496,14 @@ export class Lab {
         if (this.run?.id !== event.runId) return;
         this.run.state = event.state;
         this.run.message = event.message ?? null;
+        // A recovery restarts from the checkpoint: steps after it are trained again.
+        if (event.state === 'recovering') this.run.steps = this.run.steps.filter((s) => s.step <= this.run!.checkpointStep);
         break;
     }
   }
+}
+
+async function digest(bytes: Uint8Array): Promise<string> {
+  const hash = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(hash)].slice(0, 8).map((b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -2,14 +2,24 @@ import { describe, expect, it } from 'vitest';
 import { STUDY_PRESETS, defaultRunConfig, validateRunConfig } from '../../src/train/run-config.ts';
 import { readShareLink, shareLink } from '../../src/ui/share-link.ts';
 
-const demo = defaultRunConfig({ kind: 'demo', id: 'cardiology-pairs', fingerprint: 'sha256:abc' });
+const demo = defaultRunConfig({
+  source: { kind: 'demo', id: 'cardiology-pairs' },
+  build: { kind: 'pairs', testFraction: 0.2 },
+  fingerprint: '0123456789abcdef',
+  evaluation: { kind: 'demo', id: 'cardiology-eval' },
+});
 
 describe('share links', () => {
   it('round-trips a full configuration, including non-ASCII text', () => {
     const config = {
       ...STUDY_PRESETS[1].apply(demo),
       model: { kind: 'hub' as const, id: 'BAAI/bge-small-en-v1.5', revision: '5c38ec7c405ec4b44b94cc5a9bb96e735b38267a' },
-      data: { kind: 'file' as const, name: 'CTD_curated_genes_diseases — copie (ü).tsv.gz', fingerprint: 'sha256:0123' },
+      data: {
+        source: { kind: 'file' as const, name: 'CTD_curated_genes_diseases — copie (ü).tsv.gz' },
+        build: { kind: 'ctd' as const, negatives: 'hard' as const, split: 'entity' as const, testFraction: 0.2, template: '{GeneSymbol} is associated with {DiseaseName}' },
+        fingerprint: 'fedcba9876543210',
+        evaluation: { kind: 'test-split' as const },
+      },
       seeds: { init: 7, train: 8, data: 9, eval: 4294967295 },
     };
     const link = shareLink(config, 'https://lab.example/app/?x=1#old');
@@ -30,7 +40,12 @@ describe('share links', () => {
   });
 
   it('lists every invalid field of a tampered configuration', () => {
-    const bad = { ...demo, lora: { ...demo.lora, r: 0, targetModules: ['query', 'pooler'] }, train: { ...demo.train, learningRate: -1 } };
+    const bad = {
+      ...demo,
+      lora: { ...demo.lora, r: 0, targetModules: ['query', 'pooler'] },
+      train: { ...demo.train, learningRate: -1 },
+      data: { ...demo.data, fingerprint: '' },
+    };
     const link = shareLink(bad as typeof demo, 'https://lab.example/');
     const error = (() => {
       try {
@@ -43,6 +58,7 @@ describe('share links', () => {
     expect(error).toMatch(/rank r must be an integer/);
     expect(error).toMatch(/unknown modules: pooler/);
     expect(error).toMatch(/train\.learningRate must be in \(0, 1\)/);
+    expect(error).toMatch(/data\.fingerprint must be a non-empty text/);
   });
 
   it('refuses another version', () => {
