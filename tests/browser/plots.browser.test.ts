@@ -10,26 +10,31 @@ let session: BrowserSession;
 let page: Page;
 let result: { scatterMs: number; metrics: number };
 
-beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  session = await openBrowserSession();
-  page = await session.newPage();
-  await page.setViewportSize({ width: 1280, height: 1000 });
+/** Open a page module in a fresh page and wait for its report; the page stays open for probing. */
+async function openPageModule<T>(path: string, timeoutMs: number): Promise<{ page: Page; result: T }> {
+  const opened = await session.newPage();
+  await opened.setViewportSize({ width: 1280, height: 1000 });
   // On a first run Vite discovers three and Observable Plot, optimises them and reloads the page:
   // load the module again after such a reload.
   for (let attempt = 1; ; attempt++) {
     try {
-      await page.addScriptTag({ type: 'module', url: `${session.baseUrl}/tests/browser/pages/plots-render.page.ts` });
+      await opened.addScriptTag({ type: 'module', url: `${session.baseUrl}${path}` });
       break;
     } catch (e) {
       if (attempt === 3 || !/context was destroyed|navigation/i.test(String(e))) throw e;
-      await page.waitForLoadState('load');
+      await opened.waitForLoadState('load');
     }
   }
-  await page.waitForFunction('globalThis.__testResult !== undefined || globalThis.__testError !== undefined', null, { timeout: 120_000 });
-  const error = await page.evaluate('globalThis.__testError');
-  if (error !== undefined) throw new Error(`plots page failed: ${error}`);
-  result = (await page.evaluate('globalThis.__testResult')) as typeof result;
+  await opened.waitForFunction('globalThis.__testResult !== undefined || globalThis.__testError !== undefined', null, { timeout: timeoutMs });
+  const error = await opened.evaluate('globalThis.__testError');
+  if (error !== undefined) throw new Error(`${path} failed: ${error}`);
+  return { page: opened, result: (await opened.evaluate('globalThis.__testResult')) as T };
+}
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  session = await openBrowserSession();
+  ({ page, result } = await openPageModule<typeof result>('/tests/browser/pages/plots-render.page.ts', 120_000));
 });
 afterAll(async () => session?.close());
 
@@ -131,4 +136,14 @@ describe('plots in headless Chromium', () => {
     await rows.first().locator('summary').click();
     expect(await rows.first().locator('code').textContent()).toBe('mean cos(similar pairs) − mean cos(different pairs)');
   });
+
+  it('runs GPU t-SNE in the browser and draws the map (trustworthiness ≥ 0.9)', async () => {
+    const tsne = await openPageModule<{ trust: number; seconds: number; progressCalls: number }>('/tests/browser/pages/plots-tsne.page.ts', 300_000);
+    expect(tsne.result.trust).toBeGreaterThanOrEqual(0.9);
+    expect(tsne.result.progressCalls).toBe(3);
+    const shot = await tsne.page.locator('[data-plot="tsne-browser"]').screenshot();
+    writeFileSync(`${SHOTS}/plots-tsne-browser.png`, shot);
+    expect((await pixelStats(shot)).variance).toBeGreaterThan(100);
+    await tsne.page.close();
+  }, 360_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type BeforeAfterResult, evalTexts, evaluateBeforeAfter } from '../../src/eval/before-after.ts';
+import { evalPairsFromRows, labelledFromAssociations, retrievalFromPairs } from '../../src/eval/eval-set.ts';
 import { beforeAfterCsv, formatBeforeAfterTable } from '../../src/eval/format.ts';
 import { projectorTsv, toCsv } from '../../src/eval/export.ts';
 import { METRIC_HELP } from '../../src/eval/help.ts';
@@ -143,5 +144,28 @@ describe('reports and exports', () => {
     const multi = projectorTsv([[1], [2]], [{ text: 'x', label: 'A' }, { text: 'y', label: 'B' }]);
     expect(multi.metadata).toBe('text\tlabel\nx\tA\ny\tB\n');
     expect(() => projectorTsv([[1]], [])).toThrow(/1 vectors but 0 metadata rows/);
+  });
+});
+
+describe('building evaluation sets', () => {
+  it('turns labelled rows into pairs, by group column or by label', () => {
+    const pairs = evalPairsFromRows([
+      { textA: 'a', textB: 'b', label: 1, group: 'Negation', line: 2 },
+      { textA: 'c', textB: 'd', label: 1 },
+      { textA: 'e', textB: 'f', label: 0 },
+    ]);
+    expect(pairs.map((p) => p.group)).toEqual(['negation', 'similar', 'different']);
+    expect(() => evalPairsFromRows([{ textA: 'a', textB: 'b', label: 1, group: 'same', line: 9 }])).toThrow(/line 9: group "same" is not similar, different or negation/);
+    expect(() => evalPairsFromRows([{ textA: 'a', textB: 'b', label: 0.5 }])).toThrow(/row 0: label 0.5 is neither 1/);
+  });
+
+  it('derives retrieval queries from similar pairs and labelled texts from associations', () => {
+    const retrieval = retrievalFromPairs([
+      { a: 'q1', b: 'x', group: 'similar' },
+      { a: 'q2', b: 'x', group: 'similar' },
+      { a: 'q3', b: 'y', group: 'different' },
+    ]);
+    expect(retrieval).toEqual({ corpus: [{ id: 'c0', text: 'x' }], queries: [{ text: 'q1', relevant: ['c0'] }, { text: 'q2', relevant: ['c0'] }] });
+    expect(labelledFromAssociations([{ gene: 'g', disease: 'd', sentence: 's', associated: false }])).toEqual([{ text: 's', label: 'not associated' }]);
   });
 });
