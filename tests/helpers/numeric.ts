@@ -75,3 +75,23 @@ export function expectBitIdentical(a: Float32Array, b: Float32Array, label = '')
     if (ua[i] !== ub[i]) expect.fail(`${label}: runs differ at index ${i}: ${a[i]} vs ${b[i]}`);
   }
 }
+
+/**
+ * Assert |actual − expected| ≤ rtol·bound elementwise, where bound is the size the rounding error
+ * scales with (e.g. Σ|terms| of a dot product); the failure names the worst element.
+ */
+export function expectWithinBound(actual: ArrayLike<number>, expected: ArrayLike<number>, bound: ArrayLike<number>, rtol: number, label = ''): void {
+  expect(actual.length, `${label} length`).toBe(expected.length);
+  let worst = -1;
+  let worstRatio = 1;
+  for (let i = 0; i < expected.length; i++) {
+    const ratio = Math.abs(actual[i] - expected[i]) / (rtol * bound[i] + Number.MIN_VALUE);
+    if (!(ratio <= worstRatio)) {
+      worst = i;
+      worstRatio = ratio;
+    }
+  }
+  if (worst >= 0) {
+    expect.fail(`${label}: index ${worst}: got ${actual[worst]}, expected ${expected[worst]}, allowed ±${rtol * bound[worst]} (rtol ${rtol} of bound ${bound[worst]})`);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Batched f32 matmul with the transposes a transformer needs (forward X·Wᵀ, backward dY·W and
+ * dYᵀ·X), optional bias, fused GELU and accumulation into the output (shaders/matmul.wgsl).
+ */
+import activationSource from '../../../shaders/activation.wgsl?raw';
+import matmulSource from '../../../shaders/matmul.wgsl?raw';
+import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import { ShapeError } from '../errors.ts';
+import { type Tensor, shapeString } from '../tensor.ts';
+import { expectShape } from './check.ts';
+import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
+
+export type Activation = 'none' | 'gelu';
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  bias?: Tensor;
+  activation?: Activation;
+  accumulate?: boolean;
+  alpha?: number;
+}
+
+/** The tiled kernels' helpers; nf4.ts appends its kernels to this source. */
+export const MATMUL_SOURCE = activationSource + matmulSource;
+/** Output rows and columns per workgroup of the tiled kernels. */
+export const MATMUL_TILE = 64;
+const NAIVE_TILE = 16;
+
+const kernel = kernelFamily('matmul', MATMUL_SOURCE);
+const TILED = kernel('matmul_tiled', ['read', 'read', 'read_write', 'read']);
+const NAIVE = kernel('matmul_naive', ['read', 'read', 'read_write']);
+
+const ACTIVATION_CODES: Record<Activation, number> = { none: 0, gelu: 1 };
+
+/** Pipeline constants of the epilogue shared by the tiled f32 and NF4 kernels. */
+export function epilogueConstants(op: string, options: { bias?: Tensor; activation?: Activation; accumulate?: boolean }): Record<string, number> {
+  const activation = options.activation ?? 'none';
+  if (!(activation in ACTIVATION_CODES)) {
+    throw new ShapeError(`${op}: unknown activation '${String(activation)}' (expected 'none' or 'gelu')`);
+  }
+  return { HAS_BIAS: Number(options.bias !== undefined), ACCUMULATE: Number(options.accumulate ?? false), ACTIVATION: ACTIVATION_CODES[activation] };
+}
+
+/** The dimensions of one (batched) product, as the kernels' uniform block wants them. */
+export interface MatmulDims {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  aBatchStride: number;
+  /** 0 when b is shared by every batch. */
+  bBatchStride: number;
+}
+
+/** The uniform block of the tiled kernels (MatmulParams in matmul.wgsl) and its workgroup count. */
+export function tiledLaunch(dims: MatmulDims, alpha: number, tile = MATMUL_TILE): { params: ArrayBuffer; workgroups: number } {
+  const tilesN = ceilDiv(dims.N, tile);
+  const tilesM = ceilDiv(dims.M, tile);
+  const params = new Params()
+    .u32(dims.M, dims.N, dims.K, dims.batch, tilesN, tilesM, dims.aBatchStride, dims.bBatchStride)
+    .f32(alpha)
+    .build();
+  return { params, workgroups: tilesN * tilesM * dims.batch };
+}
+
+/** Validate a, b, out for out = op(a)·op(b): shapes, dtypes, batch dimensions. */
+function productDims(op: string, a: Tensor, b: Tensor, out: Tensor, transA: boolean, transB: boolean): MatmulDims {
+  for (const [name, t] of [['a', a], ['b', b], ['out', out]] as const) {
+    if (t.dtype !== 'f32') throw new ShapeError(`${op}: ${name} must be f32, got ${t.dtype}`);
+    if (t.shape.length < 2) throw new ShapeError(`${op}: ${name} must have at least 2 dimensions, got shape ${shapeString(t.shape)}`);
+  }
+  expectShape(op, 'a', a, a.shape);
+  expectShape(op, 'b', b, b.shape);
+  const batchShape = a.shape.slice(0, -2);
+  const batch = batchShape.reduce((p, d) => p * d, 1);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [M, K] = transA ? [ac, ar] : [ar, ac];
+  const [Kb, N] = transB ? [bc, br] : [br, bc];
+  if (K !== Kb) {
+    throw new ShapeError(
+      `${op}: inner dimensions differ: a ${shapeString(a.shape)}${transA ? ' (transposed)' : ''} has K = ${K}, ` +
+        `b ${shapeString(b.shape)}${transB ? ' (transposed)' : ''} has K = ${Kb}`,
+    );
+  }
+  const bShared = b.shape.length === 2;
+  if (!bShared && shapeString(b.shape.slice(0, -2)) !== shapeString(batchShape)) {
+    throw new ShapeError(`${op}: b has shape ${shapeString(b.shape)}: its batch dimensions must be a's ${shapeString(batchShape)}, or b must be 2-D`);
+  }
+  expectShape(op, 'out', out, [...batchShape, M, N]);
+  for (const [name, d] of [['M', M], ['N', N], ['K', K], ['batch', batch]] as const) {
+    if (d <= 0) throw new ShapeError(`${op}: ${name} is ${d}; empty products are not supported`);
+  }
+  return { batch, M, N, K, aBatchStride: M * K, bBatchStride: bShared ? 0 : K * N };
+}
+
+/**
+ * out[..., M, N] (=|+=) alpha·op(a)[..., M, K] · op(b)[..., K, N] (+ bias[N]) then activation.
+ * op = transpose if trans*. b may be unbatched (2-D) and is then shared by every batch.
+ * With accumulate, out = out_old + act(alpha·op(a)·op(b) + bias): the activation applies to the new
+ * product only, never to what out already held.
+ */
+export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions = {}): void {
+  const op = 'matmul';
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  const dims = productDims(op, a, b, out, transA, transB);
+  const alpha = options.alpha ?? 1;
+  if (!Number.isFinite(alpha)) throw new ShapeError(`${op}: alpha must be a finite number, got ${alpha}`);
+  if (options.bias) expectShape(op, 'bias', options.bias, [dims.N]);
+  expectDistinct(op, { out }, options.bias ? { a, b, bias: options.bias } : { a, b });
+  const spec: KernelSpec = {
+    ...TILED,
+    constants: { TRANS_A: Number(transA), TRANS_B: Number(transB), ...epilogueConstants(op, options) },
+  };
+  const { params, workgroups } = tiledLaunch(dims, alpha);
+  // Without a bias the binding still needs a buffer; a is bound there and never read.
+  dispatchFolded(engine, spec, params, [a.buffer, b.buffer, out.buffer, (options.bias ?? a).buffer], workgroups);
+}
+
+/** out[..., M, N] = a[..., M, K] · b[..., K, N] (or b [K, N] shared), one thread per output, no tiling: the benchmark's baseline. */
+export function matmulNaive(engine: Engine, a: Tensor, b: Tensor, out: Tensor): void {
+  const op = 'matmulNaive';
+  const dims = productDims(op, a, b, out, false, false);
+  expectDistinct(op, { out }, { a, b });
+  const { params, workgroups } = tiledLaunch(dims, 1, NAIVE_TILE);
+  dispatchFolded(engine, NAIVE, params, [a.buffer, b.buffer, out.buffer], workgroups);
+}
