@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CTD_CURATED } from './streams.ts';
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/qlora-lab.js', 'dataset', ...args], { encoding: 'utf8' });
+  return { status: r.status, stderr: r.stderr };
+}
+
+const readJsonl = (path: string) =>
+  readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+
+describe('qlora-lab dataset', () => {
+  it('writes an entity-held-out CTD dataset: train/test JSONL and stats with zero overlap', () => {
+    const out = mkdtempSync(join(tmpdir(), 'qlora-dataset-'));
+    const r = cli('--ctd', CTD_CURATED, '--split', 'entity', '--negatives', 'hard', '--seed', '7', '--template', '{GeneSymbol} and {DiseaseName}', '--out', out);
+    expect(r.stderr).toMatch(/wrote \d+ train and \d+ test rows/);
+    expect(r.status).toBe(0);
+    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+    expect(stats).toMatchObject({ seed: 7, split: 'entity', negatives: 'hard', positives: 34_222, uniqueGenes: 9_111, uniqueDiseases: 5_858 });
+    expect(stats.overlap).toEqual({ genes: 0, diseases: 0, pairs: 0 });
+    expect(stats.source).toMatchObject({ rowsRead: 34_222, bad: 0, duplicates: 0 });
+    expect(stats.source.citation.doi).toBe('10.1093/nar/gkae883');
+    const train = readJsonl(join(out, 'train.jsonl'));
+    const test = readJsonl(join(out, 'test.jsonl'));
+    expect(train.length).toBe(stats.train.rows);
+    expect(test.length).toBe(stats.test.rows);
+    const trainGenes = new Set(train.map((x) => x.gene_id));
+    const trainDiseases = new Set(train.map((x) => x.disease_id));
+    expect(test.filter((x) => trainGenes.has(x.gene_id) || trainDiseases.has(x.disease_id)).length).toBe(0);
+    expect(test[0].sentence).toBe(`${test[0].text_a} and ${test[0].text_b}`);
+    expect(test.filter((x) => x.label === 1).length).toBe(test.filter((x) => x.label === 0).length);
+  });
+
+  it('splits a pair file, and fails with a clear message and a non-zero exit on bad input', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qlora-dataset-'));
+    const pairs = join(dir, 'pairs.csv');
+    writeFileSync(pairs, `text_a,text_b,label,category\n${Array.from({ length: 10 }, (_, i) => `a${i},b${i},${i % 2},similar`).join('\n')}\nx,y,7,bad\n`);
+    const ok = cli('--pairs', pairs, '--seed', '3', '--out', join(dir, 'out'));
+    expect(ok.status).toBe(0);
+    expect(ok.stderr).toMatch(/1 bad row\(s\) skipped[\s\S]*line 12: label 7 is outside \[0, 1\]/);
+    const test = readJsonl(join(dir, 'out', 'test.jsonl'));
+    expect(test).toHaveLength(2);
+    expect(Object.keys(test[0])).toEqual(['text_a', 'text_b', 'label', 'category']);
+
+    const wrong = cli('--ctd', pairs, '--out', join(dir, 'never'));
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/^qlora-lab dataset: DataFormatError: This is not a CTD gene–disease file/);
+    const missing = cli('--ctd', join(dir, 'nope.csv'), '--out', join(dir, 'never'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read .*nope\.csv/);
+    const usage = cli('--ctd', pairs, '--split', 'sideways', '--out', dir);
+    expect(usage.stderr).toMatch(/--split must be random or entity, got sideways/);
+    expect(cli('--ctd', pairs).stderr).toMatch(/--out is required/);
+  });
+});
