@@ -6,8 +6,12 @@
 //                  xa = drop(x)·Aᵀ,  scratch = dY·B,  dB += scale·dYᵀ·xa,  dA += scale·scratchᵀ·drop(x)
 //   lora_wide    out[m, n] += scale · keep(m, n) · Σ_c thin[m, c] · small(c, n)   (short c)
 //                  Y += scale·xa·Bᵀ,  dX += scale/(1-p)·mask·(scratch·A)
-// Both stage tiles of the big operands in workgroup memory and give each thread a 4×4 register
-// block, so each element of x or dY is read from global memory once per workgroup, not once per r.
+// Each thread owns a 4×4 register block of outputs. lora_narrow stages tiles of the big operand in
+// workgroup memory, so each element of x or dY is read (and dropout-hashed) once per workgroup, not
+// once per r column; lora_wide's reduction is only r long and reads its two thin operands directly.
+// A narrow product has few output tiles but a long k (up to M = batch·seq), so it may be split
+// along k over the grid's z: each split writes raw partial sums and lora_narrow_finish adds them in
+// split order (deterministic) and applies scale/accumulate.
 // The dropout mask always indexes the big tensor's (narrow) or output's (wide) storage.
 
 // Output columns per lora_narrow workgroup: 4, 8, 16, 32 or 64 (the rank rounded up). Operand layouts
@@ -16,15 +20,45 @@
 override RANK_TILE: u32 = 4u;
 
 const NARROW_P: u32 = 64u; // narrow: rows p per workgroup (16 groups of 4)
-const NARROW_K: u32 = 16u; // narrow: k per staged tile
+const NARROW_K: u32 = 16u; // narrow: k per staged tile (splits are multiples of it)
 const WIDE_M: u32 = 64u;   // wide: rows per workgroup
 const WIDE_N: u32 = 64u;   // wide: columns per workgroup
-const WIDE_C: u32 = 16u;   // wide: rank entries per staged tile
+
+// lora_narrow's staged tiles of out = lhs · rhs, stored k-major so a thread reads vec4s:
+// lhs = big (k, p) at [k * 16 + p / 4][p % 4], rhs = small (k, c) at [k * RANK_TILE / 4 + c / 4][c % 4].
+var<workgroup> lhs_tile: array<vec4<f32>, 256>;
+var<workgroup> rhs_tile: array<vec4<f32>, 256>;
+
+// A thread's 4×4 block of outputs: row i of the block is ri (named fields keep it in registers).
+struct Block {
+  r0: vec4<f32>,
+  r1: vec4<f32>,
+  r2: vec4<f32>,
+  r3: vec4<f32>,
+}
+
+// acc(i, j) += Σ_k lhs(k, 4·lhs_group + i) · rhs(k, 4·rhs_group + j) over the staged tiles.
+fn multiply_tiles(acc: Block, lhs_group: u32, rhs_group: u32, rhs_stride: u32) -> Block {
+  var b = acc;
+  for (var k = 0u; k < NARROW_K; k++) {
+    let a = lhs_tile[k * 16u + lhs_group];
+    let s = rhs_tile[k * rhs_stride + rhs_group];
+    b.r0 += a.x * s;
+    b.r1 += a.y * s;
+    b.r2 += a.z * s;
+    b.r3 += a.w * s;
+  }
+  return b;
+}
+
+// ---------------------------------------------------------------- lora_narrow
 
 struct NarrowParams {
   p_len: u32,
   k_len: u32,
   rank: u32,
+  k_split: u32,          // k per split (a multiple of NARROW_K); split = workgroup_id.z
+  partial: u32,          // 1: write raw sums to out[split, p, c] for lora_narrow_finish
   big_k_major: u32,      // 1: big(p, k) stored [k, p] (dY or x read transposed)
   small_rank_major: u32, // 1: small(k, c) stored [r, k] (like A) rather than [k, r] (like B)
   out_rank_major: u32,   // 1: out(p, c) stored [r, p] (dA) rather than [p, r]
@@ -41,24 +75,6 @@ struct NarrowParams {
 @group(0) @binding(2) var<storage, read> narrow_small: array<f32>;
 @group(0) @binding(3) var<storage, read_write> narrow_out: array<f32>;
 
-// Staged tiles of out = lhs · rhs, both stored reduction-index-major so a thread reads vec4s:
-// lhs (narrow: big (k, p); wide: thin (c, m)) at [k * 16 + p / 4][p % 4],
-// rhs (narrow: small (k, c) at [k * RANK_TILE / 4 + c / 4][c % 4]; wide: small (c, n) at [c * 16 + n / 4][n % 4]).
-var<workgroup> lhs_tile: array<vec4<f32>, 256>;
-var<workgroup> rhs_tile: array<vec4<f32>, 256>;
-
-// acc[i][j] += Σ_k lhs(k, 4·lhs_group + i) · rhs(k, 4·rhs_group + j) over the staged tiles.
-fn multiply_tiles(acc: ptr<function, array<vec4<f32>, 4>>, steps: u32, lhs_group: u32, rhs_group: u32, rhs_stride: u32) {
-  for (var k = 0u; k < steps; k++) {
-    let a = lhs_tile[k * 16u + lhs_group];
-    let s = rhs_tile[k * rhs_stride + rhs_group];
-    (*acc)[0] += a.x * s;
-    (*acc)[1] += a.y * s;
-    (*acc)[2] += a.z * s;
-    (*acc)[3] += a.w * s;
-  }
-}
-
 fn narrow_big_at(p: u32, k: u32) -> f32 {
   if (p >= np.p_len || k >= np.k_len) { return 0.0; }
   let index = select(p * np.k_len + k, k * np.p_len + p, np.big_k_major != 0u);
@@ -72,7 +88,26 @@ fn narrow_small_at(k: u32, c: u32) -> f32 {
   return narrow_small[select(k * np.rank + c, c * np.k_len + k, np.small_rank_major != 0u)];
 }
 
-// Workgroup: 16 row groups × RANK_TILE/4 column groups; grid (ceil(P/64), ceil(r/RANK_TILE)).
+// Outputs (p, c0..c0+3) of one block row.
+fn narrow_store(split: u32, p: u32, c0: u32, row: vec4<f32>) {
+  if (p >= np.p_len) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let c = c0 + j;
+    if (c < np.rank) {
+      if (np.partial != 0u) {
+        narrow_out[(split * np.p_len + p) * np.rank + c] = row[j];
+      } else {
+        let index = select(p * np.rank + c, c * np.p_len + p, np.out_rank_major != 0u);
+        var v = np.scale * row[j];
+        if (np.accumulate != 0u) { v += narrow_out[index]; }
+        narrow_out[index] = v;
+      }
+    }
+  }
+}
+
+// Workgroup: 16 row groups × RANK_TILE/4 column groups;
+// grid (ceil(P/64), ceil(r/RANK_TILE), number of k splits).
 @compute @workgroup_size(RANK_TILE * 4u)
 fn lora_narrow(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let threads = RANK_TILE * 4u;
@@ -81,11 +116,14 @@ fn lora_narrow(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) w
   let pg = t / col_groups;
   let p0 = wid.x * NARROW_P;
   let c0 = wid.y * RANK_TILE;
+  let k_begin = wid.z * np.k_split;
+  let k_end = min(np.k_len, k_begin + np.k_split);
   let big_k_major = np.big_k_major != 0u;
   let small_rank_major = np.small_rank_major != 0u;
-  var acc: array<vec4<f32>, 4>;
-  for (var k0 = 0u; k0 < np.k_len; k0 += NARROW_K) {
-    // Neighbouring threads load neighbouring addresses in either layout.
+  var acc = Block(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+  for (var k0 = k_begin; k0 < k_end; k0 += NARROW_K) {
+    // Neighbouring threads load neighbouring addresses in either layout. Only the very last tile
+    // runs past k_len (splits are whole tiles), which narrow_*_at zero-fill.
     for (var e = t; e < NARROW_K * NARROW_P; e += threads) {
       let p = select(e / NARROW_K, e % NARROW_P, big_k_major);
       let k = select(e % NARROW_K, e / NARROW_P, big_k_major);
@@ -97,22 +135,47 @@ fn lora_narrow(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) w
       rhs_tile[k * col_groups + c / 4u][c % 4u] = narrow_small_at(k0 + k, c0 + c);
     }
     workgroupBarrier();
-    multiply_tiles(&acc, NARROW_K, pg, cg, col_groups);
+    acc = multiply_tiles(acc, pg, cg, col_groups);
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let p = p0 + pg * 4u + i;
-    for (var j = 0u; j < 4u; j++) {
-      let c = c0 + cg * 4u + j;
-      if (p < np.p_len && c < np.rank) {
-        let index = select(p * np.rank + c, c * np.p_len + p, np.out_rank_major != 0u);
-        var v = np.scale * acc[i][j];
-        if (np.accumulate != 0u) { v += narrow_out[index]; }
-        narrow_out[index] = v;
-      }
-    }
-  }
+  let p = p0 + pg * 4u;
+  let c = c0 + cg * 4u;
+  narrow_store(wid.z, p, c, acc.r0);
+  narrow_store(wid.z, p + 1u, c, acc.r1);
+  narrow_store(wid.z, p + 2u, c, acc.r2);
+  narrow_store(wid.z, p + 3u, c, acc.r3);
 }
+
+struct FinishParams {
+  p_len: u32,
+  rank: u32,
+  splits: u32,
+  out_rank_major: u32,
+  accumulate: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> fp: FinishParams;
+@group(0) @binding(1) var<storage, read> finish_partial: array<f32>; // [splits, p, r]
+@group(0) @binding(2) var<storage, read_write> finish_out: array<f32>;
+
+// out(p, c) (+)= scale · Σ_split partial[split, p, c], splits added in order; one thread per output.
+@compute @workgroup_size(256)
+fn lora_narrow_finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  let count = fp.p_len * fp.rank;
+  if (i >= count) { return; }
+  var sum = 0.0;
+  for (var split = 0u; split < fp.splits; split++) { sum += finish_partial[split * count + i]; }
+  let p = i / fp.rank;
+  let c = i % fp.rank;
+  let index = select(i, c * fp.p_len + p, fp.out_rank_major != 0u);
+  var v = fp.scale * sum;
+  if (fp.accumulate != 0u) { v += finish_out[index]; }
+  finish_out[index] = v;
+}
+
+// ---------------------------------------------------------------- lora_wide
 
 struct WideParams {
   m: u32,
@@ -122,7 +185,7 @@ struct WideParams {
   dropout: u32,          // 1: mask the output's elements
   seed: u32,
   keep_threshold: u32,
-  scale: f32, // includes 1/(1-p) when DROPOUT
+  scale: f32, // includes 1/(1-p) when dropout
 }
 
 @group(0) @binding(0) var<uniform> wp: WideParams;
@@ -130,46 +193,48 @@ struct WideParams {
 @group(0) @binding(2) var<storage, read> wide_small: array<f32>;  // (c, n)
 @group(0) @binding(3) var<storage, read_write> wide_out: array<f32>; // [m, n], accumulated
 
+// Outputs (m, n0..n0+3) of one block row.
+fn wide_store(m: u32, n0: u32, row: vec4<f32>) {
+  if (m >= wp.m) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let n = n0 + j;
+    if (n < wp.n) {
+      let index = m * wp.n + n;
+      var v = wp.scale * row[j];
+      if (wp.dropout != 0u) { v = select(0.0, v, dropout_keep(wp.seed, index, wp.keep_threshold)); }
+      wide_out[index] += v;
+    }
+  }
+}
+
+fn wide_thin_at(m: u32, c: u32) -> f32 {
+  if (m >= wp.m) { return 0.0; }
+  return wide_thin[m * wp.rank + c];
+}
+
+fn wide_small_at(c: u32, n: u32) -> f32 {
+  if (n >= wp.n) { return 0.0; }
+  return wide_small[select(n * wp.rank + c, c * wp.n + n, wp.small_rank_major != 0u)];
+}
+
 // Workgroup: 16×16 threads, each a 4×4 block of a 64×64 output tile; grid (ceil(n/64), ceil(m/64)).
+// No staging: the reduction is only r long and both operands are r wide (cache-resident), so each
+// thread reads its 4 + 4 values per rank entry directly; barriers would cost more than they save.
 @compute @workgroup_size(256)
 fn lora_wide(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let ng = t % 16u;
-  let mg = t / 16u;
-  let m0 = wid.y * WIDE_M;
-  let n0 = wid.x * WIDE_N;
-  let small_rank_major = wp.small_rank_major != 0u;
-  var acc: array<vec4<f32>, 4>;
-  for (var c0 = 0u; c0 < wp.rank; c0 += WIDE_C) {
-    for (var e = t; e < WIDE_C * WIDE_M; e += 256u) {
-      let m = e / WIDE_C;
-      let c = e % WIDE_C;
-      var v = 0.0;
-      if (m0 + m < wp.m && c0 + c < wp.rank) { v = wide_thin[(m0 + m) * wp.rank + c0 + c]; }
-      lhs_tile[c * 16u + m / 4u][m % 4u] = v;
-    }
-    for (var e = t; e < WIDE_C * WIDE_N; e += 256u) {
-      let n = select(e / WIDE_C, e % WIDE_N, small_rank_major);
-      let c = select(e % WIDE_C, e / WIDE_N, small_rank_major);
-      var v = 0.0;
-      if (n0 + n < wp.n && c0 + c < wp.rank) {
-        v = wide_small[select((n0 + n) * wp.rank + c0 + c, (c0 + c) * wp.n + n0 + n, small_rank_major)];
-      }
-      rhs_tile[c * 16u + n / 4u][n % 4u] = v;
-    }
-    workgroupBarrier();
-    multiply_tiles(&acc, min(WIDE_C, wp.rank - c0), mg, ng, 16u);
-    workgroupBarrier();
+  let m = wid.y * WIDE_M + (t / 16u) * 4u;
+  let n = wid.x * WIDE_N + (t % 16u) * 4u;
+  var acc = Block(vec4(0.0), vec4(0.0), vec4(0.0), vec4(0.0));
+  for (var c = 0u; c < wp.rank; c++) {
+    let a = vec4(wide_thin_at(m, c), wide_thin_at(m + 1u, c), wide_thin_at(m + 2u, c), wide_thin_at(m + 3u, c));
+    let s = vec4(wide_small_at(c, n), wide_small_at(c, n + 1u), wide_small_at(c, n + 2u), wide_small_at(c, n + 3u));
+    acc.r0 += a.x * s;
+    acc.r1 += a.y * s;
+    acc.r2 += a.z * s;
+    acc.r3 += a.w * s;
   }
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + mg * 4u + i;
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + ng * 4u + j;
-      if (m < wp.m && n < wp.n) {
-        let index = m * wp.n + n;
-        var v = wp.scale * acc[i][j];
-        if (wp.dropout != 0u) { v = select(0.0, v, dropout_keep(wp.seed, index, wp.keep_threshold)); }
-        wide_out[index] += v;
-      }
-    }
-  }
+  wide_store(m, n, acc.r0);
+  wide_store(m + 1u, n, acc.r1);
+  wide_store(m + 2u, n, acc.r2);
+  wide_store(m + 3u, n, acc.r3);
 }

@@ -134,7 +134,9 @@ describe('LoRA forward/backward', () => {
     [33, 72, 200, 64],
     [7, 200, 72, 80], // r over one 64-column tile
     [129, 72, 72, 3],
-  ])('matches the reference at other ranks: M=%i in=%i out=%i r=%i', async (m, inF, outF, r) => {
+    [7, 1030, 72, 4], // xa and dy·B split along k=in (4 splits), summed by lora_narrow_finish
+    [600, 72, 200, 16], // dA and dB split along k=M (2 splits)
+  ])('matches the reference at other ranks and split reductions: M=%i in=%i out=%i r=%i', async (m, inF, outF, r) => {
     await expectMatchesReference(makeCase({ m, inF, outF, r }, 5 + r), { p: 0.25, seed: 9 });
   });
 

@@ -6,12 +6,12 @@
  */
 import randomSource from '../../../shaders/random.wgsl?raw';
 import loraSource from '../../../shaders/lora.wgsl?raw';
-import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import { type Engine, type KernelSpec, Params, ceilDiv, roundUp } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { type DropoutConstants, dropoutConstants } from './dropout.ts';
-import { expectDistinct } from './launch.ts';
+import { dispatchPerElement, expectDistinct } from './launch.ts';
 
 /** Dropout on the LoRA input x only (PEFT's lora_dropout); the mask is dropoutForward's over x's elements. */
 export interface LoraDropout {
@@ -21,8 +21,12 @@ export interface LoraDropout {
 
 const source = randomSource + loraSource;
 const NARROW: KernelSpec = { module: 'lora', source, entryPoint: 'lora_narrow', storage: ['read', 'read', 'read_write'] };
+const FINISH: KernelSpec = { module: 'lora', source, entryPoint: 'lora_narrow_finish', storage: ['read', 'read_write'] };
 const WIDE: KernelSpec = { module: 'lora', source, entryPoint: 'lora_wide', storage: ['read', 'read', 'read_write'] };
 const NARROW_ROWS = 64; // rows p per lora_narrow workgroup
+const NARROW_K = 16; // k per staged tile; splits are multiples of it
+const TARGET_WORKGROUPS = 512;
+const MIN_SPLIT_K = 256;
 const WIDE_TILE = 64; // rows and columns per lora_wide workgroup
 const NO_DROPOUT: DropoutConstants = { seed: 0, keepThreshold: 0, keepScale: 1 };
 
@@ -41,6 +45,16 @@ interface NarrowLayout {
   accumulate: boolean;
 }
 
+/**
+ * How many k-splits a narrow product uses: enough workgroups to occupy a large GPU (a reduction over
+ * M = 4096 rows has only ceil(N/64) output tiles), but at least MIN_SPLIT_K rows per split.
+ */
+function narrowSplits(outputTiles: number, k: number): { splits: number; kSplit: number } {
+  const wanted = Math.max(1, Math.min(ceilDiv(TARGET_WORKGROUPS, outputTiles), Math.floor(k / MIN_SPLIT_K)));
+  const kSplit = roundUp(ceilDiv(k, wanted), NARROW_K);
+  return { splits: ceilDiv(k, kSplit), kSplit };
+}
+
 /** out(p, c) (+)= scale · Σ_k big(p, k)·small(k, c), c < r; big masked by `dropout` when given. */
 function narrow(
   engine: Engine,
@@ -53,15 +67,22 @@ function narrow(
   dropout: DropoutConstants | null,
 ): void {
   const tile = rankTile(dims.r);
-  const spec: KernelSpec = { ...NARROW, constants: { RANK_TILE: tile } };
+  const grid: [number, number] = [ceilDiv(dims.p, NARROW_ROWS), ceilDiv(dims.r, tile)];
+  const { splits, kSplit } = narrowSplits(grid[0] * grid[1], dims.k);
+  const partial = splits > 1 ? engine.alloc([splits, dims.p, dims.r]) : null;
   const d = dropout ?? NO_DROPOUT;
   const params = new Params()
-    .u32(dims.p, dims.k, dims.r)
+    .u32(dims.p, dims.k, dims.r, kSplit, Number(partial !== null))
     .u32(...[layout.bigKMajor, layout.smallRankMajor, layout.outRankMajor, layout.accumulate, dropout !== null].map(Number))
     .u32(d.seed, d.keepThreshold)
     .f32(d.keepScale, scale)
     .build();
-  engine.dispatch(spec, params, [big.buffer, small.buffer, out.buffer], [ceilDiv(dims.p, NARROW_ROWS), ceilDiv(dims.r, tile)]);
+  const spec: KernelSpec = { ...NARROW, constants: { RANK_TILE: tile } };
+  engine.dispatch(spec, params, [big.buffer, small.buffer, (partial ?? out).buffer], [grid[0], grid[1], splits]);
+  if (!partial) return;
+  const finish = new Params().u32(dims.p, dims.r, splits, Number(layout.outRankMajor), Number(layout.accumulate)).f32(scale).build();
+  dispatchPerElement(engine, FINISH, finish, [partial.buffer, out.buffer], dims.p * dims.r);
+  engine.release(partial);
 }
 
 /** out[m, n] += scale · keep(m, n) · Σ_c thin[m, c]·small(c, n); `dropout`'s keepScale is already in `scale`. */
