@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { dropoutBackward, dropoutForward } from '../../src/engine/ops/dropout.ts';
 import { dropoutBackwardRef, dropoutForwardRef, dropoutMaskRef } from '../../src/engine/ops/dropout.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
+import { smallGridEngine } from '../helpers/small-grid.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
 
 // f32 result of x·(1/(1-p)): one rounding of the scale and one of the product.
@@ -74,6 +75,17 @@ describe('dropout (counter-based mask)', () => {
     // two independent masks with p = 0.1 differ on 2·0.1·0.9 = 18% of elements
     expect(differing).toBeGreaterThan(0.1 * n);
     engine.release(x, y);
+  });
+
+  it('folds its launch over a 2-D grid past the per-dimension workgroup limit, mask unchanged', async () => {
+    const engine = await smallGridEngine(4); // 3001 elements: 12 workgroups on a 4-wide grid
+    const n = 3001;
+    const xs = randomArray(21, n);
+    const x = engine.upload(xs, [n]);
+    const y = engine.alloc([n]);
+    dropoutForward(engine, x, y, 0.1, 31);
+    expectClose(await engine.readF32(y), dropoutForwardRef(xs, 0.1, 31), F32_TOL, 'folded y');
+    engine.destroy();
   });
 
   it('rejects bad shapes, p, seeds and in-place use, naming the problem', async () => {

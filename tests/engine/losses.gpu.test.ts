@@ -18,6 +18,7 @@ import {
 import { Rng } from '../../src/engine/rng.ts';
 import type { Tensor } from '../../src/engine/tensor.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
+import { smallGridEngine } from '../helpers/small-grid.ts';
 import { expectBitIdentical, expectClose, finiteDifferenceGrad } from '../helpers/numeric.ts';
 
 interface TorchInfoNce extends InfoNceDims {
@@ -138,6 +139,32 @@ describe('InfoNCE', () => {
     if (symmetric) expectClose(got.probsT!, want.probsT!, TOL, 'probsT');
     expectClose(got.dAnchors, grads.dAnchors, TOL, 'dAnchors');
     expectClose(got.dCandidates, grads.dCandidates, TOL, 'dCandidates');
+  });
+
+  it('folds its per-row launches over a 2-D grid past the per-dimension workgroup limit', async () => {
+    const engine = await smallGridEngine(8); // 33 rows: 33 softmax workgroups on an 8-wide grid
+    const dims = { b: 33, c: 40, h: 24 };
+    const a = unitRows(41, dims.b, dims.h);
+    const cands = unitRows(42, dims.c, dims.h);
+    const options = { scale: SCALE, symmetric: true };
+    const got = await runInfoNce(engine, a, cands, dims, options, 1);
+    const want = infoNceForwardRef(a, cands, dims, options);
+    expectClose([got.loss], [want.loss], TOL, 'loss');
+    expectClose(got.probs, want.probs, TOL, 'probs');
+    expectClose(got.probsT!, want.probsT!, TOL, 'probsT');
+    const grads = infoNceBackwardRef(a, cands, dims, options, 1);
+    expectClose(got.dAnchors, grads.dAnchors, TOL, 'dAnchors');
+    expectClose(got.dCandidates, grads.dCandidates, TOL, 'dCandidates');
+    // the cosine pair kernels fold the same way
+    const labels = Float32Array.from({ length: dims.b }, (_, i) => i % 2);
+    const [ta, tb, tl] = [engine.upload(a, [dims.b, dims.h]), engine.upload(cands.subarray(0, dims.b * dims.h), [dims.b, dims.h]), engine.upload(labels, [dims.b])];
+    const [loss, da, db] = [engine.alloc([1]), engine.alloc([dims.b, dims.h]), engine.alloc([dims.b, dims.h])];
+    cosinePairLossForward(engine, ta, tb, tl, loss);
+    cosinePairLossBackward(engine, ta, tb, tl, da, db, 1);
+    const pairB = cands.subarray(0, dims.b * dims.h);
+    expectClose(await engine.readF32(loss), [cosinePairLossRef(a, pairB, labels, dims.b, dims.h)], { atol: 1e-6, rtol: 1e-6 }, 'pair loss');
+    expectClose(await engine.readF32(da), cosinePairLossBackwardRef(a, pairB, labels, dims.b, dims.h, 1).da, { atol: 1e-6, rtol: 1e-5 }, 'pair da');
+    engine.destroy();
   });
 
   it('is deterministic (two runs bit-identical)', async () => {
