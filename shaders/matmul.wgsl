@@ -36,6 +36,7 @@ struct MatmulParams {
   a_batch_stride: u32,
   b_batch_stride: u32, // 0 when B is shared by every batch
   alpha: f32,
+  absmax_offset: f32,   // NF4 kernels only: the double-quantisation offset
 }
 
 @group(0) @binding(0) var<uniform> mm: MatmulParams;

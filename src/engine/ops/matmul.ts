@@ -54,12 +54,12 @@ export interface MatmulDims {
 }
 
 /** The uniform block of the tiled kernels (MatmulParams in matmul.wgsl) and its workgroup count. */
-export function tiledLaunch(dims: MatmulDims, alpha: number, tile = MATMUL_TILE): { params: ArrayBuffer; workgroups: number } {
+export function tiledLaunch(dims: MatmulDims, alpha: number, tile = MATMUL_TILE, absmaxOffset = 0): { params: ArrayBuffer; workgroups: number } {
   const tilesN = ceilDiv(dims.N, tile);
   const tilesM = ceilDiv(dims.M, tile);
   const params = new Params()
     .u32(dims.M, dims.N, dims.K, dims.batch, tilesN, tilesM, dims.aBatchStride, dims.bBatchStride)
-    .f32(alpha)
+    .f32(alpha, absmaxOffset)
     .build();
   return { params, workgroups: tilesN * tilesM * dims.batch };
 }
