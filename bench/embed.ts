@@ -17,7 +17,7 @@ import { runBenchPage } from './lib/browser.ts';
 import type { EngineEmbedPageResult, EngineEmbedParams, PeerEmbedParams, PeerEmbedResult, TimedShape } from './lib/embed-types.ts';
 import { type EngineEmbedResult, timeEngineEmbedding, toPageTokenBatch } from './lib/embed-workload.ts';
 import { benchModelName, benchModelsRoot, ensureBenchModel } from './lib/models.ts';
-import { BGE_SMALL, type BenchShape, benchTokenBatch } from './lib/shapes.ts';
+import { BGE_SMALL, type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
 import { type DispatchProfile, profileFigures, profileTable } from './lib/profile.ts';
 import { serveFolders } from './lib/static-server.ts';
 import { median } from './lib/stats.ts';
@@ -44,6 +44,11 @@ interface Row {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const perSecond = (t: TimedShape) => t.batch / (median(t.timesMs) / 1000);
+/** Model GFLOP/s of the forward (linears + attention products). */
+function gflops(row: Row): number {
+  const { linear, attention } = forwardFlops(row.shape.config, row.timed.batch, row.timed.seq);
+  return (linear + attention) / 1e9 / (median(row.timed.timesMs) / 1000);
+}
 
 function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
   if (a.length !== b.length) throw new Error(`cannot compare embeddings of ${a.length} and ${b.length} values`);
@@ -126,7 +131,7 @@ export default async function bench(args: string[]): Promise<void> {
   console.log(`batch ${BATCH}; full-length random token ids; median of up to ${timing.reps} timed runs after a warm-up run (budget ${timing.budgetMs / 1000} s per cell)`);
   console.log(
     markdownTable(
-      ['model', 'seq', 'runtime', 'base', 'embeddings/s', 'median s', 'timed runs', 'warm-up s', 'peak GPU MiB'],
+      ['model', 'seq', 'runtime', 'base', 'embeddings/s', 'median s', 'timed runs', 'warm-up s', 'model GFLOP/s', 'peak GPU MiB'],
       rows.map((r) => [
         r.shape.label,
         r.timed.seq,
@@ -136,6 +141,7 @@ export default async function bench(args: string[]): Promise<void> {
         (median(r.timed.timesMs) / 1000).toFixed(2),
         r.timed.timesMs.length,
         (r.timed.warmupMs / 1000).toFixed(1),
+        gflops(r).toFixed(2),
         r.peakBytes === null ? '—' : mib(r.peakBytes),
       ]),
     ),
@@ -153,6 +159,7 @@ export default async function bench(args: string[]): Promise<void> {
   for (const row of rows) {
     result[`${key(row)}_emb_per_s`] = +perSecond(row.timed).toFixed(3);
     result[`${key(row)}_timed_runs`] = row.timed.timesMs.length;
+    result[`${key(row)}_gflop_per_s`] = +gflops(row).toFixed(3);
     if (row.peakBytes !== null) result[`${key(row)}_peak_bytes`] = row.peakBytes;
   }
   // Ours ÷ theirs, both in Chromium; f32 base is the very same weights, NF4 is what training uses.

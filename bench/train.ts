@@ -17,7 +17,7 @@ import { localDirSource } from '../src/model/node-files.ts';
 import { SentenceEncoder } from '../src/model/sentence.ts';
 import { DEFAULT_TRAIN_CONFIG, Trainer } from '../src/train/trainer.ts';
 import { ensureBenchModel } from './lib/models.ts';
-import { type BenchShape, benchTokenBatch } from './lib/shapes.ts';
+import { type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
 import { type DispatchProfile, profileDispatches, profileFigures, profileTable } from './lib/profile.ts';
 import { median, timeRuns } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
@@ -83,6 +83,12 @@ export default async function bench(args: string[]): Promise<void> {
   engine.destroy();
 
   const pairsPerSecond = (r: Row) => PAIRS / (median(r.timesMs) / 1000);
+  // Model FLOPs of a step: linears forward + input gradient (the frozen base gets no weight
+  // gradient), attention forward + its four backward products; LoRA and elementwise work left out.
+  const gflops = (r: Row) => {
+    const { linear, attention } = forwardFlops(r.shape.config, 2 * PAIRS, r.seq);
+    return (2 * linear + 3 * attention) / 1e9 / (median(r.timesMs) / 1000);
+  };
   console.log(`GPU: ${adapterInfo.vendor} ${adapterInfo.architecture} ${adapterInfo.description}`.trim());
   console.log(
     `InfoNCE, ${PAIRS} pairs (${2 * PAIRS} sequences) per step, NF4 base, LoRA r ${LORA.r} α ${LORA.alpha} dropout ${LORA.dropout} on ${LORA.targetModules.join(',')}; ` +
@@ -90,7 +96,7 @@ export default async function bench(args: string[]): Promise<void> {
   );
   console.log(
     markdownTable(
-      ['model', 'seq', 'pairs/s', 'median s/step', 'timed steps', 'warm-up s', 'peak GPU MiB', 'estimate MiB', 'peak ÷ estimate', 'last loss'],
+      ['model', 'seq', 'pairs/s', 'median s/step', 'timed steps', 'warm-up s', 'model GFLOP/s', 'peak GPU MiB', 'estimate MiB', 'peak ÷ estimate', 'last loss'],
       rows.map((r) => [
         r.shape.label,
         r.seq,
@@ -98,6 +104,7 @@ export default async function bench(args: string[]): Promise<void> {
         (median(r.timesMs) / 1000).toFixed(2),
         r.timesMs.length,
         (r.warmupMs / 1000).toFixed(1),
+        gflops(r).toFixed(2),
         mib(r.peakBytes),
         mib(r.estimateBytes),
         (r.peakBytes / r.estimateBytes).toFixed(3),
@@ -118,6 +125,7 @@ export default async function bench(args: string[]): Promise<void> {
     const key = `${r.shape.key}_seq${r.seq}`;
     result[`${key}_pairs_per_s`] = +pairsPerSecond(r).toFixed(4);
     result[`${key}_timed_steps`] = r.timesMs.length;
+    result[`${key}_gflop_per_s`] = +gflops(r).toFixed(3);
     result[`${key}_peak_bytes`] = r.peakBytes;
     result[`${key}_estimate_bytes`] = r.estimateBytes;
     result[`${key}_peak_over_estimate`] = +(r.peakBytes / r.estimateBytes).toFixed(4);

@@ -62,3 +62,18 @@ export function benchTokenBatch(batch: number, seq: number, vocabSize: number, s
   }
   return { inputIds, tokenTypeIds: new Uint32Array(batch * seq), attentionMask: new Float32Array(batch * seq).fill(1), batch, seq };
 }
+
+/**
+ * Multiply-add FLOPs (2 per MAC) of one encoder forward: the six linears of every layer plus the
+ * two attention products (scores and context); embeddings, LayerNorm, GELU and pooling are left
+ * out (they are O(tokens·hidden)).
+ */
+export function forwardFlops(config: BenchShapeConfig, batch: number, seq: number): { linear: number; attention: number } {
+  const h = config.hidden_size;
+  const tokens = batch * seq;
+  const layers = config.num_hidden_layers;
+  return {
+    linear: 2 * tokens * (4 * h * h + 2 * h * config.intermediate_size) * layers,
+    attention: 2 * 2 * batch * seq * seq * h * layers,
+  };
+}
