@@ -65,14 +65,16 @@ async function gpuForces(engine: Engine, ys: Float32Array, n: number, dim: numbe
 const STEP: TsneStep = { exaggeration: 4, momentum: 0.5, learningRate: 50, minGain: 0.01 };
 
 describe('t-SNE gradient kernels', () => {
-  // Shapes straddle the 128-point tile and the 256-thread reduction; 300 > 2 tiles.
+  // Shapes straddle the 64-point tile, the 512-point workgroup (64 threads × 8 rows) and the
+  // 64-thread reduction.
   it.each([
     [1, 2],
     [7, 2],
     [33, 3],
     [129, 2],
     [129, 3],
-    [300, 2],
+    [600, 2],
+    [513, 3],
   ])('forces and reduction match the float64 reference, n=%i dim=%i', async (n, dim) => {
     const engine = await gpuEngine();
     const ys = randomArray(n * 10 + dim, n * dim, 3);

@@ -13,7 +13,9 @@ import type { Tensor } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
 
 /** Threads per workgroup of the force and update kernels, and points per shared-memory tile. */
-export const TSNE_WORKGROUP = 128;
+export const TSNE_WORKGROUP = 64;
+/** Points per thread in the force kernel (ROWS in tsne.wgsl). */
+const TSNE_ROWS = 8;
 
 /** Symmetric affinities P in CSR form: row i's neighbours are cols[rowPtr[i] .. rowPtr[i+1]). */
 export interface TsneAffinities {
@@ -100,7 +102,7 @@ export function tsneForces(engine: Engine, y: Tensor, p: TsneAffinityTensors, at
     spec(dim === 2 ? 'tsne_forces_2d' : 'tsne_forces_3d', dim, ['read', 'read', 'read', 'read', 'read_write', 'read_write', 'read_write']),
     params(n),
     [y.buffer, p.rowPtr.buffer, p.cols.buffer, p.values.buffer, attr.buffer, rep.buffer, z.buffer],
-    [ceilDiv(n, TSNE_WORKGROUP)],
+    [ceilDiv(n, TSNE_WORKGROUP * TSNE_ROWS)],
   );
 }
 
