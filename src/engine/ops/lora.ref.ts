@@ -1,6 +1,7 @@
 /** Float64 reference for lora.wgsl (row-major arrays, PEFT shapes A [r, in], B [out, r]). */
 import { dropoutMaskRef } from './dropout.ref.ts';
 import type { LoraDropout } from './lora.ts';
+import { matmulRef } from './matmul.ref.ts';
 
 export interface LoraDims {
   m: number;
@@ -16,25 +17,6 @@ function droppedInput(x: ArrayLike<number>, dropout: LoraDropout | null): Float6
   return Float64Array.from(x, (v, i) => (mask[i] ? v / (1 - dropout.p) : 0));
 }
 
-/** out[i, j] = scale · Σ_k lhs(i, k)·rhs(k, j) for a rows × cols result (float64). */
-export function contractRef(
-  rows: number,
-  cols: number,
-  depth: number,
-  lhs: (i: number, k: number) => number,
-  rhs: (k: number, j: number) => number,
-  scale = 1,
-): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++)
-    for (let j = 0; j < cols; j++) {
-      let s = 0;
-      for (let k = 0; k < depth; k++) s += lhs(i, k) * rhs(k, j);
-      out[i * cols + j] = scale * s;
-    }
-  return out;
-}
-
 /** xa = drop(x)·Aᵀ [m, r] and the forward's contribution delta = scale·xa·Bᵀ [m, out] (y += delta). */
 export function loraForwardRef(
   x: ArrayLike<number>,
@@ -45,8 +27,8 @@ export function loraForwardRef(
   dropout: LoraDropout | null,
 ): { xa: Float64Array; delta: Float64Array } {
   const xd = droppedInput(x, dropout);
-  const xa = contractRef(m, r, inF, (i, k) => xd[i * inF + k], (k, c) => a[c * inF + k]);
-  const delta = contractRef(m, outF, r, (i, c) => xa[i * r + c], (c, o) => b[o * r + c], scale);
+  const xa = matmulRef(xd, a, { batch: 1, M: m, N: r, K: inF }, { transB: true });
+  const delta = matmulRef(xa, b, { batch: 1, M: m, N: outF, K: r }, { transB: true, alpha: scale });
   return { xa, delta };
 }
 
@@ -63,10 +45,10 @@ export function loraBackwardRef(
   const { m, inF, outF, r } = dims;
   const xd = droppedInput(x, dropout);
   const { xa } = loraForwardRef(x, a, b, dims, 1, dropout);
-  const scratch = contractRef(m, r, outF, (i, o) => dy[i * outF + o], (o, c) => b[o * r + c]);
-  const db = contractRef(outF, r, m, (o, i) => dy[i * outF + o], (i, c) => xa[i * r + c], scale);
-  const da = contractRef(r, inF, m, (c, i) => scratch[i * r + c], (i, k) => xd[i * inF + k], scale);
+  const scratch = matmulRef(dy, b, { batch: 1, M: m, N: r, K: outF });
+  const db = matmulRef(dy, xa, { batch: 1, M: outF, N: r, K: m }, { transA: true, alpha: scale });
+  const da = matmulRef(scratch, xd, { batch: 1, M: r, N: inF, K: m }, { transA: true, alpha: scale });
   // d drop(x) = scale·scratch·A, then back through the (linear) dropout map.
-  const dxd = contractRef(m, inF, r, (i, c) => scratch[i * r + c], (c, k) => a[c * inF + k], scale);
+  const dxd = matmulRef(scratch, a, { batch: 1, M: m, N: inF, K: r }, { alpha: scale });
   return { da, db, dx: droppedInput(dxd, dropout), scratch };
 }

@@ -1,6 +1,6 @@
 /** Float64 reference for losses.wgsl (row-major arrays). */
 import type { InfoNceOptions } from './losses.ts';
-import { contractRef } from './lora.ref.ts';
+import { matmulRef } from './matmul.ref.ts';
 
 export interface InfoNceDims {
   b: number;
@@ -24,7 +24,7 @@ export function infoNceForwardRef(
   { b, c, h }: InfoNceDims,
   options: InfoNceOptions,
 ): { loss: number; logits: Float64Array; probs: Float64Array; probsT: Float64Array | null } {
-  const logits = contractRef(b, c, h, (i, k) => anchors[i * h + k], (k, j) => candidates[j * h + k], options.scale);
+  const logits = matmulRef(anchors, candidates, { batch: 1, M: b, N: c, K: h }, { transB: true, alpha: options.scale });
   const probs = new Float64Array(b * c);
   let rowLoss = 0;
   for (let i = 0; i < b; i++) {
@@ -63,8 +63,8 @@ export function infoNceBackwardRef(
     }
   const s = options.scale;
   return {
-    dAnchors: contractRef(b, h, c, (i, j) => dLogits[i * c + j], (j, k) => candidates[j * h + k], s),
-    dCandidates: contractRef(c, h, b, (j, i) => dLogits[i * c + j], (i, k) => anchors[i * h + k], s),
+    dAnchors: matmulRef(dLogits, candidates, { batch: 1, M: b, N: h, K: c }, { alpha: s }),
+    dCandidates: matmulRef(dLogits, anchors, { batch: 1, M: c, N: h, K: b }, { transA: true, alpha: s }),
   };
 }
 
