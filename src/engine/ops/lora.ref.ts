@@ -1,5 +1,5 @@
 /** Float64 reference for lora.wgsl (row-major arrays, PEFT shapes A [r, in], B [out, r]). */
-import { dropoutMaskRef } from './dropout.ref.ts';
+import { dropoutForwardRef } from './dropout.ref.ts';
 import type { LoraDropout } from './lora.ts';
 import { matmulRef } from './matmul.ref.ts';
 
@@ -12,9 +12,7 @@ export interface LoraDims {
 
 /** drop(x): x·mask/(1-p), or x itself without dropout. */
 function droppedInput(x: ArrayLike<number>, dropout: LoraDropout | null): Float64Array {
-  if (!dropout) return Float64Array.from(x);
-  const mask = dropoutMaskRef(x.length, dropout.p, dropout.seed);
-  return Float64Array.from(x, (v, i) => (mask[i] ? v / (1 - dropout.p) : 0));
+  return dropout ? dropoutForwardRef(x, dropout.p, dropout.seed) : Float64Array.from(x);
 }
 
 /** xa = drop(x)·Aᵀ [m, r] and the forward's contribution delta = scale·xa·Bᵀ [m, out] (y += delta). */
