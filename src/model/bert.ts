@@ -285,21 +285,22 @@ export class BertEncoder {
     const m = result.batch * result.seq;
     const h = config.hiddenSize;
     const site = (k: number) => (i + 1) * 16 + k;
-    const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, k: number) =>
-      this.linearBackward(layer.linears[suffix], input, dOut, dIn, mode, siteSeed(mode.seed, site(k)), c.xa);
+    // `accumulate`: dIn already holds a residual gradient to add to; otherwise it is overwritten.
+    const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) =>
+      this.linearBackward(layer.linears[suffix], input, dOut, dIn, accumulate, mode, siteSeed(mode.seed, site(k)), c.xa);
 
     const dh2 = engine.alloc([m, h]);
     layerNormBackward(engine, c.h2, layer.ln2.gamma, c.mean2, c.rstd2, dy2, dh2);
     const dOut = this.dropoutGrad(dh2, mode, site(7));
     const dg = engine.alloc([m, config.intermediateSize]);
-    back('output.dense', c.g, dOut, dg, 6);
+    back('output.dense', c.g, dOut, dg, false, 6);
     if (dOut !== dh2) engine.release(dOut);
     const du = engine.alloc([m, config.intermediateSize]);
     geluBackward(engine, c.u, dg, du);
     engine.release(dg);
     const dy1 = engine.alloc([m, h]);
     engine.copy(dh2, dy1); // residual branch; the intermediate dense accumulates on top
-    back('intermediate.dense', c.y1, du, dy1, 5);
+    back('intermediate.dense', c.y1, du, dy1, true, 5);
     engine.release(du, dh2);
 
     const dh1 = engine.alloc([m, h]);
@@ -307,7 +308,7 @@ export class BertEncoder {
     engine.release(dy1);
     const dAttnOut = this.dropoutGrad(dh1, mode, site(4));
     const dContext = engine.alloc([m, h]);
-    back('attention.output.dense', c.context, dAttnOut, dContext, 3);
+    back('attention.output.dense', c.context, dAttnOut, dContext, false, 3);
     if (dAttnOut !== dh1) engine.release(dAttnOut);
     const dq = engine.alloc([m, h]);
     const dk = engine.alloc([m, h]);
@@ -317,9 +318,9 @@ export class BertEncoder {
     engine.release(dContext);
 
     const dx = needInputGrad ? dh1 : null; // residual branch; q/k/v accumulate on top
-    back('attention.self.query', c.x, dq, dx, 0);
-    back('attention.self.key', c.x, dk, dx, 1);
-    back('attention.self.value', c.x, dv, dx, 2);
+    back('attention.self.query', c.x, dq, dx, true, 0);
+    back('attention.self.key', c.x, dk, dx, true, 1);
+    back('attention.self.value', c.x, dv, dx, true, 2);
     engine.release(dq, dk, dv);
     if (!needInputGrad) engine.release(dh1);
     return dx;
@@ -346,15 +347,15 @@ export class BertEncoder {
   }
 
   /**
-   * dIn (if given) += dOut·W + Σ frozen adapters' input grads + the trainable adapter's input grad;
-   * the trainable adapter's dA, dB accumulate.
+   * dIn (if given) (+)= dOut·W + Σ frozen adapters' input grads + the trainable adapter's input grad
+   * (the base term overwrites dIn unless `accumulate`); the trainable adapter's dA, dB accumulate.
    */
-  private linearBackward(lin: Linear, x: Tensor, dOut: Tensor, dIn: Tensor | null, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): void {
+  private linearBackward(lin: Linear, x: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): void {
     const { engine } = this;
     const rows = x.shape[0];
     if (dIn) {
-      if (lin.base.kind === 'nf4') nf4MatmulInputGrad(engine, dOut, lin.base.weight, dIn, { accumulate: true });
-      else matmul(engine, dOut, lin.base.weight, dIn, { accumulate: true });
+      if (lin.base.kind === 'nf4') nf4MatmulInputGrad(engine, dOut, lin.base.weight, dIn, { accumulate });
+      else matmul(engine, dOut, lin.base.weight, dIn, { accumulate });
     }
     for (const adapter of this.adapters) {
       const mod = adapter.modules.get(lin.name);
