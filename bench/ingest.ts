@@ -50,7 +50,7 @@ async function measure(page: DataPage, url: string, size: number, db: string) {
   try {
     const result = await page.run<{ seconds: number; counts: { rowsRead: number; stored: number; bad: number }; status: string }>(
       '/tests/browser/pages/data-bench.page.ts',
-      { url, size, db, batchRows: process.env.BATCH_ROWS ?? 5000 },
+      { url, size, db },
       1_800_000,
     );
     return { result, samples };

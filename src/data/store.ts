@@ -2,12 +2,11 @@
  * The IndexedDB store (through idb) for ingested datasets and built training sets.
  *
  *  datasets    one DatasetMeta per ingested file: status, resume point, counts, stats, bad-row samples
- *  ctdBlocks   CTD: one record per committed batch holding its genes, each with all its
- *              associations. A browser pays per IndexedDB request, so a batch is one write, not one
- *              per row or gene. Every gene lives in exactly one block, which makes dedupe a lookup
- *              in that block: when a gene comes back in a later batch (CTD files are sorted by gene,
- *              so this is about one gene per batch) its group moves to the new block and duplicates
- *              merge into their associations.
+ *  ctdBlocks   CTD: one record per committed batch holding its associations grouped by gene.
+ *              A browser pays per IndexedDB request, so a batch is one write, not one per row or
+ *              gene. Dedupe: the writer knows which blocks hold each gene; a row for a gene stored
+ *              before is checked against those blocks (CTD files are sorted by gene, so that is
+ *              the block just written, kept in memory) and a duplicate merges into its association.
  *  pairChunks  pair files: the rows of one committed batch
  *  builds      one BuildMeta per built train/test dataset
  *  examples    a build's examples in shards of SHARD_SIZE, in the build's seeded order
