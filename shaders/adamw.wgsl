@@ -73,6 +73,9 @@ struct UpdateParams {
 fn adamw_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= up.n) { return; }
+  // A NaN/Inf anywhere in the gradients makes the global norm non-finite: skip the whole update so
+  // parameters and moments keep their last good values (checked on the bits: WGSL may assume finite math).
+  if ((bitcast<u32>(upd_norm[0]) & 0x7f800000u) == 0x7f800000u) { return; }
   var g = upd_grad[i];
   if (up.clip != 0u) { g *= min(up.max_norm / (upd_norm[0] + 1e-6), 1.0); }
   let m = up.beta1 * upd_m[i] + up.one_minus_beta1 * g;
