@@ -1,6 +1,12 @@
 // `npm run bench -- tsne [--sizes 1000,5000] [--timed 1000,100]`: seconds per 1,000 t-SNE iterations,
 // GPU (this project, WebGPU: SwiftShader here, a real GPU when present) against DruidJS's exact t-SNE
 // on the CPU (its WebAssembly step), same data, perplexity, learning rate and exaggeration schedule.
+// Why DruidJS (@saehrimnir/druidjs): of the npm t-SNE packages it is the one still maintained
+// (releases into 2026; tsne-js and @keckelt/tsne are re-publishes of 2016-era code), it is the same
+// exact algorithm (O(N²) gradient, tsne.m's exaggeration/momentum/gains schedule), and its step is
+// compiled to WebAssembly, so the comparison is against the fastest CPU t-SNE npm offers, not a slow one.
+// It uses dense P (all N² affinities) where we keep 3·perplexity neighbours; the timed part, the
+// gradient iterations, is O(N²) on both sides.
 // `--timed` is how many iterations are timed at each size; the figure is scaled to 1,000.
 // Besides wall time, the process CPU time of each side is printed: on a shared machine the wall
 // ratio swings with other load, the CPU-time ratio much less (SwiftShader runs on all cores, DruidJS
