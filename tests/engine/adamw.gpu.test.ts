@@ -144,6 +144,24 @@ describe('AdamW with global grad-norm clipping', () => {
     engine.destroy();
   });
 
+  it('skips the whole update when a gradient is NaN or infinite (parameters and moments keep their values)', async () => {
+    const engine = await gpuEngine();
+    const hyper = { ...BASE, maxGradNorm: 1 };
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const grads = [stepGrads[0], stepGrads[1].map((g, i) => (i === 3 ? Float32Array.from(g, (v, k) => (k === 1234 ? bad : v)) : g))];
+      const got = await runGpu(engine, initialParams, SHAPES, grads, hyper);
+      expect(Number.isFinite(got.gradNorms[1]), `step 2 gradNorm with a ${bad} gradient`).toBe(false);
+      for (let i = 0; i < SHAPES.length; i++) {
+        expectBitIdentical(got.params[1][i], got.params[0][i], `params[${i}] after the skipped step`);
+        expectBitIdentical(got.m[1][i], got.m[0][i], `m[${i}] after the skipped step`);
+        expectBitIdentical(got.v[1][i], got.v[0][i], `v[${i}] after the skipped step`);
+      }
+      const [first, second] = referenceTrajectory(initialParams, grads, hyper);
+      expect(Number.isFinite(second.norm), 'reference norm').toBe(false);
+      expect(second.params, 'the reference skips too').toEqual(first.params);
+    }
+  });
+
   it('rejects bad gradients and hyper-parameters, naming the problem', async () => {
     const engine = await gpuEngine();
     const params = [engine.alloc([3, 4]), engine.alloc([5])];

@@ -12,11 +12,12 @@ export class AdamWRef {
     this.v = params.map((p) => new Float64Array(p.length));
   }
 
-  /** One step; returns the pre-clip global gradient norm. */
+  /** One step; returns the pre-clip global gradient norm. A non-finite norm skips the update (as the GPU does). */
   step(grads: ArrayLike<number>[], h: AdamWHyper): number {
     let sumSquares = 0;
     for (const g of grads) for (let i = 0; i < g.length; i++) sumSquares += g[i] * g[i];
     const norm = Math.sqrt(sumSquares);
+    if (!Number.isFinite(norm)) return norm;
     const clip = h.maxGradNorm === null ? 1 : Math.min(h.maxGradNorm / (norm + 1e-6), 1);
     const bias1 = 1 - h.beta1 ** h.step;
     const bias2 = 1 - h.beta2 ** h.step;

@@ -79,7 +79,12 @@ export class AdamW {
     this.gradNorm = engine.alloc([1], 'f32', true);
   }
 
-  /** Record one optimiser step for `grads` (one per parameter, same shapes). Grads are read, not modified. */
+  /**
+   * Record one optimiser step for `grads` (one per parameter, same shapes). Grads are read, not
+   * modified. If any gradient holds a NaN or ±Inf the global norm is non-finite and the update is
+   * skipped on the GPU (parameters and moments keep their values; gradNorm shows the bad norm), where
+   * torch would write NaNs into the parameters.
+   */
   step(grads: Tensor[], hyper: AdamWHyper): void {
     if (this.released) throw new ShapeError('AdamW.step: the optimiser was released');
     if (grads.length !== this.params.length) {
