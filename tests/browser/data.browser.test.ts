@@ -187,3 +187,37 @@ describe('full disk', () => {
     }
   });
 });
+
+describe('ingest worker (comlink)', () => {
+  it('ingests the bundled demo sets from their URLs, builds them, lists and deletes', async () => {
+    const page = await openDataPage(session);
+    try {
+      const r = await page.run<{
+        mendelian: DatasetMeta;
+        evalSet: DatasetMeta;
+        train: DatasetMeta;
+        ctdBuild: BuildMeta;
+        pairBuild: BuildMeta;
+        wrongKind: string;
+        progress: number;
+        listed: string[];
+        afterDelete: string[];
+        builds: number;
+        cancelIdle: boolean;
+      }>('/tests/browser/pages/data-worker.page.ts');
+      expect(r.mendelian).toMatchObject({ kind: 'ctd', status: 'complete', counts: { stored: 92, bad: 0 } });
+      expect(r.progress).toBeGreaterThan(0);
+      expect(r.evalSet).toMatchObject({ kind: 'pairs', status: 'complete', counts: { stored: 150, bad: 0 }, pairs: { layout: 'labelled', labelOne: 50, labelZero: 100 } });
+      expect(r.train).toMatchObject({ kind: 'pairs', status: 'complete', counts: { stored: 240, bad: 0 }, pairs: { layout: 'triplets', withNegatives: 240 } });
+      expect((r.ctdBuild.stats as CtdBuildStats).overlap).toEqual({ genes: 0, diseases: 0, pairs: 0 });
+      expect(r.pairBuild.splits.test.rows).toBe(48);
+      expect(r.wrongKind).toMatch(/is a pairs dataset, not ctd/);
+      expect(r.listed).toEqual(['eval', 'mendelian', 'train']);
+      expect(r.afterDelete).toEqual(['mendelian', 'train']);
+      expect(r.builds).toBe(2);
+      expect(r.cancelIdle).toBe(false);
+    } finally {
+      await page.close();
+    }
+  });
+});

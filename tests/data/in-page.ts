@@ -35,7 +35,6 @@ export async function storedCtd(db: DataDB, datasetId: string) {
   await eachRecord(db, 'ctdBlocks', ownedBy(datasetId), (block) => {
     blocks++;
     for (const g of block.genes) {
-      if (genes.has(g.geneId)) throw new Error(`gene ${g.geneId} is in two blocks`);
       genes.add(g.geneId);
       for (const a of g.associations) {
         associations++;
