@@ -74,13 +74,15 @@ const zeroCounts = (): IngestCounts => ({ rowsRead: 0, accepted: 0, stored: 0, d
 
 /** Ingest a file as a new dataset. Resolves with its final meta (status complete, or interrupted when cancelled). */
 export async function ingest(db: DataDB, source: IngestSource, options: IngestOptions = {}): Promise<DatasetMeta> {
+  const id = options.datasetId ?? crypto.randomUUID();
+  if (await getDataset(db, id)) throw new DatasetError(`A dataset with id ${id} exists already; use resumeIngest to continue it.`);
   const counter = { bytes: 0 };
   const opened = await openText(source, (n) => (counter.bytes += n));
   const { head, stream } = await peek(opened.stream, 4096);
   const kind = options.kind && options.kind !== 'auto' ? options.kind : looksLikeCtd(new TextDecoder().decode(head)) ? 'ctd' : 'pairs';
   const now = Date.now();
   const meta: DatasetMeta = {
-    id: options.datasetId ?? crypto.randomUUID(),
+    id,
     name: options.name ?? source.name,
     kind,
     source: { name: source.name, size: source.size, lastModified: source.lastModified },
@@ -93,7 +95,6 @@ export async function ingest(db: DataDB, source: IngestSource, options: IngestOp
     createdAt: now,
     updatedAt: now,
   };
-  if (await getDataset(db, meta.id)) throw new DatasetError(`A dataset with id ${meta.id} exists already; use resumeIngest to continue it.`);
   await db.put('datasets', meta);
   return run(db, meta, source, stream, counter, false, options);
 }
@@ -189,6 +190,7 @@ async function run(
       if (pending.rows.length >= batchRows) {
         await inflight;
         inflight = commit(pending);
+        inflight.catch(() => {}); // handled where it is awaited; this keeps it from counting as unhandled meanwhile
         pending = { rows: [], counts: zeroCounts(), bad: [], nextLine: pending.nextLine };
       }
     }
