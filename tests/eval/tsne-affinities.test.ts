@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { pcaProject } from '../../src/eval/pca.ts';
 import { calibrateRow, nearestNeighbours, tsneAffinities } from '../../src/eval/tsne-affinities.ts';
 import { planTsne, resolveTsneOptions, tsneSchedule } from '../../src/eval/tsne.ts';
 import { gaussianClusters } from '../../src/eval/synthetic.ts';
@@ -66,5 +67,22 @@ describe('t-SNE affinities', () => {
     const random = planTsne(vectors, { perplexity: 5, init: 'random', seed: 3 });
     expect(random.initial).toEqual(planTsne(vectors, { perplexity: 5, init: 'random', seed: 3 }).initial);
     expect(random.initial).not.toEqual(planTsne(vectors, { perplexity: 5, init: 'random', seed: 4 }).initial);
+  });
+});
+
+describe('PCA', () => {
+  it('projects onto the axes of largest variance, centred', () => {
+    // Points on the diagonal: one axis carries everything.
+    const line = pcaProject([[1, 1], [2, 2], [3, 3]], 2);
+    expect(line.dims).toBe(2);
+    const first = [0, 1, 2].map((i) => line.data[2 * i]);
+    expect(Math.abs(first[0])).toBeCloseTo(Math.SQRT2, 12);
+    expect(first[1]).toBeCloseTo(0, 12);
+    expect(first[2]).toBeCloseTo(-first[0], 12);
+    for (let i = 0; i < 3; i++) expect(line.data[2 * i + 1]).toBeCloseTo(0, 12);
+    // Variance 4 along z, 1 along x, 0 along y: the axes come out z, then x.
+    const spread = pcaProject([[1, 5, 2], [-1, 5, -2], [1, 5, -2], [-1, 5, 2]], 2);
+    expect(Array.from(spread.data, (v) => Math.abs(v))).toEqual([2, 1, 2, 1, 2, 1, 2, 1]);
+    expect(() => pcaProject([[1, 2], [3]], 1)).toThrow(/vector 1 has 1 values, vector 0 has 2/);
   });
 });
