@@ -8,7 +8,10 @@ import { openText } from '../data/source.ts';
 import type { ContrastiveExample, LabelledPair } from '../train/objective.ts';
 import { UsageError } from './errors.ts';
 
-export type PairExamples = { layout: 'triplets'; examples: ContrastiveExample[] } | { layout: 'labelled'; examples: LabelledPair[] };
+/** Labelled pairs keep the file's category column (similar / different / negation) for evaluation. */
+export type GroupedPair = LabelledPair & { group?: string };
+
+export type PairExamples = { layout: 'triplets'; examples: ContrastiveExample[] } | { layout: 'labelled'; examples: GroupedPair[] };
 
 export async function readPairFile(path: string, stderr: { write(s: string): unknown } = process.stderr): Promise<PairExamples> {
   const info = await stat(path).catch(() => {
@@ -22,7 +25,7 @@ export async function readPairFile(path: string, stderr: { write(s: string): unk
   };
   const { stream } = await openText(source);
   const triplets: ContrastiveExample[] = [];
-  const labelled: LabelledPair[] = [];
+  const labelled: GroupedPair[] = [];
   let layout: PairLayout | null = null;
   let bad = 0;
   for await (const chunk of parsePairs(stream)) {
@@ -45,6 +48,6 @@ function tripletExample(row: TripletRow): ContrastiveExample {
   return row.negatives.length > 0 ? { anchor: row.anchor, positive: row.positive, negatives: row.negatives } : { anchor: row.anchor, positive: row.positive };
 }
 
-function labelledExample(row: LabelledRow): LabelledPair {
-  return { textA: row.textA, textB: row.textB, label: row.label };
+function labelledExample(row: LabelledRow): GroupedPair {
+  return { textA: row.textA, textB: row.textB, label: row.label, ...(row.group ? { group: row.group } : {}) };
 }

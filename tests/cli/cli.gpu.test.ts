@@ -43,7 +43,7 @@ describe('qlora-lab CLI', () => {
     const texts = join(dir, 'texts.txt');
     writeFileSync(texts, 'heart disease\nliver cancer\n\nacute kidney infection\n');
     const out = join(dir, 'emb.npy');
-    await cli(['embed', '--model', model, '--input', texts, '--out', out, '--adapter', adapterDir]);
+    await cli(['embed', '--model', model, '--input', texts, '--out', out, '--adapter', adapterDir, '--base', 'f32']);
     const npy = readFileSync(out);
     expect(npy.subarray(1, 6).toString()).toBe('NUMPY');
     const headerLength = npy.readUInt16LE(8);
@@ -62,7 +62,16 @@ describe('qlora-lab CLI', () => {
     await cli(['merge', '--model', model, '--adapter', adapterDir, '--out', merged]);
     const weights = parseSafetensors(new Uint8Array(readFileSync(join(merged, 'model.safetensors')))).tensors;
     expect(weights.get('encoder.layer.0.attention.self.query.weight')!.shape).toEqual([32, 32]);
-  }, 400_000); // five CLI processes, each compiling its pipelines
+
+    const evalPairs = join(dir, 'eval.csv');
+    const rows = WORDS.slice(0, 6).map((w, i) => `${w} disease,chronic ${w} disease,1,similar\n${w} disease,${WORDS[i + 6]} therapy,0,different`);
+    writeFileSync(evalPairs, `text_a,text_b,label,category\n${rows.join('\n')}\n`);
+    const report = join(dir, 'report.json');
+    const evaluated = await cli(['eval', '--model', model, '--adapter', adapterDir, '--pairs', evalPairs, '--out', report, '--resamples', '50', '--base', 'f32']);
+    expect(evaluated.stdout).toMatch(/Cardiology separation\s+6 /);
+    const result = JSON.parse(readFileSync(report, 'utf8'));
+    expect(result.metrics.find((m: { key: string }) => m.key === 'cardio_separation')).toBeDefined();
+  }, 500_000); // five CLI processes, each compiling its pipelines
 
   it('fails with a clear message and a non-zero exit on bad input', async () => {
     await expect(cli(['train', '--model', model, '--out', '/tmp/x'])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/--data is required/) });
