@@ -68,7 +68,7 @@ describe('qlora-lab CLI', () => {
     writeFileSync(evalPairs, `text_a,text_b,label,category\n${rows.join('\n')}\n`);
     const report = join(dir, 'report.json');
     const evaluated = await cli(['eval', '--model', model, '--adapter', adapterDir, '--pairs', evalPairs, '--out', report, '--resamples', '50', '--base', 'f32']);
-    expect(evaluated.stdout).toMatch(/Cardiology separation\s+6 /);
+    expect(evaluated.stdout).toMatch(/Cardiology separation\s+12 /);
     const result = JSON.parse(readFileSync(report, 'utf8'));
     expect(result.metrics.find((m: { key: string }) => m.key === 'cardio_separation')).toBeDefined();
   }, 500_000); // five CLI processes, each compiling its pipelines
