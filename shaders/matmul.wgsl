@@ -1,30 +1,34 @@
 // Batched f32 matmul: out[b] (=|+=) act(alpha · op(A[b]) · op(B[b]) + bias), see src/engine/ops/matmul.ts.
 //
-// Tiled: a workgroup of 16×16 threads computes a 64×64 output tile; each thread keeps a 4×4 block of
-// outputs in four vec4 registers (rows ty + 16i, columns tx + 16j, so neighbouring threads touch
-// neighbouring addresses). K is walked in steps of 16: both operand tiles are staged in workgroup
-// memory k-major, so the inner loop reads 4 values of A and 4 of B for 16 FMAs. Edge tiles load zeros
-// and skip out-of-range stores, so any M, N, K works. Concatenated after activation.wgsl (gelu).
+// A workgroup of 32 invocations computes a 16 × 256 output tile; each invocation owns 8 columns and
+// all 16 rows, so it keeps 16 × 8 accumulators. K is walked 16 at a time: the 16 × 16 tile of op(A)
+// is staged in workgroup memory (every invocation reads all of it, the same address at the same
+// time), while each invocation reads the values of op(B) for its own columns straight from memory
+// (nothing to share: no other invocation needs them). Edge tiles stage zeros for rows past M, read
+// clamped columns past N and skip their stores, and the last partial K tile runs a plain loop, so
+// any M, N, K works.
 //
-// The tile helpers here (mm_tile_origin, mm_load_a_tile, mm_multiply_tiles, mm_store_tile) are shared
-// with the NF4 kernels in nf4.wgsl, which only replace how the B tile is filled.
+// Loops marked `// @unroll` (constant trip count) are unrolled by the launcher (unrollLoops in
+// matmul.ts): with constant indices the staged-tile reads and the accumulators compile to plain
+// loads and registers on CPU Vulkan drivers; unexpanded, the source is the same kernel.
+//
+// Concatenated after activation.wgsl (gelu). nf4.wgsl reuses the helpers below (mm_tile_origin,
+// mm_column, mm_stage_a, mm_fma_step, mm_store) and only replaces where op(B) comes from.
 
-const MM_TILE_M = 64u;
-const MM_TILE_N = 64u;
+const MM_ROWS = 16u;   // output rows per workgroup
+const MM_LANES = 32u;  // invocations per workgroup
+const MM_COLS = 8u;    // output columns per invocation
+const MM_TILE_N = 256u; // MM_LANES · MM_COLS
 const MM_TILE_K = 16u;
-const MM_THREADS_X = 16u;
-const MM_THREADS_Y = 16u;
-const MM_THREADS = 256u;
-// Row strides of the staged tiles, padded by one so the k-major scatter of a row-major operand does
-// not hit one memory bank with every thread on GPUs.
-const MM_A_STRIDE = 65u;
-const MM_B_STRIDE = 65u;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 override ACTIVATION: u32 = 0u; // 0 none, 1 gelu
+// Column c of an invocation: lane + 32c (neighbours read neighbouring addresses of a row-major op(B))
+// or, when true, lane·8 + c (8 adjacent columns, as NF4 words pack them).
+override COLS_CONTIGUOUS: bool = false;
 
 struct MatmulParams {
   M: u32,
@@ -45,8 +49,10 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read_write> mm_out: array<f32>;
 @group(0) @binding(4) var<storage, read> mm_bias: array<f32>;
 
-var<workgroup> mm_a_tile: array<f32, MM_TILE_K * MM_A_STRIDE>; // [k][m]
-var<workgroup> mm_b_tile: array<f32, MM_TILE_K * MM_B_STRIDE>; // [k][n]
+var<workgroup> mm_a_tile: array<f32, 256>; // [k][row], MM_TILE_K × MM_ROWS
+
+// A tile's 16 × 8 accumulators: element 2i + h holds row i, columns 4h .. 4h + 3.
+alias MmAcc = array<vec4<f32>, 32>;
 
 // Which output tile a workgroup owns. Tiles are numbered n-fastest, then m, then batch, and folded
 // over the grid's x and y; `valid` is false for the padding workgroups of a folded grid.
@@ -60,125 +66,117 @@ struct MmTile {
 fn mm_tile_origin(wid: vec3<u32>, nwg: vec3<u32>) -> MmTile {
   let linear = wid.x + wid.y * nwg.x;
   let rest = linear / mm.tiles_n;
-  return MmTile((rest % mm.tiles_m) * MM_TILE_M, (linear % mm.tiles_n) * MM_TILE_N, rest / mm.tiles_m, rest < mm.tiles_m * mm.batch);
+  return MmTile((rest % mm.tiles_m) * MM_ROWS, (linear % mm.tiles_n) * MM_TILE_N, rest / mm.tiles_m, rest < mm.tiles_m * mm.batch);
 }
 
-// Element e of a staged 64×16 operand tile as (row, k): k varies fastest when the operand is stored
-// k-contiguous, so consecutive threads always read consecutive addresses.
-fn mm_tile_element(e: u32, k_contiguous: bool) -> vec2<u32> {
-  if (k_contiguous) {
-    return vec2<u32>(e / MM_TILE_K, e % MM_TILE_K);
-  }
-  return vec2<u32>(e % MM_TILE_M, e / MM_TILE_M);
+fn mm_column(n0: u32, lane: u32, c: u32) -> u32 {
+  return n0 + select(lane + c * MM_LANES, lane * MM_COLS + c, COLS_CONTIGUOUS);
 }
 
-// Stage op(A)[m0.., k0..] as mm_a_tile[k][m].
-fn mm_load_a_tile(a_base: u32, m0: u32, k0: u32, tid: u32) {
-  for (var i = 0u; i < MM_TILE_M * MM_TILE_K / MM_THREADS; i++) {
-    let mk = mm_tile_element(tid + i * MM_THREADS, !TRANS_A);
-    let gm = m0 + mk.x;
-    let gk = k0 + mk.y;
+// Stage op(A)[m0.., k0..] as mm_a_tile[k][row] (zeros outside A); consecutive invocations read
+// consecutive addresses.
+fn mm_stage_a(a_base: u32, m0: u32, k0: u32, lane: u32) {
+  for (var j = 0u; j < MM_ROWS * MM_TILE_K / MM_LANES; j++) {
+    let e = lane + j * MM_LANES;
+    let row = select(e / MM_TILE_K, e % MM_ROWS, TRANS_A);
+    let k = select(e % MM_TILE_K, e / MM_ROWS, TRANS_A);
+    let gm = m0 + row;
+    let gk = k0 + k;
     var v = 0.0;
     if (gm < mm.M && gk < mm.K) {
       v = mm_a[a_base + select(gm * mm.K + gk, gk * mm.M + gm, TRANS_A)];
     }
-    mm_a_tile[mk.y * MM_A_STRIDE + mk.x] = v;
+    mm_a_tile[k * MM_ROWS + row] = v;
   }
 }
 
-// Stage op(B)[k0.., n0..] as mm_b_tile[k][n].
-fn mm_load_b_tile(b_base: u32, n0: u32, k0: u32, tid: u32) {
-  for (var i = 0u; i < MM_TILE_N * MM_TILE_K / MM_THREADS; i++) {
-    let nk = mm_tile_element(tid + i * MM_THREADS, TRANS_B);
-    let gn = n0 + nk.x;
-    let gk = k0 + nk.y;
-    var v = 0.0;
-    if (gn < mm.N && gk < mm.K) {
-      v = mm_b[b_base + select(gk * mm.N + gn, gn * mm.K + gk, TRANS_B)];
-    }
-    mm_b_tile[nk.y * MM_B_STRIDE + nk.x] = v;
+// acc += staged A column k (16 rows) ⊗ this invocation's 8 values of op(B) at k.
+fn mm_fma_step(acc: ptr<function, MmAcc>, k: u32, b_lo: vec4<f32>, b_hi: vec4<f32>) {
+  // @unroll
+  for (var i = 0u; i < 16u; i++) {
+    let a = mm_a_tile[k * MM_ROWS + i];
+    (*acc)[2u * i] += a * b_lo;
+    (*acc)[2u * i + 1u] += a * b_hi;
   }
 }
 
-// A thread's 4×4 outputs: row i of the block is r<i>, its columns are the vec4 lanes.
-struct MmBlock {
-  r0: vec4<f32>,
-  r1: vec4<f32>,
-  r2: vec4<f32>,
-  r3: vec4<f32>,
-}
-
-// acc += staged A tile · staged B tile, for this thread's rows ty + 16i and columns tx + 16j.
-fn mm_multiply_tiles(acc_in: MmBlock, tx: u32, ty: u32) -> MmBlock {
-  var acc = acc_in;
-  for (var k = 0u; k < MM_TILE_K; k++) {
-    let ar = k * MM_A_STRIDE + ty;
-    let br = k * MM_B_STRIDE + tx;
-    let a = vec4<f32>(mm_a_tile[ar], mm_a_tile[ar + 16u], mm_a_tile[ar + 32u], mm_a_tile[ar + 48u]);
-    let b = vec4<f32>(mm_b_tile[br], mm_b_tile[br + 16u], mm_b_tile[br + 32u], mm_b_tile[br + 48u]);
-    acc.r0 += a.x * b;
-    acc.r1 += a.y * b;
-    acc.r2 += a.z * b;
-    acc.r3 += a.w * b;
-  }
-  return acc;
-}
-
-// out (=|+=) act(alpha · v + bias) for one output row segment (columns n, n+16, n+32, n+48).
-fn mm_store_row(out_base: u32, m: u32, n: u32, v: vec4<f32>) {
-  if (m >= mm.M) {
-    return;
-  }
-  for (var j = 0u; j < 4u; j++) {
-    let gn = n + j * 16u;
+// out (=|+=) act(alpha · acc + bias) for the tile's rows < M and columns < N.
+fn mm_store(out_base: u32, tile: MmTile, lane: u32, acc: ptr<function, MmAcc>) {
+  // @unroll
+  for (var c = 0u; c < 8u; c++) {
+    let gn = mm_column(tile.n0, lane, c);
     if (gn < mm.N) {
-      var r = mm.alpha * v[j];
+      var bias = 0.0;
       if (HAS_BIAS) {
-        r += mm_bias[gn];
+        bias = mm_bias[gn];
       }
-      if (ACTIVATION == 1u) {
-        r = gelu(r);
+      // @unroll
+      for (var i = 0u; i < 16u; i++) {
+        let gm = tile.m0 + i;
+        if (gm < mm.M) {
+          var r = mm.alpha * (*acc)[2u * i + c / 4u][c % 4u] + bias;
+          if (ACTIVATION == 1u) {
+            r = gelu(r);
+          }
+          let at = out_base + gm * mm.N + gn;
+          if (ACCUMULATE) {
+            r += mm_out[at];
+          }
+          mm_out[at] = r;
+        }
       }
-      let at = out_base + m * mm.N + gn;
-      if (ACCUMULATE) {
-        r += mm_out[at];
-      }
-      mm_out[at] = r;
     }
   }
 }
 
-fn mm_store_tile(out_base: u32, tile: MmTile, acc: MmBlock, tx: u32, ty: u32) {
-  let m = tile.m0 + ty;
-  let n = tile.n0 + tx;
-  mm_store_row(out_base, m, n, acc.r0);
-  mm_store_row(out_base, m + 16u, n, acc.r1);
-  mm_store_row(out_base, m + 32u, n, acc.r2);
-  mm_store_row(out_base, m + 48u, n, acc.r3);
+// op(B)[k][column c] = mm_b[s[c] + k · k_stride], with offset = k · k_stride.
+fn mm_b_values(s: array<u32, 8>, offset: u32) -> array<vec4<f32>, 2> {
+  return array<vec4<f32>, 2>(
+    vec4<f32>(mm_b[s[0] + offset], mm_b[s[1] + offset], mm_b[s[2] + offset], mm_b[s[3] + offset]),
+    vec4<f32>(mm_b[s[4] + offset], mm_b[s[5] + offset], mm_b[s[6] + offset], mm_b[s[7] + offset]),
+  );
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(32)
 fn matmul_tiled(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) lane: u32,
 ) {
   let tile = mm_tile_origin(wid, nwg);
   if (!tile.valid) {
     return;
   }
-  let tid = lid.y * MM_THREADS_X + lid.x;
   let a_base = tile.batch * mm.a_batch_stride;
   let b_base = tile.batch * mm.b_batch_stride;
-  var acc = MmBlock(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  // Where each column of op(B) starts, and the step between consecutive k. Columns past N are
+  // clamped to the last one: their loads stay in bounds and their results are never stored.
+  var starts: array<u32, 8>;
+  // @unroll
+  for (var c = 0u; c < 8u; c++) {
+    let n = min(mm_column(tile.n0, lane, c), mm.N - 1u);
+    starts[c] = b_base + select(n, n * mm.K, TRANS_B);
+  }
+  let k_stride = select(mm.N, 1u, TRANS_B);
+  var acc: MmAcc;
   for (var k0 = 0u; k0 < mm.K; k0 += MM_TILE_K) {
-    mm_load_a_tile(a_base, tile.m0, k0, tid);
-    mm_load_b_tile(b_base, tile.n0, k0, tid);
+    mm_stage_a(a_base, tile.m0, k0, lane);
     workgroupBarrier();
-    acc = mm_multiply_tiles(acc, lid.x, lid.y);
+    if (k0 + MM_TILE_K <= mm.K) {
+      // @unroll
+      for (var k = 0u; k < 16u; k++) {
+        let b = mm_b_values(starts, (k0 + k) * k_stride);
+        mm_fma_step(&acc, k, b[0], b[1]);
+      }
+    } else {
+      for (var k = 0u; k < mm.K - k0; k++) {
+        let b = mm_b_values(starts, (k0 + k) * k_stride);
+        mm_fma_step(&acc, k, b[0], b[1]);
+      }
+    }
     workgroupBarrier();
   }
-  mm_store_tile(tile.batch * mm.M * mm.N, tile, acc, lid.x, lid.y);
+  mm_store(tile.batch * mm.M * mm.N, tile, lane, &acc);
 }
 
 // The benchmark's baseline: one thread per output, straight from global memory, out = A·B.

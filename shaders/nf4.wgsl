@@ -8,6 +8,8 @@
 // 256 codes and the offset; the absmax binding is read as u32 words either way.
 
 override DOUBLE_QUANT: bool = false;
+// The weight's rows are whole u32 words (its column count is a multiple of 8).
+override NF4_ALIGNED: bool = false;
 
 const NF4_BLOCK = 64u;
 const ABSMAX_BLOCK = 256u;
@@ -210,39 +212,73 @@ fn nf4_dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   }
 }
 
-// Stage op(W)[k0.., n0..] as mm_b_tile[k][n], decoding each element. TRANS_B: Y = X·Wᵀ (W is
-// [N, K]); otherwise dX = dY·W (W is [K, N]).
-fn nf4_load_b_tile(n0: u32, k0: u32, tid: u32) {
-  for (var i = 0u; i < MM_TILE_N * MM_TILE_K / MM_THREADS; i++) {
-    let nk = mm_tile_element(tid + i * MM_THREADS, TRANS_B);
-    let gn = n0 + nk.x;
-    let gk = k0 + nk.y;
-    var v = 0.0;
-    if (gn < mm.N && gk < mm.K) {
-      v = nf4_weight(select(gk * mm.N + gn, gn * mm.K + gk, TRANS_B));
-    }
-    mm_b_tile[nk.y * MM_B_STRIDE + nk.x] = v;
-  }
+// Flat index into W of op(W)[k][n]: for Y = X·Wᵀ (TRANS_B) W is [N, K]; for dX = dY·W it is [K, N].
+fn nf4_flat(k: u32, n: u32) -> u32 {
+  return select(k * mm.N + n, n * mm.K + k, TRANS_B);
 }
 
-@compute @workgroup_size(16, 16)
+// The tiled matmul of matmul.wgsl with op(B) = the NF4 weight, decoded as it is read. Aligned
+// weights (rows of whole u32 words) decode 8 values per word load: for Y = X·Wᵀ an invocation's
+// column is a row of W, whose word covers 8 consecutive k; for dX = dY·W the invocation's 8
+// adjacent columns (COLS_CONTIGUOUS) share one word per k.
+@compute @workgroup_size(32)
 fn nf4_matmul(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) lane: u32,
 ) {
   let tile = mm_tile_origin(wid, nwg);
   if (!tile.valid) {
     return;
   }
-  let tid = lid.y * MM_THREADS_X + lid.x;
-  var acc = MmBlock(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  // Columns past N are clamped: their loads stay in bounds and their results are never stored.
+  var cols: array<u32, 8>;
+  // @unroll
+  for (var c = 0u; c < 8u; c++) {
+    cols[c] = min(mm_column(tile.n0, lane, c), mm.N - 1u);
+  }
+  // dX = dY·W, aligned: the first of the invocation's 8 columns (all in range or all past N).
+  let first = min(mm_column(tile.n0, lane, 0u), mm.N - 8u);
+  var acc: MmAcc;
   for (var k0 = 0u; k0 < mm.K; k0 += MM_TILE_K) {
-    mm_load_a_tile(0u, tile.m0, k0, tid);
-    nf4_load_b_tile(tile.n0, k0, tid);
+    mm_stage_a(0u, tile.m0, k0, lane);
     workgroupBarrier();
-    acc = mm_multiply_tiles(acc, lid.x, lid.y);
+    if (NF4_ALIGNED && k0 + MM_TILE_K <= mm.K) {
+      // @unroll
+      for (var g = 0u; g < 2u; g++) {
+        // Eight words: for Y = X·Wᵀ word x holds column x at k0 + 8g .. k0 + 8g + 7; for dX = dY·W
+        // it holds the 8 columns at k = k0 + 8g + x.
+        var words: array<u32, 8>;
+        var scales: array<f32, 8>;
+        // @unroll
+        for (var x = 0u; x < 8u; x++) {
+          let f = select(nf4_flat(k0 + 8u * g + x, first), nf4_flat(k0 + 8u * g, cols[x]), TRANS_B);
+          words[x] = nf4_packed[f / 8u];
+          scales[x] = nf4_block_absmax(f / NF4_BLOCK);
+        }
+        // @unroll
+        for (var j = 0u; j < 8u; j++) {
+          var b: array<f32, 8>;
+          // @unroll
+          for (var c = 0u; c < 8u; c++) {
+            let x = select(j, c, TRANS_B); // the word
+            let e = select(c, j, TRANS_B); // its element
+            b[c] = NF4_CODE[(words[x] >> nf4_shift(e)) & 15u] * scales[x];
+          }
+          mm_fma_step(&acc, 8u * g + j, vec4<f32>(b[0], b[1], b[2], b[3]), vec4<f32>(b[4], b[5], b[6], b[7]));
+        }
+      }
+    } else {
+      for (var k = 0u; k < min(MM_TILE_K, mm.K - k0); k++) {
+        var b: array<f32, 8>;
+        // @unroll
+        for (var c = 0u; c < 8u; c++) {
+          b[c] = nf4_weight(nf4_flat(k0 + k, cols[c]));
+        }
+        mm_fma_step(&acc, k, vec4<f32>(b[0], b[1], b[2], b[3]), vec4<f32>(b[4], b[5], b[6], b[7]));
+      }
+    }
     workgroupBarrier();
   }
-  mm_store_tile(0u, tile, acc, lid.x, lid.y);
+  mm_store(0u, tile, lane, &acc);
 }

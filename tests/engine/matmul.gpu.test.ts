@@ -214,14 +214,14 @@ describe('f32 matmul: determinism, grid folding and errors', () => {
 
   it('folds over a lowered workgroup limit and reports a count beyond it', async () => {
     const engine = await smallGridEngine(8);
-    // 2×2 tiles × 5 batches = 20 workgroups → a 7×3 grid with one idle workgroup.
+    // 5 row tiles × 1 column tile × 5 batches = 25 workgroups → a 7×4 grid with three idle workgroups.
     const c: Case = { batch: 5, M: 70, N: 65, K: 9, transA: true, bias: true };
     const x = makeInputs(c, 71);
     const got = await runGpu(engine, c, x);
     const dims = { batch: c.batch, M: c.M, N: c.N, K: c.K };
     const bound = matmulRef(abs(x.a), abs(x.b), dims, { transA: true, bias: abs(x.bias!) });
     expectWithinBound(got, matmulRef(x.a, x.b, dims, { transA: true, bias: x.bias }), bound, BOUND_RTOL, 'folded');
-    // 9 × 9 tiles = 81 workgroups cannot fold into 8 × 8.
+    // 36 row tiles × 3 column tiles = 108 workgroups cannot fold into 8 × 8.
     const a = engine.alloc([576, 4]);
     const b = engine.alloc([4, 576]);
     const out = engine.alloc([576, 576]);

@@ -21,13 +21,39 @@ export interface MatmulOptions {
   alpha?: number;
 }
 
+/**
+ * Expand every loop marked `// @unroll` (`for (var i = 0u; i < 8u; i++) { body }`) into its copies
+ * `{ body }` with i replaced by 0u, 1u, ...; loops inside an expanded body are expanded in turn.
+ * With constant indices, CPU Vulkan drivers (SwiftShader) keep the matmul's accumulators in
+ * registers and read the staged tile with plain loads instead of per-lane gathers.
+ */
+export function unrollLoops(source: string): string {
+  const marker = /\/\/ @unroll\s*\n\s*for \(var (\w+) = 0u; \1 < (\d+)u; \1\+\+\) \{/;
+  let out = source;
+  for (let m = marker.exec(out); m; m = marker.exec(out)) {
+    const [header, name, count] = m;
+    const bodyStart = m.index + header.length;
+    let end = bodyStart;
+    for (let depth = 1; depth > 0; end++) {
+      if (end >= out.length) throw new Error(`unrollLoops: the loop over ${name} has no closing brace`);
+      if (out[end] === '{') depth++;
+      else if (out[end] === '}') depth--;
+    }
+    const body = out.slice(bodyStart, end - 1);
+    const variable = new RegExp(`\\b${name}\\b`, 'g');
+    const copies = Array.from({ length: Number(count) }, (_, i) => `{${body.replace(variable, `${i}u`)}}`);
+    out = out.slice(0, m.index) + copies.join('\n') + out.slice(end);
+  }
+  return out;
+}
+
 /** The tiled kernels' helpers; nf4.ts appends its kernels to this source. */
 export const MATMUL_SOURCE = activationSource + matmulSource;
-/** Output rows and columns per workgroup of the tiled kernels. */
-export const MATMUL_TILE = 64;
-const NAIVE_TILE = 16;
+/** Output rows and columns per workgroup of the tiled kernels (MM_ROWS, MM_TILE_N in matmul.wgsl). */
+export const MATMUL_TILE = { rows: 16, cols: 256 };
+const NAIVE_TILE = { rows: 16, cols: 16 };
 
-const kernel = kernelFamily('matmul', MATMUL_SOURCE);
+const kernel = kernelFamily('matmul', unrollLoops(MATMUL_SOURCE));
 const TILED = kernel('matmul_tiled', ['read', 'read', 'read_write', 'read']);
 const NAIVE = kernel('matmul_naive', ['read', 'read', 'read_write']);
 
@@ -55,8 +81,8 @@ export interface MatmulDims {
 
 /** The uniform block of the tiled kernels (MatmulParams in matmul.wgsl) and its workgroup count. */
 export function tiledLaunch(dims: MatmulDims, alpha: number, tile = MATMUL_TILE, absmaxOffset = 0): { params: ArrayBuffer; workgroups: number } {
-  const tilesN = ceilDiv(dims.N, tile);
-  const tilesM = ceilDiv(dims.M, tile);
+  const tilesN = ceilDiv(dims.N, tile.cols);
+  const tilesM = ceilDiv(dims.M, tile.rows);
   const params = new Params()
     .u32(dims.M, dims.N, dims.K, dims.batch, tilesN, tilesM, dims.aBatchStride, dims.bBatchStride)
     .f32(alpha, absmaxOffset)

@@ -9,7 +9,7 @@ import { ShapeError } from '../errors.ts';
 import { type Tensor, numel, shapeString } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
-import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch } from './matmul.ts';
+import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, unrollLoops } from './matmul.ts';
 import { ABSMAX_BLOCK, DYNAMIC_MAP, NF4_BLOCK, type Nf4Host, bytesToWords, dequantizeAbsmaxRef, wordsToBytes } from './nf4.ref.ts';
 
 export interface Nf4Weight {
@@ -19,7 +19,7 @@ export interface Nf4Weight {
   readonly doubleQuant: null | { absmaxScale: Tensor /* f32 per 256-block */; offset: number };
 }
 
-const kernel = kernelFamily('nf4', MATMUL_SOURCE + nf4Source);
+const kernel = kernelFamily('nf4', unrollLoops(MATMUL_SOURCE + nf4Source));
 const QUANTIZE = kernel('nf4_quantize', ['read', 'read_write', 'read_write']);
 const ABSMAX_MEAN = kernel('nf4_absmax_mean', ['read', 'read_write']);
 const DOUBLE_QUANTIZE = kernel('nf4_double_quantize', ['read', 'read', 'read_write', 'read_write']);
@@ -120,7 +120,7 @@ export function nf4Dequantize(engine: Engine, q: Nf4Weight, out: Tensor): void {
   expectShape(op, 'out', out, q.shape);
   const n = numel(q.shape);
   const spec: KernelSpec = { ...DEQUANTIZE, constants: { DOUBLE_QUANT: Number(q.doubleQuant !== null) } };
-  const { params } = tiledLaunch({ batch: 1, M: 1, N: n, K: 1, aBatchStride: 0, bBatchStride: 0 }, 1, 1, q.doubleQuant?.offset ?? 0);
+  const { params } = tiledLaunch({ batch: 1, M: 1, N: n, K: 1, aBatchStride: 0, bBatchStride: 0 }, 1, undefined, q.doubleQuant?.offset ?? 0);
   const grid = grid1d(ceilDiv(packedWords(n), DEQUANTIZE_WORKGROUP), engine.limits.maxComputeWorkgroupsPerDimension);
   // x and bias are not read: the packed weight stands in for them.
   engine.dispatch(spec, params, decodeBuffers(engine, q, q.packed.buffer, out, q.packed.buffer), grid);
@@ -148,7 +148,14 @@ function nf4Product(
   expectDistinct(op, { [forward ? 'y' : 'dx']: out }, { x, packed: q.packed, absmax: q.absmax, ...(options.bias ? { bias: options.bias } : {}) });
   const spec: KernelSpec = {
     ...MATMUL,
-    constants: { TRANS_A: 0, TRANS_B: Number(forward), DOUBLE_QUANT: Number(q.doubleQuant !== null), ...epilogueConstants(op, options) },
+    constants: {
+      TRANS_B: Number(forward),
+      // dX = dY·W reads 8 adjacent columns of W from one word.
+      COLS_CONTIGUOUS: Number(!forward),
+      NF4_ALIGNED: Number(wIn % 8 === 0),
+      DOUBLE_QUANT: Number(q.doubleQuant !== null),
+      ...epilogueConstants(op, options),
+    },
   };
   const { params, workgroups } = tiledLaunch({ batch: 1, M: rows, N, K, aBatchStride: 0, bBatchStride: 0 }, 1, undefined, q.doubleQuant?.offset ?? 0);
   // Without a bias, x is bound in its place and never read.

@@ -1,0 +1,134 @@
+// `npm run bench -- kernels [--quick] [--runs 3]`
+//
+// GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
+// weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
+// BERT-base/large projections, plus the naive one-thread-per-output kernel at M=128, K=768, N=3072.
+// Each figure is the median of --runs timed runs; a run brackets a batch of repeated dispatches
+// with engine.sync() (enough repeats for ~0.3 s, at least one). The kernels of one shape are timed
+// in turn within each run, so a load change on a shared machine hits them alike. --quick times only
+// the two shapes the ratios need. The last line is one JSON object with every figure.
+import { parseArgs } from 'node:util';
+import type { Engine } from '../src/engine/engine.ts';
+import { createNodeEngine } from '../src/engine/node-gpu.ts';
+import { matmul, matmulNaive } from '../src/engine/ops/matmul.ts';
+import { nf4Matmul, nf4Quantize, releaseNf4 } from '../src/engine/ops/nf4.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { median } from './lib/stats.ts';
+import { markdownTable } from './lib/table.ts';
+
+const ROWS = [128, 2048];
+const PROJECTIONS: Array<[number, number]> = [
+  [384, 384],
+  [384, 1536],
+  [768, 768],
+  [768, 3072],
+  [1024, 4096],
+];
+/** Where the ratios are taken (the issue's targets). */
+const NAIVE_SHAPE = { M: 128, K: 768, N: 3072 };
+const NF4_SHAPE = { M: 2048, K: 768, N: 3072 };
+const TARGET_RUN_MS = 300;
+
+type Kernel = 'f32' | 'nf4' | 'nf4_double_quant' | 'naive';
+interface Shape {
+  M: number;
+  K: number;
+  N: number;
+}
+const key = (s: Shape) => `M${s.M}_K${s.K}_N${s.N}`;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function randomUpload(engine: Engine, rng: Rng, shape: number[], scale: number) {
+  const n = shape.reduce((p, d) => p * d, 1);
+  return engine.upload(Float32Array.from({ length: n }, () => rng.normal() * scale), shape);
+}
+
+/** Median GFLOP/s of each kernel at one shape; kernels alternate within every run. */
+async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: number): Promise<Map<Kernel, number>> {
+  const { M, K, N } = shape;
+  const rng = new Rng(M * 7 + K * 3 + N);
+  const x = randomUpload(engine, rng, [M, K], 1);
+  const w = randomUpload(engine, rng, [N, K], 1 / Math.sqrt(K));
+  const y = engine.alloc([M, N]);
+  const q = kernels.includes('nf4') ? await nf4Quantize(engine, w) : null;
+  const qdq = kernels.includes('nf4_double_quant') ? await nf4Quantize(engine, w, { doubleQuant: true }) : null;
+  // The naive kernel computes X·B with B = Wᵀ stored [K, N]: same flops, its natural layout.
+  const wt = kernels.includes('naive') ? randomUpload(engine, rng, [K, N], 1 / Math.sqrt(K)) : null;
+  const launch: Record<Kernel, () => void> = {
+    f32: () => matmul(engine, x, w, y, { transB: true }),
+    nf4: () => nf4Matmul(engine, x, q!, y),
+    nf4_double_quant: () => nf4Matmul(engine, x, qdq!, y),
+    naive: () => matmulNaive(engine, x, wt!, y),
+  };
+  const repeats = new Map<Kernel, number>();
+  for (const k of kernels) {
+    // Untimed first launch: compiles the pipeline; its time sizes the batch of repeats.
+    const t0 = performance.now();
+    launch[k]();
+    await engine.sync();
+    repeats.set(k, Math.max(1, Math.min(50, Math.round(TARGET_RUN_MS / (performance.now() - t0)))));
+  }
+  const times = new Map<Kernel, number[]>(kernels.map((k) => [k, []]));
+  for (let r = 0; r < runs; r++) {
+    for (const k of kernels) {
+      const reps = repeats.get(k)!;
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) launch[k]();
+      await engine.sync();
+      times.get(k)!.push((performance.now() - t0) / reps);
+    }
+  }
+  engine.release(x, w, y, wt);
+  if (q) releaseNf4(engine, q);
+  if (qdq) releaseNf4(engine, qdq);
+  engine.trimPool();
+  const flops = 2 * M * N * K;
+  return new Map(kernels.map((k) => [k, flops / (median(times.get(k)!) / 1000) / 1e9]));
+}
+
+export default async function bench(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' } } });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
+  const engine = await createNodeEngine();
+  const adapter = engine.adapter;
+  log(`adapter: ${adapter.vendor} ${adapter.architecture} ${adapter.device} ${adapter.description}`.trim());
+
+  const shapes: Shape[] = values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
+  const figures: Record<Kernel, Record<string, number>> = { f32: {}, nf4: {}, nf4_double_quant: {}, naive: {} };
+  const rows: (string | number)[][] = [];
+  const started = performance.now();
+  for (const shape of shapes) {
+    const kernels: Kernel[] = ['f32', 'nf4'];
+    if (key(shape) === key(NAIVE_SHAPE)) kernels.push('naive');
+    if (key(shape) === key(NF4_SHAPE)) kernels.push('nf4_double_quant');
+    const result = await timeShape(engine, shape, kernels, runs);
+    for (const [k, g] of result) figures[k][key(shape)] = g;
+    const cell = (k: Kernel) => (result.has(k) ? result.get(k)!.toFixed(3) : '');
+    rows.push([shape.M, shape.K, shape.N, cell('f32'), cell('nf4'), cell('nf4_double_quant'), cell('naive')]);
+    log(`${key(shape)}: ${[...result].map(([k, g]) => `${k} ${g.toFixed(3)}`).join(', ')} GFLOP/s (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
+  const f32AtNaive = figures.f32[key(NAIVE_SHAPE)];
+  const ratioTiledVsNaive = f32AtNaive / figures.naive[key(NAIVE_SHAPE)];
+  const ratioNf4VsF32 = figures.nf4[key(NF4_SHAPE)] / figures.f32[key(NF4_SHAPE)];
+  console.log(markdownTable(['M', 'K', 'N', 'f32 tiled GFLOP/s', 'NF4 GFLOP/s', 'NF4 + double quant GFLOP/s', 'naive GFLOP/s'], rows));
+  console.log(`ratio tiled / naive at ${key(NAIVE_SHAPE)}: ${ratioTiledVsNaive.toFixed(2)} (target ≥ 8)`);
+  console.log(`ratio NF4 / f32 at ${key(NF4_SHAPE)}: ${ratioNf4VsF32.toFixed(2)} (target ≥ 0.8)`);
+  console.log(
+    JSON.stringify({
+      bench: 'kernels',
+      adapter: { vendor: adapter.vendor, architecture: adapter.architecture, device: adapter.device, description: adapter.description },
+      runs,
+      quick: values.quick,
+      unit: 'GFLOP/s',
+      f32: figures.f32,
+      nf4: figures.nf4,
+      nf4_double_quant: figures.nf4_double_quant,
+      naive: figures.naive,
+      ratio_tiled_vs_naive: ratioTiledVsNaive,
+      ratio_nf4_vs_f32: ratioNf4VsF32,
+      seconds: (performance.now() - started) / 1000,
+    }),
+  );
+  engine.destroy();
+}
