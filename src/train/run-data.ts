@@ -6,6 +6,7 @@
  */
 import { type BuildMeta, type DataDB, DatasetError, type Example as DataExample, listBuilds, readBatches } from '../data/index.ts';
 import { ownedBy } from '../data/store.ts';
+import { evalPairsFromRows, labelledFromAssociations, retrievalFromPairs } from '../eval/eval-set.ts';
 import type { EvalPair, EvalSet, LabelledText } from '../eval/types.ts';
 import type { Example } from './objective.ts';
 import type { RunConfig } from './run-config.ts';
@@ -73,41 +74,40 @@ export function trainingFeed(db: DataDB, build: BuildMeta, config: RunConfig): T
 }
 
 /**
- * What the run is judged on, and the texts its map colours by label. A bundled evaluation set is
- * a pair file with a similar / different / negation group per row; otherwise the build's test
- * split: CTD builds give gene–disease associations and their sentences, pair builds give
- * retrieval (each anchor should find its positive) or labelled pairs.
+ * What the run is judged on, and the labelled texts its map, search and TSV export use. A bundled
+ * evaluation set is a labelled pair file (similar / different / negation groups); otherwise the
+ * build's test split: CTD builds give gene–disease associations and their sentences, pair builds
+ * labelled pairs, or retrieval (each anchor should find its positive) when every pair is positive.
  */
 export async function evaluationData(db: DataDB, config: RunConfig): Promise<{ evalSet: EvalSet; labelled: LabelledText[] }> {
   const { evaluation } = config.data;
   if (evaluation.kind === 'demo') {
     const rows = (await db.getAll('pairChunks', ownedBy(demoDatasetId(evaluation.id)))).flatMap((c) => c.rows);
     if (rows.length === 0) throw new DatasetError(`The bundled evaluation set ${evaluation.id} is not in this browser's storage yet; add it from the data section.`);
-    const pairs: EvalPair[] = rows.map((r) => {
-      if (r.kind !== 'labelled' || !isGroup(r.group)) {
-        throw new DatasetError(`The evaluation set ${evaluation.id} needs a group (similar, different or negation) on every row; line ${r.line} has none.`);
-      }
-      return { a: r.textA, b: r.textB, group: r.group };
-    });
-    return { evalSet: { pairs }, labelled: pairTexts(pairs) };
+    const labelledRows = rows.filter((r) => r.kind === 'labelled');
+    if (labelledRows.length !== rows.length) throw new DatasetError(`The evaluation set ${evaluation.id} must be labelled pairs (text_a, text_b, label or group).`);
+    const pairs = evalPairsFromRows(labelledRows);
+    return { evalSet: { pairs, retrieval: retrievalFromPairs(pairs) }, labelled: pairTexts(pairs) };
   }
   const build = await findBuild(db, config.data.fingerprint);
   const test = await testExamples(db, build);
   if (test.length === 0) throw new DatasetError(`The test split of ${build.name} is empty.`);
   if (build.kind === 'ctd') {
     const associations = test.map((x) => ({ gene: x.textA, disease: x.textB, sentence: x.sentence ?? `${x.textA} ${x.textB}`, associated: x.label === 1 }));
-    return { evalSet: { associations }, labelled: associations.map((a) => ({ text: a.sentence, label: a.associated ? 'true association' : 'false association' })) };
+    const labelled = labelledFromAssociations(associations);
+    return { evalSet: { associations, labelled }, labelled };
   }
   if (test.every((x) => x.label === 1)) {
     const corpus = test.map((x, i) => ({ id: String(i), text: x.textB }));
     const queries = test.map((x, i) => ({ text: x.textA, relevant: [String(i)] }));
-    return { evalSet: { retrieval: { corpus, queries } }, labelled: test.flatMap((x) => [{ text: x.textA, label: 'anchor' }, { text: x.textB, label: 'positive' }]) };
+    const labelled = [...test.map((x) => ({ text: x.textA, label: 'anchor' })), ...test.map((x) => ({ text: x.textB, label: 'positive' }))];
+    return { evalSet: { retrieval: { corpus, queries } }, labelled };
   }
-  const pairs: EvalPair[] = test.map((x) => ({ a: x.textA, b: x.textB, group: isGroup(x.group) ? x.group : x.label >= 0.5 ? 'similar' : 'different' }));
+  const pairs = evalPairsFromRows(test);
   return { evalSet: { pairs }, labelled: pairTexts(pairs) };
 }
 
-/** Each distinct text of the pairs, labelled by the group of the first pair it appears in. */
+/** Each distinct text of the pairs, labelled by the group of the first pair it appears in (colours of the map). */
 function pairTexts(pairs: EvalPair[]): LabelledText[] {
   const labels = new Map<string, string>();
   for (const p of pairs) for (const text of [p.a, p.b]) if (!labels.has(text)) labels.set(text, `${p.group} pair`);
@@ -122,8 +122,4 @@ async function testExamples(db: DataDB, build: BuildMeta): Promise<DataExample[]
     out.push(...stored.examples);
   }
   return out.slice(0, MAX_EVAL_EXAMPLES);
-}
-
-function isGroup(group: string | undefined): group is EvalPair['group'] {
-  return group === 'similar' || group === 'different' || group === 'negation';
 }

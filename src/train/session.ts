@@ -18,10 +18,10 @@ import { type ModelFiles, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
 import { fileMapSource } from '../model/file-source.ts';
 import { bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
-import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors, loraScale } from '../model/lora.ts';
+import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
-import type { StateDict } from '../model/state-dict.ts';
+import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
@@ -324,8 +324,8 @@ export class LabSession {
    */
   async exportMergedZip(): Promise<Uint8Array> {
     const { files, source } = this.requireModel();
-    const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()];
-    const weights = mergeAdapters(files.weights, adapters);
+    const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()].map((a) => ({ config: loraConfigOf(a), tensors: a.tensors }));
+    const weights = mergeAdapters(files.config, files.weights, adapters);
     const out: Record<string, string | Uint8Array> = { ...writeBertCheckpoint(files.config, weights) };
     for (const name of TOKENIZER_FILES) {
       const bytes = await source.read(name);
@@ -486,9 +486,8 @@ export class LabSession {
     this.encoder?.destroy();
     this.encoder = await BertEncoder.create(engine, model.files.config, model.files.weights, { quantization });
     if (this.frozen) {
-      const { config, tensors } = this.frozen.adapter;
-      const lora: LoraConfig = { r: config.r, alpha: config.loraAlpha, dropout: 0, rslora: config.useRslora, targetModules: config.targetModules };
-      this.encoder.adapters.push(new GpuAdapter(engine, model.files.config, lora, tensors, false));
+      const { adapter } = this.frozen;
+      this.encoder.adapters.push(new GpuAdapter(engine, model.files.config, loraConfigOf(adapter), adapter.tensors, false));
     }
   }
 
@@ -617,32 +616,10 @@ function zip(files: Record<string, string | Uint8Array>): Uint8Array {
   );
 }
 
-/** Base weights with each adapter's scale·B·A added to the linear layers it targets (a new state dict). */
-function mergeAdapters(base: StateDict, adapters: PeftAdapter[]): StateDict {
-  const merged: StateDict = new Map(base);
-  for (const { config, tensors } of adapters) {
-    const scale = loraScale({ r: config.r, alpha: config.loraAlpha, rslora: config.useRslora });
-    for (const [name, a] of tensors) {
-      if (!name.endsWith('.lora_A')) continue;
-      const module = name.slice(0, -'.lora_A'.length);
-      const b = tensors.get(`${module}.lora_B`)!;
-      const weight = merged.get(`${module}.weight`)!;
-      const [out, inF] = weight.shape;
-      const r = a.shape[0];
-      const data = Float32Array.from(weight.data);
-      for (let o = 0; o < out; o++) {
-        for (let k = 0; k < r; k++) {
-          const bk = scale * b.data[o * r + k];
-          if (bk === 0) continue;
-          const row = o * inF;
-          const aRow = k * inF;
-          for (let i = 0; i < inF; i++) data[row + i] += bk * a.data[aRow + i];
-        }
-      }
-      merged.set(`${module}.weight`, { shape: weight.shape, data });
-    }
-  }
-  return merged;
+/** PEFT's adapter_config fields as the engine's LoRA config (dropout off: a frozen adapter does not train). */
+function loraConfigOf(adapter: PeftAdapter): LoraConfig {
+  const c = adapter.config;
+  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules };
 }
 
 function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {

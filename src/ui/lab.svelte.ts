@@ -86,6 +86,7 @@ export class Lab {
   shareError = $state<string | null>(null);
 
   private session: RemoteSession | null = null;
+  private loadedModel: ModelRef | null = null;
   private data: RemoteData | null = null;
 
   /** Start the workers, open the GPU, read a share link and the run history, load the model and data. */
@@ -118,24 +119,27 @@ export class Lab {
 
   // ---------------------------------------------------------------- model
 
-  async loadModel(ref: ModelRef, localFiles?: Map<string, File>): Promise<boolean> {
+  async loadModel(model: ModelRef, localFiles?: Map<string, File>): Promise<boolean> {
     const session = this.requireSession();
+    const ref = $state.snapshot(model); // state proxies cannot be posted to a worker
+    const previous = this.model;
     this.modelPhase = 'busy';
     this.modelError = null;
     this.downloads = {};
-    this.model = null;
-    this.frozenAdapter = null;
-    this.config.frozenAdapter = null;
-    this.clearEvaluation();
     try {
       this.model = await session.loadModel(ref, this.config.quantization, localFiles, new URL(import.meta.env.BASE_URL, location.href).href);
       this.config.model = ref;
+      this.loadedModel = ref;
+      this.frozenAdapter = null;
+      this.config.frozenAdapter = null;
+      this.clearEvaluation();
       this.modelPhase = 'ready';
       await this.checkMemory();
       return true;
     } catch (e) {
+      // The worker keeps the model it had: a broken folder or a failed download loses nothing.
       this.modelError = (e as Error).message;
-      this.modelPhase = 'error';
+      this.modelPhase = previous ? 'ready' : 'error';
       return false;
     }
   }
@@ -277,17 +281,23 @@ export class Lab {
   }
 
   /** Resume a run a closed tab (or a lost device) left unfinished, from its last checkpoint. */
-  async resumeRun(record: RunRecord): Promise<void> {
+  async resumeRun(run: RunRecord): Promise<void> {
+    const record = $state.snapshot(run);
     this.runError = null;
-    this.config = structuredClone($state.snapshot(record.config));
-    if (JSON.stringify(this.model && this.config.model) !== JSON.stringify(record.config.model) || this.modelPhase !== 'ready') {
-      if (record.config.model.kind === 'local') {
-        this.runError = `This run used the local model folder ${record.config.model.id}: load that folder in the model section, then resume.`;
-        return;
-      }
-      if (!(await this.loadModel(record.config.model))) return;
-    }
+    if (!(await this.useModelOf(record.config))) return;
     await this.train(record.id, record.config, true, record.history);
+  }
+
+  /** Take a stored run's configuration, loading its model unless it is the one loaded. */
+  private async useModelOf(config: RunConfig): Promise<boolean> {
+    const loaded = this.modelPhase === 'ready' ? this.loadedModel : null;
+    this.config = structuredClone(config);
+    if (JSON.stringify(loaded) === JSON.stringify(config.model)) return true;
+    if (config.model.kind === 'local') {
+      this.runError = `This run used the local model folder ${config.model.id}: load that folder in the model section, then try again.`;
+      return false;
+    }
+    return this.loadModel(config.model);
   }
 
   async discardRun(record: RunRecord): Promise<void> {
@@ -341,13 +351,11 @@ export class Lab {
   }
 
   /** Show a finished run from the history: attach its adapter and evaluate it. */
-  async openRun(record: RunRecord): Promise<void> {
+  async openRun(run: RunRecord): Promise<void> {
+    const record = $state.snapshot(run);
     this.runError = null;
     try {
-      this.config = structuredClone($state.snapshot(record.config));
-      if (JSON.stringify(record.config.model) !== JSON.stringify($state.snapshot(this.config.model)) || this.modelPhase !== 'ready') {
-        if (!(await this.loadModel(record.config.model))) return;
-      }
+      if (!(await this.useModelOf(record.config))) return;
       await this.requireSession().useRun(record.id);
       this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, message: null };
       await this.evaluate();

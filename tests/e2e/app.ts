@@ -4,9 +4,10 @@
  * are checked not to be blank.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type { BrowserContext, Page } from 'playwright-core';
+import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { createServer } from 'vite';
 import { expect } from 'vitest';
-import type { BrowserSession } from '../helpers/browser.ts';
+import { type BrowserSession, CHROMIUM_ARGS, CHROMIUM_PATH } from '../helpers/browser.ts';
 
 export const SCREENSHOT_DIR = 'test-output/screenshots';
 
@@ -24,6 +25,34 @@ const LONG_TASK_OBSERVER = `
     for (const e of list.getEntries()) globalThis.__longTasks.push({ start: e.startTime, duration: e.duration });
   }).observe({ type: 'longtask', buffered: true });
 `;
+
+/**
+ * A Vite dev server and Chromium for app tests. Unlike the shared helper's server it neither
+ * watches files nor pushes updates: an edit elsewhere in the working tree must not reload the app
+ * in the middle of a training run.
+ */
+export async function openAppSession(extraArgs: string[] = []): Promise<BrowserSession> {
+  const server = await createServer({ configFile: 'vite.config.ts', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null }, logLevel: 'error' });
+  await server.listen();
+  const address = server.httpServer?.address();
+  if (!address || typeof address === 'string') throw new Error('vite dev server has no TCP address');
+  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, ...extraArgs] });
+  return {
+    server,
+    browser,
+    baseUrl,
+    async newPage(path = '/') {
+      const page = await browser.newPage();
+      await page.goto(baseUrl + path);
+      return page;
+    },
+    async close() {
+      await browser.close();
+      await server.close();
+    },
+  };
+}
 
 export async function openApp(session: BrowserSession, path = '/', context?: BrowserContext): Promise<AppPage> {
   const ctx = context ?? (await session.browser.newContext({ viewport: { width: 1200, height: 900 } }));
@@ -77,4 +106,73 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await viewer.close();
   expect(stats.colours, `${name}.png has only ${stats.colours} colours`).toBeGreaterThan(16);
   expect(stats.inkFraction, `${name}.png is almost empty`).toBeGreaterThan(0.01);
+}
+
+/** The run settings the tests use: a handful of small steps, checkpoints often. */
+export const QUICK_RUN = { steps: 6, batchSize: 8, checkpointEvery: 2, warmupSteps: 1 };
+
+/** Wait until the demo model is loaded and the demo data is built (what a first visit does by itself). */
+export async function waitForDemoReady(page: Page, timeoutMs = 240_000): Promise<void> {
+  await page.getByText(/^Loaded demo-bert/).waitFor({ timeout: timeoutMs });
+  await page.getByText(/^Training on /).waitFor({ timeout: timeoutMs });
+}
+
+/** Fill labelled number fields (their labels are their accessible names). */
+export async function setFields(page: Page, values: Record<string, number>): Promise<void> {
+  for (const [label, value] of Object.entries(values)) await page.getByLabel(label, { exact: true }).fill(String(value));
+}
+
+export async function setQuickRun(page: Page): Promise<void> {
+  await setFields(page, {
+    'Optimizer steps': QUICK_RUN.steps,
+    'Examples per micro-batch': QUICK_RUN.batchSize,
+    'Checkpoint every (steps)': QUICK_RUN.checkpointEvery,
+    'Warmup steps': QUICK_RUN.warmupSteps,
+  });
+}
+
+/** A stored run (the run history in IndexedDB), read the way the app stores it. */
+export interface StoredRun {
+  id: string;
+  status: string;
+  checkpointStep: number;
+  history: { step: number; loss: number }[];
+  metrics: Record<string, { before: number; after: number }> | null;
+  config: unknown;
+}
+
+export async function storedRuns(page: Page): Promise<StoredRun[]> {
+  return page.evaluate(
+    () =>
+      new Promise<StoredRun[]>((resolve, reject) => {
+        const open = indexedDB.open('qlora-lab-runs');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const request = open.result.transaction('runs').objectStore('runs').getAll();
+          request.onsuccess = () => {
+            resolve(request.result.sort((a, b) => b.createdAt - a.createdAt).map((r) => ({ ...r, adapter: undefined })));
+            open.result.close();
+          };
+          request.onerror = () => reject(request.error);
+        };
+      }),
+  );
+}
+
+/**
+ * Wait for the run's state (training, paused, recovering, done, cancelled, failed). Polled with a
+ * cheap selector at a slow rate: text matching over the whole page every frame would itself load
+ * the main thread the tests measure.
+ */
+export async function waitForRunState(page: Page, state: string, timeoutMs = 300_000): Promise<void> {
+  await page.waitForFunction((s) => document.querySelector(`[data-run-state="${s}"]`) !== null, state, { timeout: timeoutMs, polling: 250 });
+}
+
+/** Wait until the run's last checkpoint is at least `step`. */
+export async function waitForCheckpoint(page: Page, step: number, timeoutMs = 300_000): Promise<void> {
+  await page.waitForFunction(
+    (n) => Number(/\d+/.exec(document.querySelector('[data-testid="checkpoint"]')?.textContent ?? '')?.[0] ?? -1) >= n,
+    step,
+    { timeout: timeoutMs, polling: 250 },
+  );
 }

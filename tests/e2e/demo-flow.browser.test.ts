@@ -1,0 +1,114 @@
+/**
+ * The demo flow end to end in headless Chromium (SwiftShader WebGPU): the bundled demo model and
+ * demo data load by themselves, a few training steps run in the engine worker with no main-thread
+ * task over 50 ms, the run is evaluated, explored and exported, and the exports are what other
+ * tools read (PEFT key names, a merged BertModel equal to base + scale·B·A).
+ */
+import { readFileSync } from 'node:fs';
+import { unzipSync } from 'fflate';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loraScale } from '../../src/model/lora.ts';
+import { readPeftAdapter } from '../../src/model/peft-files.ts';
+import { parseSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
+import type { BrowserSession } from '../helpers/browser.ts';
+import { QUICK_RUN, longTasks, now, openApp, openAppSession, screenshot, setQuickRun, storedRuns, waitForCheckpoint, waitForDemoReady, waitForRunState } from './app.ts';
+
+let session: BrowserSession;
+beforeAll(async () => {
+  session = await openAppSession();
+});
+afterAll(async () => session?.close());
+
+async function download(page: Page, button: string): Promise<Record<string, Uint8Array>> {
+  const [file] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.getByRole('button', { name: button }).click()]);
+  return unzipSync(new Uint8Array(readFileSync(await file.path())));
+}
+
+it('trains the demo model on the demo data, evaluates, explores and exports', async () => {
+  const { page, errors } = await openApp(session);
+  await waitForDemoReady(page);
+  await screenshot(page, '01-demo-ready');
+
+  await setQuickRun(page);
+  await page.getByRole('button', { name: 'Start training' }).click();
+  await waitForRunState(page, 'training', 60_000);
+  const started = await now(page);
+  await waitForCheckpoint(page, QUICK_RUN.checkpointEvery);
+  // The screenshot lays out and paints the whole page on the main thread: the test's own work, not the app's.
+  const shotStart = await now(page);
+  await screenshot(page, '02-training');
+  const shotEnd = await now(page);
+  await waitForRunState(page, 'done');
+  const finished = await now(page);
+  const tasks = [...(await longTasks(page, started, shotStart)), ...(await longTasks(page, shotEnd, finished))];
+  console.log(
+    `main-thread long tasks while training (${((finished - started - (shotEnd - shotStart)) / 1000).toFixed(1)} s observed, from ${started.toFixed(0)} to ${finished.toFixed(0)} ms): ` +
+      `${tasks.length}${tasks.length ? ` ${JSON.stringify(tasks)}` : ''}`,
+  );
+
+  await page.getByRole('table', { name: /Base vs adapted model/ }).waitFor({ timeout: 300_000 });
+  const [run] = await storedRuns(page);
+  expect(run.status).toBe('done');
+  expect(run.history.map((s) => s.step)).toEqual(Array.from({ length: QUICK_RUN.steps }, (_, i) => i + 1));
+  expect(run.history.every((s) => Number.isFinite(s.loss) && s.loss > 0)).toBe(true);
+  expect(Object.keys(run.metrics ?? {})).toContain('cardio_separation');
+  await screenshot(page, '03-evaluated');
+
+  await page.getByRole('button', { name: 'Draw the maps' }).click();
+  await expect.poll(() => page.getByRole('figure', { name: /t-SNE map/ }).count(), { timeout: 300_000 }).toBe(2);
+  await screenshot(page, '04-maps');
+
+  await page.getByLabel('Find the evaluation texts nearest to').fill('aortic valve stenosis');
+  await page.getByRole('button', { name: 'Search' }).click();
+  const adaptedList = page.getByRole('list', { name: 'Nearest under the adapted model' });
+  await expect.poll(() => adaptedList.getByRole('listitem').count(), { timeout: 60_000 }).toBe(5);
+  expect(await page.getByRole('list', { name: 'Nearest under the base model' }).getByRole('listitem').count()).toBe(5);
+  await screenshot(page, '05-explore');
+
+  // PEFT adapter: PEFT's key names and shapes, readable by the PEFT reader.
+  const adapterZip = await download(page, 'PEFT adapter (zip)');
+  expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  const keys = readSafetensorsHeader(adapterZip['adapter_model.safetensors']).entries.map((e) => e.name);
+  expect(keys.length).toBeGreaterThan(0);
+  for (const key of keys) expect(key).toMatch(/^base_model\.model\.encoder\.layer\.\d+\.attention\.self\.(query|value)\.lora_[AB]\.weight$/);
+  const adapter = readPeftAdapter({ 'adapter_config.json': adapterZip['adapter_config.json'], 'adapter_model.safetensors': adapterZip['adapter_model.safetensors'] });
+  expect(adapter.config).toMatchObject({ r: 16, loraAlpha: 32, targetModules: ['query', 'value'], baseModelNameOrPath: 'demo-bert' });
+  const config = JSON.parse(new TextDecoder().decode(adapterZip['adapter_config.json']));
+  expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'FEATURE_EXTRACTION' });
+
+  // Merged model: a BertModel folder whose query weight is base + scale·B·A.
+  const merged = await download(page, 'Merged model (zip)');
+  expect(Object.keys(merged)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer_config.json']));
+  const mergedWeights = parseSafetensors(merged['model.safetensors']).tensors;
+  const baseWeights = parseSafetensors(new Uint8Array(readFileSync('public/models/demo-bert/model.safetensors'))).tensors;
+  const module = 'encoder.layer.1.attention.self.query';
+  const w0 = baseWeights.get(`${module}.weight`)!;
+  const w1 = mergedWeights.get(`${module}.weight`)!;
+  const a = adapter.tensors.get(`${module}.lora_A`)!;
+  const b = adapter.tensors.get(`${module}.lora_B`)!;
+  const scale = loraScale({ r: 16, alpha: 32, rslora: false });
+  const [out, inF] = w0.shape;
+  let maxError = 0;
+  let maxDelta = 0;
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inF; i++) {
+      let delta = 0;
+      for (let k = 0; k < 16; k++) delta += b.data[o * 16 + k] * a.data[k * inF + i];
+      maxDelta = Math.max(maxDelta, Math.abs(scale * delta));
+      maxError = Math.max(maxError, Math.abs(w0.data[o * inF + i] + scale * delta - w1.data[o * inF + i]));
+    }
+  }
+  expect(maxDelta).toBeGreaterThan(0); // training moved B away from its zero init
+  expect(maxError).toBeLessThan(1e-6);
+
+  // Embeddings for the Projector: one metadata row per vector.
+  const tsv = await download(page, 'Embeddings, adapted (TSV)');
+  const vectors = new TextDecoder().decode(tsv['vectors.tsv']).trim().split('\n');
+  const metadata = new TextDecoder().decode(tsv['metadata.tsv']).trim().split('\n');
+  expect(metadata.length).toBe(vectors.length + 1); // a header row: text, label
+  expect(vectors[0].split('\t').length).toBe(64);
+  await screenshot(page, '06-exported');
+  expect(errors.filter((e) => e.startsWith('pageerror'))).toEqual([]);
+  expect(tasks, 'main-thread tasks over 50 ms while training').toEqual([]);
+}, 900_000);
