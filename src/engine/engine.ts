@@ -144,7 +144,7 @@ export class Engine {
         `a tensor of shape ${shapeString(shape)} needs ${bytes} bytes, over this device's maxStorageBufferBindingSize of ${maxBinding} bytes`,
       );
     }
-    const size = roundUp(bytes, 256);
+    const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), this.limits.maxBufferSize));
     const free = this.pool.get(size);
     let buffer = free?.pop();
     if (buffer) {
@@ -429,6 +429,17 @@ export class Params {
   build(): ArrayBuffer {
     return this.view.buffer.slice(0, roundUp(Math.max(this.offset, 16), 16));
   }
+}
+
+/**
+ * Pool size classes: 256-byte granules up to 4 KiB, then quarter steps between powers of two
+ * (at most 25% slack). Batches of varying sequence length then reuse each other's buffers instead
+ * of each exact size piling up in the pool.
+ */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 4096) return roundUp(bytes, 256);
+  const quarter = 2 ** (Math.floor(Math.log2(bytes)) - 2);
+  return roundUp(bytes, quarter);
 }
 
 export function roundUp(n: number, multiple: number): number {

@@ -139,8 +139,8 @@ describe('trainer', () => {
     const { tokens, anchors } = fixtureBatch('odd');
     await trainer.trainStep([{ tokens, anchors, labels: null }]);
     const estimate = estimateTrainingMemory(files.config, lora, { sequences: tokens.batch, seq: tokens.seq }, { quantization: 'nf4' });
-    // Buffers are rounded up to 256 bytes and the loss/norm scratch is tiny, so allow a small slack.
-    expect(engine.peakBytes).toBeLessThanOrEqual(estimate.total * 1.1 + 64 * 1024);
+    // The pool rounds buffers up to its size classes (at most 25%) and the loss/norm scratch is tiny.
+    expect(engine.peakBytes).toBeLessThanOrEqual(estimate.total * 1.25 + 64 * 1024);
     expect(engine.peakBytes).toBeGreaterThan(estimate.total * 0.4);
     trainer.release();
     engine.destroy();
