@@ -72,6 +72,11 @@ export interface RunConfig {
   seeds: Seeds;
 }
 
+/** The dataset id a bundled demo set is ingested under, so it is found again and not ingested twice. */
+export function demoDatasetId(id: string): string {
+  return `demo-${id}`;
+}
+
 export const BUNDLED_DEMO_MODEL: ModelRef = { kind: 'bundled', id: 'demo-bert' };
 
 /** Hub models the app offers by name; any other Hub id + revision can be typed in. */

@@ -9,15 +9,10 @@ import { ownedBy } from '../data/store.ts';
 import { evalPairsFromRows, labelledFromAssociations, retrievalFromPairs } from '../eval/eval-set.ts';
 import type { EvalPair, EvalSet, LabelledText } from '../eval/types.ts';
 import type { Example } from './objective.ts';
-import type { RunConfig } from './run-config.ts';
+import { type RunConfig, demoDatasetId } from './run-config.ts';
 
 /** Evaluation examples read from a test split at most: keeps evaluation quick on small GPUs. */
 export const MAX_EVAL_EXAMPLES = 2000;
-
-/** The dataset id a bundled demo set is ingested under, so it is found again and not ingested twice. */
-export function demoDatasetId(id: string): string {
-  return `demo-${id}`;
-}
 
 /** The newest build whose fingerprint is the run's. */
 export async function findBuild(db: DataDB, fingerprint: string): Promise<BuildMeta> {

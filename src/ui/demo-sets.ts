@@ -13,7 +13,7 @@ export interface DemoSet {
   build: BuildRecipe;
   /** A separate bundled evaluation set; without one the build's test split is used. */
   evaluation: { id: string; label: string; url: string } | null;
-  /** CTD data: the citation must be shown wherever it is used. */
+  /** In CTD's layout and vocabulary: CTD's citation is shown with it. */
   ctd: boolean;
   dataRef(fingerprint: string): DataRef;
 }
@@ -39,5 +39,15 @@ export const DEMO_SETS: readonly DemoSet[] = [
     build: { kind: 'pairs', testFraction: 0.2 },
     evaluation: { id: 'cardiology-eval', label: 'Cardiology evaluation pairs', url: 'data/cardiology-eval.csv' },
     ctd: false,
+  }),
+  demo({
+    id: 'mendelian-gene-disease',
+    label: 'Mendelian gene–disease associations (CTD layout)',
+    description:
+      '92 well-established single-gene disease associations written for the demo in the layout and disease vocabulary of CTD; random negatives 1:1, evaluated on the held-out split. Far too small to train a useful model.',
+    url: 'data/mendelian-gene-disease.csv',
+    build: { kind: 'ctd', negatives: 'random', split: 'random', testFraction: 0.2, template: '{GeneSymbol} is associated with {DiseaseName}' },
+    evaluation: null,
+    ctd: true,
   }),
 ];

@@ -8,8 +8,7 @@ import * as Comlink from 'comlink';
 import type { BuildMeta, DatasetMeta, IngestProgress } from '../data/index.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import type { PeftAdapterFiles } from '../model/peft-files.ts';
-import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, modelLabel } from '../train/run-config.ts';
-import { demoDatasetId } from '../train/run-data.ts';
+import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel } from '../train/run-config.ts';
 import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns, updateRun } from '../train/run-store.ts';
 import type { Evaluation, GpuInfo, MemoryCheck, ModelSummary, Neighbour, RunState, SessionEvent, TsneMap } from '../train/session.ts';
 import type { StepReport } from '../train/trainer.ts';
@@ -28,6 +27,8 @@ export interface LiveRun {
   examplesPerSecond: number;
   etaSeconds: number;
   checkpointStep: number;
+  /** Times training came back from a lost GPU device in this run. */
+  recoveries: number;
   message: string | null;
 }
 
@@ -321,7 +322,7 @@ export class Lab {
     const session = this.requireSession();
     this.runError = null;
     this.clearEvaluation();
-    this.run = { id, state: 'training', steps: [...history], totalSteps: config.train.steps, examplesPerSecond: 0, etaSeconds: Number.NaN, checkpointStep: history.at(-1)?.step ?? 0, message: null };
+    this.run = { id, state: 'training', steps: [...history], totalSteps: config.train.steps, examplesPerSecond: 0, etaSeconds: Number.NaN, checkpointStep: history.at(-1)?.step ?? 0, recoveries: 0, message: null };
     let state: RunState = 'failed';
     try {
       state = await session.train(id, config, { resume });
@@ -357,7 +358,7 @@ export class Lab {
     try {
       if (!(await this.useModelOf(record.config))) return;
       await this.requireSession().useRun(record.id);
-      this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, message: null };
+      this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, recoveries: 0, message: null };
       await this.evaluate();
     } catch (e) {
       this.runError = (e as Error).message;
@@ -505,7 +506,10 @@ export class Lab {
         this.run.state = event.state;
         this.run.message = event.message ?? null;
         // A recovery restarts from the checkpoint: steps after it are trained again.
-        if (event.state === 'recovering') this.run.steps = this.run.steps.filter((s) => s.step <= this.run!.checkpointStep);
+        if (event.state === 'recovering') {
+          this.run.recoveries += 1;
+          this.run.steps = this.run.steps.filter((s) => s.step <= this.run!.checkpointStep);
+        }
         break;
     }
   }

@@ -176,3 +176,14 @@ export async function waitForCheckpoint(page: Page, step: number, timeoutMs = 30
     { timeout: timeoutMs, polling: 250 },
   );
 }
+
+/** The newest stored run once its evaluation metrics are saved. */
+export async function evaluatedRun(page: Page, timeoutMs = 300_000): Promise<StoredRun> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [run] = await storedRuns(page);
+    if (run?.metrics) return run;
+    if (Date.now() > deadline) throw new Error(`no evaluated run after ${timeoutMs} ms (newest: ${run ? `${run.id}, ${run.status}` : 'none'})`);
+    await page.waitForTimeout(500);
+  }
+}

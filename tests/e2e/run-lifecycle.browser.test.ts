@@ -1,0 +1,102 @@
+/**
+ * A run survives what happens to real users, and reproduces: an uninterrupted reference run, then
+ * the same configuration (1) interrupted by a page reload and resumed from the offer on the next
+ * visit, (2) hit by a lost GPU device mid-training and resumed automatically, (3) rerun from a share
+ * link in a fresh browser profile. Training is deterministic on one GPU, so every loss of (1) and
+ * (2), and every metric of (3), must equal the reference's exactly.
+ */
+import type { BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { BrowserSession } from '../helpers/browser.ts';
+import {
+  QUICK_RUN,
+  type StoredRun,
+  evaluatedRun,
+  openApp,
+  openAppSession,
+  screenshot,
+  setQuickRun,
+  storedRuns,
+  waitForCheckpoint,
+  waitForDemoReady,
+  waitForRunState,
+} from './app.ts';
+
+let session: BrowserSession;
+let reference: StoredRun;
+let referenceContext: BrowserContext;
+
+beforeAll(async () => {
+  session = await openAppSession();
+  const { page, context } = await openApp(session);
+  referenceContext = context;
+  await waitForDemoReady(page);
+  await setQuickRun(page);
+  await page.getByRole('button', { name: 'Start training' }).click();
+  await waitForRunState(page, 'done');
+  reference = await evaluatedRun(page);
+  expect(reference.history).toHaveLength(QUICK_RUN.steps);
+}, 900_000);
+afterAll(async () => session?.close());
+
+const losses = (run: StoredRun) => run.history.map((s) => s.loss);
+
+it('offers to resume a run after the tab was closed, and continues it exactly', async () => {
+  const { page } = await openApp(session);
+  await waitForDemoReady(page);
+  await setQuickRun(page);
+  await page.getByRole('button', { name: 'Start training' }).click();
+  await waitForCheckpoint(page, QUICK_RUN.checkpointEvery);
+  await page.reload(); // the tab goes away mid-run; the worker with it
+
+  const offer = page.getByRole('region', { name: 'Unfinished training' });
+  await offer.waitFor({ timeout: 120_000 });
+  await waitForDemoReady(page);
+  const [interrupted] = await storedRuns(page);
+  expect(interrupted.status).toBe('running');
+  expect(interrupted.checkpointStep).toBeGreaterThanOrEqual(QUICK_RUN.checkpointEvery);
+  await screenshot(page, '07-resume-offer');
+  await offer.getByRole('button', { name: `Resume from step ${interrupted.checkpointStep}` }).click();
+  await waitForRunState(page, 'done');
+  const [resumed] = await storedRuns(page);
+  expect(resumed.id).toBe(interrupted.id);
+  expect(resumed.status).toBe('done');
+  expect(losses(resumed)).toEqual(losses(reference));
+  await screenshot(page, '08-resumed');
+}, 900_000);
+
+it('recovers from a lost GPU device mid-training from the last checkpoint', async () => {
+  const { page } = await openApp(session);
+  await waitForDemoReady(page);
+  await setQuickRun(page);
+  await page.getByRole('button', { name: 'Start training' }).click();
+  await waitForCheckpoint(page, QUICK_RUN.checkpointEvery);
+  await page.evaluate(() => (globalThis as unknown as { __qloraTest: { loseDevice(): Promise<void> } }).__qloraTest.loseDevice());
+  await page.getByTestId('recoveries').waitFor({ timeout: 120_000 });
+  await screenshot(page, '09-device-lost-recovering');
+  await waitForRunState(page, 'done');
+  expect(await page.getByTestId('recoveries').textContent()).toMatch(/^1 /);
+  const [recovered] = await storedRuns(page);
+  expect(recovered.status).toBe('done');
+  expect(losses(recovered)).toEqual(losses(reference));
+  // The new device also evaluates: the run gets its metrics.
+  await page.getByRole('table', { name: /Base vs adapted model/ }).waitFor({ timeout: 300_000 });
+  await screenshot(page, '10-device-recovered');
+}, 900_000);
+
+it('a share link restores the setup in a fresh browser profile and reruns it to identical metrics', async () => {
+  const [page] = referenceContext.pages();
+  await page.getByRole('button', { name: 'Make a share link' }).click();
+  const link = await page.getByLabel('Share link').inputValue();
+  expect(link).toMatch(/#run=/);
+
+  const fresh = await openApp(session, new URL(link).pathname + new URL(link).hash);
+  await fresh.page.getByRole('status').filter({ hasText: 'Opened from a share link' }).waitFor({ timeout: 120_000 });
+  await screenshot(fresh.page, '11-share-link-opened');
+  await waitForRunState(fresh.page, 'done', 600_000);
+  const rerun = await evaluatedRun(fresh.page);
+  expect(rerun.config).toEqual(reference.config);
+  expect(losses(rerun)).toEqual(losses(reference));
+  expect(rerun.metrics).toEqual(reference.metrics);
+  await screenshot(fresh.page, '12-share-link-rerun');
+}, 900_000);
