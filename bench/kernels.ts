@@ -1,12 +1,16 @@
-// `npm run bench -- kernels [--quick] [--runs 3]`
+// `npm run bench -- kernels [--quick] [--runs 3] [--budget-s 60]`
 //
 // GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
 // weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
 // BERT-base/large projections, plus the naive one-thread-per-output kernel at M=128, K=768, N=3072.
-// Each figure is the median of --runs timed runs; a run brackets a batch of repeated dispatches
-// with engine.sync() (enough repeats for ~0.3 s, at least one). The kernels of one shape are timed
-// in turn within each run, so a load change on a shared machine hits them alike. --quick times only
-// the two shapes the ratios need. The last line is one JSON object with every figure.
+// Each figure is the median of --runs timed runs (fewer once a shape has used --budget-s, at least
+// one); a run brackets a batch of repeated dispatches with engine.sync() (enough repeats for ~0.3 s,
+// at least one), after one untimed launch that compiles the pipeline and sizes the batch. The kernels of one shape are timed
+// in turn within each run, so a load change on a shared machine hits them alike. Beside the wall-clock
+// figures, GFLOP per CPU-second of this process (SwiftShader runs in it) is reported: on a machine
+// shared with other jobs it moves far less with their load. --quick times only the two shapes the
+// ratios need. The last line is one JSON object with every figure.
+import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Engine } from '../src/engine/engine.ts';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
@@ -43,8 +47,15 @@ function randomUpload(engine: Engine, rng: Rng, shape: number[], scale: number) 
   return engine.upload(Float32Array.from({ length: n }, () => rng.normal() * scale), shape);
 }
 
+interface Figures {
+  /** GFLOP per wall-clock second. */
+  wall: number;
+  /** GFLOP per CPU-second of this process. */
+  cpu: number;
+}
+
 /** Median GFLOP/s of each kernel at one shape; kernels alternate within every run. */
-async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: number): Promise<Map<Kernel, number>> {
+async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: number, budgetMs: number): Promise<Map<Kernel, Figures>> {
   const { M, K, N } = shape;
   const rng = new Rng(M * 7 + K * 3 + N);
   const x = randomUpload(engine, rng, [M, K], 1);
@@ -61,6 +72,7 @@ async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: 
     naive: () => matmulNaive(engine, x, wt!, y),
   };
   const repeats = new Map<Kernel, number>();
+  const started = performance.now();
   for (const k of kernels) {
     // Untimed first launch: compiles the pipeline; its time sizes the batch of repeats.
     const t0 = performance.now();
@@ -68,57 +80,79 @@ async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: 
     await engine.sync();
     repeats.set(k, Math.max(1, Math.min(50, Math.round(TARGET_RUN_MS / (performance.now() - t0)))));
   }
-  const times = new Map<Kernel, number[]>(kernels.map((k) => [k, []]));
-  for (let r = 0; r < runs; r++) {
+  const wall = new Map<Kernel, number[]>(kernels.map((k) => [k, []]));
+  const cpu = new Map<Kernel, number[]>(kernels.map((k) => [k, []]));
+  for (let r = 0; r < runs && (r === 0 || performance.now() - started < budgetMs); r++) {
     for (const k of kernels) {
       const reps = repeats.get(k)!;
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       for (let i = 0; i < reps; i++) launch[k]();
       await engine.sync();
-      times.get(k)!.push((performance.now() - t0) / reps);
+      const used = process.cpuUsage(c0);
+      wall.get(k)!.push((performance.now() - t0) / reps);
+      cpu.get(k)!.push((used.user + used.system) / 1000 / reps);
     }
   }
   engine.release(x, w, y, wt);
   if (q) releaseNf4(engine, q);
   if (qdq) releaseNf4(engine, qdq);
   engine.trimPool();
-  const flops = 2 * M * N * K;
-  return new Map(kernels.map((k) => [k, flops / (median(times.get(k)!) / 1000) / 1e9]));
+  const gflop = (2 * M * N * K) / 1e9;
+  return new Map(kernels.map((k) => [k, { wall: gflop / (median(wall.get(k)!) / 1000), cpu: gflop / (median(cpu.get(k)!) / 1000) }]));
 }
 
 export default async function bench(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' } } });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
+  const { values } = parseArgs({
+    args,
+    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '60' } },
+  });
+  const positive = (name: string, text: string | undefined): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
+    return n;
+  };
+  const runs = positive('runs', values.runs);
+  const budgetMs = positive('budget-s', values['budget-s']) * 1000;
   const engine = await createNodeEngine();
   const adapter = engine.adapter;
   log(`adapter: ${adapter.vendor} ${adapter.architecture} ${adapter.device} ${adapter.description}`.trim());
 
   const shapes: Shape[] = values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
   const figures: Record<Kernel, Record<string, number>> = { f32: {}, nf4: {}, nf4_double_quant: {}, naive: {} };
+  const cpuFigures: Record<Kernel, Record<string, number>> = { f32: {}, nf4: {}, nf4_double_quant: {}, naive: {} };
+  const loadBefore = loadavg()[0];
   const rows: (string | number)[][] = [];
   const started = performance.now();
   for (const shape of shapes) {
     const kernels: Kernel[] = ['f32', 'nf4'];
     if (key(shape) === key(NAIVE_SHAPE)) kernels.push('naive');
     if (key(shape) === key(NF4_SHAPE)) kernels.push('nf4_double_quant');
-    const result = await timeShape(engine, shape, kernels, runs);
-    for (const [k, g] of result) figures[k][key(shape)] = g;
-    const cell = (k: Kernel) => (result.has(k) ? result.get(k)!.toFixed(3) : '');
+    const result = await timeShape(engine, shape, kernels, runs, budgetMs);
+    for (const [k, g] of result) {
+      figures[k][key(shape)] = g.wall;
+      cpuFigures[k][key(shape)] = g.cpu;
+    }
+    const cell = (k: Kernel) => (result.has(k) ? `${result.get(k)!.wall.toFixed(3)} (${result.get(k)!.cpu.toFixed(3)})` : '');
     rows.push([shape.M, shape.K, shape.N, cell('f32'), cell('nf4'), cell('nf4_double_quant'), cell('naive')]);
-    log(`${key(shape)}: ${[...result].map(([k, g]) => `${k} ${g.toFixed(3)}`).join(', ')} GFLOP/s (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    log(`${key(shape)}: ${[...result].map(([k, g]) => `${k} ${g.wall.toFixed(3)}`).join(', ')} GFLOP/s (${((performance.now() - started) / 1000).toFixed(0)} s, load ${loadavg()[0].toFixed(1)})`);
   }
-  const f32AtNaive = figures.f32[key(NAIVE_SHAPE)];
-  const ratioTiledVsNaive = f32AtNaive / figures.naive[key(NAIVE_SHAPE)];
-  const ratioNf4VsF32 = figures.nf4[key(NF4_SHAPE)] / figures.f32[key(NF4_SHAPE)];
-  console.log(markdownTable(['M', 'K', 'N', 'f32 tiled GFLOP/s', 'NF4 GFLOP/s', 'NF4 + double quant GFLOP/s', 'naive GFLOP/s'], rows));
-  console.log(`ratio tiled / naive at ${key(NAIVE_SHAPE)}: ${ratioTiledVsNaive.toFixed(2)} (target ≥ 8)`);
-  console.log(`ratio NF4 / f32 at ${key(NF4_SHAPE)}: ${ratioNf4VsF32.toFixed(2)} (target ≥ 0.8)`);
+  const ratios = (f: Record<Kernel, Record<string, number>>) => ({
+    tiledVsNaive: f.f32[key(NAIVE_SHAPE)] / f.naive[key(NAIVE_SHAPE)],
+    nf4VsF32: f.nf4[key(NF4_SHAPE)] / f.f32[key(NF4_SHAPE)],
+  });
+  const { tiledVsNaive: ratioTiledVsNaive, nf4VsF32: ratioNf4VsF32 } = ratios(figures);
+  const cpuRatios = ratios(cpuFigures);
+  console.log(`GFLOP/s, wall clock (in parentheses: GFLOP per CPU-second of this process); ${adapter.description}`);
+  console.log(markdownTable(['M', 'K', 'N', 'f32 tiled', 'NF4', 'NF4 + double quant', 'naive'], rows));
+  console.log(`ratio tiled / naive at ${key(NAIVE_SHAPE)}: ${ratioTiledVsNaive.toFixed(2)} (per CPU-second ${cpuRatios.tiledVsNaive.toFixed(2)}; target ≥ 8)`);
+  console.log(`ratio NF4 / f32 at ${key(NF4_SHAPE)}: ${ratioNf4VsF32.toFixed(2)} (per CPU-second ${cpuRatios.nf4VsF32.toFixed(2)}; target ≥ 0.8)`);
   console.log(
     JSON.stringify({
       bench: 'kernels',
       adapter: { vendor: adapter.vendor, architecture: adapter.architecture, device: adapter.device, description: adapter.description },
       runs,
+      budget_s: budgetMs / 1000,
       quick: values.quick,
       unit: 'GFLOP/s',
       f32: figures.f32,
@@ -127,6 +161,8 @@ export default async function bench(args: string[]): Promise<void> {
       naive: figures.naive,
       ratio_tiled_vs_naive: ratioTiledVsNaive,
       ratio_nf4_vs_f32: ratioNf4VsF32,
+      cpu: { unit: 'GFLOP per CPU-second', ...cpuFigures, ratio_tiled_vs_naive: cpuRatios.tiledVsNaive, ratio_nf4_vs_f32: cpuRatios.nf4VsF32 },
+      load_average: { before: loadBefore, after: loadavg()[0], cpus: availableParallelism() },
       seconds: (performance.now() - started) / 1000,
     }),
   );

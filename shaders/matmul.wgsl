@@ -29,6 +29,9 @@ override ACTIVATION: u32 = 0u; // 0 none, 1 gelu
 // Column c of an invocation: lane + 32c (neighbours read neighbouring addresses of a row-major op(B))
 // or, when true, lane·8 + c (8 adjacent columns, as NF4 words pack them).
 override COLS_CONTIGUOUS: bool = false;
+// The kernel computes outᵀ = op(B)ᵀ·op(A)ᵀ (the launcher swapped the operands, M and N) and stores
+// it transposed: a product with few columns then fills the 256-column tiles with its rows instead.
+override OUT_TRANSPOSED: bool = false;
 
 struct MatmulParams {
   M: u32,
@@ -106,19 +109,18 @@ fn mm_store(out_base: u32, tile: MmTile, lane: u32, acc: ptr<function, MmAcc>) {
   for (var c = 0u; c < 8u; c++) {
     let gn = mm_column(tile.n0, lane, c);
     if (gn < mm.N) {
-      var bias = 0.0;
-      if (HAS_BIAS) {
-        bias = mm_bias[gn];
-      }
       // @unroll
       for (var i = 0u; i < 16u; i++) {
         let gm = tile.m0 + i;
         if (gm < mm.M) {
-          var r = mm.alpha * (*acc)[2u * i + c / 4u][c % 4u] + bias;
+          var r = mm.alpha * (*acc)[2u * i + c / 4u][c % 4u];
+          if (HAS_BIAS) {
+            r += mm_bias[select(gn, gm, OUT_TRANSPOSED)];
+          }
           if (ACTIVATION == 1u) {
             r = gelu(r);
           }
-          let at = out_base + gm * mm.N + gn;
+          let at = out_base + select(gm * mm.N + gn, gn * mm.M + gm, OUT_TRANSPOSED);
           if (ACCUMULATE) {
             r += mm_out[at];
           }

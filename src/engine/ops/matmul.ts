@@ -136,13 +136,24 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
   if (!Number.isFinite(alpha)) throw new ShapeError(`${op}: alpha must be a finite number, got ${alpha}`);
   if (options.bias) expectShape(op, 'bias', options.bias, [dims.N]);
   expectDistinct(op, { out }, options.bias ? { a, b, bias: options.bias } : { a, b });
+  // A product with few columns and many rows runs as outᵀ = op(b)ᵀ·op(a)ᵀ: 256-column tiles
+  // would otherwise be mostly idle (LoRA's rank-r products, for one).
+  const computed = (rows: number, cols: number) => ceilDiv(rows, MATMUL_TILE.rows) * MATMUL_TILE.rows * ceilDiv(cols, MATMUL_TILE.cols) * MATMUL_TILE.cols;
+  const swap = computed(dims.N, dims.M) < computed(dims.M, dims.N);
+  const kernelDims = swap ? { ...dims, M: dims.N, N: dims.M, aBatchStride: dims.bBatchStride, bBatchStride: dims.aBatchStride } : dims;
+  const [first, second] = swap ? [b, a] : [a, b];
   const spec: KernelSpec = {
     ...TILED,
-    constants: { TRANS_A: Number(transA), TRANS_B: Number(transB), ...epilogueConstants(op, options) },
+    constants: {
+      TRANS_A: Number(swap ? !transB : transA),
+      TRANS_B: Number(swap ? !transA : transB),
+      OUT_TRANSPOSED: Number(swap),
+      ...epilogueConstants(op, options),
+    },
   };
-  const { params, workgroups } = tiledLaunch(dims, alpha);
+  const { params, workgroups } = tiledLaunch(kernelDims, alpha);
   // Without a bias the binding still needs a buffer; a is bound there and never read.
-  dispatchFolded(engine, spec, params, [a.buffer, b.buffer, out.buffer, (options.bias ?? a).buffer], workgroups);
+  dispatchFolded(engine, spec, params, [first.buffer, second.buffer, out.buffer, (options.bias ?? a).buffer], workgroups);
 }
 
 /** out[..., M, N] = a[..., M, K] · b[..., K, N] (or b [K, N] shared), one thread per output, no tiling: the benchmark's baseline. */
