@@ -1,53 +1,59 @@
-// `npm run bench -- embed [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 60]`
+// `npm run bench -- embed [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 60] [--profile]`
 //
-// Embeddings/s (batch 32, forward + mean pooling + read-back) of random MiniLM-L6- and BGE-small-
-// shaped BERTs, NF4 and f32 base, with peak GPU memory: our engine in Node (Dawn) and in headless
-// Chromium (navigator.gpu), and @huggingface/transformers (onnxruntime-web, WebGPU and WASM, fp32)
-// on an ONNX export of the very same weights with the very same token ids, in the same Chromium.
-// Each figure is the median of up to --reps timed runs after one untimed warm-up run at the same
-// shape; a cell stops repeating once --budget-s is spent (at least one timed run).
+// Embeddings/s (batch 32; forward + mean pooling + embeddings on the host) of random MiniLM-L6- and
+// BGE-small-shaped BERTs with peak GPU memory: our engine (NF4 and f32 base) in Node (Dawn) and in
+// headless Chromium (navigator.gpu), and in the same Chromium page @huggingface/transformers
+// (onnxruntime-web, WebGPU and WASM, fp32) on an ONNX export of the very same weights with the very
+// same token ids. Per shape every contestant runs once untimed (warm-up: pipelines, shader
+// compilation), then they take turns for up to --reps timed rounds; no new round starts once
+// --budget-s per contestant is spent (at least one runs). Figures are medians of the timed runs.
+// --profile replays one more run of ours kernel by kernel in Node and prints where the time goes.
 import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Engine } from '../src/engine/engine.ts';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
 import { loadModelFiles } from '../src/model/checkpoint.ts';
 import { localDirSource } from '../src/model/node-files.ts';
 import { openBrowserSession } from '../tests/helpers/browser.ts';
 import { runBenchPage } from './lib/browser.ts';
-import type { EngineEmbedPageResult, EngineEmbedParams, PeerEmbedParams, PeerEmbedResult, TimedShape } from './lib/embed-types.ts';
-import { type EngineEmbedResult, timeEngineEmbedding, toPageTokenBatch } from './lib/embed-workload.ts';
+import { type ContestShape, type ContestantTiming, runContest } from './lib/contest.ts';
+import { type EmbedPageParams, type EmbedPageResult, toPageTokenBatch } from './lib/embed-protocol.ts';
+import { type EngineContestant, engineContestant } from './lib/engine-contestant.ts';
 import { benchModelName, benchModelsRoot, ensureBenchModel } from './lib/models.ts';
+import { parseBenchOptions } from './lib/options.ts';
+import { profileFigures, profileTable } from './lib/profile.ts';
 import { BGE_SMALL, type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
-import { type DispatchProfile, profileFigures, profileTable } from './lib/profile.ts';
 import { serveFolders } from './lib/static-server.ts';
 import { median } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
-import { parseBenchOptions } from './lib/options.ts';
 
 const BATCH = 32;
 const WEIGHT_SEED = 5;
 const BASES = ['nf4', 'f32'] as const;
-const PEER_DEVICES = ['webgpu', 'wasm'] as const;
-/** The cell the headline ratio is taken at (issue 3: BGE-small shape, seq 16, batch 32). */
+const PEERS = ['webgpu', 'wasm'] as const;
+/** The cell of the headline ratio (issue 3: BGE-small shape, seq 16, batch 32), ours with the f32 base: the very same weights. */
 const RATIO_SHAPE = BGE_SMALL.key;
 const RATIO_SEQ = 16;
-const PAGE_TIMEOUT_MS = 60 * 60_000;
+const PAGE_TIMEOUT_MS = 4 * 60 * 60_000;
 
 interface Row {
   shape: BenchShape;
-  runtime: string;
-  base: string;
-  timed: TimedShape;
-  peakBytes: number | null;
-  profile: DispatchProfile | null;
+  runtime: 'node' | 'chromium';
+  contestant: string;
+  seq: number;
+  timing: ContestantTiming;
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const perSecond = (t: TimedShape) => t.batch / (median(t.timesMs) / 1000);
+/** JSON-key spelling of a contestant: 'ours f32' → 'ours_f32', 'transformers.js webgpu' → 'transformersjs_webgpu'. */
+const slug = (name: string) => name.replace(/\./g, '').replace(/\s+/g, '_');
+const key = (r: Row) => `${r.runtime}_${slug(r.contestant)}_${r.shape.key}_seq${r.seq}`;
+const perSecond = (r: Row) => BATCH / (median(r.timing.timesMs) / 1000);
 /** Model GFLOP/s of the forward (linears + attention products). */
-function gflops(row: Row): number {
-  const { linear, attention } = forwardFlops(row.shape.config, row.timed.batch, row.timed.seq);
-  return (linear + attention) / 1e9 / (median(row.timed.timesMs) / 1000);
+function gflops(r: Row): number {
+  const { linear, attention } = forwardFlops(r.shape.config, BATCH, r.seq);
+  return (linear + attention) / 1e9 / (median(r.timing.timesMs) / 1000);
 }
 
 function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
@@ -57,92 +63,85 @@ function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
   return worst;
 }
 
+function rowsOf(shape: BenchShape, runtime: Row['runtime'], shapes: ContestShape[]): Row[] {
+  return shapes.flatMap((s) => Object.entries(s.byContestant).map(([contestant, timing]) => ({ shape, runtime, contestant, seq: s.seq, timing })));
+}
+
 export default async function bench(args: string[]): Promise<void> {
   const { shapes, seqs, timing, profile } = parseBenchOptions(args, 60);
   const loadBefore = loadavg()[0];
   const started = performance.now();
-
   const dirs = new Map<BenchShape, string>();
   for (const shape of shapes) dirs.set(shape, await ensureBenchModel(shape, WEIGHT_SEED, log));
   const batches = (shape: BenchShape) => seqs.map((seq) => benchTokenBatch(BATCH, seq, shape.config.vocab_size, 1000 + seq));
   const rows: Row[] = [];
-  const engineRows = (runtime: string, shape: BenchShape, results: EngineEmbedResult[]) => {
-    for (const r of results) for (const timed of r.shapes) rows.push({ shape, runtime, base: r.base, timed, peakBytes: timed.peakBytes, profile: timed.profile });
-  };
+  const weights: Record<string, number> = {};
 
-  // Our engine in Node (Dawn).
-  const engine = await createNodeEngine();
-  const nodeAdapter = engine.adapter;
+  // Our engine in Node (Dawn): one engine per base, so each peak is its own.
+  const engines: Engine[] = [];
+  for (const _ of BASES) engines.push(await createNodeEngine());
+  const nodeAdapter = engines[0].adapter;
   log(`Node GPU: ${nodeAdapter.vendor} ${nodeAdapter.architecture} ${nodeAdapter.description}`);
   for (const shape of shapes) {
     const files = await loadModelFiles(localDirSource(dirs.get(shape)!));
-    const results: EngineEmbedResult[] = [];
-    for (const base of BASES) results.push(await timeEngineEmbedding(engine, files, base, batches(shape), { ...timing, profile }, (line) => log(`node ${shape.key}: ${line}`)));
-    engineRows('node (Dawn)', shape, results);
+    const contestants: EngineContestant[] = [];
+    try {
+      for (const [i, base] of BASES.entries()) contestants.push(await engineContestant(engines[i], files, base));
+      for (const c of contestants) weights[`${slug(c.name)}_${shape.key}_weight_bytes`] = c.weightBytes;
+      rows.push(...rowsOf(shape, 'node', await runContest(contestants, batches(shape), { ...timing, profile }, (line) => log(`node ${shape.key}: ${line}`))));
+    } finally {
+      for (const c of contestants) c.dispose();
+    }
   }
-  engine.destroy();
+  for (const engine of engines) engine.destroy();
 
-  // Our engine and transformers.js in one headless Chromium session.
+  // Our engine and transformers.js taking turns in one headless Chromium page per model.
   const ortDist = dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
   const server = await serveFolders({ '/models/': `${benchModelsRoot()}/`, '/ort/': `${ortDist}/` });
   const session = await openBrowserSession();
-  let browserAdapter: EngineEmbedPageResult['adapter'] | null = null;
-  const peerInfo: Record<string, Omit<PeerEmbedResult, 'shapes'>> = {};
+  let page: EmbedPageResult | null = null;
+  const peerInfo: Record<string, unknown> = {};
   try {
     for (const shape of shapes) {
       const name = benchModelName(shape, WEIGHT_SEED);
-      const pageShapes = batches(shape).map(toPageTokenBatch);
-      const ours = await runBenchPage<EngineEmbedPageResult>(
-        session,
-        '/bench/pages/embed-engine.page.ts',
-        { modelUrl: `${server.baseUrl}/models/${name}/`, bases: [...BASES], shapes: pageShapes, ...timing } satisfies EngineEmbedParams,
-        PAGE_TIMEOUT_MS,
-        log,
-      );
-      browserAdapter = ours.adapter;
-      engineRows('chromium (ours)', shape, ours.results);
-      for (const device of PEER_DEVICES) {
-        const peer = await runBenchPage<PeerEmbedResult>(
-          session,
-          '/bench/pages/embed-transformers.page.ts',
-          { modelsUrl: `${server.baseUrl}/models/`, ortUrl: `${server.baseUrl}/ort/`, model: name, device, shapes: pageShapes, ...timing } satisfies PeerEmbedParams,
-          PAGE_TIMEOUT_MS,
-          log,
-        );
-        const { shapes: timedShapes, ...info } = peer;
-        peerInfo[device] = info;
-        for (const timed of timedShapes) rows.push({ shape, runtime: `chromium transformers.js ${device}`, base: 'fp32 (onnx)', timed, peakBytes: null, profile: null });
-      }
+      const params: EmbedPageParams = {
+        modelUrl: `${server.baseUrl}/models/${name}/`,
+        peer: { modelsUrl: `${server.baseUrl}/models/`, ortUrl: `${server.baseUrl}/ort/`, model: name },
+        bases: [...BASES],
+        peers: [...PEERS],
+        shapes: batches(shape).map(toPageTokenBatch),
+        contest: timing,
+      };
+      page = await runBenchPage<EmbedPageResult>(session, '/bench/pages/embed.page.ts', params, PAGE_TIMEOUT_MS, (line) => log(`chromium ${shape.key}: ${line}`));
+      rows.push(...rowsOf(shape, 'chromium', page.shapes));
+      Object.assign(peerInfo, page.peers);
     }
   } finally {
     await session.close();
     await server.close();
   }
-
-  const key = (row: Row) => {
-    const runtime = row.runtime.startsWith('node') ? 'node' : row.runtime === 'chromium (ours)' ? 'chromium' : `tjs_${row.runtime.split(' ').pop()}`;
-    return `${runtime}_${row.runtime.includes('transformers') ? '' : `${row.base}_`}${row.shape.key}_seq${row.timed.seq}`;
-  };
-  const find = (runtime: string, base: string, shapeKey: string, seq: number) =>
-    rows.find((r) => r.runtime === runtime && r.base === base && r.shape.key === shapeKey && r.timed.seq === seq);
+  const browserAdapter = page?.adapter ?? null;
 
   console.log(`Node GPU: ${nodeAdapter.vendor} ${nodeAdapter.architecture} ${nodeAdapter.description}`.trim());
   console.log(`Chromium GPU: ${browserAdapter ? `${browserAdapter.vendor} ${browserAdapter.architecture} ${browserAdapter.description}`.trim() : 'n/a'}`);
-  console.log(`batch ${BATCH}; full-length random token ids; median of up to ${timing.reps} timed runs after a warm-up run (budget ${timing.budgetMs / 1000} s per cell)`);
+  console.log(
+    `batch ${BATCH}, full-length random token ids; median of up to ${timing.reps} timed rounds (contestants take turns) after a warm-up run; ` +
+      `budget ${timing.budgetMs / 1000} s per contestant and shape`,
+  );
   console.log(
     markdownTable(
-      ['model', 'seq', 'runtime', 'base', 'embeddings/s', 'median s', 'timed runs', 'warm-up s', 'model GFLOP/s', 'peak GPU MiB'],
+      ['model', 'seq', 'runtime', 'implementation', 'embeddings/s', 'median s', 'timed runs', 'warm-up s', 'model GFLOP/s', 'peak GPU MiB'],
       rows.map((r) => [
         r.shape.label,
-        r.timed.seq,
+        r.seq,
         r.runtime,
-        r.base,
-        perSecond(r.timed).toFixed(2),
-        (median(r.timed.timesMs) / 1000).toFixed(2),
-        r.timed.timesMs.length,
-        (r.timed.warmupMs / 1000).toFixed(1),
+        r.contestant,
+        perSecond(r).toFixed(2),
+        (median(r.timing.timesMs) / 1000).toFixed(2),
+        r.timing.timesMs.length,
+        (r.timing.warmupMs / 1000).toFixed(1),
         gflops(r).toFixed(2),
-        r.peakBytes === null ? '—' : mib(r.peakBytes),
+        r.timing.peakBytes === null ? '—' : mib(r.timing.peakBytes),
       ]),
     ),
   );
@@ -154,39 +153,42 @@ export default async function bench(args: string[]): Promise<void> {
     chromium_adapter: browserAdapter ? browserAdapter.description || `${browserAdapter.vendor} ${browserAdapter.architecture}` : null,
     transformersjs: peerInfo,
     reps: timing.reps,
-    budget_s_per_cell: timing.budgetMs / 1000,
+    budget_s: timing.budgetMs / 1000,
+    ...weights,
   };
-  for (const row of rows) {
-    result[`${key(row)}_emb_per_s`] = +perSecond(row.timed).toFixed(3);
-    result[`${key(row)}_timed_runs`] = row.timed.timesMs.length;
-    result[`${key(row)}_gflop_per_s`] = +gflops(row).toFixed(3);
-    if (row.peakBytes !== null) result[`${key(row)}_peak_bytes`] = row.peakBytes;
+  for (const r of rows) {
+    result[`${key(r)}_emb_per_s`] = +perSecond(r).toFixed(3);
+    result[`${key(r)}_timed_runs`] = r.timing.timesMs.length;
+    result[`${key(r)}_gflop_per_s`] = +gflops(r).toFixed(3);
+    if (r.timing.peakBytes !== null) result[`${key(r)}_peak_bytes`] = r.timing.peakBytes;
   }
-  // Ours ÷ theirs, both in Chromium; f32 base is the very same weights, NF4 is what training uses.
-  const ratios: string[] = [];
+  // Ours ÷ theirs, both in the same Chromium page.
+  const find = (contestant: string, shapeKey: string, seq: number) => rows.find((r) => r.runtime === 'chromium' && r.contestant === contestant && r.shape.key === shapeKey && r.seq === seq);
+  const ratioLines: string[] = [];
   for (const shape of shapes) {
     for (const seq of seqs) {
-      for (const device of PEER_DEVICES) {
-        const theirs = find(`chromium transformers.js ${device}`, 'fp32 (onnx)', shape.key, seq);
+      for (const peer of PEERS) {
+        const theirs = find(`transformers.js ${peer}`, shape.key, seq);
+        if (!theirs) continue;
         for (const base of BASES) {
-          const ours = find('chromium (ours)', base, shape.key, seq);
-          if (!ours || !theirs) continue;
-          const ratio = perSecond(ours.timed) / perSecond(theirs.timed);
-          result[`ratio_${base}_vs_transformersjs_${device}_${shape.key}_seq${seq}`] = +ratio.toFixed(3);
-          ratios.push(`${shape.label} seq ${seq}: ours ${base} ÷ transformers.js ${device} = ${ratio.toFixed(3)}`);
-          if (shape.key === RATIO_SHAPE && seq === RATIO_SEQ && base === 'f32') result[`ratio_vs_transformersjs_${device}`] = +ratio.toFixed(3);
+          const ours = find(`ours ${base}`, shape.key, seq);
+          if (!ours) continue;
+          const ratio = +(perSecond(ours) / perSecond(theirs)).toFixed(3);
+          result[`ratio_${base}_vs_transformersjs_${peer}_${shape.key}_seq${seq}`] = ratio;
+          ratioLines.push(`${shape.label}, seq ${seq}: ours (${base} base) ÷ transformers.js ${peer} = ${ratio}`);
+          if (shape.key === RATIO_SHAPE && seq === RATIO_SEQ && base === 'f32') result[`ratio_vs_transformersjs_${peer}`] = ratio;
         }
-        const oursF32 = find('chromium (ours)', 'f32', shape.key, seq);
-        if (oursF32 && theirs) result[`max_abs_diff_f32_vs_transformersjs_${device}_${shape.key}_seq${seq}`] = +maxAbsDiff(oursF32.timed.embeddings, theirs.timed.embeddings).toExponential(2);
+        const same = find('ours f32', shape.key, seq);
+        if (same) result[`max_abs_diff_ours_f32_vs_transformersjs_${peer}_${shape.key}_seq${seq}`] = +maxAbsDiff(same.timing.embeddings, theirs.timing.embeddings).toExponential(2);
       }
     }
   }
-  if (ratios.length > 0) console.log(ratios.join('\n'));
-  for (const row of rows) {
-    if (!row.profile) continue;
-    console.log(`\nper-kernel time, ${row.runtime}, ${row.shape.label}, seq ${row.timed.seq}, ${row.base} base:`);
-    console.log(profileTable(row.profile));
-    result[`profile_${key(row)}`] = profileFigures(row.profile);
+  if (ratioLines.length > 0) console.log(ratioLines.join('\n'));
+  for (const r of rows) {
+    if (!r.timing.profile) continue;
+    console.log(`\nper-kernel time, ${r.runtime}, ${r.contestant}, ${r.shape.label}, seq ${r.seq}:`);
+    console.log(profileTable(r.timing.profile));
+    result[`profile_${key(r)}`] = profileFigures(r.timing.profile);
   }
   result.load_average_before = +loadBefore.toFixed(2);
   result.load_average_after = +loadavg()[0].toFixed(2);

@@ -1,0 +1,81 @@
+/**
+ * Several implementations of one workload timed side by side: after a warm-up run of each at the
+ * shape, they take turns, one timed run each per round, so a machine whose load drifts (a shared
+ * CPU running a software GPU) weighs on all of them alike. Runs in Node and in browser pages.
+ */
+import type { TokenBatch } from '../../src/model/bert.ts';
+import type { DispatchProfile } from './profile.ts';
+import { median } from './stats.ts';
+
+export interface Contestant {
+  readonly name: string;
+  /** Called before a shape's first run (e.g. to reset a peak-memory counter). */
+  beginShape?(): void;
+  /** One run of the workload; resolves with the embeddings [batch, hidden] on the host. */
+  run(batch: TokenBatch): Promise<Float32Array>;
+  /** Peak GPU memory over the shape's runs, for contestants that can tell. */
+  peakBytes?(): number;
+  /** A kernel-by-kernel replay of one run (bench/lib/profile.ts), for contestants that can. */
+  profile?(batch: TokenBatch): Promise<DispatchProfile>;
+  dispose(): Promise<void> | void;
+}
+
+export interface ContestantTiming {
+  warmupMs: number;
+  timesMs: number[];
+  /** Embeddings of the last run, row-major (for cross-checks). */
+  embeddings: number[];
+  peakBytes: number | null;
+  profile: DispatchProfile | null;
+}
+
+export interface ContestShape {
+  seq: number;
+  batch: number;
+  byContestant: Record<string, ContestantTiming>;
+}
+
+export interface ContestOptions {
+  /** Timed rounds per shape, at most. */
+  reps: number;
+  /** Milliseconds per contestant and shape after which no new round starts (at least one round runs). */
+  budgetMs: number;
+  profile?: boolean;
+}
+
+export async function runContest(contestants: readonly Contestant[], batches: readonly TokenBatch[], options: ContestOptions, log: (line: string) => void): Promise<ContestShape[]> {
+  const shapes: ContestShape[] = [];
+  for (const batch of batches) {
+    const timings = new Map<Contestant, ContestantTiming>();
+    for (const c of contestants) {
+      c.beginShape?.();
+      const start = performance.now();
+      const embeddings = await c.run(batch);
+      const warmupMs = performance.now() - start;
+      log(`${c.name}, seq ${batch.seq}: warm-up ${(warmupMs / 1000).toFixed(1)} s`);
+      timings.set(c, { warmupMs, timesMs: [], embeddings: Array.from(embeddings), peakBytes: null, profile: null });
+    }
+    const roundsStart = performance.now();
+    const roundsMs: number[] = [];
+    while (roundsMs.length < options.reps) {
+      const roundStart = performance.now();
+      for (const c of contestants) {
+        const start = performance.now();
+        const embeddings = await c.run(batch);
+        const timing = timings.get(c)!;
+        timing.timesMs.push(performance.now() - start);
+        timing.embeddings = Array.from(embeddings);
+      }
+      roundsMs.push(performance.now() - roundStart);
+      log(`seq ${batch.seq}, round ${roundsMs.length}: ${contestants.map((c) => `${c.name} ${(timings.get(c)!.timesMs.at(-1)! / 1000).toFixed(2)} s`).join(', ')}`);
+      if (performance.now() - roundsStart + median(roundsMs) > options.budgetMs * contestants.length) break;
+    }
+    for (const c of contestants) {
+      const timing = timings.get(c)!;
+      timing.peakBytes = c.peakBytes?.() ?? null;
+      if (options.profile && c.profile) timing.profile = await c.profile(batch);
+    }
+    shapes.push({ seq: batch.seq, batch: batch.batch, byContestant: Object.fromEntries(contestants.map((c) => [c.name, timings.get(c)!])) });
+  }
+  return shapes;
+}
