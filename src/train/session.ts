@@ -203,7 +203,7 @@ export class LabSession {
           break;
         } catch (e) {
           if (!(await this.isDeviceLoss(e)) || ++recoveries > MAX_RECOVERIES) throw e;
-          this.emitState(run, 'recovering', `${(e as Error).message}. Resuming from the last checkpoint…`);
+          this.emitState(run, 'recovering', (e as Error).message);
           await this.ensureEncoder();
         }
       }

@@ -31,13 +31,15 @@ const LONG_TASK_OBSERVER = `
  * watches files nor pushes updates: an edit elsewhere in the working tree must not reload the app
  * in the middle of a training run.
  */
-export async function openAppSession(extraArgs: string[] = []): Promise<BrowserSession> {
+export async function openAppSession(options: { webgpu?: boolean } = {}): Promise<BrowserSession> {
   const server = await createServer({ configFile: 'vite.config.ts', server: { port: 0, host: '127.0.0.1', hmr: false, watch: null }, logLevel: 'error' });
   await server.listen();
   const address = server.httpServer?.address();
   if (!address || typeof address === 'string') throw new Error('vite dev server has no TCP address');
   const baseUrl = `http://127.0.0.1:${address.port}`;
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, ...extraArgs] });
+  // Without WebGPU: Chromium's own switch, as a browser without it (or with it turned off) behaves.
+  const args = options.webgpu === false ? [...CHROMIUM_ARGS.filter((a) => !/webgpu/i.test(a)), '--disable-features=WebGPU'] : CHROMIUM_ARGS;
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args });
   return {
     server,
     browser,

@@ -1,0 +1,109 @@
+/**
+ * What goes wrong for real users: no WebGPU, broken files (data, model folder, adapter) that must
+ * leave everything already stored in place, data text that must never become HTML, and no network
+ * after the first visit.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserSession } from '../helpers/browser.ts';
+import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, waitForDemoReady, waitForRunState } from './app.ts';
+
+describe('without WebGPU', () => {
+  let session: BrowserSession;
+  beforeAll(async () => {
+    session = await openAppSession({ webgpu: false });
+  });
+  afterAll(async () => session?.close());
+
+  it('explains what is missing and names the browsers that have WebGPU', async () => {
+    const { page } = await openApp(session);
+    const alert = page.getByRole('region', { name: 'Your GPU' }).getByRole('alert');
+    await alert.waitFor({ timeout: 120_000 });
+    // Chromium keeps navigator.gpu on secure pages even with WebGPU switched off: no adapter is what users see.
+    expect(await alert.textContent()).toMatch(/WebGPU is not available|no GPU adapter was found/);
+    const explanation = await page.getByText(/trains on your graphics card through WebGPU/).textContent();
+    for (const browser of ['Chrome', 'Edge', 'Safari', 'Firefox']) expect(explanation).toContain(browser);
+    await page.getByRole('heading', { name: 'Run history' }).waitFor();
+    await screenshot(page, '13-no-webgpu');
+  }, 300_000);
+});
+
+describe('with WebGPU', () => {
+  let session: BrowserSession;
+  beforeAll(async () => {
+    session = await openAppSession();
+  });
+  afterAll(async () => session?.close());
+
+  it('reports malformed files with a message and loses nothing already stored; data text is never HTML', async () => {
+    const { page } = await openApp(session);
+    await waitForDemoReady(page);
+    const datasets = page.getByRole('table', { name: 'Datasets stored in this browser' });
+    const storedBefore = await datasets.getByRole('row').count();
+    const dataFile = page.getByLabel('CTD gene–disease file (CSV/TSV, .gz) or pair file (CSV, TSV, JSONL)');
+    const dataAlert = page.getByRole('region', { name: '2. Data' }).getByRole('alert');
+
+    // Not text at all.
+    await dataFile.setInputFiles({ name: 'scan.csv', mimeType: 'text/csv', buffer: Buffer.from([0, 159, 146, 150, 0, 1, 2, 3, 255, 254, 10, 0, 0, 7]) });
+    await dataAlert.waitFor({ timeout: 60_000 });
+    expect(await dataAlert.textContent()).not.toBe('');
+    expect(await datasets.getByRole('row').count()).toBe(storedBefore);
+    await page.getByText(/^Training on Cardiology anchor\/paraphrase pairs/).waitFor();
+
+    // Hostile text in a pair file: valid rows are kept, the bad one is reported, nothing is rendered as HTML.
+    const hostile = [
+      { anchor: '<img src=x onerror="globalThis.__injected = 1">Severe aortic stenosis.', positive: 'The aortic valve is severely narrowed.' },
+      { anchor: 'Atrial fibrillation with rapid ventricular response.', positive: 'Fast, irregular heart rhythm from the atria.' },
+      { anchor: '<script>globalThis.__injected = 2</script>anchor without a positive' },
+      { anchor: 'No pericardial effusion.', positive: 'There is no fluid around the heart.' },
+    ];
+    await dataFile.setInputFiles({ name: 'hostile.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(hostile.map((r) => JSON.stringify(r)).join('\n')) });
+    const row = datasets.getByRole('row').filter({ hasText: 'hostile.jsonl' });
+    await row.waitFor({ timeout: 60_000 });
+    await row.getByText('First bad rows').click();
+    await row.getByText(/<script>globalThis.__injected = 2<\/script>/).waitFor();
+    expect(await page.locator('main img, main script').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as { __injected?: number }).__injected)).toBeUndefined();
+
+    // A model folder that is not a BERT: a message, the loaded model stays.
+    const folder = mkdtempSync(join(tmpdir(), 'qlora-gpt2-'));
+    writeFileSync(join(folder, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2Model'] }));
+    writeFileSync(join(folder, 'model.safetensors'), Buffer.from([1, 2, 3]));
+    const model = page.getByRole('region', { name: '1. Model' });
+    await model.getByLabel('A model folder on this computer').check();
+    await model.getByLabel('Folder with config.json, the weights and the tokenizer').setInputFiles(folder);
+    await model.getByRole('button', { name: 'Load model' }).click();
+    const modelAlert = model.getByRole('alert');
+    await modelAlert.waitFor({ timeout: 60_000 });
+    expect(await modelAlert.textContent()).toMatch(/model_type "gpt2".*not supported yet/);
+    await model.getByText(/^Loaded demo-bert/).waitFor();
+
+    // An adapter whose config is not JSON: a message, nothing stacked.
+    await model.getByLabel('adapter_config.json and adapter_model.safetensors').setInputFiles([
+      { name: 'adapter_config.json', mimeType: 'application/json', buffer: Buffer.from('{"peft_type": "LORA", r: 16') },
+      { name: 'adapter_model.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from([9, 9, 9]) },
+    ]);
+    await model.getByText(/adapter_config\.json is not valid JSON/).waitFor({ timeout: 60_000 });
+    expect(await model.getByText(/^Stacked underneath/).count()).toBe(0);
+    await screenshot(page, '14-malformed-files');
+  }, 600_000);
+
+  it('works offline after the first visit: app, bundled model, stored data, training', async () => {
+    const { page, context } = await openApp(session);
+    await waitForDemoReady(page);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 60_000 });
+    await context.setOffline(true);
+    await page.reload();
+    await waitForDemoReady(page);
+    await setQuickRun(page);
+    await setFields(page, { 'Optimizer steps': 2 });
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await waitForRunState(page, 'done');
+    const run = await evaluatedRun(page);
+    expect(run.history).toHaveLength(2);
+    expect(await page.evaluate(() => navigator.onLine)).toBe(false);
+    await screenshot(page, '15-offline');
+  }, 600_000);
+});
