@@ -25,7 +25,7 @@ import { parseBenchOptions } from './lib/options.ts';
 import { profileFigures, profileTable } from './lib/profile.ts';
 import { BGE_SMALL, type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
 import { serveFolders } from './lib/static-server.ts';
-import { median } from './lib/stats.ts';
+import { median, processCpuMs } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
 
 const BATCH = 32;
@@ -88,7 +88,7 @@ export default async function bench(args: string[]): Promise<void> {
     try {
       for (const [i, base] of BASES.entries()) contestants.push(await engineContestant(engines[i], files, base));
       for (const c of contestants) weights[`${slug(c.name)}_${shape.key}_weight_bytes`] = c.weightBytes;
-      rows.push(...rowsOf(shape, 'node', await runContest(contestants, batches(shape), { ...timing, profile }, (line) => log(`node ${shape.key}: ${line}`))));
+      rows.push(...rowsOf(shape, 'node', await runContest(contestants, batches(shape), { ...timing, profile, cpuMs: processCpuMs }, (line) => log(`node ${shape.key}: ${line}`))));
     } finally {
       for (const c of contestants) c.dispose();
     }
@@ -126,11 +126,12 @@ export default async function bench(args: string[]): Promise<void> {
   console.log(`Chromium GPU: ${browserAdapter ? `${browserAdapter.vendor} ${browserAdapter.architecture} ${browserAdapter.description}`.trim() : 'n/a'}`);
   console.log(
     `batch ${BATCH}, full-length random token ids; median of up to ${timing.reps} timed rounds (contestants take turns) after a warm-up run; ` +
-      `budget ${timing.budgetMs / 1000} s per contestant and shape`,
+      `budget ${timing.budgetMs / 1000} s per contestant and shape. CPU s (Node): CPU time of the Node process per run (Dawn's SwiftShader runs in it), ` +
+      'less sensitive than wall time to other load on the machine',
   );
   console.log(
     markdownTable(
-      ['model', 'seq', 'runtime', 'implementation', 'embeddings/s', 'median s', 'timed runs', 'warm-up s', 'model GFLOP/s', 'peak GPU MiB'],
+      ['model', 'seq', 'runtime', 'implementation', 'embeddings/s', 'median s', 'timed runs', 'warm-up s', 'model GFLOP/s', 'CPU s (Node)', 'peak GPU MiB'],
       rows.map((r) => [
         r.shape.label,
         r.seq,
@@ -141,6 +142,7 @@ export default async function bench(args: string[]): Promise<void> {
         r.timing.timesMs.length,
         (r.timing.warmupMs / 1000).toFixed(1),
         gflops(r).toFixed(2),
+        r.timing.cpuMs ? (median(r.timing.cpuMs) / 1000).toFixed(1) : '—',
         r.timing.peakBytes === null ? '—' : mib(r.timing.peakBytes),
       ]),
     ),
@@ -160,6 +162,7 @@ export default async function bench(args: string[]): Promise<void> {
     result[`${key(r)}_emb_per_s`] = +perSecond(r).toFixed(3);
     result[`${key(r)}_timed_runs`] = r.timing.timesMs.length;
     result[`${key(r)}_gflop_per_s`] = +gflops(r).toFixed(3);
+    if (r.timing.cpuMs) result[`${key(r)}_cpu_s`] = +(median(r.timing.cpuMs) / 1000).toFixed(2);
     if (r.timing.peakBytes !== null) result[`${key(r)}_peak_bytes`] = r.timing.peakBytes;
   }
   // Ours ÷ theirs, both in the same Chromium page.

@@ -19,7 +19,7 @@ import { DEFAULT_TRAIN_CONFIG, Trainer } from '../src/train/trainer.ts';
 import { ensureBenchModel } from './lib/models.ts';
 import { type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
 import { type DispatchProfile, profileDispatches, profileFigures, profileTable } from './lib/profile.ts';
-import { median, timeRuns } from './lib/stats.ts';
+import { median, processCpuMs, timeRuns } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
 import { parseBenchOptions } from './lib/options.ts';
 
@@ -32,6 +32,8 @@ interface Row {
   seq: number;
   warmupMs: number;
   timesMs: number[];
+  /** CPU milliseconds of this process per timed step (Dawn's SwiftShader runs in it). */
+  cpuMs: number[];
   peakBytes: number;
   estimateBytes: number;
   loss: number;
@@ -61,18 +63,22 @@ export default async function bench(args: string[]): Promise<void> {
         engine.trimPool();
         engine.peakBytes = engine.liveBytes;
         let loss = Number.NaN;
+        const stepCpuMs: number[] = [];
         const step = async () => {
+          const cpuStart = processCpuMs();
           loss = (await trainer.trainStep([batch])).loss;
+          stepCpuMs.push(processCpuMs() - cpuStart);
         };
         const t0 = performance.now();
         await step();
         const warmupMs = performance.now() - t0;
         const timesMs = await timeRuns(step, timing.reps, timing.budgetMs);
+        const cpuMs = stepCpuMs.slice(1); // without the warm-up
         const estimate = estimateTrainingMemory(files.config, LORA, { sequences: 2 * PAIRS, seq }, { quantization: 'nf4' });
         log(`${shape.key} seq ${seq}: warm-up ${(warmupMs / 1000).toFixed(1)} s, median ${(median(timesMs) / 1000).toFixed(2)} s over ${timesMs.length}, loss ${loss.toFixed(4)}`);
         const peakBytes = engine.peakBytes;
         const kernels = profile ? await profileDispatches(engine, step) : null;
-        rows.push({ shape, seq, warmupMs, timesMs, peakBytes, estimateBytes: estimate.total, loss, profile: kernels });
+        rows.push({ shape, seq, warmupMs, timesMs, cpuMs, peakBytes, estimateBytes: estimate.total, loss, profile: kernels });
       }
     } finally {
       trainer.release();
@@ -96,7 +102,7 @@ export default async function bench(args: string[]): Promise<void> {
   );
   console.log(
     markdownTable(
-      ['model', 'seq', 'pairs/s', 'median s/step', 'timed steps', 'warm-up s', 'model GFLOP/s', 'peak GPU MiB', 'estimate MiB', 'peak ÷ estimate', 'last loss'],
+      ['model', 'seq', 'pairs/s', 'median s/step', 'timed steps', 'warm-up s', 'model GFLOP/s', 'CPU s/step', 'peak GPU MiB', 'estimate MiB', 'peak ÷ estimate', 'last loss'],
       rows.map((r) => [
         r.shape.label,
         r.seq,
@@ -105,6 +111,7 @@ export default async function bench(args: string[]): Promise<void> {
         r.timesMs.length,
         (r.warmupMs / 1000).toFixed(1),
         gflops(r).toFixed(2),
+        (median(r.cpuMs) / 1000).toFixed(1),
         mib(r.peakBytes),
         mib(r.estimateBytes),
         (r.peakBytes / r.estimateBytes).toFixed(3),
@@ -126,6 +133,7 @@ export default async function bench(args: string[]): Promise<void> {
     result[`${key}_pairs_per_s`] = +pairsPerSecond(r).toFixed(4);
     result[`${key}_timed_steps`] = r.timesMs.length;
     result[`${key}_gflop_per_s`] = +gflops(r).toFixed(3);
+    result[`${key}_cpu_s_per_step`] = +(median(r.cpuMs) / 1000).toFixed(2);
     result[`${key}_peak_bytes`] = r.peakBytes;
     result[`${key}_estimate_bytes`] = r.estimateBytes;
     result[`${key}_peak_over_estimate`] = +(r.peakBytes / r.estimateBytes).toFixed(4);

@@ -23,6 +23,8 @@ export interface Contestant {
 export interface ContestantTiming {
   warmupMs: number;
   timesMs: number[];
+  /** CPU milliseconds of this process per timed run, when options.cpuMs is given (Node: SwiftShader runs in the process). */
+  cpuMs: number[] | null;
   /** Embeddings of the last run, row-major (for cross-checks). */
   embeddings: number[];
   peakBytes: number | null;
@@ -41,6 +43,8 @@ export interface ContestOptions {
   /** Milliseconds per contestant and shape after which no new round starts (at least one round runs). */
   budgetMs: number;
   profile?: boolean;
+  /** A CPU clock of this process in milliseconds (Node's process.cpuUsage), to report CPU time per run. */
+  cpuMs?: () => number;
 }
 
 export async function runContest(contestants: readonly Contestant[], batches: readonly TokenBatch[], options: ContestOptions, log: (line: string) => void): Promise<ContestShape[]> {
@@ -53,7 +57,7 @@ export async function runContest(contestants: readonly Contestant[], batches: re
       const embeddings = await c.run(batch);
       const warmupMs = performance.now() - start;
       log(`${c.name}, seq ${batch.seq}: warm-up ${(warmupMs / 1000).toFixed(1)} s`);
-      timings.set(c, { warmupMs, timesMs: [], embeddings: Array.from(embeddings), peakBytes: null, profile: null });
+      timings.set(c, { warmupMs, timesMs: [], cpuMs: options.cpuMs ? [] : null, embeddings: Array.from(embeddings), peakBytes: null, profile: null });
     }
     const roundsStart = performance.now();
     const roundsMs: number[] = [];
@@ -61,9 +65,11 @@ export async function runContest(contestants: readonly Contestant[], batches: re
       const roundStart = performance.now();
       for (const c of contestants) {
         const start = performance.now();
+        const cpuStart = options.cpuMs?.() ?? 0;
         const embeddings = await c.run(batch);
         const timing = timings.get(c)!;
         timing.timesMs.push(performance.now() - start);
+        timing.cpuMs?.push(options.cpuMs!() - cpuStart);
         timing.embeddings = Array.from(embeddings);
       }
       roundsMs.push(performance.now() - roundStart);

@@ -23,3 +23,9 @@ export async function timeRuns(run: () => Promise<void>, reps: number, budgetMs:
   }
   return times;
 }
+
+/** CPU time of this Node process in milliseconds (user + system, all threads: Dawn's SwiftShader included). */
+export function processCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
