@@ -7,6 +7,7 @@
 import * as Comlink from 'comlink';
 import type { BuildMeta, DatasetMeta, IngestProgress } from '../data/index.ts';
 import type { FileProgress } from '../model/file-source.ts';
+import { formatBytes } from '../model/memory.ts';
 import type { PeftAdapterFiles } from '../model/peft-files.ts';
 import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel } from '../train/run-config.ts';
 import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns, updateRun } from '../train/run-store.ts';
@@ -262,13 +263,23 @@ export class Lab {
       }
       return meta;
     } catch (e) {
-      this.dataError = (e as Error).message;
+      this.dataError = (e as Error).message + (await this.spaceNeeded(e));
       this.dataPhase = 'error';
       await this.refreshDatasets();
       return null;
     } finally {
       this.ingesting = null;
     }
+  }
+
+  /** For a full disk during an ingest: how much of the file is left to store, against the site's quota. */
+  private async spaceNeeded(error: unknown): Promise<string> {
+    const progress = this.ingesting?.progress;
+    if ((error as Error).name !== 'StorageFullError' || !progress || progress.totalBytes === 0) return '';
+    const left = Math.max(0, progress.totalBytes - progress.bytesRead);
+    const estimate = await navigator.storage?.estimate?.().catch(() => undefined);
+    const quota = estimate?.usage !== undefined && estimate.quota !== undefined ? ` (this site uses ${formatBytes(estimate.usage)} of ${formatBytes(estimate.quota)})` : '';
+    return ` Storing the rest of the file needs at least ${formatBytes(left)} more${quota}.`;
   }
 
   // ---------------------------------------------------------------- training

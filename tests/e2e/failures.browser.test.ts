@@ -107,3 +107,28 @@ describe('with WebGPU', () => {
     await screenshot(page, '15-offline');
   }, 600_000);
 });
+
+describe('with a full disk', () => {
+  let session: BrowserSession;
+  beforeAll(async () => {
+    session = await openAppSession();
+  });
+  afterAll(async () => session?.close());
+
+  it('stops training at a checkpoint the quota cannot hold, saying how much space it needs; the stored data stays', async () => {
+    const { page, context } = await openApp(session);
+    await waitForDemoReady(page);
+    const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0);
+    const cdp = await context.newCDPSession(page);
+    // Room for a little more than what is stored: not for a checkpoint (adapter + AdamW moments).
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(page.url()).origin, quotaSize: usage + 16_384 });
+    await setQuickRun(page);
+    await page.getByRole('button', { name: 'Start training' }).click();
+    const alert = page.getByRole('region', { name: '3. Train' }).getByRole('alert');
+    await alert.waitFor({ timeout: 300_000 });
+    expect(await alert.textContent()).toMatch(/storage is full: saving the checkpoint of run .* needs about \d+(\.\d)? (KiB|MiB)/);
+    await screenshot(page, '16-quota');
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(page.url()).origin });
+    expect(await page.getByRole('table', { name: 'Datasets stored in this browser' }).getByRole('row').filter({ hasText: 'complete' }).count()).toBe(2);
+  }, 600_000);
+});
