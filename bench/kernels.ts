@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--quick] [--runs 3] [--budget-s 60]`
+// `npm run bench -- kernels [--quick] [--runs 3] [--budget-s 90]`
 //
 // GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
 // weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
@@ -105,7 +105,7 @@ async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: 
 export default async function bench(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '60' } },
+    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '90' } },
   });
   const positive = (name: string, text: string | undefined): number => {
     const n = Number(text);

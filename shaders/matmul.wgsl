@@ -1,7 +1,7 @@
 // Batched f32 matmul: out[b] (=|+=) act(alpha · op(A[b]) · op(B[b]) + bias), see src/engine/ops/matmul.ts.
 //
-// A workgroup of 32 invocations computes a 16 × 256 output tile; each invocation owns 8 columns and
-// all 16 rows, so it keeps 16 × 8 accumulators. K is walked 16 at a time: the 16 × 16 tile of op(A)
+// A workgroup of 32 (or 16) invocations computes a 16 × 256 (or 16 × 128) output tile; each
+// invocation owns 8 columns and all 16 rows, so it keeps 16 × 8 accumulators. K is walked 16 at a time: the 16 × 16 tile of op(A)
 // is staged in workgroup memory (every invocation reads all of it, the same address at the same
 // time), while each invocation reads the values of op(B) for its own columns straight from memory
 // (nothing to share: no other invocation needs them). Edge tiles stage zeros for rows past M, read
@@ -16,10 +16,11 @@
 // mm_column, mm_stage_a, mm_fma_step, mm_store) and only replaces where op(B) comes from.
 
 const MM_ROWS = 16u;   // output rows per workgroup
-const MM_LANES = 32u;  // invocations per workgroup
 const MM_COLS = 8u;    // output columns per invocation
-const MM_TILE_N = 256u; // MM_LANES · MM_COLS
 const MM_TILE_K = 16u;
+// Invocations per workgroup (32 or 16; 16 when N is just past a multiple of 256, whose last
+// 256-column tile would be mostly idle).
+override MM_LANES: u32 = 32u;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -69,7 +70,7 @@ struct MmTile {
 fn mm_tile_origin(wid: vec3<u32>, nwg: vec3<u32>) -> MmTile {
   let linear = wid.x + wid.y * nwg.x;
   let rest = linear / mm.tiles_n;
-  return MmTile((rest % mm.tiles_m) * MM_ROWS, (linear % mm.tiles_n) * MM_TILE_N, rest / mm.tiles_m, rest < mm.tiles_m * mm.batch);
+  return MmTile((rest % mm.tiles_m) * MM_ROWS, (linear % mm.tiles_n) * MM_LANES * MM_COLS, rest / mm.tiles_m, rest < mm.tiles_m * mm.batch);
 }
 
 fn mm_column(n0: u32, lane: u32, c: u32) -> u32 {
@@ -139,7 +140,7 @@ fn mm_b_values(s: array<u32, 8>, offset: u32) -> array<vec4<f32>, 2> {
   );
 }
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(MM_LANES)
 fn matmul_tiled(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,

@@ -221,7 +221,7 @@ fn nf4_flat(k: u32, n: u32) -> u32 {
 // weights (rows of whole u32 words) decode 8 values per word load: for Y = X·Wᵀ an invocation's
 // column is a row of W, whose word covers 8 consecutive k; for dX = dY·W the invocation's 8
 // adjacent columns (COLS_CONTIGUOUS) share one word per k.
-@compute @workgroup_size(32)
+@compute @workgroup_size(MM_LANES)
 fn nf4_matmul(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,

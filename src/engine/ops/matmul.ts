@@ -49,9 +49,30 @@ export function unrollLoops(source: string): string {
 
 /** The tiled kernels' helpers; nf4.ts appends its kernels to this source. */
 export const MATMUL_SOURCE = activationSource + matmulSource;
-/** Output rows and columns per workgroup of the tiled kernels (MM_ROWS, MM_TILE_N in matmul.wgsl). */
-export const MATMUL_TILE = { rows: 16, cols: 256 };
-const NAIVE_TILE = { rows: 16, cols: 16 };
+/** Output rows and columns per workgroup. */
+export interface Tile {
+  rows: number;
+  cols: number;
+}
+
+const TILE_ROWS = 16; // MM_ROWS in matmul.wgsl
+const COLS_PER_LANE = 8; // MM_COLS
+const NAIVE_TILE: Tile = { rows: 16, cols: 16 };
+
+/**
+ * The tiled kernels' workgroup for a product with N columns: 32 invocations (16 × 256 outputs), or
+ * 16 (16 × 128) when that leaves fewer columns idle (N = 384: 3 tiles of 128, not 2 of 256).
+ */
+export function tiledTile(N: number): Tile & { lanes: number } {
+  const lanes = ceilDiv(N, 128) * 128 < ceilDiv(N, 256) * 256 ? 16 : 32;
+  return { rows: TILE_ROWS, cols: lanes * COLS_PER_LANE, lanes };
+}
+
+/** Outputs an M × N product computes with its tiles, idle ones included. */
+function computedOutputs(M: number, N: number): number {
+  const tile = tiledTile(N);
+  return ceilDiv(M, tile.rows) * tile.rows * ceilDiv(N, tile.cols) * tile.cols;
+}
 
 const kernel = kernelFamily('matmul', unrollLoops(MATMUL_SOURCE));
 const TILED = kernel('matmul_tiled', ['read', 'read', 'read_write', 'read']);
@@ -80,7 +101,7 @@ export interface MatmulDims {
 }
 
 /** The uniform block of the tiled kernels (MatmulParams in matmul.wgsl) and its workgroup count. */
-export function tiledLaunch(dims: MatmulDims, alpha: number, tile = MATMUL_TILE, absmaxOffset = 0): { params: ArrayBuffer; workgroups: number } {
+export function tiledLaunch(dims: MatmulDims, alpha: number, tile: Tile, absmaxOffset = 0): { params: ArrayBuffer; workgroups: number } {
   const tilesN = ceilDiv(dims.N, tile.cols);
   const tilesM = ceilDiv(dims.M, tile.rows);
   const params = new Params()
@@ -136,22 +157,23 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
   if (!Number.isFinite(alpha)) throw new ShapeError(`${op}: alpha must be a finite number, got ${alpha}`);
   if (options.bias) expectShape(op, 'bias', options.bias, [dims.N]);
   expectDistinct(op, { out }, options.bias ? { a, b, bias: options.bias } : { a, b });
-  // A product with few columns and many rows runs as outᵀ = op(b)ᵀ·op(a)ᵀ: 256-column tiles
+  // A product with few columns and many rows runs as outᵀ = op(b)ᵀ·op(a)ᵀ: wide column tiles
   // would otherwise be mostly idle (LoRA's rank-r products, for one).
-  const computed = (rows: number, cols: number) => ceilDiv(rows, MATMUL_TILE.rows) * MATMUL_TILE.rows * ceilDiv(cols, MATMUL_TILE.cols) * MATMUL_TILE.cols;
-  const swap = computed(dims.N, dims.M) < computed(dims.M, dims.N);
+  const swap = computedOutputs(dims.N, dims.M) < computedOutputs(dims.M, dims.N);
   const kernelDims = swap ? { ...dims, M: dims.N, N: dims.M, aBatchStride: dims.bBatchStride, bBatchStride: dims.aBatchStride } : dims;
   const [first, second] = swap ? [b, a] : [a, b];
+  const tile = tiledTile(kernelDims.N);
   const spec: KernelSpec = {
     ...TILED,
     constants: {
+      MM_LANES: tile.lanes,
       TRANS_A: Number(swap ? !transB : transA),
       TRANS_B: Number(swap ? !transA : transB),
       OUT_TRANSPOSED: Number(swap),
       ...epilogueConstants(op, options),
     },
   };
-  const { params, workgroups } = tiledLaunch(kernelDims, alpha);
+  const { params, workgroups } = tiledLaunch(kernelDims, alpha, tile);
   // Without a bias the binding still needs a buffer; a is bound there and never read.
   dispatchFolded(engine, spec, params, [first.buffer, second.buffer, out.buffer, (options.bias ?? a).buffer], workgroups);
 }

@@ -9,7 +9,7 @@ import { ShapeError } from '../errors.ts';
 import { type Tensor, numel, shapeString } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
-import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, unrollLoops } from './matmul.ts';
+import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, tiledTile, unrollLoops } from './matmul.ts';
 import { ABSMAX_BLOCK, DYNAMIC_MAP, NF4_BLOCK, type Nf4Host, bytesToWords, dequantizeAbsmaxRef, wordsToBytes } from './nf4.ref.ts';
 
 export interface Nf4Weight {
@@ -120,7 +120,8 @@ export function nf4Dequantize(engine: Engine, q: Nf4Weight, out: Tensor): void {
   expectShape(op, 'out', out, q.shape);
   const n = numel(q.shape);
   const spec: KernelSpec = { ...DEQUANTIZE, constants: { DOUBLE_QUANT: Number(q.doubleQuant !== null) } };
-  const { params } = tiledLaunch({ batch: 1, M: 1, N: n, K: 1, aBatchStride: 0, bBatchStride: 0 }, 1, undefined, q.doubleQuant?.offset ?? 0);
+  // Only N (the element count) and the offset are read; the tile is unused.
+  const { params } = tiledLaunch({ batch: 1, M: 1, N: n, K: 1, aBatchStride: 0, bBatchStride: 0 }, 1, tiledTile(n), q.doubleQuant?.offset ?? 0);
   const grid = grid1d(ceilDiv(packedWords(n), DEQUANTIZE_WORKGROUP), engine.limits.maxComputeWorkgroupsPerDimension);
   // x and bias are not read: the packed weight stands in for them.
   engine.dispatch(spec, params, decodeBuffers(engine, q, q.packed.buffer, out, q.packed.buffer), grid);
@@ -146,9 +147,11 @@ function nf4Product(
   expectShape(op, forward ? 'y' : 'dx', out, [rows, N]);
   if (options.bias) expectShape(op, 'bias', options.bias, [N]);
   expectDistinct(op, { [forward ? 'y' : 'dx']: out }, { x, packed: q.packed, absmax: q.absmax, ...(options.bias ? { bias: options.bias } : {}) });
+  const tile = tiledTile(N);
   const spec: KernelSpec = {
     ...MATMUL,
     constants: {
+      MM_LANES: tile.lanes,
       TRANS_B: Number(forward),
       // dX = dY·W reads 8 adjacent columns of W from one word.
       COLS_CONTIGUOUS: Number(!forward),
@@ -157,7 +160,7 @@ function nf4Product(
       ...epilogueConstants(op, options),
     },
   };
-  const { params, workgroups } = tiledLaunch({ batch: 1, M: rows, N, K, aBatchStride: 0, bBatchStride: 0 }, 1, undefined, q.doubleQuant?.offset ?? 0);
+  const { params, workgroups } = tiledLaunch({ batch: 1, M: rows, N, K, aBatchStride: 0, bBatchStride: 0 }, 1, tile, q.doubleQuant?.offset ?? 0);
   // Without a bias, x is bound in its place and never read.
   dispatchFolded(engine, spec, params, decodeBuffers(engine, q, x.buffer, out, (options.bias ?? x).buffer), workgroups);
 }
