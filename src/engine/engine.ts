@@ -144,18 +144,30 @@ export class Engine {
         `a tensor of shape ${shapeString(shape)} needs ${bytes} bytes, over this device's maxStorageBufferBindingSize of ${maxBinding} bytes`,
       );
     }
-    const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), this.limits.maxBufferSize));
-    const free = this.pool.get(size);
-    let buffer = free?.pop();
+    let buffer = this.takePooled(bytes);
     if (buffer) {
-      this.pooledBytes -= size;
-      if (zero) this.recordClear(buffer, size);
+      if (zero) this.recordClear(buffer, buffer.size);
     } else {
+      const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), this.limits.maxBufferSize));
       buffer = this.device.createBuffer({ size, usage: BUFFER_USAGE });
     }
-    this.liveBytes += size;
+    this.liveBytes += buffer.size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes + this.pooledBytes);
     return { buffer, shape: [...shape], dtype };
+  }
+
+  /**
+   * The smallest pooled buffer of at least `bytes` and at most twice that: batches of varying
+   * sequence length reuse each other's buffers instead of growing the pool.
+   */
+  private takePooled(bytes: number): GPUBuffer | undefined {
+    let best = 0;
+    for (const [size, free] of this.pool) {
+      if (free.length > 0 && size >= bytes && size <= 2 * bytes + 256 && (best === 0 || size < best)) best = size;
+    }
+    if (best === 0) return undefined;
+    this.pooledBytes -= best;
+    return this.pool.get(best)!.pop();
   }
 
   /** Return a tensor's buffer to the pool. Safe while queued work still uses it: reuse is ordered on the queue. */
