@@ -1,4 +1,4 @@
-// `npm run bench -- embed [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 60] [--profile]`
+// `npm run bench -- embed [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 90] [--profile]`
 //
 // Embeddings/s (batch 32; forward + mean pooling + embeddings on the host) of random MiniLM-L6- and
 // BGE-small-shaped BERTs with peak GPU memory: our engine (NF4 and f32 base) in Node (Dawn) and in
@@ -68,7 +68,7 @@ function rowsOf(shape: BenchShape, runtime: Row['runtime'], shapes: ContestShape
 }
 
 export default async function bench(args: string[]): Promise<void> {
-  const { shapes, seqs, timing, profile } = parseBenchOptions(args, 60);
+  const { shapes, seqs, timing, profile } = parseBenchOptions(args, 90);
   const loadBefore = loadavg()[0];
   const started = performance.now();
   const dirs = new Map<BenchShape, string>();

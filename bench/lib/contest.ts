@@ -1,7 +1,8 @@
 /**
  * Several implementations of one workload timed side by side: after a warm-up run of each at the
  * shape, they take turns, one timed run each per round, so a machine whose load drifts (a shared
- * CPU running a software GPU) weighs on all of them alike. Runs in Node and in browser pages.
+ * CPU running a software GPU) weighs on all of them alike; one whose runs have used its time budget
+ * sits out the remaining rounds. Runs in Node and in browser pages.
  */
 import type { TokenBatch } from '../../src/model/bert.ts';
 import type { DispatchProfile } from './profile.ts';
@@ -40,7 +41,7 @@ export interface ContestShape {
 export interface ContestOptions {
   /** Timed rounds per shape, at most. */
   reps: number;
-  /** Milliseconds per contestant and shape after which no new round starts (at least one round runs). */
+  /** Timed milliseconds per contestant and shape after which it sits out further rounds (it runs at least once). */
   budgetMs: number;
   profile?: boolean;
   /** A CPU clock of this process in milliseconds (Node's process.cpuUsage), to report CPU time per run. */
@@ -59,11 +60,11 @@ export async function runContest(contestants: readonly Contestant[], batches: re
       log(`${c.name}, seq ${batch.seq}: warm-up ${(warmupMs / 1000).toFixed(1)} s`);
       timings.set(c, { warmupMs, timesMs: [], cpuMs: options.cpuMs ? [] : null, embeddings: Array.from(embeddings), peakBytes: null, profile: null });
     }
-    const roundsStart = performance.now();
-    const roundsMs: number[] = [];
-    while (roundsMs.length < options.reps) {
-      const roundStart = performance.now();
-      for (const c of contestants) {
+    // A contestant sits out further rounds once its own timed runs have used its budget.
+    const active = new Set(contestants);
+    for (let round = 1; round <= options.reps && active.size > 0; round++) {
+      const ran = contestants.filter((c) => active.has(c));
+      for (const c of ran) {
         const start = performance.now();
         const cpuStart = options.cpuMs?.() ?? 0;
         const embeddings = await c.run(batch);
@@ -71,10 +72,10 @@ export async function runContest(contestants: readonly Contestant[], batches: re
         timing.timesMs.push(performance.now() - start);
         timing.cpuMs?.push(options.cpuMs!() - cpuStart);
         timing.embeddings = Array.from(embeddings);
+        const spent = timing.timesMs.reduce((sum, t) => sum + t, 0);
+        if (spent + median(timing.timesMs) > options.budgetMs) active.delete(c);
       }
-      roundsMs.push(performance.now() - roundStart);
-      log(`seq ${batch.seq}, round ${roundsMs.length}: ${contestants.map((c) => `${c.name} ${(timings.get(c)!.timesMs.at(-1)! / 1000).toFixed(2)} s`).join(', ')}`);
-      if (performance.now() - roundsStart + median(roundsMs) > options.budgetMs * contestants.length) break;
+      log(`seq ${batch.seq}, round ${round}: ${ran.map((c) => `${c.name} ${(timings.get(c)!.timesMs.at(-1)! / 1000).toFixed(2)} s`).join(', ')}`);
     }
     for (const c of contestants) {
       const timing = timings.get(c)!;
