@@ -76,9 +76,15 @@ export async function listRuns(): Promise<RunRecord[]> {
   return (await (await db()).getAllFromIndex('runs', 'createdAt')).reverse();
 }
 
-/** Runs a closed tab (or a crash) left unfinished: the next visit offers to resume them. */
+/** The Web Lock a tab holds while it trains a run. */
+export function runLockName(id: string): string {
+  return `qlora-lab-run-${id}`;
+}
+
+/** Runs a closed tab (or a crash) left unfinished, and that no open tab is training: the next visit offers to resume them. */
 export async function unfinishedRuns(): Promise<RunRecord[]> {
-  return (await listRuns()).filter((r) => r.status === 'running' || r.status === 'paused');
+  const held = new Set(((await navigator.locks?.query())?.held ?? []).map((lock) => lock.name));
+  return (await listRuns()).filter((r) => (r.status === 'running' || r.status === 'paused') && !held.has(runLockName(r.id)));
 }
 
 export async function updateRun(id: string, change: Partial<Omit<RunRecord, 'id' | 'createdAt' | 'config'>>): Promise<RunRecord> {

@@ -26,7 +26,7 @@ import { SentenceEncoder } from '../model/sentence.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
-import { createRun, getCheckpoint, getRun, saveCheckpoint, updateRun } from './run-store.ts';
+import { createRun, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
 export interface GpuInfo {
@@ -186,6 +186,14 @@ export class LabSession {
    * or failed. A lost device is recovered from the last checkpoint, announced by a 'recovering' state.
    */
   async train(runId: string, config: RunConfig, options: { resume: boolean }): Promise<RunState> {
+    // One tab at a time trains a run: other tabs see the lock and do not offer to resume it.
+    return navigator.locks.request(runLockName(runId), { ifAvailable: true }, async (lock) => {
+      if (!lock) throw new Error(`Run ${runId} is being trained in another tab of this browser.`);
+      return this.trainHoldingLock(runId, config, options);
+    });
+  }
+
+  private async trainHoldingLock(runId: string, config: RunConfig, options: { resume: boolean }): Promise<RunState> {
     this.assertIdle('start another run');
     await this.prepareModel(config);
     const db = await this.data();
