@@ -3,8 +3,8 @@
 // GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
 // weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
 // BERT-base/large projections, plus the naive one-thread-per-output kernel at M=128, K=768, N=3072.
-// Each figure is the median of --runs timed runs (fewer once a shape has used --budget-s, at least
-// one); a run brackets a batch of repeated dispatches with engine.sync() (enough repeats for ~0.3 s,
+// Each figure is the median of --runs timed runs (fewer once a shape has used --budget-s, but at
+// least one, and all of them at the two shapes the ratios are taken at); a run brackets a batch of repeated dispatches with engine.sync() (enough repeats for ~0.3 s,
 // at least one), after one untimed launch that compiles the pipeline and sizes the batch. The kernels of one shape are timed
 // in turn within each run, so a load change on a shared machine hits them alike. Beside the wall-clock
 // figures, GFLOP per CPU-second of this process (SwiftShader runs in it) is reported: on a machine
@@ -55,7 +55,7 @@ interface Figures {
 }
 
 /** Median GFLOP/s of each kernel at one shape; kernels alternate within every run. */
-async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: number, budgetMs: number): Promise<Map<Kernel, Figures>> {
+async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: { max: number; min: number }, budgetMs: number): Promise<Map<Kernel, Figures>> {
   const { M, K, N } = shape;
   const rng = new Rng(M * 7 + K * 3 + N);
   const x = randomUpload(engine, rng, [M, K], 1);
@@ -82,7 +82,7 @@ async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: 
   }
   const wall = new Map<Kernel, number[]>(kernels.map((k) => [k, []]));
   const cpu = new Map<Kernel, number[]>(kernels.map((k) => [k, []]));
-  for (let r = 0; r < runs && (r === 0 || performance.now() - started < budgetMs); r++) {
+  for (let r = 0; r < runs.max && (r < runs.min || performance.now() - started < budgetMs); r++) {
     for (const k of kernels) {
       const reps = repeats.get(k)!;
       const t0 = performance.now();
@@ -128,7 +128,8 @@ export default async function bench(args: string[]): Promise<void> {
     const kernels: Kernel[] = ['f32', 'nf4'];
     if (key(shape) === key(NAIVE_SHAPE)) kernels.push('naive');
     if (key(shape) === key(NF4_SHAPE)) kernels.push('nf4_double_quant');
-    const result = await timeShape(engine, shape, kernels, runs, budgetMs);
+    const ratioShape = key(shape) === key(NAIVE_SHAPE) || key(shape) === key(NF4_SHAPE);
+    const result = await timeShape(engine, shape, kernels, { max: runs, min: ratioShape ? runs : 1 }, budgetMs);
     for (const [k, g] of result) {
       figures[k][key(shape)] = g.wall;
       cpuFigures[k][key(shape)] = g.cpu;
