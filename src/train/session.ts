@@ -63,7 +63,15 @@ export type SessionEvent =
   | { type: 'step'; runId: string; report: StepReport; totalSteps: number; examplesPerSecond: number; etaSeconds: number }
   | { type: 'checkpoint'; runId: string; step: number }
   | { type: 'state'; runId: string; state: RunState; message?: string }
-  | { type: 'evaluation'; done: number; total: number };
+  | { type: 'evaluation'; done: number; total: number }
+  | { type: 'live-map'; runId: string; map: TsneMap & { step: number } };
+
+export interface TrainOptions {
+  /** Continue a stored run from its checkpoint. */
+  resume: boolean;
+  /** Send a t-SNE map of the evaluation texts at every checkpoint (slows training down). */
+  liveMap: boolean;
+}
 
 export type SessionListener = (event: SessionEvent) => void;
 
@@ -91,6 +99,13 @@ export interface TsneMap {
 /** How many times in a row a lost device is recovered from before the run is stopped. */
 const MAX_RECOVERIES = 3;
 const EMBED_BATCH = 32;
+/** Iterations of a live map: a rough picture, quick enough to redraw at every checkpoint. */
+const LIVE_MAP_ITERATIONS = 300;
+
+/** t-SNE needs perplexity < n / 3; 30 is the usual value. */
+function perplexityFor(n: number): number {
+  return Math.min(30, Math.max(2, Math.floor((n - 1) / 3)));
+}
 
 /** The adapter of a run (being trained, or loaded back from the run history) and its host copy. */
 interface RunAdapter {
@@ -185,7 +200,7 @@ export class LabSession {
    * Train a new run (or resume one from its checkpoint) and resolve when it ends: done, cancelled
    * or failed. A lost device is recovered from the last checkpoint, announced by a 'recovering' state.
    */
-  async train(runId: string, config: RunConfig, options: { resume: boolean }): Promise<RunState> {
+  async train(runId: string, config: RunConfig, options: TrainOptions): Promise<RunState> {
     // One tab at a time trains a run: other tabs see the lock and do not offer to resume it.
     return navigator.locks.request(runLockName(runId), { ifAvailable: true }, async (lock) => {
       if (!lock) throw new Error(`Run ${runId} is being trained in another tab of this browser.`);
@@ -193,12 +208,12 @@ export class LabSession {
     });
   }
 
-  private async trainHoldingLock(runId: string, config: RunConfig, options: { resume: boolean }): Promise<RunState> {
+  private async trainHoldingLock(runId: string, config: RunConfig, options: TrainOptions): Promise<RunState> {
     this.assertIdle('start another run');
     await this.prepareModel(config);
     const db = await this.data();
     const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
-    const run = new ActiveRun(runId, config);
+    const run = new ActiveRun(runId, config, options.liveMap);
     this.active = run;
     this.analysis = null;
     try {
@@ -314,7 +329,7 @@ export class LabSession {
     const positions = await runTsne(await this.ensureEngine(), texts.map((t) => vectors.get(t)!), {
       dims,
       seed: adapter.config.seeds.eval,
-      perplexity: Math.min(30, Math.max(2, Math.floor((texts.length - 1) / 3))),
+      perplexity: perplexityFor(texts.length),
     });
     return { model, dims, positions, texts, labels: analysis.labelled.map((t) => t.label) };
   }
@@ -387,12 +402,25 @@ export class LabSession {
         if (report.step % config.train.checkpointEvery === 0 || report.step === total) {
           await saveCheckpoint(run.id, await trainer.snapshot(), run.history);
           this.listener({ type: 'checkpoint', runId: run.id, step: report.step });
+          if (run.liveMap) await this.emitLiveMap(run, report.step);
         }
       }
       this.runAdapter!.host = await this.runAdapter!.gpu.download();
     } finally {
       trainer.release();
     }
+  }
+
+  /**
+   * A quick t-SNE map of the evaluation texts under the adapter as it is now, so a class can watch
+   * the cloud reorganise. Inference only, with its own seed: the training itself is unchanged.
+   */
+  private async emitLiveMap(run: ActiveRun, step: number): Promise<void> {
+    run.mapTexts ??= (await evaluationData(await this.data(), run.config)).labelled;
+    const texts = run.mapTexts.map((t) => t.text);
+    const vectors = await this.embedder(run.config, true, new Map())(texts);
+    const positions = await runTsne(await this.ensureEngine(), vectors, { dims: 2, seed: run.config.seeds.eval, iterations: LIVE_MAP_ITERATIONS, perplexity: perplexityFor(texts.length) });
+    this.listener({ type: 'live-map', runId: run.id, map: { model: 'adapted', dims: 2, positions, texts, labels: run.mapTexts.map((t) => t.label), step } });
   }
 
   private newTrainer(runId: string, config: RunConfig): Trainer {
@@ -573,11 +601,14 @@ class ActiveRun {
   history: StepReport[] = [];
   secondsPerStep = 0;
   cancelled = false;
+  /** The labelled evaluation texts the live map shows, read once. */
+  mapTexts: LabelledText[] | null = null;
   private gate: { promise: Promise<void>; open: () => void } | null = null;
 
   constructor(
     readonly id: string,
     readonly config: RunConfig,
+    readonly liveMap: boolean,
   ) {}
 
   get paused(): boolean {

@@ -71,6 +71,9 @@ export class Lab {
 
   run = $state<LiveRun | null>(null);
   runError = $state<string | null>(null);
+  /** Show a t-SNE map that updates at every checkpoint while training (a view option, not part of the run). */
+  liveMapWanted = $state(false);
+  liveMap = $state<(TsneMap & { step: number }) | null>(null);
 
   evaluationPhase = $state<Phase>('idle');
   evaluation = $state<Evaluation | null>(null);
@@ -333,10 +336,11 @@ export class Lab {
     const session = this.requireSession();
     this.runError = null;
     this.clearEvaluation();
+    this.liveMap = null;
     this.run = { id, state: 'training', steps: [...history], totalSteps: config.train.steps, examplesPerSecond: 0, etaSeconds: Number.NaN, checkpointStep: history.at(-1)?.step ?? 0, recoveries: 0, message: null };
     let state: RunState = 'failed';
     try {
-      state = await session.train(id, config, { resume });
+      state = await session.train(id, config, { resume, liveMap: this.liveMapWanted });
     } catch (e) {
       this.runError = (e as Error).message;
       if (this.run?.id === id) this.run.state = 'failed';
@@ -508,6 +512,9 @@ export class Lab {
         this.run.totalSteps = event.totalSteps;
         this.run.examplesPerSecond = event.examplesPerSecond;
         this.run.etaSeconds = event.etaSeconds;
+        break;
+      case 'live-map':
+        if (this.run?.id === event.runId) this.liveMap = event.map;
         break;
       case 'checkpoint':
         if (this.run?.id === event.runId) this.run.checkpointStep = event.step;

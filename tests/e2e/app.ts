@@ -18,12 +18,22 @@ export interface AppPage {
   errors: string[];
 }
 
-/** Every main-thread task over 50 ms (PerformanceObserver 'longtask'), with start time and duration. */
+/**
+ * Every main-thread task over 50 ms (PerformanceObserver 'longtask'), with start time and duration;
+ * and, to say what ran in them, the long animation frames with their scripts.
+ */
 const LONG_TASK_OBSERVER = `
   globalThis.__longTasks = [];
+  globalThis.__longFrames = [];
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) globalThis.__longTasks.push({ start: e.startTime, duration: e.duration });
   }).observe({ type: 'longtask', buffered: true });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const scripts = e.scripts.map((s) => s.invoker + ' ' + s.sourceURL.split('/').pop() + ' ' + s.sourceFunctionName + ' ' + Math.round(s.duration) + ' ms');
+      globalThis.__longFrames.push({ start: e.startTime, duration: e.duration, scripts });
+    }
+  }).observe({ type: 'long-animation-frame', buffered: true });
 `;
 
 /**
@@ -69,9 +79,20 @@ export async function openApp(session: BrowserSession, path = '/', context?: Bro
   return { page, context: ctx, errors };
 }
 
-export async function longTasks(page: Page, from: number, to: number): Promise<{ start: number; duration: number }[]> {
-  const all = (await page.evaluate('globalThis.__longTasks')) as { start: number; duration: number }[];
-  return all.filter((t) => t.start + t.duration >= from && t.start <= to);
+export interface LongTask {
+  start: number;
+  duration: number;
+  /** Scripts of the long animation frame the task falls in, when the browser reports one. */
+  scripts: string[];
+}
+
+/** Long tasks that ran entirely between `from` and `to` (page time). */
+export async function longTasks(page: Page, from: number, to: number): Promise<LongTask[]> {
+  const tasks = (await page.evaluate('globalThis.__longTasks')) as { start: number; duration: number }[];
+  const frames = (await page.evaluate('globalThis.__longFrames')) as { start: number; duration: number; scripts: string[] }[];
+  return tasks
+    .filter((t) => t.start >= from && t.start + t.duration <= to)
+    .map((t) => ({ ...t, scripts: frames.find((f) => f.start <= t.start + 1 && t.start <= f.start + f.duration)?.scripts ?? [] }));
 }
 
 export async function now(page: Page): Promise<number> {
@@ -159,6 +180,30 @@ export async function storedRuns(page: Page): Promise<StoredRun[]> {
         };
       }),
   );
+}
+
+/**
+ * Record in the page the time at which the run's state turns 'done' (a MutationObserver, so the
+ * test's polling delay does not stretch the measured window). Call before the run can finish.
+ */
+export async function watchRunDone(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const g = globalThis as { __runDoneAt?: number };
+    delete g.__runDoneAt;
+    const observer = new MutationObserver(() => {
+      if (document.querySelector('[data-run-state="done"]')) {
+        g.__runDoneAt = performance.now();
+        observer.disconnect();
+      }
+    });
+    observer.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-run-state'] });
+  });
+}
+
+/** Wait for the run watched by watchRunDone to finish; returns the page time it did. */
+export async function runDoneAt(page: Page, timeoutMs = 300_000): Promise<number> {
+  await page.waitForFunction(() => (globalThis as { __runDoneAt?: number }).__runDoneAt !== undefined, null, { timeout: timeoutMs, polling: 250 });
+  return (await page.evaluate('globalThis.__runDoneAt')) as number;
 }
 
 /**

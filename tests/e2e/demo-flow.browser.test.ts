@@ -12,7 +12,21 @@ import { loraScale } from '../../src/model/lora.ts';
 import { readPeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
-import { QUICK_RUN, longTasks, now, openApp, openAppSession, screenshot, setQuickRun, storedRuns, waitForCheckpoint, waitForDemoReady, waitForRunState } from './app.ts';
+import {
+  QUICK_RUN,
+  longTasks,
+  now,
+  openApp,
+  openAppSession,
+  runDoneAt,
+  screenshot,
+  setQuickRun,
+  storedRuns,
+  waitForCheckpoint,
+  waitForDemoReady,
+  watchRunDone,
+  waitForRunState,
+} from './app.ts';
 
 let session: BrowserSession;
 beforeAll(async () => {
@@ -34,13 +48,13 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   await page.getByRole('button', { name: 'Start training' }).click();
   await waitForRunState(page, 'training', 60_000);
   const started = await now(page);
+  await watchRunDone(page);
   await waitForCheckpoint(page, QUICK_RUN.checkpointEvery);
   // The screenshot lays out and paints the whole page on the main thread: the test's own work, not the app's.
   const shotStart = await now(page);
   await screenshot(page, '02-training');
   const shotEnd = await now(page);
-  await waitForRunState(page, 'done');
-  const finished = await now(page);
+  const finished = await runDoneAt(page);
   const tasks = [...(await longTasks(page, started, shotStart)), ...(await longTasks(page, shotEnd, finished))];
   console.log(
     `main-thread long tasks while training (${((finished - started - (shotEnd - shotStart)) / 1000).toFixed(1)} s observed, from ${started.toFixed(0)} to ${finished.toFixed(0)} ms): ` +
@@ -112,3 +126,16 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   expect(errors.filter((e) => e.startsWith('pageerror'))).toEqual([]);
   expect(tasks, 'main-thread tasks over 50 ms while training').toEqual([]);
 }, 900_000);
+
+it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked', async () => {
+  const { page } = await openApp(session);
+  await waitForDemoReady(page);
+  await setQuickRun(page);
+  await page.getByLabel(/Redraw a t-SNE map of the evaluation texts at every checkpoint/).check();
+  await page.getByRole('button', { name: 'Start training' }).click();
+  await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.checkpointEvery}` }).waitFor({ timeout: 300_000 });
+  await page.getByRole('region', { name: '3. Train' }).getByRole('figure', { name: /t-SNE map/ }).waitFor();
+  await screenshot(page, '18-live-map');
+  await waitForRunState(page, 'done');
+  await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.steps}` }).waitFor({ timeout: 120_000 });
+}, 600_000);
