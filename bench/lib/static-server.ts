@@ -28,7 +28,13 @@ export async function serveFolders(mounts: Record<string, string>): Promise<Stat
   }
   const server: Server = createServer(async (req, res) => {
     res.setHeader('Access-Control-Allow-Origin', '*');
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
     const prefix = Object.keys(mounts).find((p) => path.startsWith(p));
     const relative = prefix === undefined ? null : normalize(path.slice(prefix.length));
     if (prefix === undefined || relative === null || relative.startsWith('..') || relative.split(sep).includes('..')) {
