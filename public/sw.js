@@ -29,7 +29,8 @@ async function networkFirst(request) {
   const cache = await caches.open(CACHE);
   try {
     const response = await fetch(request);
-    if (response.ok && response.type === 'basic') await cache.put(request, response.clone());
+    // Caching is best effort: a full disk must not turn a good response into a failed load.
+    if (response.ok && response.type === 'basic') await cache.put(request, response.clone()).catch(() => {});
     return response;
   } catch (error) {
     const cached = await cache.match(request, { ignoreVary: true, ignoreSearch: request.mode === 'navigate' });

@@ -93,7 +93,7 @@ export async function updateRun(id: string, change: Partial<Omit<RunRecord, 'id'
   const run = await tx.store.get(id);
   if (!run) throw new Error(`run ${id} is not in the run history (was it deleted?)`);
   const updated = { ...run, ...change, updatedAt: Date.now() };
-  const bytes = change.adapter ? change.adapter['adapter_model.safetensors'].byteLength : 0;
+  const bytes = (updated.adapter?.['adapter_model.safetensors'].byteLength ?? 0) + JSON.stringify({ ...updated, adapter: null }).length;
   await write(`run ${id}`, bytes, async () => {
     await tx.store.put(updated);
     await tx.done;
@@ -104,7 +104,7 @@ export async function updateRun(id: string, change: Partial<Omit<RunRecord, 'id'
 /** Replace the run's checkpoint and move its record to that step, in one transaction. */
 export async function saveCheckpoint(runId: string, snapshot: TrainerSnapshot, history: StepReport[]): Promise<void> {
   const database = await db();
-  const bytes = snapshotBytes(snapshot);
+  const bytes = snapshotBytes(snapshot) + JSON.stringify(history).length;
   await write(`the checkpoint of run ${runId} at step ${snapshot.step}`, bytes, async () => {
     const tx = database.transaction(['runs', 'checkpoints'], 'readwrite');
     const run = await tx.objectStore('runs').get(runId);

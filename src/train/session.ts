@@ -26,7 +26,7 @@ import { SentenceEncoder } from '../model/sentence.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
-import { createRun, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
+import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
 export interface GpuInfo {
@@ -236,6 +236,7 @@ export class LabSession {
         return 'cancelled';
       }
       await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter()) });
+      await deleteCheckpoint(runId); // the run keeps its adapter; the optimizer state is no longer needed
       this.emitState(run, 'done');
       return 'done';
     } catch (e) {
