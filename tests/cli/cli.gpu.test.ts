@@ -1,18 +1,18 @@
 /** The qlora-lab CLI end to end on the tiny fixture model: train → embed → check-grads → merge, and its errors. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { readPeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors } from '../../src/model/safetensors.ts';
 import { fixtureModelDir } from '../helpers/fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'qlora-lab.js');
 const model = fixtureModelDir('tiny');
-const cli = (args: string[]) => run('node', [BIN, ...args], { env: { ...process.env, QLORA_LAB_CACHE: mkdtempSync(join(tmpdir(), 'qll-cache-')) } });
+const cli = (args: string[]) => run('node', [BIN, ...args], { env: { ...process.env, QLORA_LAB_CACHE: tempDir('qll-cache-') } });
 
 const WORDS = ['heart', 'liver', 'kidney', 'brain', 'lung', 'blood', 'tumor', 'cancer', 'insulin', 'glucose', 'infection', 'protein'];
 
@@ -25,7 +25,7 @@ function pairFile(dir: string): string {
 
 describe('qlora-lab CLI', () => {
   it('trains an adapter, embeds with it, checks gradients and merges', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qll-cli-'));
+    const dir = tempDir('qll-cli-');
     const data = pairFile(dir);
     const adapterDir = join(dir, 'adapter');
     const train = await cli(['train', '--model', model, '--data', data, '--out', adapterDir, '--batch-size', '4', '--epochs', '1', '--r', '4', '--alpha', '8', '--targets', 'query,value', '--max-length', '16', '--seed', '3']);

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CTD_CURATED } from './streams.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/qlora-lab.js', 'dataset', ...args], { encoding: 'utf8' });
@@ -18,7 +18,7 @@ const readJsonl = (path: string) =>
 
 describe('qlora-lab dataset', () => {
   it('writes an entity-held-out CTD dataset: train/test JSONL and stats with zero overlap', () => {
-    const out = mkdtempSync(join(tmpdir(), 'qlora-dataset-'));
+    const out = tempDir('qlora-dataset-');
     const r = cli('--ctd', CTD_CURATED, '--split', 'entity', '--negatives', 'hard', '--seed', '7', '--template', '{GeneSymbol} and {DiseaseName}', '--out', out);
     expect(r.stderr).toMatch(/wrote \d+ train and \d+ test rows/);
     expect(r.status).toBe(0);
@@ -39,7 +39,7 @@ describe('qlora-lab dataset', () => {
   });
 
   it('splits a pair file, and fails with a clear message and a non-zero exit on bad input', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qlora-dataset-'));
+    const dir = tempDir('qlora-dataset-');
     const pairs = join(dir, 'pairs.csv');
     writeFileSync(pairs, `text_a,text_b,label,category\n${Array.from({ length: 10 }, (_, i) => `a${i},b${i},${i % 2},similar`).join('\n')}\nx,y,7,bad\n`);
     const ok = cli('--pairs', pairs, '--seed', '3', '--out', join(dir, 'out'));

@@ -3,12 +3,12 @@
  * leave everything already stored in place, data text that must never become HTML, and no network
  * after the first visit.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, waitForDemoReady, waitForRunState } from './app.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 describe('without WebGPU', () => {
   let session: BrowserSession;
@@ -68,7 +68,7 @@ describe('with WebGPU', () => {
     expect(await page.evaluate(() => (globalThis as { __injected?: number }).__injected)).toBeUndefined();
 
     // A model folder that is not a BERT: a message, the loaded model stays.
-    const folder = mkdtempSync(join(tmpdir(), 'qlora-gpt2-'));
+    const folder = tempDir('qlora-gpt2-');
     writeFileSync(join(folder, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2Model'] }));
     writeFileSync(join(folder, 'model.safetensors'), Buffer.from([1, 2, 3]));
     const model = page.getByRole('region', { name: '1. Model' });

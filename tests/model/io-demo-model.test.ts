@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { basicWords, buildVocab, makeDemoModel, textsFromFile } from '../../scripts/make-demo-model.ts';
 import { loadModelFiles } from '../../src/model/checkpoint.ts';
 import { fileMapSource } from '../../src/model/file-source.ts';
 import { loadTokenizer } from '../../src/model/tokenizer.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const TEXTS = (JSON.parse(readFileSync('tests/model/io-fixtures/tokenizer/uncased/reference.json', 'utf8')) as { texts: string[] }).texts;
 
@@ -57,15 +57,11 @@ describe('demo model script', () => {
   });
 
   it('runs as a script and writes the model folder', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'demo-model-'));
-    try {
-      writeFileSync(join(dir, 'texts.txt'), TEXTS.join('\n'));
-      execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-demo-model.ts', '--out', join(dir, 'out'), '--seed', '3', join(dir, 'texts.txt')], { stdio: 'pipe' });
-      expect(readdirSync(join(dir, 'out')).sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
-      const again = makeDemoModel([TEXTS.join('\n')], { seed: 3, vocabSize: 2000, sources: ['texts.txt'] });
-      expect(new Uint8Array(readFileSync(join(dir, 'out', 'model.safetensors')))).toEqual(again['model.safetensors']);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir('demo-model-');
+    writeFileSync(join(dir, 'texts.txt'), TEXTS.join('\n'));
+    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-demo-model.ts', '--out', join(dir, 'out'), '--seed', '3', join(dir, 'texts.txt')], { stdio: 'pipe' });
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+    const again = makeDemoModel([TEXTS.join('\n')], { seed: 3, vocabSize: 2000, sources: ['texts.txt'] });
+    expect(new Uint8Array(readFileSync(join(dir, 'out', 'model.safetensors')))).toEqual(again['model.safetensors']);
   });
 });
