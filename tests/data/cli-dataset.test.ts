@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CTD_CURATED } from './streams.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { CTD_CURATED } from './streams.ts';
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/qlora-lab.js', 'dataset', ...args], { encoding: 'utf8' });

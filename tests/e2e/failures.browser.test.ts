@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserSession } from '../helpers/browser.ts';
-import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, waitForDemoReady, waitForRunState } from './app.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, waitForDemoReady, waitForRunState } from './app.ts';
 
 describe('without WebGPU', () => {
   let session: BrowserSession;
