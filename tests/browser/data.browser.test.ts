@@ -163,22 +163,18 @@ describe('bad input', () => {
 
 describe('full disk', () => {
   it('stops with StorageFullError keeping whole batches, then resumes when space is back', async () => {
-    // A context of its own, so that the quota is measured against this dataset alone.
     const page = await openDataPage(session, { 'CTD_curated_genes_diseases.csv': CTD_CURATED });
-    await page.cdp.send('Storage.overrideQuotaForOrigin', { origin: page.origin, quotaSize: 1_500_000 });
     try {
-      const full = await page.run<{ error: { name: string; message: string }; meta: DatasetMeta; stored: Stored; usage: number }>(
-        '/tests/browser/pages/data-quota.page.ts',
-        { db: 'quota', phase: 'fill' },
-      );
-      console.log(`quota: stopped after ${full.meta.counts.stored} associations at ${full.usage} bytes used`);
+      const full = await page.run<{ error: { name: string; message: string }; meta: DatasetMeta; stored: Stored }>('/tests/browser/pages/data-quota.page.ts', {
+        db: 'quota',
+        phase: 'fill',
+      });
       expect(full.error.name).toBe('StorageFullError');
       expect(full.error.message).toMatch(/^Browser storage is full\. CTD_curated_genes_diseases\.csv stopped after \d+ rows/);
       expect(full.meta.status).toBe('interrupted');
       expect(full.meta.counts.stored).toBeGreaterThan(0);
       expect(full.meta.counts.stored).toBeLessThan(34_222);
       consistent(full.meta, full.stored);
-      await page.cdp.send('Storage.overrideQuotaForOrigin', { origin: page.origin });
       const resumed = await page.run<{ meta: DatasetMeta; stored: Stored }>('/tests/browser/pages/data-quota.page.ts', { db: 'quota', phase: 'resume' });
       expect(resumed.meta.counts).toEqual(COMPLETE_COUNTS);
       consistent(resumed.meta, resumed.stored);

@@ -62,3 +62,31 @@ export async function failure(run: () => Promise<unknown>): Promise<{ name: stri
     return { name: (e as Error).name, message: (e as Error).message };
   }
 }
+
+/**
+ * A full disk at the IndexedDB boundary. Chromium builds differ in whether they enforce CDP's quota
+ * override on IndexedDB, so the test fills the disk itself: once `bytes` (as JSON) have been put
+ * into `store`, opening another read-write transaction over it throws the QuotaExceededError a full
+ * disk raises. Smaller writes elsewhere (a dataset's metadata) still fit, as they would on a real
+ * disk with a few bytes left. A real full disk fails the transaction's commit instead; the caller
+ * sees the same error either way, and nothing of the refused transaction is written. Returns the
+ * function that frees the space again.
+ */
+export function fillDiskAfter(store: string, bytes: number): () => void {
+  const put = IDBObjectStore.prototype.put;
+  const transaction = IDBDatabase.prototype.transaction;
+  let used = 0;
+  IDBObjectStore.prototype.put = function (this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
+    if (this.name === store) used += JSON.stringify(value).length;
+    return put.call(this, value, key);
+  };
+  IDBDatabase.prototype.transaction = function (this: IDBDatabase, names: string | string[], mode?: IDBTransactionMode, options?: IDBTransactionOptions) {
+    const touches = typeof names === 'string' ? names === store : names.includes(store);
+    if (touches && mode === 'readwrite' && used >= bytes) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+    return transaction.call(this, names, mode, options);
+  } as typeof IDBDatabase.prototype.transaction;
+  return () => {
+    IDBObjectStore.prototype.put = put;
+    IDBDatabase.prototype.transaction = transaction;
+  };
+}
