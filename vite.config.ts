@@ -3,6 +3,9 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 
 export default defineConfig({
   plugins: [svelte()],
+  // Names the service worker's cache: each build (and each dev server start) caches into its own and
+  // deletes the older ones when it activates.
+  define: { __BUILD_ID__: JSON.stringify(`${process.env.npm_package_version ?? '0'}-${Date.now().toString(36)}`) },
   worker: { format: 'es' },
   server: { host: '127.0.0.1' },
   build: { target: 'es2022' },

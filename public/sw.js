@@ -2,10 +2,18 @@
 // online visit always gets the current files; every same-origin file that loads (app code, the
 // bundled demo model and data) is kept in the cache and answered from it when the network is gone.
 // Hub model files are cross-origin and kept by the app itself (Cache Storage "qlora-lab-hub").
-const CACHE = 'qlora-lab-app';
+// One cache per build (the page registers `sw.js?build=<id>`): activating a build deletes the
+// caches of the builds before it, so old app files never pile up.
+const PREFIX = 'qlora-lab-app';
+const CACHE = `${PREFIX}-${new URL(self.location.href).searchParams.get('build') ?? 'unversioned'}`;
 
 self.addEventListener('install', () => self.skipWaiting());
-self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+self.addEventListener('activate', (event) => event.waitUntil(dropOtherBuilds().then(() => self.clients.claim())));
+
+async function dropOtherBuilds() {
+  const names = await caches.keys();
+  await Promise.all(names.filter((name) => name.startsWith(PREFIX) && name !== CACHE).map((name) => caches.delete(name)));
+}
 
 self.addEventListener('fetch', (event) => {
   const request = event.request;

@@ -9,7 +9,7 @@ const CONTROL_TIMEOUT_MS = 5000;
 export async function enableOffline(): Promise<void> {
   if (!('serviceWorker' in navigator)) return;
   try {
-    const registration = await navigator.serviceWorker.register(`${import.meta.env.BASE_URL}sw.js`);
+    const registration = await navigator.serviceWorker.register(`${import.meta.env.BASE_URL}sw.js?build=${encodeURIComponent(__BUILD_ID__)}`);
     if (!navigator.serviceWorker.controller) await controlled(CONTROL_TIMEOUT_MS);
     const urls = [location.href, ...performance.getEntriesByType('resource').map((e) => e.name)];
     (navigator.serviceWorker.controller ?? registration.active)?.postMessage({ type: 'cache-urls', urls });
