@@ -14,6 +14,8 @@ export interface ModelSourceDescription {
   kind: 'hub' | 'local' | 'bundled';
   id: string;
   revision?: string;
+  /** The commit the revision resolved to (Hub models), for reproducible runs. */
+  commit?: string;
   /** The files that were read, in order. */
   files: string[];
 }
@@ -59,7 +61,8 @@ export async function loadModelFiles(source: ModelFileSource, options: LoadOptio
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new Error(`${where}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize}; they are not from the same model`);
   }
-  return { config, weights, tokenizer, source: { kind: source.kind, id: source.id, revision: source.revision, files } };
+  const commit = await source.commit?.();
+  return { config, weights, tokenizer, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
 }
 
 type Read = (path: string) => Promise<Uint8Array | null>;

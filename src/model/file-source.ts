@@ -22,6 +22,8 @@ export interface ModelFileSource {
   /** Hub repo id, folder path, or a name for dropped files. */
   readonly id: string;
   readonly revision?: string;
+  /** The commit a Hub revision resolved to (Hub sources only). */
+  commit?(): Promise<string>;
   /** The file's bytes, or null when the source has no file at `path`. */
   read(path: string, onProgress?: OnProgress): Promise<Uint8Array | null>;
 }

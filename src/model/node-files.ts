@@ -37,15 +37,16 @@ export function defaultCacheDir(): string {
 }
 
 /**
- * Files under `<dir>/hub/<host>/files/<url path>`; 404s as empty markers under `.../missing/`.
- * URL path segments stay percent-encoded, so a revision like refs/pr/1 is one folder.
+ * Files under `<dir>/hub/<host>/files/<url path>[?query]`. URL path segments stay percent-encoded,
+ * so a revision like refs/pr/1 is one folder; a query (the API's `?blobs=true`) is part of the last one.
  */
 export function nodeFileCache(dir = defaultCacheDir()): FileCache {
-  const location = (url: string, kind: 'files' | 'missing') => {
-    const { host, pathname } = new URL(url);
+  const location = (url: string) => {
+    const { host, pathname, search } = new URL(url);
     const segments = pathname.split('/').filter((s) => s !== '');
     if (segments.some((s) => s === '.' || s === '..')) throw new Error(`refusing to cache ${url}: dot segments in the path`);
-    return join(dir, 'hub', encodeURIComponent(host), kind, ...segments);
+    if (search) segments.push(`${segments.pop()}${encodeURIComponent(search)}`);
+    return join(dir, 'hub', encodeURIComponent(host), 'files', ...segments);
   };
   const writeAtomically = async (path: string, bytes: Uint8Array) => {
     await mkdir(dirname(path), { recursive: true });
@@ -55,13 +56,10 @@ export function nodeFileCache(dir = defaultCacheDir()): FileCache {
   };
   return {
     async get(url) {
-      const bytes = await readOptional(location(url, 'files'));
-      if (bytes) return bytes;
-      return (await readOptional(location(url, 'missing'))) ? 'missing' : undefined;
+      return (await readOptional(location(url))) ?? undefined;
     },
-    async put(url, entry) {
-      if (entry === 'missing') await writeAtomically(location(url, 'missing'), new Uint8Array(0));
-      else await writeAtomically(location(url, 'files'), entry);
+    async put(url, bytes) {
+      await writeAtomically(location(url), bytes);
     },
   };
 }

@@ -26,20 +26,21 @@ afterAll(async () => {
 });
 
 describe('Hub download in headless Chromium (fetch streaming + Cache Storage)', () => {
-  it('downloads each file once with progress, caches it by URL, and reloads with no request', async () => {
+  it('downloads each file once with progress, caches it by commit, and reloads asking only for the commit', async () => {
     const page = `/tests/browser/pages/hub-cache.page.ts?hub=${encodeURIComponent(server.baseUrl)}&repo=${encodeURIComponent(REPO)}`;
     const result = await runPageModule<PageResult>(session, page);
-    const hubRequests = server.requests.filter((r) => r.startsWith(`/${REPO}/`));
-    // config, weights, tokenizer_config, tokenizer.json (404) and vocab.txt — once each, across both loads.
-    expect(hubRequests).toHaveLength(5);
-    expect(new Set(hubRequests).size).toBe(5);
+    const fileRequests = server.requests.filter((r) => r.startsWith(`/${REPO}/`));
+    // config, weights, tokenizer_config and vocab.txt, once each across both loads; each load looks up main's commit.
+    expect(fileRequests).toHaveLength(4);
+    expect(new Set(fileRequests).size).toBe(4);
+    expect(server.requests.filter((r) => r.startsWith('/api/'))).toEqual([`/api/models/${REPO}/revision/main`, `/api/models/${REPO}/revision/main`]);
     expect(result.first.files).toEqual(['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
     expect(result.first.partial).toBeGreaterThanOrEqual(3);
     expect(result.first.cachedEvents).toBe(0);
     expect(result.second.allCached).toBe(true);
     expect(result.second.eventCount).toBe(4);
     expect(result.cachedUrls).toContain(result.expectedUrl);
-    expect(result.cachedUrls).toHaveLength(5); // the 404 for tokenizer.json is cached too
+    expect(result.cachedUrls).toHaveLength(5); // the four files and the answer for main
     // The browser read the same model as Node does from the folder.
     const local = await loadModelFiles(localDirSource(TINY));
     let checksum = 0;

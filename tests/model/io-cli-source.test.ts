@@ -37,7 +37,7 @@ describe('loading a --model from the Hub (HF_ENDPOINT, QLORA_LAB_CACHE)', () => 
     rmSync(cache, { recursive: true, force: true });
   });
 
-  it('downloads once with progress on stderr, then loads from the cache folder', async () => {
+  it('downloads once with progress on stderr, then loads from the cache folder (asking only which commit main is at)', async () => {
     const lines: string[] = [];
     const stderr = { write: (s: string) => lines.push(s) };
     const model = await loadModelArgument('test-org/tiny', stderr);
@@ -48,7 +48,7 @@ describe('loading a --model from the Hub (HF_ENDPOINT, QLORA_LAB_CACHE)', () => 
     expect(lines.some((l) => /ignored 2 tensors.*pooler/.test(l))).toBe(true);
     lines.length = 0;
     await loadModelArgument('test-org/tiny', stderr);
-    expect(server.requests.length).toBe(requests);
+    expect(server.requests.slice(requests)).toEqual(['/api/models/test-org/tiny/revision/main']);
     expect(lines.filter((l) => l.includes('(cached)'))).toHaveLength(4);
   });
 });

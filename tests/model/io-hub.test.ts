@@ -64,7 +64,13 @@ describe('Hub source against a local server in the Hub URL layout', () => {
     const events: FileProgress[] = [];
     const source = hubSource(REPO, { baseUrl: server.baseUrl, cache: nodeFileCache(join(cacheDir, 'a')) });
     const model = await loadModelFiles(source, { onProgress: (p) => events.push(p) });
-    expect(model.source).toEqual({ kind: 'hub', id: REPO, revision: 'main', files: ['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt'] });
+    expect(model.source).toEqual({
+      kind: 'hub',
+      id: REPO,
+      revision: 'main',
+      commit: server.commit(REPO, 'main'),
+      files: ['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt'],
+    });
     expect(model.config.hiddenSize).toBe(32);
     expect(model.weights.size).toBe(5 + 16 * 2);
     const weightEvents = events.filter((e) => e.file === 'model.safetensors');
@@ -76,34 +82,59 @@ describe('Hub source against a local server in the Hub URL layout', () => {
     expect(weightEvents.at(-1)).toMatchObject({ loaded: size, done: true });
   });
 
-  it('fetches each file once: a second load (same cache) makes no request at all, 404s included', async () => {
+  it('fetches each file once: a second load (same cache) only asks which commit main is at', async () => {
     const cache = nodeFileCache(join(cacheDir, 'b'));
     const before = server.requests.length;
     await loadModelFiles(hubSource(REPO, { baseUrl: server.baseUrl, cache }));
     const first = server.requests.slice(before);
-    // config, weights, tokenizer config, tokenizer.json (404) and vocab.txt
-    expect(first).toHaveLength(5);
-    expect(server.count(REPO, 'main', 'tokenizer.json')).toBeGreaterThanOrEqual(1);
+    // the revision lookup, then config, weights, tokenizer config and vocab.txt; tokenizer.json is
+    // not in the file list, so it is never asked for.
+    expect(first).toEqual([`/api/models/${REPO}/revision/main`, ...['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt'].map((f) => `/${REPO}/resolve/${server.commit(REPO, 'main')}/${f}`)]);
     const events: FileProgress[] = [];
     const again = await loadModelFiles(hubSource(REPO, { baseUrl: server.baseUrl, cache }), { onProgress: (p) => events.push(p) });
-    expect(server.requests.length).toBe(before + 5);
+    expect(server.requests.slice(before + 5)).toEqual([`/api/models/${REPO}/revision/main`]);
     expect(again.weights.get('encoder.layer.1.output.dense.weight')?.data.length).toBe(32 * 64);
     expect(events.every((e) => e.cached && e.done)).toBe(true);
     expect(events.map((e) => e.file)).toEqual(['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
   });
 
-  it('keys the cache by revision: another revision is downloaded, refs/pr/1 URL-encoded in one path segment', async () => {
+  it('keys the cache by commit: a revision at the same commit downloads nothing, refs/pr/1 is URL-encoded in one path segment', async () => {
     const cache = nodeFileCache(join(cacheDir, 'c'));
     await loadModelFiles(hubSource(REPO, { baseUrl: server.baseUrl, cache }));
     const before = server.requests.length;
     const v1 = await loadModelFiles(hubSource(REPO, { baseUrl: server.baseUrl, cache, revision: 'v1' }));
-    expect(v1.source.revision).toBe('v1');
-    expect(server.count(REPO, 'v1', 'model.safetensors')).toBe(1);
+    expect(v1.source).toMatchObject({ revision: 'v1', commit: server.commit(REPO, 'main') });
     const pr = await loadModelFiles(hubSource(REPO, { baseUrl: server.baseUrl, cache, revision: 'refs/pr/1' }));
     expect(pr.source.revision).toBe('refs/pr/1');
-    expect(server.requests.slice(before)).toContain(`/${REPO}/resolve/refs%2Fpr%2F1/model.safetensors`);
+    expect(server.requests.slice(before)).toEqual([`/api/models/${REPO}/revision/v1`, `/api/models/${REPO}/revision/refs%2Fpr%2F1`]);
     expect(hubFileUrl('https://huggingface.co/', 'a/b', 'refs/pr/1', 'onnx/model q.onnx')).toBe('https://huggingface.co/a/b/resolve/refs%2Fpr%2F1/onnx/model%20q.onnx');
     expect(readdirSync(join(cacheDir, 'c', 'hub'))).toEqual([encodeURIComponent(new URL(server.baseUrl).host)]);
+  });
+
+  it('follows a branch that moves: new files are found (nothing missing is remembered), changed ones downloaded; offline, the last commit seen is used', async () => {
+    const repo = { main: modelFiles(['config.json', 'model.safetensors', 'vocab.txt']) as Record<string, Uint8Array | string> };
+    const moving = await startHubServer({ 'test-org/moving': repo });
+    const cache = nodeFileCache(join(cacheDir, 'd'));
+    const load = () => loadModelFiles(hubSource('test-org/moving', { baseUrl: moving.baseUrl, cache }));
+    try {
+      const first = await load();
+      expect(first.source.files).toEqual(['config.json', 'model.safetensors', 'vocab.txt']);
+      // A new commit on main adds tokenizer_config.json (absent before) and changes config.json.
+      const config = JSON.parse(new TextDecoder().decode(tiny['config.json']));
+      repo.main = { ...repo.main, 'tokenizer_config.json': tiny['tokenizer_config.json'], 'config.json': JSON.stringify({ ...config, note: 'moved' }) };
+      const before = moving.requests.length;
+      const second = await load();
+      expect(second.source.commit).toBe(moving.commit('test-org/moving', 'main'));
+      expect(second.source.commit).not.toBe(first.source.commit);
+      expect(second.source.files).toEqual(['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
+      expect(moving.requests.slice(before).filter((r) => r.includes('/resolve/'))).toHaveLength(4); // the new commit's URLs
+    } finally {
+      await moving.close();
+    }
+    // The Hub is gone: the last answer for main, and the files of its commit, come from the cache.
+    const offline = await load();
+    expect(offline.source.commit).toBe(moving.commit('test-org/moving', 'main'));
+    expect(offline.source.files).toEqual(['config.json', 'model.safetensors', 'tokenizer_config.json', 'vocab.txt']);
   });
 
   it('works without Content-Length (total unknown) and with legacy repo ids without an org', async () => {
@@ -113,7 +144,8 @@ describe('Hub source against a local server in the Hub URL layout', () => {
       const model = await loadModelFiles(hubSource('legacyname', { baseUrl: chunked.baseUrl, cache: null }), { onProgress: (p) => events.push(p) });
       expect(model.weights.size).toBe(37);
       const last = events.filter((e) => e.file === 'model.safetensors').at(-1);
-      expect(last).toMatchObject({ loaded: tiny['model.safetensors'].byteLength, total: null, done: true });
+      // No Content-Length, but the revision's file list gave the size.
+      expect(last).toMatchObject({ loaded: tiny['model.safetensors'].byteLength, total: tiny['model.safetensors'].byteLength, done: true });
     } finally {
       await chunked.close();
     }
@@ -136,7 +168,7 @@ describe('Hub source against a local server in the Hub URL layout', () => {
       return new Response('no', { status: 401 });
     };
     await expect(loadModelFiles(hubSource('org/gated', { fetch: refusing, token: 'hf_abc', cache: null }))).rejects.toThrow(
-      /refused config\.json of org\/gated@main \(HTTP 401\): the repository may not exist, or be private or gated \(the token given has no access to it\)/,
+      /refused the file list of org\/gated@main \(HTTP 401\): the repository may not exist, or be private or gated \(the token given has no access to it\)/,
     );
     await expect(loadModelFiles(hubSource('org/gated', { fetch: refusing, cache: null }))).rejects.toThrow(/\(an access token is needed\)/);
     expect(seen).toEqual(['Bearer hf_abc', null]);
@@ -148,7 +180,7 @@ describe('Hub source against a local server in the Hub URL layout', () => {
     await expect(load(REPO, 'nope')).rejects.toThrow(/has no revision "nope"/);
     await expect(load('test-org/no-weights')).rejects.toThrow(/has no weights: looked for model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin/);
     await expect(load('test-org/roberta')).rejects.toThrow(/model_type "roberta".*RobertaModel.*not supported yet/);
-    await expect(load(REPO, 'main', 'http://127.0.0.1:1')).rejects.toThrow(/could not download config\.json of test-org\/tiny-bert@main/);
+    await expect(load(REPO, 'main', 'http://127.0.0.1:1')).rejects.toThrow(/could not reach http:\/\/127\.0\.0\.1:1 to look up test-org\/tiny-bert@main \(and it is not cached here\)/);
     expect(() => hubSource('../etc/passwd')).toThrow(/not a Hugging Face repo id/);
   });
 });

@@ -20,7 +20,7 @@ report(async () => {
     let checksum = 0;
     for (const t of model.weights.values()) for (let i = 0; i < t.data.length; i++) checksum += t.data[i] * ((i % 7) + 1);
     const { inputIds, seq } = model.tokenizer.encode(['the patient'], 16);
-    return { files: model.source.files, events, checksum, ids: Array.from(inputIds.subarray(0, seq)) };
+    return { files: model.source.files, commit: model.source.commit!, events, checksum, ids: Array.from(inputIds.subarray(0, seq)) };
   };
   const first = await load();
   const cache = await caches.open('qlora-lab-hub');
@@ -30,6 +30,6 @@ report(async () => {
     first: { ...first, events: undefined, partial: first.events.filter((e) => !e.cached && !e.done && e.loaded > 0).length, cachedEvents: first.events.filter((e) => e.cached).length },
     second: { ...second, events: undefined, allCached: second.events.every((e) => e.cached && e.done), eventCount: second.events.length },
     cachedUrls,
-    expectedUrl: hubFileUrl(baseUrl, repo, 'main', 'model.safetensors'),
+    expectedUrl: hubFileUrl(baseUrl, repo, first.commit, 'model.safetensors'),
   };
 });
