@@ -67,16 +67,33 @@ export async function loadModelFiles(source: ModelFileSource, options: LoadOptio
 
 type Read = (path: string) => Promise<Uint8Array | null>;
 
+const parseSafetensorsTensors = (bytes: Uint8Array, name: string) => parseSafetensors(bytes, name).tensors;
+
+/** Weight files in the loader's order of preference; an index names shards like `shard`. */
+const WEIGHT_FILES = [
+  { name: 'model.safetensors', parse: parseSafetensorsTensors },
+  { name: 'model.safetensors.index.json', parse: parseSafetensorsTensors, shard: /^model-\d+-of-\d+\.safetensors$/ },
+  { name: 'pytorch_model.bin', parse: readTorchCheckpoint },
+  { name: 'pytorch_model.bin.index.json', parse: readTorchCheckpoint, shard: /^pytorch_model-\d+-of-\d+\.bin$/ },
+];
+
 async function readWeights(read: Read, where: string): Promise<StateDict> {
-  const single = await read('model.safetensors');
-  if (single) return parseSafetensors(single, 'model.safetensors').tensors;
-  const safetensorsIndex = await read('model.safetensors.index.json');
-  if (safetensorsIndex) return readShards(read, safetensorsIndex, 'model.safetensors.index.json', (bytes, name) => parseSafetensors(bytes, name).tensors);
-  const bin = await read('pytorch_model.bin');
-  if (bin) return readTorchCheckpoint(bin, 'pytorch_model.bin');
-  const binIndex = await read('pytorch_model.bin.index.json');
-  if (binIndex) return readShards(read, binIndex, 'pytorch_model.bin.index.json', readTorchCheckpoint);
-  throw new Error(`${where} has no weights: looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin and pytorch_model.bin.index.json`);
+  for (const { name, parse, shard } of WEIGHT_FILES) {
+    const bytes = await read(name);
+    if (bytes) return shard ? readShards(read, bytes, name, parse) : parse(bytes, name);
+  }
+  throw new Error(`${where} has no weights: looked for ${WEIGHT_FILES.map((w) => w.name).join(', ')}`);
+}
+
+/**
+ * The files loadModelFiles would read from a repository holding `available`, without reading any:
+ * what a download will cost. Shards are those named in the usual `-0000k-of-0000n` way.
+ */
+export function filesToLoad(available: ReadonlySet<string>): string[] {
+  const weights = WEIGHT_FILES.find((w) => available.has(w.name));
+  const shards = weights?.shard ? [...available].filter((f) => weights.shard.test(f)).sort() : [];
+  const tokenizer = available.has('tokenizer.json') ? 'tokenizer.json' : 'vocab.txt';
+  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer].filter((f) => available.has(f));
 }
 
 /** A sharded checkpoint: the index's weight_map says which shard holds each tensor. */

@@ -18,6 +18,7 @@ export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 /** A byte cache keyed by URL. */
 export interface FileCache {
+  has(url: string): Promise<boolean>;
   get(url: string): Promise<Uint8Array | undefined>;
   put(url: string, bytes: Uint8Array): Promise<void>;
 }
@@ -46,6 +47,8 @@ export interface HubSource extends ModelFileSource {
   readonly kind: 'hub';
   /** Resolve the revision (once per source). */
   resolve(): Promise<HubRevision>;
+  /** Bytes of `paths` at the resolved commit, and how many of them are not cached yet. */
+  sizeOf(paths: string[]): Promise<{ bytes: number; toDownload: number }>;
 }
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
@@ -137,7 +140,19 @@ export function hubSource(repoId: string, options: HubOptions = {}): HubSource {
     return bytes;
   }
 
-  return { kind: 'hub', id: repoId, revision, read, resolve, commit: async () => (await resolve()).commit };
+  async function sizeOf(paths: string[]): Promise<{ bytes: number; toDownload: number }> {
+    const { commit, files } = await resolve();
+    let bytes = 0;
+    let toDownload = 0;
+    for (const path of paths) {
+      const size = Math.max(0, files.get(path) ?? 0);
+      bytes += size;
+      if (!(await cache?.has(hubFileUrl(baseUrl, repoId, commit, path)))) toDownload += size;
+    }
+    return { bytes, toDownload };
+  }
+
+  return { kind: 'hub', id: repoId, revision, read, resolve, sizeOf, commit: async () => (await resolve()).commit };
 }
 
 /** The API's answer: `sha` (the commit) and `siblings` (`rfilename`, and `size` with blobs=true). */
@@ -230,6 +245,9 @@ function defaultCache(): FileCache | null {
 export function cacheStorageCache(name = 'qlora-lab-hub'): FileCache {
   const open = () => caches.open(name);
   return {
+    async has(url) {
+      return (await (await open()).match(url)) !== undefined;
+    },
     async get(url) {
       const response = await (await open()).match(url);
       return response ? new Uint8Array(await response.arrayBuffer()) : undefined;

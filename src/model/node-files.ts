@@ -3,7 +3,7 @@
  * folder ($QLORA_LAB_CACHE, else ~/.cache/qlora-lab). Browser code must not import this module.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ModelFileSource } from './file-source.ts';
@@ -55,6 +55,9 @@ export function nodeFileCache(dir = defaultCacheDir()): FileCache {
     await rename(temporary, path);
   };
   return {
+    async has(url) {
+      return stat(location(url)).then(() => true, () => false);
+    },
     async get(url) {
       return (await readOptional(location(url))) ?? undefined;
     },

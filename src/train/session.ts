@@ -14,10 +14,10 @@ import { runTsne } from '../eval/tsne.ts';
 import type { Embedder, LabelledText } from '../eval/types.ts';
 import { dot } from '../eval/vectors.ts';
 import { BertEncoder } from '../model/bert.ts';
-import { type ModelFiles, loadModelFiles } from '../model/checkpoint.ts';
+import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
 import { fileMapSource } from '../model/file-source.ts';
-import { bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
+import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
@@ -45,6 +45,17 @@ export interface ModelSummary {
   /** Parameters of the frozen base. */
   parameters: number;
   quantization: 'nf4' | 'f32';
+  /** The commit a Hub revision resolved to. */
+  commit?: string;
+}
+
+/** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
+export interface ModelPreview {
+  /** Bytes the model's files take, and how many of them are not in this browser yet; null when unknown. */
+  bytes: number | null;
+  toDownload: number | null;
+  /** The commit a Hub revision resolves to now. */
+  commit?: string;
 }
 
 export interface MemoryCheck {
@@ -163,6 +174,14 @@ export class LabSession {
     this.model = { ref, files, source };
     await this.buildEncoder(quantization);
     return this.summary();
+  }
+
+  /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
+  async previewModel(ref: ModelRef): Promise<ModelPreview> {
+    if (ref.kind !== 'hub') return { bytes: null, toDownload: ref.kind === 'bundled' ? 0 : null };
+    const source = modelSource(ref, undefined, undefined) as HubSource;
+    const { commit, files } = await source.resolve();
+    return { ...(await source.sizeOf(filesToLoad(new Set(files.keys())))), commit };
   }
 
   /** Stack a PEFT adapter under the one being trained (frozen); null removes it. Returns a description. */
@@ -443,7 +462,7 @@ export class LabSession {
   }
 
   private peftAdapter(): PeftAdapter {
-    const { ref } = this.requireModel();
+    const { ref, files } = this.requireModel();
     const run = this.runAdapter;
     if (!run?.host) throw new Error('No adapter has been trained or loaded yet.');
     const { lora } = run.config;
@@ -455,7 +474,8 @@ export class LabSession {
         targetModules: lora.targetModules,
         useRslora: lora.rslora,
         baseModelNameOrPath: ref.id,
-        ...(ref.kind === 'hub' ? { revision: ref.revision } : {}),
+        // The commit, not a branch that may move: PEFT then loads the very base the adapter was trained on.
+        ...(ref.kind === 'hub' ? { revision: files.source.commit ?? ref.revision } : {}),
       },
       tensors: run.host,
     };
@@ -565,6 +585,7 @@ export class LabSession {
       maxPositions: c.maxPositionEmbeddings,
       parameters,
       quantization: this.encoder!.quantization,
+      ...(files.source.commit ? { commit: files.source.commit } : {}),
     };
   }
 

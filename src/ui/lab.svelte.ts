@@ -11,7 +11,7 @@ import { formatBytes } from '../model/memory.ts';
 import type { PeftAdapterFiles } from '../model/peft-files.ts';
 import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel } from '../train/run-config.ts';
 import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns, updateRun } from '../train/run-store.ts';
-import type { Evaluation, GpuInfo, MemoryCheck, ModelSummary, Neighbour, RunState, SessionEvent, TsneMap } from '../train/session.ts';
+import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunState, SessionEvent, TsneMap } from '../train/session.ts';
 import type { StepReport } from '../train/trainer.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
@@ -86,8 +86,12 @@ export class Lab {
 
   history = $state<RunRecord[]>([]);
   unfinished = $state<RunRecord[]>([]);
-  /** A configuration opened from a share link: what it needs, and whether it has been rerun. */
-  shared = $state<{ config: RunConfig; waitingFor: string | null; rerun: boolean } | null>(null);
+  /**
+   * A configuration opened from a share link: what its model will download (looked up before the
+   * user confirms; nothing is downloaded or run until then), whether it was confirmed, what it still
+   * needs, and whether it has been rerun.
+   */
+  shared = $state<{ config: RunConfig; preview: ModelPreview | null; confirmed: boolean; waitingFor: string | null; rerun: boolean } | null>(null);
   shareError = $state<string | null>(null);
 
   private session: RemoteSession | null = null;
@@ -115,11 +119,13 @@ export class Lab {
       this.gpuErrorName = (e as Error).name;
       return;
     }
-    if (shared) await this.openShared(shared);
-    else {
-      await this.loadModel(this.config.model);
-      await this.useDemo(DEMO_SETS[0]);
-    }
+    if (shared) await this.offerShared(shared);
+    else await this.openDemo();
+  }
+
+  private async openDemo(): Promise<void> {
+    await this.loadModel(this.config.model);
+    await this.useDemo(DEMO_SETS[0]);
   }
 
   // ---------------------------------------------------------------- model
@@ -424,12 +430,43 @@ export class Lab {
     await this.refreshHistory();
   }
 
+  /** A link to this setup; a Hub model is pinned to the commit its revision resolved to, so the link reruns on the same weights. */
   shareUrl(): string {
-    return shareLink($state.snapshot(this.config), location.href);
+    const config = $state.snapshot(this.config) as RunConfig;
+    const commit = this.model?.commit;
+    if (config.model.kind === 'hub' && commit) config.model = { ...config.model, revision: commit };
+    return shareLink(config, location.href);
   }
 
   describeModel(): string {
     return modelLabel(this.config.model);
+  }
+
+  /** Show what a share link will download and run, and wait for the user to confirm it. */
+  private async offerShared(config: RunConfig): Promise<void> {
+    this.shared = { config, preview: null, confirmed: false, waitingFor: null, rerun: false };
+    try {
+      this.shared.preview = await this.requireSession().previewModel(config.model);
+    } catch (e) {
+      this.shareError = `Could not look up the link's model ${modelLabel(config.model)}: ${(e as Error).message}`;
+    }
+  }
+
+  /** The user confirmed the share link: restore and rerun it. */
+  async confirmShared(): Promise<void> {
+    const shared = this.shared;
+    if (!shared || shared.confirmed) return;
+    shared.confirmed = true;
+    this.shareError = null;
+    await this.openShared($state.snapshot(shared.config) as RunConfig);
+  }
+
+  /** The user declined the share link: nothing of it is loaded; the page opens on the demo as usual. */
+  async declineShared(): Promise<void> {
+    this.shared = null;
+    this.shareError = null;
+    history.replaceState(null, '', location.pathname + location.search);
+    await this.openDemo();
   }
 
   /**
@@ -439,7 +476,7 @@ export class Lab {
   private async openShared(config: RunConfig): Promise<void> {
     this.config = config;
     const source = config.data.source;
-    this.shared = { config, waitingFor: source.kind === 'file' ? source.name : null, rerun: false };
+    this.shared!.waitingFor = source.kind === 'file' ? source.name : null;
     if (config.model.kind === 'local') {
       this.shareError = `This link trains the local model folder ${config.model.id}: load that folder in the model section.`;
       return;

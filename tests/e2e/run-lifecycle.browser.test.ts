@@ -91,6 +91,10 @@ it('a share link restores the setup in a fresh browser profile and reruns it to 
   expect(link).toMatch(/#run=/);
 
   const fresh = await openApp(session, new URL(link).pathname + new URL(link).hash);
+  const offer = fresh.page.getByRole('region', { name: 'Rerun a shared setup?' });
+  await offer.getByText('nothing to download: it comes with this app').waitFor({ timeout: 120_000 });
+  await screenshot(fresh.page, '11-share-link-offer');
+  await offer.getByRole('button', { name: 'Rerun' }).click();
   await fresh.page.getByRole('status').filter({ hasText: 'Opened from a share link' }).waitFor({ timeout: 120_000 });
   await screenshot(fresh.page, '11-share-link-opened');
   await waitForRunState(fresh.page, 'done', 600_000);

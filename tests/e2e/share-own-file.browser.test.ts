@@ -43,6 +43,7 @@ afterAll(async () => session?.close());
 it('asks for the sender’s file, refuses another one, and reruns with the right one', async () => {
   const link = new URL(shareLink(config, session.baseUrl + '/'));
   const { page } = await openApp(session, link.pathname + link.hash);
+  await page.getByRole('region', { name: 'Rerun a shared setup?' }).getByRole('button', { name: 'Rerun' }).click();
   await page.getByText('The shared configuration trains on your file my-pairs.jsonl').waitFor({ timeout: 120_000 });
   const dataFile = page.getByLabel('CTD gene–disease file (CSV/TSV, .gz) or pair file (CSV, TSV, JSONL)');
 
