@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
-import { createServer } from 'vite';
+import { build, createServer, preview } from 'vite';
 import { expect } from 'vitest';
 import { type BrowserSession, CHROMIUM_ARGS, CHROMIUM_PATH } from '../helpers/browser.ts';
 
@@ -46,9 +46,13 @@ export async function openAppSession(options: { webgpu?: boolean } = {}): Promis
   await server.listen();
   const address = server.httpServer?.address();
   if (!address || typeof address === 'string') throw new Error('vite dev server has no TCP address');
-  const baseUrl = `http://127.0.0.1:${address.port}`;
   // Without WebGPU: Chromium's own switch, as a browser without it (or with it turned off) behaves.
   const args = options.webgpu === false ? [...CHROMIUM_ARGS.filter((a) => !/webgpu/i.test(a)), '--disable-features=WebGPU'] : CHROMIUM_ARGS;
+  return browserSession(server, address.port, args);
+}
+
+async function browserSession(server: { close(): Promise<void> }, port: number, args: string[]): Promise<BrowserSession> {
+  const baseUrl = `http://127.0.0.1:${port}`;
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args });
   return {
     server,
@@ -64,6 +68,20 @@ export async function openAppSession(options: { webgpu?: boolean } = {}): Promis
       await server.close();
     },
   };
+}
+
+/**
+ * The production build (`vite build` into `outDir`) served as a static site, for tests of what users
+ * get; `requests` records every path the browser asked the server for.
+ */
+export async function openBuiltAppSession(outDir: string): Promise<BrowserSession & { requests: string[] }> {
+  await build({ configFile: 'vite.config.ts', logLevel: 'error', build: { outDir, emptyOutDir: true } });
+  const server = await preview({ configFile: 'vite.config.ts', logLevel: 'error', build: { outDir }, preview: { port: 0, host: '127.0.0.1' } });
+  const requests: string[] = [];
+  server.httpServer.on('request', (req) => requests.push(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+  const address = server.httpServer.address();
+  if (!address || typeof address === 'string') throw new Error('vite preview server has no TCP address');
+  return { ...(await browserSession(server, address.port, CHROMIUM_ARGS)), requests };
 }
 
 export async function openApp(session: BrowserSession, path = '/', context?: BrowserContext): Promise<AppPage> {

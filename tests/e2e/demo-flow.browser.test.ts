@@ -4,7 +4,8 @@
  * task over 50 ms, the run is evaluated, explored and exported, and the exports are what other
  * tools read (PEFT key names, a merged BertModel equal to base + scale·B·A).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { unzipSync } from 'fflate';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ import {
   longTasks,
   now,
   openApp,
-  openAppSession,
+  openBuiltAppSession,
   runDoneAt,
   screenshot,
   setQuickRun,
@@ -28,10 +29,12 @@ import {
   waitForRunState,
 } from './app.ts';
 
-let session: BrowserSession;
+// The production build, as users get it: what the build ships is checked against what the flow loads.
+const DIST = 'test-output/dist-demo-flow';
+let session: BrowserSession & { requests: string[] };
 beforeAll(async () => {
-  session = await openAppSession();
-});
+  session = await openBuiltAppSession(DIST);
+}, 300_000);
 afterAll(async () => session?.close());
 
 async function download(page: Page, button: string): Promise<Record<string, Uint8Array>> {
@@ -125,6 +128,14 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   await screenshot(page, '06-exported');
   expect(errors.filter((e) => e.startsWith('pageerror'))).toEqual([]);
   expect(tasks, 'main-thread tasks over 50 ms while training').toEqual([]);
+
+  // Every large file of the build was loaded by this flow: nothing heavy ships that the app never uses.
+  const files = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : [join(dir, f)]));
+  const unused = files(DIST)
+    .filter((f) => statSync(f).size > 64 * 1024)
+    .map((f) => `/${relative(DIST, f)}`)
+    .filter((path) => !session.requests.includes(path));
+  expect(unused, 'build files over 64 KB that the demo flow never requested').toEqual([]);
 }, 900_000);
 
 it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked', async () => {

@@ -3,7 +3,7 @@
  * the browser path users run, in tests.
  */
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { type ViteDevServer, createServer } from 'vite';
+import { createServer } from 'vite';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -21,7 +21,8 @@ export const CHROMIUM_ARGS = [
 ];
 
 export interface BrowserSession {
-  server: ViteDevServer;
+  /** The server of the pages (a Vite dev server, or a static server of a production build). */
+  server: { close(): Promise<void> };
   browser: Browser;
   baseUrl: string;
   newPage(path?: string): Promise<Page>;
