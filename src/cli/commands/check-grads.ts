@@ -2,12 +2,12 @@
  * `qlora-lab check-grads`: loss and LoRA gradients of one batch (dropout off) under PEFT's names,
  * so a user can compare this GPU with PyTorch on their own model and data.
  */
-import { writeFile } from 'node:fs/promises';
 import { writeSafetensors } from '../../model/safetensors.ts';
 import type { HostTensor } from '../../model/state-dict.ts';
 import { type Objective, encodeExamples, recordMicroBatch } from '../../train/objective.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { readPairFile } from '../pair-file.ts';
 
 export const summary = 'loss and LoRA gradients of one batch, as PEFT-named safetensors (compare with PyTorch)';
@@ -27,6 +27,7 @@ export async function run(args: string[]): Promise<void> {
   const data = await readPairFile(required(values, 'data', USAGE));
   const adapterDir = required(values, 'adapter', USAGE);
   const out = required(values, 'out', USAGE);
+  await checkOutputPath('out', out, 'file');
   const batchSize = numberOption(values, 'batch-size', 8, (n) => Number.isInteger(n) && n > 0);
   const objective: Objective =
     data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', 20), symmetric: Boolean(values.symmetric) };
@@ -42,7 +43,7 @@ export async function run(args: string[]): Promise<void> {
     const dot = names[i].lastIndexOf('.');
     tensors.set(`base_model.model.${names[i].slice(0, dot)}.${names[i].slice(dot + 1)}.weight`, { shape: [...grads[i].shape], data: await cli.engine.readF32(grads[i]) });
   }
-  await writeFile(out, writeSafetensors(tensors, { loss: String(lossValue), objective: objective.kind, batch: String(examples.length) }));
+  await writeOutputFile(out, writeSafetensors(tensors, { loss: String(lossValue), objective: objective.kind, batch: String(examples.length) }));
   process.stderr.write(`loss ${lossValue} over ${examples.length} examples; ${names.length} gradients written to ${out}\n`);
   cli.engine.destroy();
 }

@@ -3,8 +3,8 @@
  * pair file) with the same parser and builder the app uses, and write train.jsonl, test.jsonl and
  * stats.json.
  */
-import { mkdirSync, openAsBlob, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { openAsBlob } from 'node:fs';
+import { basename } from 'node:path';
 import { type Example, type NegativeMode, type SplitMode, buildCtdDataset, buildPairDataset, checkTemplate, DEFAULT_TEMPLATE } from '../../data/builder.ts';
 import { CTD_CITATION } from '../../data/citation.ts';
 import { parseCtd } from '../../data/ctd.ts';
@@ -14,6 +14,7 @@ import { blobSource, openText } from '../../data/source.ts';
 import type { BadRow } from '../../data/text.ts';
 import { numberOption, parseOptions } from '../args.ts';
 import { UsageError } from '../errors.ts';
+import { checkOutputPath, writeOutputDir } from '../output.ts';
 
 export const summary = 'build a seeded train/test dataset from a CTD gene–disease file (or split a pair file)';
 
@@ -55,8 +56,8 @@ function choice<T extends string>(values: Record<string, unknown>, name: string,
   return v as T;
 }
 
-function writeJsonl(path: string, lines: object[]): void {
-  writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : ''));
+function jsonl(lines: object[]): string {
+  return lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : '');
 }
 
 /** CTD examples as labelled pairs (text_a = gene, text_b = disease) plus the sentence and ids. */
@@ -92,6 +93,7 @@ export async function run(args: string[]): Promise<void> {
   if ((ctd === undefined) === (pairs === undefined)) throw new UsageError(`give exactly one of --ctd and --pairs\n\n${USAGE}`);
   const out = values.out as string | undefined;
   if (!out) throw new UsageError(`--out is required\n\n${USAGE}`);
+  await checkOutputPath('out', out, 'dir');
   const seed = numberOption(values, 'seed', 42, Number.isInteger);
   const testFraction = numberOption(values, 'test-fraction', 0.2, (f) => f > 0 && f < 1);
   const ctdOnly = (['negatives', 'split', 'template', 'keep-inferred', 'min-score'] as const).filter((k) => values[k] !== undefined);
@@ -141,10 +143,11 @@ export async function run(args: string[]): Promise<void> {
   }
   reportBad(badSamples, counts.bad);
 
-  mkdirSync(out, { recursive: true });
-  writeJsonl(join(out, 'train.jsonl'), result.train.map(result.line));
-  writeJsonl(join(out, 'test.jsonl'), result.test.map(result.line));
   const stats = { source: { file: ctd ?? pairs, ...counts, badSamples, ...result.extra }, ...result.stats };
-  writeFileSync(join(out, 'stats.json'), `${JSON.stringify(stats, null, 2)}\n`);
+  await writeOutputDir(out, {
+    'train.jsonl': jsonl(result.train.map(result.line)),
+    'test.jsonl': jsonl(result.test.map(result.line)),
+    'stats.json': `${JSON.stringify(stats, null, 2)}\n`,
+  });
   console.error(`wrote ${result.train.length} train and ${result.test.length} test rows to ${out} (stats.json: counts, overlaps, seed)`);
 }

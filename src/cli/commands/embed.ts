@@ -1,9 +1,10 @@
 /** `qlora-lab embed`: sentence embeddings of a text file (one text per line) as a .npy matrix. */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { encodeNpyFloat32 } from '../npy.ts';
+import { checkOutputPath, writeOutputFile } from '../output.ts';
 
 export const summary = 'embed texts (one per line) with a model [+ adapters] into a float32 .npy';
 
@@ -20,6 +21,7 @@ export async function run(args: string[]): Promise<void> {
   );
   const input = required(values, 'input', USAGE);
   const out = required(values, 'out', USAGE);
+  await checkOutputPath('out', out, 'file');
   const batchSize = Number(values['batch-size']);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size must be a positive integer`);
   const texts = (await readFile(input, 'utf8').catch((e: Error) => {
@@ -37,7 +39,7 @@ export async function run(args: string[]): Promise<void> {
   const h = embeddings[0].length;
   const matrix = new Float32Array(texts.length * h);
   embeddings.forEach((e, i) => matrix.set(e, i * h));
-  await writeFile(out, encodeNpyFloat32(matrix, [texts.length, h]));
+  await writeOutputFile(out, encodeNpyFloat32(matrix, [texts.length, h]));
   process.stderr.write(`wrote ${out} [${texts.length}, ${h}]\n`);
   cli.engine.destroy();
 }

@@ -1,5 +1,4 @@
 /** `qlora-lab eval`: before/after metrics (base vs base + adapters) on labelled pairs, with bootstrap intervals. */
-import { writeFile } from 'node:fs/promises';
 import { evaluateBeforeAfter } from '../../eval/before-after.ts';
 import { evalPairsFromRows, retrievalFromPairs } from '../../eval/eval-set.ts';
 import { formatBeforeAfterTable } from '../../eval/format.ts';
@@ -7,6 +6,7 @@ import type { Embedder } from '../../eval/types.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
+import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { readPairFile } from '../pair-file.ts';
 
 export const summary = 'before/after metrics of adapters on labelled pairs (separation, AUROC, probe, retrieval...)';
@@ -26,6 +26,7 @@ export async function run(args: string[]): Promise<void> {
     USAGE,
   );
   const out = required(values, 'out', USAGE);
+  await checkOutputPath('out', out, 'file');
   const data = await readPairFile(required(values, 'pairs', USAGE));
   if (data.layout !== 'labelled') throw new UsageError('--pairs must be labelled pairs (text_a, text_b, label[, category]), not (anchor, positive) rows');
   const pairs = evalPairsFromRows(data.examples.map((e) => ({ textA: e.textA, textB: e.textB, label: e.label, group: e.group })));
@@ -44,6 +45,6 @@ export async function run(args: string[]): Promise<void> {
   });
   process.stderr.write('\n');
   console.log(formatBeforeAfterTable(result));
-  await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+  await writeOutputFile(out, `${JSON.stringify(result, null, 2)}\n`);
   cli.engine.destroy();
 }

@@ -1,12 +1,11 @@
 /** `qlora-lab merge`: fold adapters into the base and write a plain BERT checkpoint (no PEFT needed to load it). */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { mergeAdapters } from '../../model/merge.ts';
 import { writeBertCheckpoint } from '../../model/peft-files.ts';
 import { parseOptions, required } from '../args.ts';
 import { loraConfigOf, readAdapterDir } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { loadModelArgument } from '../model-source.ts';
+import { checkOutputPath, writeOutputDir } from '../output.ts';
 
 export const summary = 'merge adapters into the base model (W + scale·B·A) and write config.json + model.safetensors';
 
@@ -16,6 +15,7 @@ const USAGE = `usage: qlora-lab merge --model <dir|hub-id> --adapter <dir> [--ad
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(args, { model: { type: 'string' }, adapter: { type: 'string', multiple: true }, out: { type: 'string' } }, USAGE);
   const out = required(values, 'out', USAGE);
+  await checkOutputPath('out', out, 'dir');
   const dirs = (values.adapter as string[] | undefined) ?? [];
   if (dirs.length === 0) throw new UsageError(`--adapter is required\n\n${USAGE}`);
   const files = await loadModelArgument(required(values, 'model', USAGE));
@@ -25,7 +25,6 @@ export async function run(args: string[]): Promise<void> {
     adapters.push({ config: loraConfigOf(peft), tensors: peft.tensors });
   }
   const checkpoint = writeBertCheckpoint(files.config, mergeAdapters(files.config, files.weights, adapters));
-  await mkdir(out, { recursive: true });
-  for (const [name, content] of Object.entries(checkpoint)) await writeFile(join(out, name), content);
+  await writeOutputDir(out, checkpoint);
   process.stderr.write(`merged ${dirs.length} adapter(s) into ${out} (config.json, model.safetensors; copy the tokenizer files from the base model)\n`);
 }

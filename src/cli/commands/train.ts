@@ -1,6 +1,4 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Rng } from '../../engine/rng.ts';
 import { GpuAdapter, type LoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
@@ -10,6 +8,7 @@ import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } f
 import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, attachAdapterDirs, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
+import { checkOutputPath, writeOutputDir } from '../output.ts';
 import { readPairFile } from '../pair-file.ts';
 
 export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) or labelled pairs; writes a PEFT adapter';
@@ -62,6 +61,7 @@ export async function run(args: string[]): Promise<void> {
     USAGE,
   );
   const out = required(values, 'out', USAGE);
+  await checkOutputPath('out', out, 'dir');
   const data = await readPairFile(required(values, 'data', USAGE));
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const probability = (n: number) => n >= 0 && n < 1;
@@ -155,8 +155,7 @@ async function saveAdapter(cli: CliEncoder, adapter: GpuAdapter, lora: LoraConfi
     },
     tensors: await adapter.download(),
   });
-  await mkdir(out, { recursive: true });
-  for (const [name, content] of Object.entries(files)) await writeFile(join(out, name), content);
+  await writeOutputDir(out, files);
 }
 
 const round = (x: number) => Math.round(x * 1e5) / 1e5;
