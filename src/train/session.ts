@@ -23,6 +23,7 @@ import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts'
 import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
+import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
@@ -259,8 +260,7 @@ export class LabSession {
       this.emitState(run, 'done');
       return 'done';
     } catch (e) {
-      // A NaN/Inf loss skipped its update: the adapter on the GPU is the last good one, keep it for export.
-      if (e instanceof NonFiniteLossError && this.runAdapter) this.runAdapter.host = await this.runAdapter.gpu.download();
+      if ((e instanceof NonFiniteLossError || e instanceof DivergedError) && this.runAdapter) this.runAdapter.host = await this.lastSaneAdapter(runId, config);
       const message = (e as Error).message ?? String(e);
       await updateRun(runId, { status: 'failed', error: message }).catch(() => {});
       this.emitState(run, 'failed', message);
@@ -268,6 +268,17 @@ export class LabSession {
     } finally {
       this.active = null;
     }
+  }
+
+  /**
+   * What a run that stopped on a NaN loss or diverged keeps for export: the adapter on the GPU (a
+   * NaN step skipped its update) if it passes the divergence rule, else the last checkpoint's (only
+   * sane ones are stored), else none.
+   */
+  private async lastSaneAdapter(runId: string, config: RunConfig): Promise<HostAdapterTensors | null> {
+    const current = await this.runAdapter!.gpu.download();
+    if (adapterHealth(this.requireModel().files.weights, current, config.lora).sane) return current;
+    return (await getCheckpoint(runId))?.snapshot.adapter ?? null;
   }
 
   pause(): void {
@@ -420,7 +431,10 @@ export class LabSession {
           etaSeconds: (total - report.step) * run.secondsPerStep,
         });
         if (report.step % config.train.checkpointEvery === 0 || report.step === total) {
-          await saveCheckpoint(run.id, await trainer.snapshot(), run.history);
+          const snapshot = await trainer.snapshot();
+          // A diverged adapter is never checkpointed: the stored checkpoint stays the last sane one.
+          assertAdapterSane(this.requireModel().files.weights, snapshot.adapter, config.lora, report.step);
+          await saveCheckpoint(run.id, snapshot, run.history);
           this.listener({ type: 'checkpoint', runId: run.id, step: report.step });
           if (run.liveMap) await this.emitLiveMap(run, report.step);
         }

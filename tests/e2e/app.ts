@@ -176,6 +176,7 @@ export async function setQuickRun(page: Page): Promise<void> {
 export interface StoredRun {
   id: string;
   status: string;
+  error: string | null;
   checkpointStep: number;
   history: { step: number; loss: number }[];
   metrics: Record<string, { before: number; after: number }> | null;

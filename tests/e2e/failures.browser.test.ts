@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, waitForDemoReady, waitForRunState } from './app.ts';
+import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, storedRuns, waitForDemoReady, waitForRunState } from './app.ts';
 
 describe('without WebGPU', () => {
   let session: BrowserSession;
@@ -89,6 +89,20 @@ describe('with WebGPU', () => {
     expect(await model.getByText(/^Stacked underneath/).count()).toBe(0);
     await screenshot(page, '14-malformed-files');
   }, 600_000);
+
+  it('stops a diverging run at its checkpoint and says so, keeping no diverged adapter', async () => {
+    const { page } = await openApp(session);
+    await waitForDemoReady(page);
+    await setQuickRun(page);
+    // At a learning rate of 1 the loss stays finite (embeddings are normalised) while the adapter explodes.
+    await setFields(page, { 'Learning rate': 1 });
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await waitForRunState(page, 'failed');
+    await page.getByText(/Training diverged at step 2: the update of encoder\.layer\.\d\.attention\.self\.(query|value) is .*× the size of the frozen weight/).first().waitFor();
+    const [run] = await storedRuns(page);
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(/^Training diverged at step 2: /);
+  }, 300_000);
 });
 
 describe('offline after the first visit', () => {
