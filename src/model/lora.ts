@@ -5,6 +5,7 @@
 import type { Engine } from '../engine/engine.ts';
 import { Rng } from '../engine/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
+import { checkAdapter } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
 import type { HostTensor } from './state-dict.ts';
 
@@ -40,16 +41,33 @@ export function moduleName(layer: number, suffix: LinearSuffix): string {
   return `encoder.layer.${layer}.${suffix}`;
 }
 
+/** Whether `name` is a linear module of some layer, like `encoder.layer.3.attention.self.query`. */
+export function isLinearModule(name: string): boolean {
+  const m = /^encoder\.layer\.\d+\.(.+)$/.exec(name);
+  return m !== null && (LINEAR_SUFFIXES as readonly string[]).includes(m[1]);
+}
+
+/** Every linear module of the model, layer by layer, by full name. */
+export function linearModules(config: BertConfig): string[] {
+  const all: string[] = [];
+  for (let layer = 0; layer < config.numHiddenLayers; layer++) for (const s of LINEAR_SUFFIXES) all.push(moduleName(layer, s));
+  return all;
+}
+
 /**
  * PEFT's rule: a target matches a module whose full name equals it or ends with `.${target}`.
  * So 'output.dense' matches both `attention.output.dense` and the layer's own `output.dense`.
  */
+export function matchesTarget(module: string, target: string): boolean {
+  return module === target || module.endsWith(`.${target}`);
+}
+
+/** The modules target_modules selects, layer by layer; a target that matches none is an error. */
 export function resolveTargets(config: BertConfig, targetModules: string[]): string[] {
   if (targetModules.length === 0) throw new Error('LoRA needs at least one target module');
-  const all: string[] = [];
-  for (let layer = 0; layer < config.numHiddenLayers; layer++) for (const s of LINEAR_SUFFIXES) all.push(moduleName(layer, s));
-  const matched = all.filter((name) => targetModules.some((t) => name === t || name.endsWith(`.${t}`)));
-  const unmatched = targetModules.filter((t) => !all.some((name) => name === t || name.endsWith(`.${t}`)));
+  const all = linearModules(config);
+  const matched = all.filter((name) => targetModules.some((t) => matchesTarget(name, t)));
+  const unmatched = targetModules.filter((t) => !all.some((name) => matchesTarget(name, t)));
   if (unmatched.length > 0) {
     throw new Error(`LoRA target modules not found in this BERT: ${unmatched.join(', ')} (BERT's linear layers: ${TARGETABLE_MODULES.join(', ')})`);
   }
@@ -108,17 +126,11 @@ export class GpuAdapter {
     readonly trainable: boolean,
   ) {
     validateLoraConfig(config);
+    checkAdapter(bert, { config, tensors }, 'LoRA adapter');
     const scale = loraScale(config);
     for (const name of resolveTargets(bert, config.targetModules)) {
-      const shape = moduleShape(bert, name);
-      const a = tensors.get(`${name}.lora_A`);
-      const b = tensors.get(`${name}.lora_B`);
-      if (!a || !b) throw new Error(`adapter is missing ${!a ? `${name}.lora_A` : `${name}.lora_B`}`);
-      if (a.shape[0] !== config.r || a.shape[1] !== shape.in || b.shape[0] !== shape.out || b.shape[1] !== config.r) {
-        throw new Error(
-          `adapter tensors for ${name} have shapes A [${a.shape}] and B [${b.shape}]; expected A [${config.r}, ${shape.in}] and B [${shape.out}, ${config.r}]`,
-        );
-      }
+      const a = tensors.get(`${name}.lora_A`)!; // checked above
+      const b = tensors.get(`${name}.lora_B`)!;
       this.modules.set(name, { a: engine.upload(a.data, a.shape), b: engine.upload(b.data, b.shape), r: config.r, scale });
       if (trainable) this.grads.set(name, { da: engine.alloc(a.shape, 'f32', true), db: engine.alloc(b.shape, 'f32', true) });
     }

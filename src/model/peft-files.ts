@@ -3,9 +3,11 @@
  * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`), and a
  * merged model as a plain Hugging Face BertModel checkpoint (config.json + model.safetensors).
  */
+import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
+import { isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
-import { type HostTensor, type StateDict, bertWeightShapes, canonicalBertWeights, shapeSize } from './state-dict.ts';
+import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
 
 export interface PeftAdapter {
   config: {
@@ -26,11 +28,9 @@ export interface PeftAdapterFiles {
   'adapter_model.safetensors': Uint8Array;
 }
 
-const MODULE = /^encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)$/;
 /** A layer's linears in registration order: PEFT saves the state dict in this order. */
 const LINEARS = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
 const PEFT_KEY = /^base_model\.model\.(?:bert\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
-const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 function orderKey(name: string): number {
   const m = /^encoder\.layer\.(\d+)\.(.+)\.lora_([AB])$/.exec(name) as RegExpExecArray; // names are checked before sorting
@@ -40,7 +40,7 @@ function orderKey(name: string): number {
 export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
-  checkAdapterTensors(adapter.tensors, c.r, c.targetModules);
+  checkAdapterTensors(adapter, 'LoRA adapter');
   const names = [...adapter.tensors.keys()].sort((a, b) => orderKey(a) - orderKey(b));
   const onDisk = new Map(
     names.map((name) => {
@@ -72,10 +72,10 @@ export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
 }
 
 /**
- * Read a PEFT LoRA adapter. With `bert`, every tensor's shape is also checked against that model
- * (an adapter trained for another base fails here, not inside a kernel).
+ * Read a PEFT LoRA adapter, consistent on its own; where it meets a base model, checkAdapter
+ * (adapter-check.ts) also checks it against that model.
  */
-export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }, bert?: BertConfig): PeftAdapter {
+export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }): PeftAdapter {
   const configText = files['adapter_config.json'];
   let json: unknown;
   try {
@@ -90,7 +90,7 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
   const unknown: string[] = [];
   for (const [key, tensor] of stored) {
     const m = PEFT_KEY.exec(key);
-    if (!m || !MODULE.test(m[1])) {
+    if (!m || !isLinearModule(m[1])) {
       unknown.push(key);
       continue;
     }
@@ -104,7 +104,7 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
         `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight): ${unknown.join(', ')}`,
     );
   }
-  checkAdapterTensors(tensors, config.r, config.targetModules, bert);
+  checkAdapterTensors({ config, tensors }, 'adapter_model.safetensors');
   return { config, tensors };
 }
 
@@ -145,39 +145,6 @@ function checkAdapterConfig(c: PeftAdapter['config']): void {
     throw new Error(`adapter config: target_modules must be a non-empty list of module names, got ${JSON.stringify(c.targetModules)}`);
   }
   if (typeof c.useRslora !== 'boolean') throw new Error(`adapter config: use_rslora must be true or false, got ${JSON.stringify(c.useRslora)}`);
-}
-
-/** Every module has A [r, in] and B [out, r], is one of BERT's linears, and is covered by target_modules. */
-function checkAdapterTensors(tensors: ReadonlyMap<string, HostTensor>, r: number, targets: string[], bert?: BertConfig): void {
-  const problems: string[] = [];
-  const modules = new Set<string>();
-  for (const [name, t] of tensors) {
-    const m = /^(.+)\.lora_([AB])$/.exec(name);
-    if (!m || !MODULE.test(m[1])) {
-      problems.push(`${name}: not "<BERT linear module>.lora_A" or ".lora_B"`);
-      continue;
-    }
-    if (t.shape.length !== 2 || t.data.length !== shapeSize(t.shape)) problems.push(`${name}: shape ${fmt(t.shape)} with ${t.data.length} values`);
-    modules.add(m[1]);
-  }
-  const expectedShapes = bert ? bertWeightShapes(bert) : undefined;
-  for (const module of modules) {
-    const a = tensors.get(`${module}.lora_A`);
-    const b = tensors.get(`${module}.lora_B`);
-    if (!a || !b) {
-      problems.push(`${module}: has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`);
-      continue;
-    }
-    if (a.shape[0] !== r || b.shape[1] !== r) problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not have rank r = ${r}`);
-    const weight = expectedShapes?.get(`${module}.weight`);
-    if (expectedShapes && !weight) problems.push(`${module}: the base model has only ${bert?.numHiddenLayers} layers`);
-    if (weight && (a.shape[1] !== weight[1] || b.shape[0] !== weight[0])) {
-      problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not fit the base weight ${fmt(weight)} (expected [${r}, ${weight[1]}] / [${weight[0]}, ${r}])`);
-    }
-    if (!targets.some((t) => module === t || module.endsWith(`.${t}`))) problems.push(`${module}: not covered by target_modules ${JSON.stringify(targets)}`);
-  }
-  if (modules.size === 0) problems.push('no LoRA tensors at all');
-  if (problems.length > 0) throw new Error(`LoRA adapter tensors are inconsistent:\n  ${problems.join('\n  ')}`);
 }
 
 /** A merged model (or any BertModel weights) as config.json + model.safetensors in HF BertModel layout. */

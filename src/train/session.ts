@@ -13,6 +13,7 @@ import { projectorTsv } from '../eval/export.ts';
 import { runTsne } from '../eval/tsne.ts';
 import type { Embedder, LabelledText } from '../eval/types.ts';
 import { dot } from '../eval/vectors.ts';
+import { checkAdapter } from '../model/adapter-check.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
@@ -185,11 +186,15 @@ export class LabSession {
     return { ...(await source.sizeOf(filesToLoad(new Set(files.keys())))), commit };
   }
 
-  /** Stack a PEFT adapter under the one being trained (frozen); null removes it. Returns a description. */
-  async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string }) | null): Promise<string | null> {
+  /**
+   * Stack a PEFT adapter (`name`: the folder it came from) under the one being trained (frozen),
+   * once it is checked against the loaded model; null removes it. Returns a description.
+   */
+  async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string; name: string }) | null): Promise<string | null> {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
-    const adapter = files ? readPeftAdapter(files, model.files.config) : null;
+    const adapter = files ? readPeftAdapter(files) : null;
+    if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`);
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
     this.analysis = null;
@@ -311,7 +316,8 @@ export class LabSession {
     const run = await getRun(runId);
     if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
     await this.prepareModel(run.config);
-    const adapter = readPeftAdapter(run.adapter, this.requireModel().files.config);
+    const adapter = readPeftAdapter(run.adapter);
+    checkAdapter(this.requireModel().files.config, adapter, `the adapter of run ${runId}`);
     this.attachRunAdapter(runId, run.config, adapter.tensors, false);
   }
 

@@ -170,8 +170,9 @@ export class Lab {
       if (!config || !weights) throw new Error('Choose both files of the adapter: adapter_config.json and adapter_model.safetensors.');
       const adapterFiles: PeftAdapterFiles = { 'adapter_config.json': await config.text(), 'adapter_model.safetensors': new Uint8Array(await weights.arrayBuffer()) };
       const fingerprint = await digest(adapterFiles['adapter_model.safetensors']);
-      this.frozenAdapter = await this.requireSession().setFrozenAdapter({ ...adapterFiles, fingerprint });
-      this.config.frozenAdapter = { name: weights.webkitRelativePath.split('/')[0] || config.name, fingerprint };
+      const name = weights.webkitRelativePath.split('/')[0] || config.name;
+      this.frozenAdapter = await this.requireSession().setFrozenAdapter({ ...adapterFiles, fingerprint, name });
+      this.config.frozenAdapter = { name, fingerprint };
       this.clearEvaluation();
     } catch (e) {
       this.frozenError = (e as Error).message;

@@ -8,7 +8,7 @@ import { type Example, type Objective, encodeExamples } from '../../train/object
 import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
-import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
 import { readPairFile } from '../pair-file.ts';
@@ -130,14 +130,13 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
     seed,
   };
 
-  const cli = await openEncoder(values);
+  const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? []);
   const modelCommit = cli.files.source.commit;
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
   }
-  const frozen = await attachAdapterDirs(cli, (values.stack as string[] | undefined) ?? [], false);
   const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed), true);
-  cli.bert.adapters = [...frozen, adapter];
+  cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
   const sequences = batchSize * (2 + negatives);
   const estimate = estimateTrainingMemory(cli.files.config, lora, { sequences, seq: cli.encoder.options.maxLength }, { quantization: cli.bert.quantization });
