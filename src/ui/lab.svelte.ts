@@ -148,8 +148,11 @@ export class Lab {
       await this.checkMemory();
       return true;
     } catch (e) {
-      // The worker keeps the model it had: a broken folder or a failed download loses nothing.
-      this.modelError = (e as Error).message;
+      // The worker keeps the model it had: a broken folder or a failed download loses nothing, and
+      // the form goes back to that model so the page never shows one model as loaded and another as chosen.
+      const kept = previous ? this.loadedModel : null;
+      this.modelError = kept ? `${modelLabel(ref)} could not be loaded: ${(e as Error).message}\n${modelLabel(kept)} stays loaded.` : (e as Error).message;
+      if (kept) this.config.model = structuredClone(kept);
       this.modelPhase = previous ? 'ready' : 'error';
       return false;
     }
