@@ -59,4 +59,22 @@ describe('qlora-lab dataset', () => {
     expect(usage.stderr).toMatch(/--split must be random or entity, got sideways/);
     expect(cli('--ctd', pairs).stderr).toMatch(/--out is required/);
   });
+
+  it('keeps duplicate rows on one side of the split and says so in stats.json', () => {
+    const dir = tempDir('qlora-dataset-');
+    const pairs = join(dir, 'dupes.csv');
+    const distinct = Array.from({ length: 20 }, (_, i) => `q${i},d${i}`);
+    writeFileSync(pairs, `anchor,positive\n${['chest pain,angina', 'chest pain,angina', 'chest pain,angina', 'Chest  Pain,ischaemia', 'chest pain,angina', ...distinct].join('\n')}\n`);
+    for (const seed of ['1', '2', '3']) {
+      const r = cli('--pairs', pairs, '--seed', seed, '--out', join(dir, seed));
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(/3 exact duplicate row\(s\) removed/);
+      expect(r.stderr).toMatch(/22 rows form 21 groups of rows sharing a text \(largest: 2 rows\)/);
+      const stats = JSON.parse(readFileSync(join(dir, seed, 'stats.json'), 'utf8'));
+      expect(stats).toMatchObject({ rows: 22, duplicatesRemoved: 3, groups: 21, largestGroup: 2 });
+      const anchors = (split: string) => readJsonl(join(dir, seed, `${split}.jsonl`)).map((x) => x.anchor.toLowerCase().replace(/\s+/g, ' '));
+      const test = anchors('test');
+      expect(anchors('train').filter((a) => test.includes(a))).toEqual([]);
+    }
+  });
 });

@@ -5,7 +5,7 @@
  */
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
-import { type Example, type NegativeMode, type SplitMode, buildCtdDataset, buildPairDataset, checkTemplate, DEFAULT_TEMPLATE } from '../../data/builder.ts';
+import { type Example, type NegativeMode, type SplitMode, buildCtdDataset, buildPairDataset, checkTemplate, DEFAULT_TEMPLATE, groupingNotes } from '../../data/builder.ts';
 import { CTD_CITATION } from '../../data/citation.ts';
 import { parseCtd } from '../../data/ctd.ts';
 import { GraphBuilder } from '../../data/graph.ts';
@@ -106,7 +106,7 @@ export async function run(args: string[]): Promise<void> {
     counts.bad += bad.length;
     badSamples.push(...bad.slice(0, Math.max(0, 10 - badSamples.length)));
   };
-  let result: { train: Example[]; test: Example[]; stats: object; line: (x: Example) => object; extra: object };
+  let result: { train: Example[]; test: Example[]; stats: object; line: (x: Example) => object; extra: object; notes: string[] };
   if (ctd !== undefined) {
     const template = (values.template as string | undefined) ?? DEFAULT_TEMPLATE;
     checkTemplate(template);
@@ -126,6 +126,7 @@ export async function run(args: string[]): Promise<void> {
     result = {
       ...built,
       line: ctdLine,
+      notes: groupingNotes(built.stats),
       extra: { duplicates: counts.accepted - built.stats.positives, keepInferred, minInferenceScore: keepInferred ? minInferenceScore : null, citation: CTD_CITATION },
     };
   } else {
@@ -139,9 +140,10 @@ export async function run(args: string[]): Promise<void> {
       noteBad(chunk.bad);
     }
     const built = buildPairDataset(rows, layout, { seed, testFraction });
-    result = { ...built, line: (x) => pairLine(layout, x), extra: {} };
+    result = { ...built, line: (x) => pairLine(layout, x), extra: {}, notes: groupingNotes(built.stats) };
   }
   reportBad(badSamples, counts.bad);
+  for (const note of result.notes) console.error(note);
 
   const stats = { source: { file: ctd ?? pairs, ...counts, badSamples, ...result.extra }, ...result.stats };
   await writeOutputDir(out, {
