@@ -24,6 +24,7 @@ import { type CtdGraph, adjacency } from './graph.ts';
 import { ContentHash } from './hash.ts';
 import type { PairLayout, PairRow } from './pairs.ts';
 import { KeyIds, UnionFind, normaliseText, splitByGroup } from './text-groups.ts';
+import { type BadRows, describeBadRows } from './text.ts';
 
 export const DEFAULT_TEMPLATE = '{GeneSymbol} is associated with {DiseaseName}';
 const PLACEHOLDERS = ['GeneSymbol', 'GeneID', 'DiseaseName', 'DiseaseID'] as const;
@@ -149,7 +150,8 @@ function sideOf(graph: CtdGraph, edges: number[]): Side {
   return { edges, genes: [...genes].sort((a, b) => a - b), diseases: [...diseases].sort((a, b) => a - b) };
 }
 
-export function buildCtdDataset(graph: CtdGraph, options: BuildOptions): CtdBuild {
+/** `badRows`: the parse's bad rows, named when too few associations are left to split. */
+export function buildCtdDataset(graph: CtdGraph, options: BuildOptions, badRows?: BadRows): CtdBuild {
   const testFraction = options.testFraction ?? 0.2;
   const template = options.template ?? DEFAULT_TEMPLATE;
   if (!(testFraction > 0 && testFraction < 1)) throw new DatasetError(`testFraction must be between 0 and 1, got ${testFraction}`);
@@ -158,7 +160,7 @@ export function buildCtdDataset(graph: CtdGraph, options: BuildOptions): CtdBuil
   const nGenes = graph.genes.length;
   const nDiseases = graph.diseases.length;
   const nEdges = graph.edgeGene.length;
-  if (nEdges < 2) throw new DatasetError(`A dataset needs at least 2 associations to split; this graph has ${nEdges}.`);
+  if (nEdges < 2) throw new DatasetError(`A dataset needs at least 2 associations to split; this graph has ${nEdges}.${describeBad(badRows)}`);
   // Genes or diseases with the same text, normalised (CTD names some diseases under both a MESH and
   // an OMIM id), count as one wherever pairs are compared: no negative reads like a positive, and
   // no pair or entity of test is in train in words.
@@ -320,6 +322,8 @@ function firstWithSameText(texts: string[]): Int32Array {
   });
 }
 
+const describeBad = (badRows: BadRows | undefined) => (badRows ? describeBadRows(badRows.count, badRows.samples) : '');
+
 function edgeArrays(graph: CtdGraph, edges: number[] | null): [ArrayLike<number>, ArrayLike<number>] {
   if (edges === null) return [graph.edgeGene, graph.edgeDisease];
   return [edges.map((e) => graph.edgeGene[e]), edges.map((e) => graph.edgeDisease[e])];
@@ -390,8 +394,9 @@ export function exampleOfPair(row: PairRow): Example {
  * so rows that share a text on either side — one question with two answers, an answer that is
  * another row's question, "AF" and " af" — form one group, and a group never straddles the split.
  * Negatives are left out of the grouping: they are distractors, not the row's meaning.
+ * `badRows`: the parse's bad rows, named when too few rows are left to split.
  */
-export function buildPairDataset(rows: PairRow[], layout: PairLayout, options: { seed: number; testFraction?: number }): PairBuild {
+export function buildPairDataset(rows: PairRow[], layout: PairLayout, options: { seed: number; testFraction?: number }, badRows?: BadRows): PairBuild {
   const testFraction = options.testFraction ?? 0.2;
   if (!(testFraction > 0 && testFraction < 1)) throw new DatasetError(`testFraction must be between 0 and 1, got ${testFraction}`);
   const examples: Example[] = [];
@@ -406,7 +411,7 @@ export function buildPairDataset(rows: PairRow[], layout: PairLayout, options: {
   const n = examples.length;
   const duplicatesRemoved = rows.length - n;
   const repeats = duplicatesRemoved > 0 ? ` after removing ${duplicatesRemoved} exact duplicate row(s)` : '';
-  if (n < 2) throw new DatasetError(`A dataset needs at least 2 rows to split; this one has ${n}${repeats}.`);
+  if (n < 2) throw new DatasetError(`A dataset needs at least 2 rows to split; this one has ${n}${repeats}.${describeBad(badRows)}`);
   const texts = new KeyIds();
   const ends = examples.map((x) => [texts.id(normaliseText(x.textA)), texts.id(normaliseText(x.textB))]);
   const sets = new UnionFind(texts.size);

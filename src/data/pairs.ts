@@ -7,7 +7,7 @@
  * query/positive/negative, premise/hypothesis/label, question1/question2/is_duplicate, ...).
  */
 import { DataFormatError } from './errors.ts';
-import { type BadRow, badRow, peek, readRecords, splitCsv } from './text.ts';
+import { type BadRow, BadRowLog, badRow, peek, readRecords, splitCsv } from './text.ts';
 
 export interface TripletRow {
   kind: 'triplet';
@@ -176,10 +176,10 @@ export async function* parsePairs(
   let keys: Roles<string> | null = null;
   let header: PairHeader | null = null;
   let good = 0;
-  let bad = 0;
-  let firstBad: BadRow | undefined;
+  const badRows = new BadRowLog(3);
   for await (const chunk of readRecords(peeked.stream, { multiline: format === 'csv' })) {
     const out: PairChunk = { rows: [], bad: chunk.bad, nextLine: chunk.nextLine };
+    badRows.add(chunk.bad);
     for (const { text, line } of chunk.records) {
       if (text.trim() === '') continue;
       let row: PairRow | string;
@@ -213,10 +213,9 @@ export async function* parsePairs(
       }
       if (typeof row === 'string') {
         const b = badRow(line, row, text);
-        firstBad ??= b;
         out.bad.push(b);
-        bad++;
-        if (good === 0 && bad >= 100) throw new DataFormatError(`None of the first 100 rows is a valid pair (line ${firstBad.line}: ${firstBad.reason}).`);
+        badRows.add([b]);
+        if (good === 0 && badRows.count >= 100) throw new DataFormatError(`None of the first ${badRows.count} rows is a valid pair.${badRows.describe()}`);
       } else {
         good++;
         out.rows.push(row);
@@ -227,5 +226,5 @@ export async function* parsePairs(
     }
     if (header !== null) yield { ...out, header };
   }
-  if (header === null) throw new DataFormatError('This pair file has no rows.');
+  if (header === null) throw new DataFormatError(`This pair file has no rows.${badRows.describe()}`);
 }

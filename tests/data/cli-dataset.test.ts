@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -76,5 +76,24 @@ describe('qlora-lab dataset', () => {
       const test = anchors('test');
       expect(anchors('train').filter((a) => test.includes(a))).toEqual([]);
     }
+  });
+
+  it('too few rows left: the error names how many rows were bad and why, with their lines', () => {
+    const dir = tempDir('qlora-dataset-');
+    const write = (name: string, bytes: string | Uint8Array) => {
+      writeFileSync(join(dir, name), bytes);
+      return join(dir, name);
+    };
+    // An unterminated quote on line 3 swallows the rest of the file.
+    const quote = cli('--pairs', write('quote.csv', 'anchor,positive\nchest pain,angina\n"syncope,fainting\nAF,atrial fibrillation\nMI,heart attack\n'), '--out', join(dir, 'o1'));
+    expect(quote.status).toBe(1);
+    expect(quote.stderr).toMatch(/needs at least 2 rows to split; this one has 1\. 1 bad row\(s\) were skipped: line 3: unterminated quoted field at the end of the file \("\\"syncope,fainting"\)\./);
+    // Invalid UTF-8 (a Latin-1 é) and a line over the record limit (1 MiB characters).
+    const utf8 = (t: string) => [...new TextEncoder().encode(t)];
+    const mixed = write('mixed.csv', new Uint8Array([...utf8('anchor,positive\ncaf'), 0xe9, ...utf8(`,coffee\nq,${'x'.repeat((1 << 20) + 10)}\nok,fine\n`)]));
+    const r = cli('--pairs', mixed, '--out', join(dir, 'o2'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/this one has 1\. 2 bad row\(s\) were skipped: line 2: not valid UTF-8 text \("caf\uFFFD,coffee"\); line 3: line longer than 1048576 characters \("q,xxx/);
+    expect(existsSync(join(dir, 'o2'))).toBe(false);
   });
 });
