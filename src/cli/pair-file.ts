@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { type LabelledRow, type PairLayout, type TripletRow, parsePairs } from '../data/pairs.ts';
 import type { IngestSource } from '../data/source.ts';
 import { openText } from '../data/source.ts';
+import { BadRowLog } from '../data/text.ts';
 import type { ContrastiveExample, LabelledPair } from '../train/objective.ts';
 import { UsageError } from './errors.ts';
 
@@ -27,21 +28,19 @@ export async function readPairFile(path: string, stderr: { write(s: string): unk
   const triplets: ContrastiveExample[] = [];
   const labelled: GroupedPair[] = [];
   let layout: PairLayout | null = null;
-  let bad = 0;
+  const badRows = new BadRowLog(5);
   for await (const chunk of parsePairs(stream)) {
     layout ??= chunk.header.layout;
     for (const row of chunk.rows) {
       if (row.kind === 'triplet') triplets.push(tripletExample(row));
       else labelled.push(labelledExample(row));
     }
-    for (const b of chunk.bad) {
-      if (bad++ < 5) stderr.write(`${path}:${b.line}: skipped: ${b.reason}\n`);
-    }
+    badRows.add(chunk.bad);
   }
-  if (bad > 5) stderr.write(`${path}: ${bad} rows skipped in all\n`);
-  if (layout === 'labelled') return { layout, examples: labelled };
-  if (triplets.length === 0) throw new UsageError(`${path} has no usable rows`);
-  return { layout: 'triplets', examples: triplets };
+  for (const b of badRows.samples) stderr.write(`${path}:${b.line}: skipped: ${b.reason}\n`);
+  if (badRows.count > badRows.samples.length) stderr.write(`${path}: ${badRows.count} rows skipped in all\n`);
+  if (triplets.length + labelled.length === 0) throw new UsageError(`${path} has no usable rows.${badRows.describe()}`);
+  return layout === 'labelled' ? { layout, examples: labelled } : { layout: 'triplets', examples: triplets };
 }
 
 function tripletExample(row: TripletRow): ContrastiveExample {

@@ -68,9 +68,11 @@ describe('qlora-lab CLI', () => {
     writeFileSync(evalPairs, `text_a,text_b,label,category\n${rows.join('\n')}\n`);
     const report = join(dir, 'report.json');
     const evaluated = await cli(['eval', '--model', model, '--adapter', adapterDir, '--pairs', evalPairs, '--out', report, '--resamples', '50', '--base', 'f32']);
-    expect(evaluated.stdout).toMatch(/Cardiology separation\s+12 /);
+    // 6 pairs a class: starred, with the small-sample warning under the table and in the report.
+    expect(evaluated.stdout).toMatch(/Cardiology separation \*\s+12 /);
+    expect(evaluated.stdout).toContain('* Cardiology separation: only 6 pairs in the smallest class, fewer than 10 a class');
     const result = JSON.parse(readFileSync(report, 'utf8'));
-    expect(result.metrics.find((m: { key: string }) => m.key === 'cardio_separation')).toBeDefined();
+    expect(result.metrics.find((m: { key: string }) => m.key === 'cardio_separation').warning).toMatch(/^only 6 pairs/);
   }, 500_000); // five CLI processes, each compiling its pipelines
 
   it('fails with a clear message and a non-zero exit on bad input', async () => {
