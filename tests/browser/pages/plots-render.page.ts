@@ -7,7 +7,7 @@ import CurvePlot from '../../../src/ui/plots/CurvePlot.svelte';
 import MetricsTable from '../../../src/ui/plots/MetricsTable.svelte';
 import SeparationHistogram from '../../../src/ui/plots/SeparationHistogram.svelte';
 import TsneScatter from '../../../src/ui/plots/TsneScatter.svelte';
-import { report } from './report.ts';
+import { report, scatterDrawn } from './report.ts';
 
 /** Text from data that must show as text, never as markup. */
 export const HOSTILE_TEXT = '<img src=x onerror="globalThis.__injected = 1">no evidence of <b>stenosis</b>';
@@ -54,15 +54,17 @@ report(async () => {
   positions[1] = 0;
   const embeddings = Array.from({ length: n }, (_, i) => Float32Array.of(positions[2 * i], positions[2 * i + 1], i % 6));
   const start = performance.now();
-  const scatter = mount(TsneScatter, { target: section('scatter'), props: { positions, dims: 2, labels, texts, embeddings, height: 420 } });
-  await tick();
-  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const scatterTarget = section('scatter');
+  const scatter = mount(TsneScatter, { target: scatterTarget, props: { positions, dims: 2, labels, texts, embeddings, height: 420 } });
+  await scatterDrawn(scatterTarget);
   const scatterMs = performance.now() - start;
 
   // 3-D scatter of 2,000 points.
   const positions3 = Float32Array.from({ length: 2000 * 3 }, (_, i) => ((Math.floor(i / 3) % 4) - 1.5) * 6 + rng.normal());
   const labels3 = Array.from({ length: 2000 }, (_, i) => `cluster ${i % 4}`);
-  mount(TsneScatter, { target: section('scatter3d'), props: { positions: positions3, dims: 3, labels: labels3, texts: labels3, height: 360, name: 'tsne-3d' } });
+  const scatter3dTarget = section('scatter3d');
+  mount(TsneScatter, { target: scatter3dTarget, props: { positions: positions3, dims: 3, labels: labels3, texts: labels3, height: 360, name: 'tsne-3d' } });
+  await scatterDrawn(scatter3dTarget);
 
   // Before/after on a synthetic set, computed for real, feeds the histogram and the table.
   const pairs: EvalSet['pairs'] = [];

@@ -1,11 +1,11 @@
 // GPU t-SNE in the browser (navigator.gpu) on labelled clusters, drawn with the scatter component.
-import { mount, tick } from 'svelte';
+import { mount } from 'svelte';
 import { createEngine } from '../../../src/engine/engine.ts';
 import { gaussianClusters } from '../../../src/eval/synthetic.ts';
 import { runTsne } from '../../../src/eval/tsne.ts';
 import { trustworthiness } from '../../../src/eval/trustworthiness.ts';
 import TsneScatter from '../../../src/ui/plots/TsneScatter.svelte';
-import { report } from './report.ts';
+import { report, scatterDrawn } from './report.ts';
 
 report(async () => {
   const engine = await createEngine(navigator.gpu);
@@ -23,8 +23,7 @@ report(async () => {
   document.body.append(target);
   const names = labels.map((l) => `cluster ${l}`);
   mount(TsneScatter, { target, props: { positions: map, dims: 2, labels: names, texts: names.map((n, i) => `${n}, point ${i}`), height: 400 } });
-  await tick();
-  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  await scatterDrawn(target);
   engine.destroy();
   return { trust, seconds, progressCalls, adapter: engine.adapter.description };
 });
