@@ -79,6 +79,10 @@ export function demoDatasetId(id: string): string {
 
 export const BUNDLED_DEMO_MODEL: ModelRef = { kind: 'bundled', id: 'demo-bert' };
 
+/** Said wherever numbers from the bundled demo model appear (app, exported README, run report). */
+export const DEMO_MODEL_NOTICE =
+  'The bundled demo model has random weights: its figures test the pipeline and say nothing about a real model. It is not on the Hugging Face Hub (it ships with qlora-lab, in public/models/demo-bert).';
+
 /** Hub models the app offers by name; any other Hub id + revision can be typed in. */
 export const HUB_PRESETS: readonly { label: string; id: string; note: string }[] = [
   { label: 'BioLinkBERT base', id: 'michiyasunaga/BioLinkBERT-base', note: '110M parameters, PubMed + citation links' },

@@ -26,7 +26,7 @@ import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
-import type { ModelRef, RunConfig } from './run-config.ts';
+import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
 import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
@@ -706,7 +706,7 @@ function loraConfigOf(adapter: PeftAdapter): LoraConfig {
 function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
   const c = adapter.config;
   return `# LoRA adapter trained with qlora-lab
-
+${config.model.kind === 'bundled' ? `\n**${DEMO_MODEL_NOTICE}**\n` : ''}
 Base model: ${c.baseModelNameOrPath}${c.revision ? ` (revision ${c.revision})` : ''}, ${config.quantization === 'nf4' ? 'frozen in NF4 (QLoRA)' : 'frozen in f32'}.
 LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${c.targetModules.join(', ')}.
 Training: ${config.train.steps} steps, ${config.train.objective.kind}, learning rate ${config.train.learningRate}, batch ${config.train.batchSize}×${config.train.gradientAccumulation}, seeds ${JSON.stringify(config.seeds)}.

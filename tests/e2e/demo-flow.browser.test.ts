@@ -86,6 +86,8 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   await expect.poll(() => adaptedList.getByRole('listitem').count(), { timeout: 60_000 }).toBe(5);
   expect(await page.getByRole('list', { name: 'Nearest under the base model' }).getByRole('listitem').count()).toBe(5);
   await screenshot(page, '05-explore');
+  // Demo numbers never appear without the demo notice.
+  expect(await page.getByRole('region', { name: '5. Explore' }).getByText(/^The bundled demo model has random weights/).count()).toBe(1);
   expect(await axeViolations(page), 'accessibility violations with the run evaluated, mapped and explored').toEqual([]);
   expect(await horizontalOverflow(page), 'horizontal scroll at 1200 px with a run in the history').toEqual([]);
   await page.setViewportSize({ width: 390, height: 844 });
@@ -95,6 +97,7 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   // PEFT adapter: PEFT's key names and shapes, readable by the PEFT reader.
   const adapterZip = await download(page, 'PEFT adapter (zip)', /^demo-bert-run-[\w-]+-adapter-peft\.zip$/);
   expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  expect(new TextDecoder().decode(adapterZip['README.md'])).toContain('The bundled demo model has random weights');
   const keys = readSafetensorsHeader(adapterZip['adapter_model.safetensors']).entries.map((e) => e.name);
   expect(keys.length).toBeGreaterThan(0);
   for (const key of keys) expect(key).toMatch(/^base_model\.model\.encoder\.layer\.\d+\.attention\.self\.(query|value)\.lora_[AB]\.weight$/);
