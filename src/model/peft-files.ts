@@ -29,7 +29,19 @@ export interface PeftAdapterFiles {
 const MODULE = /^encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)$/;
 /** A layer's linears in registration order: PEFT saves the state dict in this order. */
 const LINEARS = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
-const PEFT_KEY = /^base_model\.model\.(?:bert\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+/**
+ * Tensor names as the tools that save adapters write them; all name the same BertModel module:
+ * - `base_model.model.<module>`: PEFT's PeftModel.save_pretrained over a BertModel (what we write), and
+ *   `base_model.model.bert.<module>` over a BertFor… task model;
+ * - `<module>` and `bert.<module>`: transformers' own PEFT integration (model.add_adapter, then
+ *   save_pretrained), which is also what sentence-transformers' add_adapter saves;
+ * - `base_model.model.0.auto_model.<module>` (`0.model.` from sentence-transformers 5): get_peft_model
+ *   around a whole SentenceTransformer, whose module 0 holds the BertModel.
+ * PEFT strips the adapter name on save; `.default` before `.weight` is kept by state dicts taken
+ * straight from the model, and PEFT loads those as they are.
+ */
+const PEFT_KEY = /^(?:base_model\.model\.)?(?:bert\.|0\.auto_model\.|0\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+const KEY_FORMS = '<module>.lora_A.weight, optionally prefixed by base_model.model. and by bert., 0.auto_model. or 0.model., with .default before .weight';
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 function orderKey(name: string): number {
@@ -95,13 +107,14 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
       continue;
     }
     const name = `${m[1]}.lora_${m[2]}`;
-    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (with and without an adapter name)`);
+    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (under two of the name forms ${KEY_FORMS})`);
     tensors.set(name, tensor);
   }
   if (unknown.length > 0) {
     throw new Error(
       `adapter_model.safetensors has tensors that are not LoRA weights of BERT's linear layers ` +
-        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight): ${unknown.join(', ')}`,
+        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight or encoder.layer.0.attention.self.query.lora_A.weight; ` +
+        `accepted forms: ${KEY_FORMS}): ${unknown.join(', ')}`,
     );
   }
   checkAdapterTensors(tensors, config.r, config.targetModules, bert);

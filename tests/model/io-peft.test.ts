@@ -98,12 +98,40 @@ describe('PEFT adapter files', () => {
     for (const [name, t] of adapter.tensors) expect(back.tensors.get(name), name).toEqual(t);
   });
 
-  it('accepts PEFT\'s ".default" adapter-name keys and a bert. prefix', () => {
+  // What PEFT, transformers' PEFT integration (also behind sentence-transformers' add_adapter) and
+  // get_peft_model around a whole SentenceTransformer write; see PEFT_KEY in peft-files.ts.
+  const keyForms: [string, (module: string, ab: string) => string][] = [
+    ['PeftModel over BertModel', (m, ab) => `base_model.model.${m}.lora_${ab}.weight`],
+    ['PeftModel over a BertFor… task model', (m, ab) => `base_model.model.bert.${m}.lora_${ab}.weight`],
+    ['transformers / sentence-transformers add_adapter', (m, ab) => `${m}.lora_${ab}.weight`],
+    ['transformers add_adapter on a task model', (m, ab) => `bert.${m}.lora_${ab}.weight`],
+    ['get_peft_model around a SentenceTransformer (auto_model)', (m, ab) => `base_model.model.0.auto_model.${m}.lora_${ab}.weight`],
+    ['get_peft_model around a SentenceTransformer 5 (model)', (m, ab) => `base_model.model.0.model.${m}.lora_${ab}.weight`],
+    ['a raw state dict with the adapter name', (m, ab) => `base_model.model.${m}.lora_${ab}.default.weight`],
+    ['no prefix, with the adapter name', (m, ab) => `${m}.lora_${ab}.default.weight`],
+  ];
+  it.each(keyForms)('reads tensor names written by %s and writes them back in PEFT\'s form', (_, form) => {
+    const adapter = smallAdapter();
+    const files = writePeftAdapter(adapter);
+    const ours = (key: string) => /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(key) as RegExpExecArray;
+    const theirs = renamed(files['adapter_model.safetensors'], (k) => form(ours(k)[1], ours(k)[2]));
+    const back = readPeftAdapter({ ...files, 'adapter_model.safetensors': theirs }, config);
+    expect([...back.tensors.keys()].sort()).toEqual([...adapter.tensors.keys()].sort());
+    for (const [name, t] of adapter.tensors) expect(back.tensors.get(name), name).toEqual(t);
+    expect(writePeftAdapter(back)['adapter_model.safetensors']).toEqual(files['adapter_model.safetensors']);
+  });
+
+  it('refuses a module named twice under two forms, and names of other models with an example of the expected name', () => {
     const files = writePeftAdapter(smallAdapter());
-    const withDefault = renamed(files['adapter_model.safetensors'], (k) => k.replace(/\.lora_([AB])\.weight$/, '.lora_$1.default.weight').replace('base_model.model.', 'base_model.model.bert.'));
-    const back = readPeftAdapter({ ...files, 'adapter_model.safetensors': withDefault });
-    expect(back.tensors.size).toBe(8);
-    expect(back.tensors.has('encoder.layer.1.attention.self.value.lora_B')).toBe(true);
+    const query = parseSafetensors(files['adapter_model.safetensors']).tensors.get('base_model.model.encoder.layer.0.attention.self.query.lora_A.weight')!;
+    const twice = renamed(files['adapter_model.safetensors'], (k) => k, [['encoder.layer.0.attention.self.query.lora_A.weight', query]]);
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': twice })).toThrow(/holds encoder\.layer\.0\.attention\.self\.query\.lora_A twice/);
+    const roberta = renamed(files['adapter_model.safetensors'], (k) => k.replace('base_model.model.', 'base_model.model.roberta.'));
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': roberta })).toThrow(
+      /expected names like base_model\.model\.encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight or encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight.*base_model\.model\.roberta\.encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight/,
+    );
+    const otherName = renamed(files['adapter_model.safetensors'], (k) => k.replace('.weight', '.my_adapter.weight'));
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': otherName })).toThrow(/lora_A\.my_adapter\.weight/);
   });
 
   it('names unknown keys, missing halves, rank and shape mismatches, and uncovered modules', () => {
