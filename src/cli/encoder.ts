@@ -42,7 +42,7 @@ export async function readAdapterDir(dir: string): Promise<PeftAdapter> {
 }
 
 export function loraConfigOf(peft: PeftAdapter): LoraConfig {
-  return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules };
+  return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules, modulePrefix: peft.config.modulePrefix };
 }
 
 export async function openEncoder(values: Record<string, unknown>): Promise<CliEncoder> {

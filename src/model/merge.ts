@@ -1,17 +1,21 @@
 /**
  * Fold LoRA adapters into the base weights (W' = W + scale·B·A, per adapter in order), giving a plain
- * BERT checkpoint that any tool can load without PEFT. Accumulates in float64 before rounding.
+ * BERT checkpoint that any tool can load without PEFT. Accumulates in float64 before rounding. The
+ * pooler's LoRA is folded into the pooler like any other; an adapter without it leaves the pooler as
+ * PEFT would (its LoRA at B = 0), and one with it needs a base that has a pooler.
  */
 import type { BertConfig } from './config.ts';
-import { type HostAdapterTensors, type LoraConfig, loraScale, resolveTargets } from './lora.ts';
-import type { StateDict } from './state-dict.ts';
+import { type HostAdapterTensors, type LoraConfig, POOLER_MODULE, loraScale, resolveTargets } from './lora.ts';
+import { type StateDict, hasPooler } from './state-dict.ts';
 
 export function mergeAdapters(bert: BertConfig, weights: StateDict, adapters: { config: LoraConfig; tensors: HostAdapterTensors }[]): StateDict {
   const merged: StateDict = new Map(weights);
   const pending = new Map<string, Float64Array>();
   for (const { config, tensors } of adapters) {
     const scale = loraScale(config);
-    for (const name of resolveTargets(bert, config.targetModules)) {
+    const pooler = tensors.has(`${POOLER_MODULE}.lora_A`);
+    if (pooler && !hasPooler(weights)) throw new Error(`cannot merge ${POOLER_MODULE}: the adapter has LoRA weights for it but the base checkpoint has no pooler`);
+    for (const name of resolveTargets(bert, config, { pooler })) {
       const w = weights.get(`${name}.weight`);
       const a = tensors.get(`${name}.lora_A`);
       const b = tensors.get(`${name}.lora_B`);

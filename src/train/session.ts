@@ -18,11 +18,12 @@ import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoin
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
 import { fileMapSource } from '../model/file-source.ts';
 import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
-import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../model/lora.ts';
+import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
+import { hasPooler } from '../model/state-dict.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
@@ -444,7 +445,8 @@ export class LabSession {
   }
 
   private newTrainer(runId: string, config: RunConfig): Trainer {
-    this.attachRunAdapter(runId, config, initLoraTensors(this.requireModel().files.config, config.lora, config.seeds.init), true);
+    const { files } = this.requireModel();
+    this.attachRunAdapter(runId, config, initLoraTensors(files.config, config.lora, config.seeds.init, { pooler: hasPooler(files.weights) }), true);
     return new Trainer(this.sentenceEncoder(config), { ...config.train, totalSteps: config.train.steps, seed: config.seeds.train });
   }
 
@@ -680,7 +682,7 @@ function zip(files: Record<string, string | Uint8Array>): Uint8Array {
 /** PEFT's adapter_config fields as the engine's LoRA config (dropout off: a frozen adapter does not train). */
 function loraConfigOf(adapter: PeftAdapter): LoraConfig {
   const c = adapter.config;
-  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules };
+  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules, modulePrefix: c.modulePrefix };
 }
 
 function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
@@ -688,7 +690,7 @@ function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
   return `# LoRA adapter trained with qlora-lab
 
 Base model: ${c.baseModelNameOrPath}${c.revision ? ` (revision ${c.revision})` : ''}, ${config.quantization === 'nf4' ? 'frozen in NF4 (QLoRA)' : 'frozen in f32'}.
-LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${c.targetModules.join(', ')}.
+LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${describeTargets(c.targetModules)}.
 Training: ${config.train.steps} steps, ${config.train.objective.kind}, learning rate ${config.train.learningRate}, batch ${config.train.batchSize}×${config.train.gradientAccumulation}, seeds ${JSON.stringify(config.seeds)}.
 Data fingerprint: ${config.data.fingerprint}.${config.frozenAdapter ? `\nTrained on top of the frozen adapter ${config.frozenAdapter.name}: load that adapter first.` : ''}
 
@@ -705,5 +707,5 @@ Pool the last hidden state with ${config.pooling === 'mean' ? 'a masked mean ove
 
 function describeAdapter(adapter: PeftAdapter): string {
   const c = adapter.config;
-  return `LoRA r${c.r} α${c.loraAlpha} on ${c.targetModules.join(', ')}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
+  return `LoRA r${c.r} α${c.loraAlpha} on ${describeTargets(c.targetModules)}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
 }

@@ -1,8 +1,9 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
 import { Rng } from '../../engine/rng.ts';
-import { GpuAdapter, type LoraConfig, initLoraTensors } from '../../model/lora.ts';
+import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
 import { writePeftAdapter } from '../../model/peft-files.ts';
+import { hasPooler } from '../../model/state-dict.ts';
 import { type Example, type Objective, encodeExamples } from '../../train/objective.ts';
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
@@ -65,7 +66,7 @@ export async function run(args: string[]): Promise<void> {
   const data = await readPairFile(required(values, 'data', USAGE));
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const probability = (n: number) => n >= 0 && n < 1;
-  const lora: LoraConfig = {
+  const lora: TrainingLoraConfig = {
     r: numberOption(values, 'r', 16, positiveInt),
     alpha: numberOption(values, 'alpha', 32, (n) => n > 0),
     dropout: numberOption(values, 'lora-dropout', 0.1, probability),
@@ -98,7 +99,7 @@ export async function run(args: string[]): Promise<void> {
 
   const cli = await openEncoder(values);
   const frozen = await attachAdapterDirs(cli, (values.stack as string[] | undefined) ?? [], false);
-  const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed), true);
+  const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed, { pooler: hasPooler(cli.files.weights) }), true);
   cli.bert.adapters = [...frozen, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
   const sequences = batchSize * (2 + negatives);
@@ -140,7 +141,7 @@ export async function run(args: string[]): Promise<void> {
   cli.engine.destroy();
 }
 
-async function saveAdapter(cli: CliEncoder, adapter: GpuAdapter, lora: LoraConfig, out: string, model: string): Promise<void> {
+async function saveAdapter(cli: CliEncoder, adapter: GpuAdapter, lora: TrainingLoraConfig, out: string, model: string): Promise<void> {
   const at = model.lastIndexOf('@');
   const isHubWithRevision = cli.files.source.kind === 'hub' && at > 0;
   const files = writePeftAdapter({
