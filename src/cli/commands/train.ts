@@ -10,7 +10,7 @@ import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, attachAdapterDirs, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
-import { readPairFile } from '../pair-file.ts';
+import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
 
 export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) or labelled pairs; writes a PEFT adapter';
 
@@ -32,13 +32,15 @@ ${ENCODER_USAGE}
   --weight-decay W      AdamW weight decay (default 0.01)
   --max-grad-norm N     global gradient-norm clip, 0 = off (default 1)
   --hidden-dropout P    BERT hidden dropout while training (default 0.1)
-  --seed N              seed for the adapter init, shuffling and dropout (default 42)`;
+  --seed N              seed for the adapter init, shuffling and dropout (default 42)
+${PAIR_USAGE}`;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
     {
       ...ENCODER_OPTIONS,
+      ...PAIR_OPTIONS,
       data: { type: 'string' },
       out: { type: 'string' },
       r: { type: 'string' },
@@ -63,7 +65,7 @@ export async function run(args: string[]): Promise<void> {
   );
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'dir');
-  const data = await readPairFile(required(values, 'data', USAGE));
+  const data = await readPairFile(required(values, 'data', USAGE), pairOptionsOf(values));
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const probability = (n: number) => n >= 0 && n < 1;
   const lora: TrainingLoraConfig = {
