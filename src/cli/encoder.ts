@@ -3,11 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
+import { checkAdapter } from '../model/adapter-check.ts';
 import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
 import { type Pooling, SentenceEncoder } from '../model/sentence.ts';
+import { hasPooler } from '../model/state-dict.ts';
 import { UsageError } from './errors.ts';
 import { loadModelArgument } from './model-source.ts';
 
@@ -30,22 +32,41 @@ export interface CliEncoder {
   files: ModelFiles;
   bert: BertEncoder;
   encoder: SentenceEncoder;
+  /** The adapter folders given, in order, on the GPU. */
+  adapters: GpuAdapter[];
 }
 
-export async function readAdapterDir(dir: string): Promise<PeftAdapter> {
+/** An adapter folder, read and checked against the base model: any problem is a plain message naming the folder. */
+export async function readAdapterDir(dir: string, base: Pick<ModelFiles, 'config' | 'weights'>): Promise<PeftAdapter> {
   const read = (name: string) =>
     readFile(join(dir, name)).catch(() => {
       throw new UsageError(`${dir} has no ${name}: an adapter folder holds adapter_config.json and adapter_model.safetensors`);
     });
   const [config, weights] = await Promise.all([read('adapter_config.json'), read('adapter_model.safetensors')]);
-  return readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) });
+  const source = `adapter ${dir}`;
+  let peft: PeftAdapter;
+  try {
+    peft = readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) });
+  } catch (e) {
+    throw new UsageError(`${source}: ${(e as Error).message}`);
+  }
+  try {
+    checkAdapter(base.config, peft, source, { pooler: hasPooler(base.weights) });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return peft;
 }
 
 export function loraConfigOf(peft: PeftAdapter): LoraConfig {
   return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules, modulePrefix: peft.config.modulePrefix };
 }
 
-export async function openEncoder(values: Record<string, unknown>): Promise<CliEncoder> {
+/**
+ * The model with the adapter folders on it, in order (the last one trainable when asked). Every
+ * folder is read and checked against the model before the GPU is touched.
+ */
+export async function openEncoder(values: Record<string, unknown>, adapterDirs: string[] = [], lastTrainable = false): Promise<CliEncoder> {
   const model = values.model;
   if (typeof model !== 'string' || !model) throw new UsageError('--model is required');
   const base = values.base as BaseQuantization;
@@ -55,21 +76,13 @@ export async function openEncoder(values: Record<string, unknown>): Promise<CliE
   const maxLength = Number(values['max-length']);
   if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
   const files = await loadModelArgument(model);
+  const peft: PeftAdapter[] = [];
+  for (const dir of adapterDirs) peft.push(await readAdapterDir(dir, files));
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
   const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling, normalize: !values['no-normalize'], maxLength });
-  return { engine, files, bert, encoder };
-}
-
-/** Put adapter folders on the encoder: all frozen, in order (the last one trainable when asked). */
-export async function attachAdapterDirs(cli: CliEncoder, dirs: string[], lastTrainable: boolean): Promise<GpuAdapter[]> {
-  const adapters: GpuAdapter[] = [];
-  for (const [i, dir] of dirs.entries()) {
-    const peft = await readAdapterDir(dir);
-    const trainable = lastTrainable && i === dirs.length - 1;
-    adapters.push(new GpuAdapter(cli.engine, cli.files.config, loraConfigOf(peft), peft.tensors, trainable));
-  }
-  cli.bert.adapters = adapters;
-  return adapters;
+  const adapters = peft.map((p, i) => new GpuAdapter(engine, files.config, loraConfigOf(p), p.tensors, lastTrainable && i === peft.length - 1));
+  bert.adapters = [...adapters];
+  return { engine, files, bert, encoder, adapters };
 }

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { type LabelScheme, type LabelledRow, type PairLayout, type PairOptions, type TripletRow, parsePairs } from '../data/pairs.ts';
 import type { IngestSource } from '../data/source.ts';
 import { openText } from '../data/source.ts';
+import { BadRowLog } from '../data/text.ts';
 import type { ContrastiveExample, LabelledPair } from '../train/objective.ts';
 import { numberOption } from './args.ts';
 import { UsageError } from './errors.ts';
@@ -45,7 +46,7 @@ export async function readPairFile(path: string, options: Omit<PairOptions, 'ski
   const triplets: ContrastiveExample[] = [];
   const labelled: GroupedPair[] = [];
   let layout: PairLayout | null = null;
-  let bad = 0;
+  const badRows = new BadRowLog(5);
   let neutral = 0;
   for await (const chunk of parsePairs(stream, options)) {
     layout ??= chunk.header.layout;
@@ -54,15 +55,13 @@ export async function readPairFile(path: string, options: Omit<PairOptions, 'ski
       if (row.kind === 'triplet') triplets.push(tripletExample(row));
       else labelled.push(labelledExample(row));
     }
-    for (const b of chunk.bad) {
-      if (bad++ < 5) stderr.write(`${path}:${b.line}: skipped: ${b.reason}\n`);
-    }
+    badRows.add(chunk.bad);
   }
-  if (bad > 5) stderr.write(`${path}: ${bad} rows skipped in all\n`);
+  for (const b of badRows.samples) stderr.write(`${path}:${b.line}: skipped: ${b.reason}\n`);
+  if (badRows.count > badRows.samples.length) stderr.write(`${path}: ${badRows.count} rows skipped in all\n`);
   if (neutral > 0) stderr.write(`${path}: ${neutral} neutral NLI pairs left out (neither similar nor different)\n`);
-  if (layout === 'labelled') return { layout, examples: labelled };
-  if (triplets.length === 0) throw new UsageError(`${path} has no usable rows`);
-  return { layout: 'triplets', examples: triplets };
+  if (triplets.length + labelled.length === 0) throw new UsageError(`${path} has no usable rows.${badRows.describe()}`);
+  return layout === 'labelled' ? { layout, examples: labelled } : { layout: 'triplets', examples: triplets };
 }
 
 function tripletExample(row: TripletRow): ContrastiveExample {

@@ -14,7 +14,8 @@
  *    is used and counted in `hardNegativeFallbacks`.
  * Splits: random (positives shuffled, testFraction to test, each negative follows its positive) or
  * entity-held-out (see entity-split.ts; associations that straddle are dropped and counted, and
- * negatives are drawn within each side so the sides share no gene and no disease).
+ * negatives are drawn within each side so the sides share no gene and no disease). Both compare
+ * genes and diseases by their normalised text, so associations that read the same stay on one side.
  */
 import { Rng, hash32 } from '../engine/rng.ts';
 import { entityHeldOut } from './entity-split.ts';
@@ -22,6 +23,8 @@ import { DatasetError } from './errors.ts';
 import { type CtdGraph, adjacency } from './graph.ts';
 import { ContentHash } from './hash.ts';
 import type { PairLayout, PairRow } from './pairs.ts';
+import { KeyIds, UnionFind, normaliseText, splitByGroup } from './text-groups.ts';
+import { type BadRows, describeBadRows } from './text.ts';
 
 export const DEFAULT_TEMPLATE = '{GeneSymbol} is associated with {DiseaseName}';
 const PLACEHOLDERS = ['GeneSymbol', 'GeneID', 'DiseaseName', 'DiseaseID'] as const;
@@ -84,8 +87,10 @@ export interface CtdBuildStats {
   /** Entity split: associations whose gene and disease fell on different sides. */
   droppedStraddling: number;
   hardNegativeFallbacks: number;
-  /** Genes, diseases and (gene, disease) pairs present in both splits. */
+  /** Genes, diseases and (gene, disease) pairs present in both splits (pairs compared in words). */
   overlap: { genes: number; diseases: number; pairs: number };
+  /** Genes and diseases whose normalised text is an earlier one's, so split and compared as that one. */
+  sameText: { genes: number; diseases: number };
   /** Hash of every example in order: equal fingerprints, equal datasets. */
   fingerprint: string;
 }
@@ -145,7 +150,8 @@ function sideOf(graph: CtdGraph, edges: number[]): Side {
   return { edges, genes: [...genes].sort((a, b) => a - b), diseases: [...diseases].sort((a, b) => a - b) };
 }
 
-export function buildCtdDataset(graph: CtdGraph, options: BuildOptions): CtdBuild {
+/** `badRows`: the parse's bad rows, named when too few associations are left to split. */
+export function buildCtdDataset(graph: CtdGraph, options: BuildOptions, badRows?: BadRows): CtdBuild {
   const testFraction = options.testFraction ?? 0.2;
   const template = options.template ?? DEFAULT_TEMPLATE;
   if (!(testFraction > 0 && testFraction < 1)) throw new DatasetError(`testFraction must be between 0 and 1, got ${testFraction}`);
@@ -154,8 +160,13 @@ export function buildCtdDataset(graph: CtdGraph, options: BuildOptions): CtdBuil
   const nGenes = graph.genes.length;
   const nDiseases = graph.diseases.length;
   const nEdges = graph.edgeGene.length;
-  if (nEdges < 2) throw new DatasetError(`A dataset needs at least 2 associations to split; this graph has ${nEdges}.`);
-  const code = (g: number, d: number) => g * nDiseases + d;
+  if (nEdges < 2) throw new DatasetError(`A dataset needs at least 2 associations to split; this graph has ${nEdges}.${describeBad(badRows)}`);
+  // Genes or diseases with the same text, normalised (CTD names some diseases under both a MESH and
+  // an OMIM id), count as one wherever pairs are compared: no negative reads like a positive, and
+  // no pair or entity of test is in train in words.
+  const geneAs = firstWithSameText(graph.genes.map((g) => g.symbol));
+  const diseaseAs = firstWithSameText(graph.diseases.map((d) => d.name));
+  const code = (g: number, d: number) => geneAs[g] * nDiseases + diseaseAs[d];
   const known = new Set<number>();
   for (let e = 0; e < nEdges; e++) known.add(code(graph.edgeGene[e], graph.edgeDisease[e]));
 
@@ -166,16 +177,21 @@ export function buildCtdDataset(graph: CtdGraph, options: BuildOptions): CtdBuil
   let droppedStraddling = 0;
   if (options.split === 'random') {
     const order = splitRng.shuffle(Array.from({ length: nEdges }, (_, e) => e));
-    const nTest = Math.round(nEdges * testFraction);
-    test = order.slice(0, nTest).sort((a, b) => a - b);
-    train = order.slice(nTest).sort((a, b) => a - b);
+    const nTest = Math.min(nEdges - 1, Math.max(1, Math.round(nEdges * testFraction)));
+    const grouped = splitByGroup(order, Array.from({ length: nEdges }, (_, e) => code(graph.edgeGene[e], graph.edgeDisease[e])), nTest);
+    if (grouped.groups < 2) throw new DatasetError(`A dataset needs at least 2 different associations to split; this graph has ${nEdges} with the same text.`);
+    test = [];
+    train = [];
+    for (let e = 0; e < nEdges; e++) (grouped.inTest[e] ? test : train).push(e);
   } else {
-    const inTest = entityHeldOut(nGenes, nDiseases, graph.edgeGene, graph.edgeDisease, testFraction, splitRng);
+    const edgeGene = graph.edgeGene.map((g) => geneAs[g]);
+    const edgeDisease = graph.edgeDisease.map((d) => diseaseAs[d]);
+    const inTest = entityHeldOut(nGenes, nDiseases, edgeGene, edgeDisease, testFraction, splitRng);
     train = [];
     test = [];
     for (let e = 0; e < nEdges; e++) {
-      const g = inTest[graph.edgeGene[e]];
-      const d = inTest[nGenes + graph.edgeDisease[e]];
+      const g = inTest[edgeGene[e]];
+      const d = inTest[nGenes + edgeDisease[e]];
       if (g && d) test.push(e);
       else if (!g && !d) train.push(e);
       else droppedStraddling++;
@@ -290,10 +306,23 @@ export function buildCtdDataset(graph: CtdGraph, options: BuildOptions): CtdBuil
       droppedStraddling,
       hardNegativeFallbacks,
       overlap: { genes: count(geneIn.train, geneIn.test), diseases: count(diseaseIn.train, diseaseIn.test), pairs: pairsInBoth },
+      sameText: { genes: geneAs.filter((g, i) => g !== i).length, diseases: diseaseAs.filter((d, i) => d !== i).length },
       fingerprint: hash.hex(),
     },
   };
 }
+
+/** For each text, the index of the first text equal to it after normaliseText. */
+function firstWithSameText(texts: string[]): Int32Array {
+  const first = new Map<string, number>();
+  return Int32Array.from(texts, (t, i) => {
+    const key = normaliseText(t);
+    if (!first.has(key)) first.set(key, i);
+    return first.get(key)!;
+  });
+}
+
+const describeBad = (badRows: BadRows | undefined) => (badRows ? describeBadRows(badRows.count, badRows.samples) : '');
 
 function edgeArrays(graph: CtdGraph, edges: number[] | null): [ArrayLike<number>, ArrayLike<number>] {
   if (edges === null) return [graph.edgeGene, graph.edgeDisease];
@@ -333,7 +362,14 @@ export interface PairBuildStats {
   seed: number;
   testFraction: number;
   layout: PairLayout;
+  /** Rows split: the file's rows less exact duplicates. */
   rows: number;
+  /** Rows repeating an earlier row exactly (same texts, label and negatives), left out. */
+  duplicatesRemoved: number;
+  /** Groups of rows sharing a normalised text (see buildPairDataset); each lies in one split. */
+  groups: number;
+  /** Rows in the largest group: a group larger than the test share cannot go to test. */
+  largestGroup: number;
   train: { rows: number };
   test: { rows: number };
   fingerprint: string;
@@ -351,15 +387,47 @@ export function exampleOfPair(row: PairRow): Example {
     : { textA: row.textA, textB: row.textB, label: row.label, negatives: [], ...(row.group !== undefined ? { group: row.group } : {}) };
 }
 
-/** A random (seeded) train/test split of a pair file's rows. */
-export function buildPairDataset(rows: PairRow[], layout: PairLayout, options: { seed: number; testFraction?: number }): PairBuild {
+/**
+ * A seeded train/test split of a pair file's rows in which no text of the test split is in train.
+ * Exact repeats of a row (every field equal) are removed first. Then rows are grouped by a union-find over their
+ * normalised texts (normaliseText): each row joins its first and second text (anchor and positive),
+ * so rows that share a text on either side — one question with two answers, an answer that is
+ * another row's question, "AF" and " af" — form one group, and a group never straddles the split.
+ * Negatives are left out of the grouping: they are distractors, not the row's meaning.
+ * `badRows`: the parse's bad rows, named when too few rows are left to split.
+ */
+export function buildPairDataset(rows: PairRow[], layout: PairLayout, options: { seed: number; testFraction?: number }, badRows?: BadRows): PairBuild {
   const testFraction = options.testFraction ?? 0.2;
   if (!(testFraction > 0 && testFraction < 1)) throw new DatasetError(`testFraction must be between 0 and 1, got ${testFraction}`);
-  if (rows.length < 2) throw new DatasetError(`A dataset needs at least 2 rows to split; this one has ${rows.length}.`);
-  const order = stream(options.seed, 4).shuffle(rows.map(exampleOfPair));
-  const nTest = Math.max(1, Math.round(rows.length * testFraction));
-  const test = order.slice(0, nTest);
-  const train = order.slice(nTest);
+  const examples: Example[] = [];
+  const seen = new Set<string>();
+  for (const row of rows) {
+    const x = exampleOfPair(row);
+    const key = JSON.stringify([x.textA, x.textB, x.label, x.negatives, x.group]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    examples.push(x);
+  }
+  const n = examples.length;
+  const duplicatesRemoved = rows.length - n;
+  const repeats = duplicatesRemoved > 0 ? ` after removing ${duplicatesRemoved} exact duplicate row(s)` : '';
+  if (n < 2) throw new DatasetError(`A dataset needs at least 2 rows to split; this one has ${n}${repeats}.${describeBad(badRows)}`);
+  const texts = new KeyIds();
+  const ends = examples.map((x) => [texts.id(normaliseText(x.textA)), texts.id(normaliseText(x.textB))]);
+  const sets = new UnionFind(texts.size);
+  for (const [a, b] of ends) sets.union(a, b);
+  const groupOf = ends.map(([a]) => sets.find(a));
+  const order = stream(options.seed, 4).shuffle(examples.map((_, i) => i));
+  const nTest = Math.min(n - 1, Math.max(1, Math.round(n * testFraction)));
+  const { inTest, groups, largestGroup } = splitByGroup(order, groupOf, nTest);
+  if (groups < 2) {
+    throw new DatasetError(
+      `The ${n} rows cannot be split: they are linked into one group by shared texts (rows sharing a text, ignoring case and spaces, ` +
+        'must stay on one side so that no test text is seen in training).',
+    );
+  }
+  const test = order.filter((i) => inTest[i]).map((i) => examples[i]);
+  const train = order.filter((i) => !inTest[i]).map((i) => examples[i]);
   const hash = new ContentHash();
   for (const [s, xs] of [['train', train], ['test', test]] as const) {
     for (const x of xs) hash.update(s).update(x.textA).update(x.textB).update(String(x.label)).update(x.negatives.join('\u0001'));
@@ -367,6 +435,41 @@ export function buildPairDataset(rows: PairRow[], layout: PairLayout, options: {
   return {
     train,
     test,
-    stats: { seed: options.seed, testFraction, layout, rows: rows.length, train: { rows: train.length }, test: { rows: test.length }, fingerprint: hash.hex() },
+    stats: {
+      seed: options.seed,
+      testFraction,
+      layout,
+      rows: n,
+      duplicatesRemoved,
+      groups,
+      largestGroup,
+      train: { rows: train.length },
+      test: { rows: test.length },
+      fingerprint: hash.hex(),
+    },
   };
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/**
+ * What a build did about texts that read the same, in sentences (the CLI prints them, the app shows
+ * them with the build). Builds stored by earlier versions lack these stats and get none.
+ */
+export function groupingNotes(stats: CtdBuildStats | PairBuildStats): string[] {
+  const notes: string[] = [];
+  if ('sameText' in stats) {
+    const { genes, diseases } = stats.sameText;
+    if (genes + diseases > 0) notes.push(`${genes} gene(s) and ${diseases} disease(s) share their text with another id; each such set is split and compared as one.`);
+  } else if ('groups' in stats) {
+    if (stats.duplicatesRemoved > 0) notes.push(`${stats.duplicatesRemoved} exact duplicate row(s) removed.`);
+    if (stats.groups < stats.rows) {
+      notes.push(`${stats.rows} rows form ${stats.groups} groups of rows sharing a text (largest: ${stats.largestGroup} rows); each group is wholly in train or in test.`);
+    }
+    const share = stats.test.rows / stats.rows;
+    if (share < stats.testFraction / 2) {
+      notes.push(`Warning: test holds ${percent(share)} of the rows, not the ${percent(stats.testFraction)} asked for: the groups of rows sharing texts are too large to fit.`);
+    }
+  }
+  return notes;
 }

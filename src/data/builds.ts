@@ -22,6 +22,8 @@ async function completeDataset(db: DataDB, datasetId: string, kind: DatasetMeta[
   return meta;
 }
 
+const badRowsOf = (meta: DatasetMeta) => ({ count: meta.counts.bad, samples: meta.badSamples });
+
 /** Every association of a CTD dataset, in the graph's canonical order. */
 export async function loadCtdGraph(db: DataDB, datasetId: string): Promise<CtdGraph> {
   const graph = new GraphBuilder();
@@ -34,7 +36,7 @@ export async function loadCtdGraph(db: DataDB, datasetId: string): Promise<CtdGr
 /** Build train/test examples from a complete CTD dataset and store them. */
 export async function buildCtd(db: DataDB, datasetId: string, options: BuildOptions, name?: string): Promise<BuildMeta> {
   const meta = await completeDataset(db, datasetId, 'ctd');
-  const build = buildCtdDataset(await loadCtdGraph(db, datasetId), options);
+  const build = buildCtdDataset(await loadCtdGraph(db, datasetId), options, badRowsOf(meta));
   return saveBuild(db, meta, build, name ?? `${meta.name} · ${options.negatives} negatives · ${options.split} split · seed ${options.seed}`);
 }
 
@@ -43,7 +45,7 @@ export async function buildPairs(db: DataDB, datasetId: string, options: { seed:
   const meta = await completeDataset(db, datasetId, 'pairs');
   const rows: PairRow[] = [];
   await eachRecord(db, 'pairChunks', ownedBy(datasetId), (chunk) => rows.push(...chunk.rows));
-  const build = buildPairDataset(rows, meta.pairs!.layout, options);
+  const build = buildPairDataset(rows, meta.pairs!.layout, options, badRowsOf(meta));
   return saveBuild(db, meta, build, name ?? `${meta.name} · seed ${options.seed}`);
 }
 

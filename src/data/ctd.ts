@@ -5,7 +5,7 @@
  * columns, quoted fields with commas and `|`-separated lists.
  */
 import { DataFormatError } from './errors.ts';
-import { type BadRow, badRow, readRecords, splitCsv } from './text.ts';
+import { type BadRow, BadRowLog, badRow, readRecords, splitCsv } from './text.ts';
 
 /** DirectEvidence bits, and a bit for rows that exist only by inference through a chemical. */
 export const EVIDENCE_MARKER = 1; // marker/mechanism
@@ -141,17 +141,12 @@ export async function* parseCtd(bytes: ReadableStream<Uint8Array>, options: CtdO
   let layout: Layout | null = null;
   let fieldsLabelSeen = false;
   let good = 0;
-  let bad = 0;
-  let firstBad: BadRow | undefined;
-  const probeFailed = () =>
-    new DataFormatError(
-      `None of the first ${bad} rows is a CTD gene–disease row` +
-        (firstBad ? ` (line ${firstBad.line}: ${firstBad.reason}: ${firstBad.text})` : '') +
-        '. Is this the right file?',
-    );
+  const badRows = new BadRowLog(3);
+  const probeFailed = () => new DataFormatError(`None of the first ${badRows.count} rows is a CTD gene–disease row. Is this the right file?${badRows.describe()}`);
 
   for await (const chunk of readRecords(bytes)) {
     const out: CtdChunk = { rows: [], bad: chunk.bad, skipped: 0, nextLine: chunk.nextLine };
+    badRows.add(chunk.bad);
     for (const { text, line } of chunk.records) {
       if (text.startsWith('#')) {
         const comment = text.slice(1).trim();
@@ -180,10 +175,9 @@ export async function* parseCtd(bytes: ReadableStream<Uint8Array>, options: CtdO
       const row = parseRow(text, line, layout);
       if (typeof row === 'string') {
         const b = badRow(line, row, text);
-        firstBad ??= b;
         out.bad.push(b);
-        bad++;
-        if (good === 0 && bad >= FORMAT_PROBE_ROWS) throw probeFailed();
+        badRows.add([b]);
+        if (good === 0 && badRows.count >= FORMAT_PROBE_ROWS) throw probeFailed();
         continue;
       }
       good++;
@@ -192,8 +186,8 @@ export async function* parseCtd(bytes: ReadableStream<Uint8Array>, options: CtdO
     }
     yield out;
   }
-  if (layout === null) throw new DataFormatError('This file has no CTD gene–disease rows (it is empty or only comments).');
-  if (good === 0 && bad > 0) throw probeFailed();
+  if (layout === null) throw new DataFormatError(`This file has no CTD gene–disease rows (it is empty or only comments).${badRows.describe()}`);
+  if (good === 0 && badRows.count > 0) throw probeFailed();
 }
 
 /** One stored gene–disease association: every accepted row for the pair, merged. */

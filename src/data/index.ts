@@ -21,6 +21,7 @@ export {
   buildPairDataset,
   checkTemplate,
   fillTemplate,
+  groupingNotes,
 } from './builder.ts';
 export {
   type BuildMeta,

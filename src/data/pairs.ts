@@ -17,7 +17,7 @@
  * query/positive/negative, premise/hypothesis/label, question1/question2/is_duplicate, ...).
  */
 import { DataFormatError } from './errors.ts';
-import { type BadRow, badRow, peek, readRecords, splitCsv } from './text.ts';
+import { type BadRow, BadRowLog, badRow, peek, readRecords, splitCsv } from './text.ts';
 
 export interface TripletRow {
   kind: 'triplet';
@@ -128,6 +128,18 @@ function rolesOf<K>(names: string[], keys: K[], describe: string): Roles<K> {
   );
 }
 
+/**
+ * A JSONL record's roles: the text and label keys of the first record, and the optional keys
+ * (negatives, category) of this one, which need not carry the same optional keys as the first.
+ */
+function optionalKeysOf(roles: Roles<string>, record: Record<string, unknown>): Roles<string> {
+  const names = Object.keys(record);
+  const lower = names.map((n) => n.trim().toLowerCase());
+  if (roles.layout === 'triplets') return { ...roles, negatives: names.filter((_, i) => NEGATIVE.test(lower[i])) };
+  const group = GROUP.map((alias) => lower.indexOf(alias)).find((i) => i >= 0);
+  return { ...roles, group: group === undefined ? undefined : names[group] };
+}
+
 /** A label as a number, or NaN when it is not one. */
 function numberOf(value: unknown): number {
   if (typeof value === 'number') return value;
@@ -220,11 +232,34 @@ function textOf(value: unknown): string | null {
   return t === '' ? null : t;
 }
 
-/** The negatives in a row: a list, a JSON list in a CSV cell, or single values; empty ones dropped. */
-function negativesOf(values: unknown[]): string[] | string {
+/** "a number", "a list", "an object"... for messages about a JSON value of the wrong type. */
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** A text field (JSONL values must be strings; CSV/TSV cells always are), or what is wrong with it. */
+function textField(value: unknown, name: string): string | { problem: string } {
+  if (value !== undefined && value !== null && typeof value !== 'string') return { problem: `${name} must be a string, got ${jsonType(value)}` };
+  return textOf(value) ?? { problem: `empty ${name}` };
+}
+
+/** JSONL keys that hold a list of negatives (`negative`, `neg_2`... hold one). */
+const NEGATIVE_LIST = /^(hard_)?negatives$/i;
+
+/**
+ * The negatives in a row, empty ones dropped: a JSONL list key's list of strings, a JSONL single
+ * key's string (or list), or a CSV/TSV cell holding one text or a JSON list.
+ */
+function negativesOf<K>(keys: K[], get: (k: K) => unknown): string[] | string {
   const out: string[] = [];
-  for (const v of values) {
+  for (const key of keys) {
+    const v = get(key);
     let items: unknown = v;
+    if (typeof key === 'string' && NEGATIVE_LIST.test(key) && v !== null && v !== undefined && !Array.isArray(v)) {
+      return `${key} must be a list of strings, got ${jsonType(v)}`;
+    }
     if (typeof v === 'string' && v.trim().startsWith('[')) {
       try {
         items = JSON.parse(v);
@@ -232,10 +267,11 @@ function negativesOf(values: unknown[]): string[] | string {
         return 'negatives cell is not a valid JSON list';
       }
     }
-    for (const item of Array.isArray(items) ? items : [items]) {
+    const list = Array.isArray(items) ? items : [items];
+    for (const [i, item] of list.entries()) {
       if (item === null || item === undefined || item === '') continue;
       const t = textOf(item);
-      if (t === null) return 'a negative is not text';
+      if (t === null) return Array.isArray(items) ? `negatives must be a list of strings, but item ${i + 1} is ${jsonType(item)}` : `a negative must be a string, got ${jsonType(item)}`;
       out.push(t);
     }
   }
@@ -244,19 +280,18 @@ function negativesOf(values: unknown[]): string[] | string {
 
 /** A row, why it is bad, or null for a pair left out on purpose. */
 function rowOf<K>(line: number, roles: Roles<K>, get: (k: K) => unknown, reading: LabelReading | null, metadata?: unknown): PairRow | string | null {
-  const a = textOf(get(roles.a));
-  const b = textOf(get(roles.b));
+  const names = roles.layout === 'labelled' ? ['first text', 'second text'] : ['anchor', 'positive'];
+  const a = textField(get(roles.a), names[0]);
+  if (typeof a !== 'string') return a.problem;
+  const b = textField(get(roles.b), names[1]);
+  if (typeof b !== 'string') return b.problem;
   if (roles.layout === 'labelled') {
-    if (a === null) return 'empty first text';
-    if (b === null) return 'empty second text';
     const label = labelOf(get(roles.label as K), reading as LabelReading);
     if (typeof label === 'string' || label === null) return label;
     const group = roles.group === undefined ? undefined : textOf(get(roles.group)) ?? undefined;
     return { kind: 'labelled', line, textA: a, textB: b, label, ...(group !== undefined ? { group } : {}) };
   }
-  if (a === null) return 'empty anchor';
-  if (b === null) return 'empty positive';
-  const negatives = negativesOf(roles.negatives.map(get));
+  const negatives = negativesOf(roles.negatives, get);
   if (typeof negatives === 'string') return negatives;
   return { kind: 'triplet', line, anchor: a, positive: b, negatives, ...(metadata !== undefined ? { metadata } : {}) };
 }
@@ -290,10 +325,10 @@ export async function* parsePairs(bytes: ReadableStream<Uint8Array>, options: Pa
     return { format, layout: roles.layout, labels: reading };
   };
   let good = 0;
-  let bad = 0;
-  let firstBad: BadRow | undefined;
+  const badRows = new BadRowLog(3);
   for await (const chunk of readRecords(peeked.stream, { multiline: format === 'csv' })) {
     const out: PairChunk = { rows: [], bad: chunk.bad, skipped: 0, nextLine: chunk.nextLine };
+    badRows.add(chunk.bad);
     for (const { text, line } of chunk.records) {
       if (text.trim() === '') continue;
       let row: PairRow | string | null;
@@ -311,7 +346,7 @@ export async function* parsePairs(bytes: ReadableStream<Uint8Array>, options: Pa
           keys ??= rolesOf(Object.keys(record), Object.keys(record), 'keys of the first record');
           header ??= headerOf(keys);
           if (line < skipBefore) continue;
-          row = rowOf(line, keys, (k) => record[k], reading, record.metadata);
+          row = rowOf(line, optionalKeysOf(keys, record), (k) => record[k], reading, record.metadata);
         }
       } else {
         const delimiter = format === 'tsv' ? '\t' : ',';
@@ -329,10 +364,9 @@ export async function* parsePairs(bytes: ReadableStream<Uint8Array>, options: Pa
         out.skipped++;
       } else if (typeof row === 'string') {
         const b = badRow(line, row, text);
-        firstBad ??= b;
         out.bad.push(b);
-        bad++;
-        if (good === 0 && bad >= 100) throw new DataFormatError(`None of the first 100 rows is a valid pair (line ${firstBad.line}: ${firstBad.reason}).`);
+        badRows.add([b]);
+        if (good === 0 && badRows.count >= 100) throw new DataFormatError(`None of the first ${badRows.count} rows is a valid pair.${badRows.describe()}`);
       } else {
         good++;
         out.rows.push(row);
@@ -343,5 +377,5 @@ export async function* parsePairs(bytes: ReadableStream<Uint8Array>, options: Pa
     }
     if (header !== null) yield { ...out, header };
   }
-  if (header === null) throw new DataFormatError('This pair file has no rows.');
+  if (header === null) throw new DataFormatError(`This pair file has no rows.${badRows.describe()}`);
 }

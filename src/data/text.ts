@@ -35,9 +35,46 @@ export interface RecordOptions {
 }
 
 const SAMPLE_CHARS = 200;
+/** Characters of a bad row quoted in an error message. */
+const EXCERPT_CHARS = 60;
 
 export function badRow(line: number, reason: string, text: string): BadRow {
   return { line, reason, text: text.length > SAMPLE_CHARS ? `${text.slice(0, SAMPLE_CHARS)}…` : text };
+}
+
+/**
+ * ` N bad row(s) were skipped: line 2: reason ("text"); line 7: …; and 5 more.` — appended to an error
+ * whose cause may be those rows (too few rows left), so that it shows them; '' when there were none.
+ */
+export function describeBadRows(count: number, samples: readonly BadRow[], shown = 3): string {
+  if (count === 0) return '';
+  const listed = samples.slice(0, shown);
+  const more = count - listed.length;
+  const excerpt = (t: string) => JSON.stringify(t.length > EXCERPT_CHARS ? `${t.slice(0, EXCERPT_CHARS)}…` : t);
+  return ` ${count} bad row(s) were skipped: ${listed.map((b) => `line ${b.line}: ${b.reason} (${excerpt(b.text)})`).join('; ')}${more > 0 ? `; and ${more} more` : ''}.`;
+}
+
+/** The bad rows of a parse: how many, and the first few. */
+export interface BadRows {
+  count: number;
+  samples: readonly BadRow[];
+}
+
+/** Collects BadRows, keeping the first `keep` as samples. */
+export class BadRowLog implements BadRows {
+  count = 0;
+  readonly samples: BadRow[] = [];
+
+  constructor(private readonly keep = 10) {}
+
+  add(rows: readonly BadRow[]): void {
+    this.count += rows.length;
+    for (const b of rows) if (this.samples.length < this.keep) this.samples.push(b);
+  }
+
+  describe(): string {
+    return describeBadRows(this.count, this.samples);
+  }
 }
 
 /** Chunks of a byte stream, through a reader (not every runtime's ReadableStream is async-iterable). */
@@ -172,7 +209,9 @@ export async function* readRecords(bytes: ReadableStream<Uint8Array>, options: R
     carry = final ? '' : lines.pop()!;
     for (const raw of lines) {
       const l = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-      take(l, line++);
+      // A long line that ended inside this chunk never stood in `carry` long enough to be caught below.
+      if (l.length > maxChars) out.bad.push(badRow(line++, `line longer than ${maxChars} characters`, l));
+      else take(l, line++);
     }
     if (carry.length > maxChars) {
       out.bad.push(badRow(line, `line longer than ${maxChars} characters`, carry));

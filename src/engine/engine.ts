@@ -28,6 +28,8 @@ export interface AdapterDescription {
   description: string;
   features: string[];
   limits: Record<string, number>;
+  /** A CPU implementation of WebGPU (SwiftShader, lavapipe, llvmpipe): correct, but about 100× slower than a GPU. */
+  software: boolean;
 }
 
 export interface EngineOptions {
@@ -71,6 +73,9 @@ export async function createEngine(gpu: GPU | undefined, options: EngineOptions 
   return new Engine(adapter, device);
 }
 
+/** Names the CPU implementations of WebGPU report (Chrome's SwiftShader, Mesa's lavapipe / llvmpipe). */
+const SOFTWARE_ADAPTER = /swiftshader|lavapipe|llvmpipe|software rasterizer/i;
+
 export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
   const info = adapter.info;
   const limits: Record<string, number> = {};
@@ -82,6 +87,7 @@ export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
     description: info.description,
     features: [...adapter.features].sort(),
     limits,
+    software: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true || SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`),
   };
 }
 

@@ -27,6 +27,15 @@ export interface BeforeAfterOptions extends BootstrapOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * A metric with a class (or, without classes, a sample) smaller than this gets a warning. With few
+ * units a percentile bootstrap can only resample the values it has, so its intervals come out too
+ * narrow, and AUROC moves in steps of 1/(n₊n₋); 10 a class is a rule of thumb for intervals to mean
+ * something (above it they are still approximate). With one unit a class every resample is the
+ * sample itself: there is no interval at all, and none is reported.
+ */
+export const MIN_UNITS_PER_CLASS = 10;
+
 export interface MetricComparison {
   key: MetricKey;
   /** Units the metric is computed over (pairs, texts, queries). */
@@ -35,6 +44,8 @@ export interface MetricComparison {
   adapted: Interval;
   /** adapted − base, paired. */
   change: Interval;
+  /** Too few units (see MIN_UNITS_PER_CLASS): what is small and what that means for the numbers. */
+  warning?: string;
 }
 
 /** One pair's cosine under one model: the data of the separation histogram. */
@@ -57,8 +68,12 @@ export interface BeforeAfterResult {
 /** A model's embeddings, looked up by text (unit-length float64). */
 type Vectors = (text: string) => Float64Array;
 
+type Unit = 'pair' | 'text' | 'query';
+const PLURAL: Record<Unit, string> = { pair: 'pairs', text: 'texts', query: 'queries' };
+
 interface MetricSpec {
   key: MetricKey;
+  unit: Unit;
   sample: Sample;
   statistic: (vectors: Vectors) => Statistic;
 }
@@ -92,14 +107,15 @@ function pairSpecs(
   const testStrata = Int32Array.from(split.test, (i) => sample.strata[i]);
   const keys = prefix === 'cardio' ? (['cardio_separation', 'cardio_similar_mean', 'cardio_different_mean', 'cardio_auroc', 'cardio_pair_accuracy'] as const) : (['kg_separation', 'kg_true_mean', 'kg_false_mean', 'kg_auroc', 'kg_pair_accuracy'] as const);
   const specs: MetricSpec[] = [
-    { key: keys[0], sample, statistic: overCosines(pairs, (c, idx) => separation(c, positive, idx)) },
-    { key: keys[1], sample, statistic: overCosines(pairs, (c, idx) => meanOf(c, idx, (i) => positive[i])) },
-    { key: keys[2], sample, statistic: overCosines(pairs, (c, idx) => meanOf(c, idx, (i) => !positive[i])) },
-    { key: keys[3], sample, statistic: overCosines(pairs, (c, idx) => auroc(c, positive, idx)) },
+    { key: keys[0], unit: 'pair', sample, statistic: overCosines(pairs, (c, idx) => separation(c, positive, idx)) },
+    { key: keys[1], unit: 'pair', sample, statistic: overCosines(pairs, (c, idx) => meanOf(c, idx, (i) => positive[i])) },
+    { key: keys[2], unit: 'pair', sample, statistic: overCosines(pairs, (c, idx) => meanOf(c, idx, (i) => !positive[i])) },
+    { key: keys[3], unit: 'pair', sample, statistic: overCosines(pairs, (c, idx) => auroc(c, positive, idx)) },
   ];
   if (split.train.length > 0 && split.test.length > 0) {
     specs.push({
       key: keys[4],
+      unit: 'pair',
       sample: { units: split.test.length, strata: testStrata },
       statistic: (vectors) => {
         const c = cosines(vectors, pairs);
@@ -116,6 +132,7 @@ function sentenceSpecs(sentences: string[], associated: boolean[]): MetricSpec[]
   const sample = { units: sentences.length, strata: strataOf(associated) };
   const field = (key: MetricKey, name: keyof SentenceSeparation): MetricSpec => ({
     key,
+    unit: 'text',
     sample,
     statistic: (v) => {
       const vectors = sentences.map(v);
@@ -133,6 +150,7 @@ function labelledSpecs(set: NonNullable<EvalSet['labelled']>, options: BeforeAft
   return [
     {
       key: 'probe_accuracy',
+      unit: 'text',
       sample,
       statistic: (v) => {
         const predicted = crossValidatedPredictions(set.map((t) => v(t.text)), y, { ...options.probe, folds: options.probeFolds ?? 5, seed: options.seed ?? 0 });
@@ -142,6 +160,7 @@ function labelledSpecs(set: NonNullable<EvalSet['labelled']>, options: BeforeAft
     },
     {
       key: 'silhouette',
+      unit: 'text',
       sample,
       statistic: (v) => {
         const vectors = set.map((t) => v(t.text));
@@ -167,6 +186,7 @@ function retrievalSpecs(set: NonNullable<EvalSet['retrieval']>): MetricSpec[] {
   const sample = { units: set.queries.length };
   const overRanks = (key: MetricKey, f: (ranks: number[][], idx: Int32Array) => number): MetricSpec => ({
     key,
+    unit: 'query',
     sample,
     statistic: (v) => {
       const ranks = relevantRanks(set.queries.map((q) => v(q.text)), set.corpus.map((c) => v(c.text)), relevant);
@@ -199,12 +219,12 @@ function metricSpecs(set: EvalSet, options: BeforeAfterOptions): MetricSpec[] {
     specs.push(...pairSpecs('cardio', scored, scored.map((p) => p.group === 'similar'), resolved));
     const negation = set.pairs.filter((p) => p.group === 'negation');
     if (negation.length) {
-      specs.push({ key: 'negation_mean', sample: { units: negation.length }, statistic: overCosines(negation, (c, idx) => meanOf(c, idx)) });
+      specs.push({ key: 'negation_mean', unit: 'pair', sample: { units: negation.length }, statistic: overCosines(negation, (c, idx) => meanOf(c, idx)) });
       const versus = set.pairs.filter((p) => p.group !== 'different');
       const isSimilar = versus.map((p) => p.group === 'similar');
       if (isSimilar.some(Boolean)) {
         // AUROC with similar pairs as positives = P(cos(negation) < cos(similar)) + ½ P(equal).
-        specs.push({ key: 'negation_below_similar', sample: { units: versus.length, strata: strataOf(isSimilar) }, statistic: overCosines(versus, (c, idx) => auroc(c, isSimilar, idx)) });
+        specs.push({ key: 'negation_below_similar', unit: 'pair', sample: { units: versus.length, strata: strataOf(isSimilar) }, statistic: overCosines(versus, (c, idx) => auroc(c, isSimilar, idx)) });
       }
     }
   }
@@ -261,6 +281,25 @@ async function embedAll(embedder: Embedder, texts: string[], batchSize: number, 
   return (text) => table.get(text)!;
 }
 
+/** Units in each class of a sample (one class when it has no strata). */
+function classSizes(sample: Sample): number[] {
+  if (!sample.strata) return [sample.units];
+  const sizes = new Map<number, number>();
+  for (let i = 0; i < sample.units; i++) sizes.set(sample.strata[i], (sizes.get(sample.strata[i]) ?? 0) + 1);
+  return [...sizes.values()];
+}
+
+function smallSampleWarning(sizes: number[], unit: Unit): string | undefined {
+  const smallest = Math.min(...sizes);
+  if (smallest >= MIN_UNITS_PER_CLASS) return undefined;
+  const count = `${smallest} ${smallest === 1 ? unit : PLURAL[unit]}`;
+  const where = sizes.length > 1 ? `${count} in the smallest class, fewer than ${MIN_UNITS_PER_CLASS} a class` : `${count}, fewer than ${MIN_UNITS_PER_CLASS}`;
+  const meaning = sizes.every((size) => size <= 1)
+    ? 'every bootstrap resample is the sample itself, so there is no interval and the value is anecdotal'
+    : 'the value is unstable and the interval narrower than the real uncertainty';
+  return `only ${where}: ${meaning}`;
+}
+
 export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, evalSet: EvalSet, options: BeforeAfterOptions = {}): Promise<BeforeAfterResult> {
   const specs = metricSpecs(evalSet, options);
   const texts = evalTexts(evalSet);
@@ -273,8 +312,12 @@ export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, eva
   const metrics = specs.map((spec) => {
     const before = spec.statistic(baseVectors);
     const after = spec.statistic(adaptedVectors);
-    const [b, a, change] = bootstrapTogether(spec.sample, [before, after, (idx) => after(idx) - before(idx)], options);
-    return { key: spec.key, n: spec.sample.units, base: b, adapted: a, change };
+    const intervals = bootstrapTogether(spec.sample, [before, after, (idx) => after(idx) - before(idx)], options);
+    const sizes = classSizes(spec.sample);
+    // One unit a class: every resample is the sample, so the "interval" would be the value itself.
+    const [b, a, change] = sizes.every((size) => size <= 1) ? intervals.map((i) => ({ value: i.value, low: NaN, high: NaN })) : intervals;
+    const warning = smallSampleWarning(sizes, spec.unit);
+    return { key: spec.key, n: spec.sample.units, base: b, adapted: a, change, ...(warning ? { warning } : {}) };
   });
   const pairCosines: PairCosine[] = [];
   for (const [model, vectors] of [['base', baseVectors], ['adapted', adaptedVectors]] as const) {

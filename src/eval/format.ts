@@ -11,17 +11,23 @@ export function formatNumber(v: number, signed = false): string {
   return signed && v >= 0 ? `+${text}` : text;
 }
 
-/** "value [low, high]", or the value alone when there is no interval. */
+/** "value [low, high]"; "value [no interval]" when the bootstrap gave none, so a bare value never looks exact. */
 export function formatInterval(i: Interval, signed = false): string {
-  const range = Number.isFinite(i.low) ? ` [${formatNumber(i.low, signed)}, ${formatNumber(i.high, signed)}]` : '';
+  if (!Number.isFinite(i.value)) return formatNumber(i.value);
+  const range = Number.isFinite(i.low) ? ` [${formatNumber(i.low, signed)}, ${formatNumber(i.high, signed)}]` : ' [no interval]';
   return formatNumber(i.value, signed) + range;
+}
+
+/** "* Metric name: warning." for each metric with a small-sample warning (marked * in tables). */
+export function formatWarnings(result: BeforeAfterResult): string[] {
+  return result.metrics.flatMap((m) => (m.warning ? [`* ${METRIC_HELP[m.key].name}: ${m.warning}.`] : []));
 }
 
 /** An aligned text table: metric, n, base, adapted and change, each with its bootstrap interval. */
 export function formatBeforeAfterTable(result: BeforeAfterResult): string {
   const level = `${Math.round(result.level * 100)}%`;
   const header = ['Metric', 'n', `Base [${level} CI]`, `Adapted [${level} CI]`, `Change [${level} CI]`];
-  const rows = result.metrics.map((m) => [METRIC_HELP[m.key].name, String(m.n), formatInterval(m.base), formatInterval(m.adapted), formatInterval(m.change, true)]);
+  const rows = result.metrics.map((m) => [METRIC_HELP[m.key].name + (m.warning ? ' *' : ''), String(m.n), formatInterval(m.base), formatInterval(m.adapted), formatInterval(m.change, true)]);
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const line = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
   return [
@@ -29,6 +35,7 @@ export function formatBeforeAfterTable(result: BeforeAfterResult): string {
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),
     `Intervals: ${level} percentile bootstrap, ${result.resamples} paired resamples, seed ${result.seed}.`,
+    ...formatWarnings(result),
   ].join('\n');
 }
 
@@ -49,6 +56,7 @@ export function beforeAfterCsv(result: BeforeAfterResult): string {
       change_low: m.change.low,
       change_high: m.change.high,
       formula: METRIC_HELP[m.key].formula,
+      warning: m.warning ?? '',
     })),
   );
 }

@@ -7,6 +7,7 @@
 import type { Engine } from '../engine/engine.ts';
 import { Rng } from '../engine/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
+import { checkAdapter } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
 import type { HostTensor } from './state-dict.ts';
 
@@ -56,6 +57,13 @@ export function loraScale(config: Pick<LoraConfig, 'r' | 'alpha' | 'rslora'>): n
 /** Full module name of a linear layer, e.g. `encoder.layer.3.attention.self.query`. */
 export function moduleName(layer: number, suffix: LinearSuffix): string {
   return `encoder.layer.${layer}.${suffix}`;
+}
+
+/** Whether `name` is a linear module of BertModel by full name: a layer's (`encoder.layer.3.attention.self.query`) or the pooler's. */
+export function isLinearModule(name: string): boolean {
+  if (name === POOLER_MODULE) return true;
+  const m = /^encoder\.layer\.\d+\.(.+)$/.exec(name);
+  return m !== null && (LINEAR_SUFFIXES as readonly string[]).includes(m[1]);
 }
 
 /** Every linear module of a BertModel in PEFT's (registration) order: each layer's six, then the pooler's, if the checkpoint has one. */
@@ -166,20 +174,16 @@ export class GpuAdapter {
     readonly trainable: boolean,
   ) {
     validateLoraConfig(config);
-    const scale = loraScale(config);
     // Adapters without the pooler's LoRA (from a base without a pooler, or made before it was kept) still
-    // apply: PEFT loads such a file with that LoRA at B = 0, which changes nothing.
+    // apply: PEFT loads such a file with that LoRA at B = 0, which changes nothing. The engine never runs
+    // the pooler, so the base is taken to have one exactly when the adapter does; where the adapter meets
+    // the checkpoint (import, merge) it is checked against the checkpoint's own.
     const pooler = tensors.has(`${POOLER_MODULE}.lora_A`) || tensors.has(`${POOLER_MODULE}.lora_B`);
+    checkAdapter(bert, { config, tensors }, 'LoRA adapter', { pooler });
+    const scale = loraScale(config);
     for (const name of resolveTargets(bert, config, { pooler })) {
-      const shape = moduleShape(bert, name);
-      const a = tensors.get(`${name}.lora_A`);
-      const b = tensors.get(`${name}.lora_B`);
-      if (!a || !b) throw new Error(`adapter is missing ${!a ? `${name}.lora_A` : `${name}.lora_B`}`);
-      if (a.shape[0] !== config.r || a.shape[1] !== shape.in || b.shape[0] !== shape.out || b.shape[1] !== config.r) {
-        throw new Error(
-          `adapter tensors for ${name} have shapes A [${a.shape}] and B [${b.shape}]; expected A [${config.r}, ${shape.in}] and B [${shape.out}, ${config.r}]`,
-        );
-      }
+      const a = tensors.get(`${name}.lora_A`)!; // checked above
+      const b = tensors.get(`${name}.lora_B`)!;
       if (name === POOLER_MODULE) {
         this.carried.set(`${name}.lora_A`, a);
         this.carried.set(`${name}.lora_B`, b);

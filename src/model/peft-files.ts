@@ -3,10 +3,11 @@
  * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`), and a
  * merged model as a plain Hugging Face BertModel checkpoint (config.json + model.safetensors).
  */
+import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
-import { LINEAR_SUFFIXES, type LinearSuffix, POOLER_MODULE, fullMatch, targetsModule } from './lora.ts';
+import { LINEAR_SUFFIXES, type LinearSuffix, POOLER_MODULE, fullMatch, isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
-import { type HostTensor, type StateDict, bertWeightShapes, canonicalBertWeights, poolerWeightShapes, shapeSize } from './state-dict.ts';
+import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
 
 export interface PeftAdapter {
   config: {
@@ -43,17 +44,12 @@ export interface PeftAdapterFiles {
  */
 const PEFT_KEY = /^(?:base_model\.model\.)?(bert\.|0\.auto_model\.|0\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
 const KEY_FORMS = '<module>.lora_A.weight, optionally prefixed by base_model.model. and by bert., 0.auto_model. or 0.model., with .default before .weight';
-const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
-/**
- * Where a BertModel linear comes in registration order (each layer's six, then the pooler), which
- * is the order PEFT saves in; -1 for a name that is not one.
- */
+/** Where a BertModel linear comes in registration order (each layer's six, then the pooler), which is the order PEFT saves in. */
 function modulePosition(module: string): number {
   if (module === POOLER_MODULE) return Number.MAX_SAFE_INTEGER;
-  const m = /^encoder\.layer\.(\d+)\.(.+)$/.exec(module);
-  const linear = m ? LINEAR_SUFFIXES.indexOf(m[2] as LinearSuffix) : -1;
-  return m && linear >= 0 ? Number(m[1]) * LINEAR_SUFFIXES.length + linear : -1;
+  const m = /^encoder\.layer\.(\d+)\.(.+)$/.exec(module) as RegExpExecArray; // names are checked before sorting
+  return Number(m[1]) * LINEAR_SUFFIXES.length + LINEAR_SUFFIXES.indexOf(m[2] as LinearSuffix);
 }
 
 /** `${module}.lora_A` before `${module}.lora_B`, modules in PEFT's order (names are checked before sorting). */
@@ -65,7 +61,7 @@ function byPeftOrder(a: string, b: string): number {
 export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
-  checkAdapterTensors(adapter.tensors, c);
+  checkAdapterTensors(adapter, 'LoRA adapter');
   const names = [...adapter.tensors.keys()].sort(byPeftOrder);
   const onDisk = new Map(
     names.map((name) => {
@@ -97,10 +93,10 @@ export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
 }
 
 /**
- * Read a PEFT LoRA adapter. With `bert`, every tensor's shape is also checked against that model
- * (an adapter trained for another base fails here, not inside a kernel).
+ * Read a PEFT LoRA adapter, consistent on its own; where it meets a base model, checkAdapter
+ * (adapter-check.ts) also checks it against that model.
  */
-export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }, bert?: BertConfig): PeftAdapter {
+export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }): PeftAdapter {
   const configText = files['adapter_config.json'];
   let json: unknown;
   try {
@@ -116,7 +112,7 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
   const prefixes = new Set<string>();
   for (const [key, tensor] of stored) {
     const m = PEFT_KEY.exec(key);
-    if (!m || modulePosition(m[2]) < 0) {
+    if (!m || !isLinearModule(m[2])) {
       unknown.push(key);
       continue;
     }
@@ -136,7 +132,7 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
   if (prefixes.size > 1) throw new Error(`adapter_model.safetensors mixes names from differently wrapped models (prefixes ${[...prefixes].map((p) => JSON.stringify(p)).join(', ')})`);
   const [modulePrefix = ''] = prefixes;
   const withPrefix = modulePrefix ? { ...config, modulePrefix } : config;
-  checkAdapterTensors(tensors, withPrefix, bert);
+  checkAdapterTensors({ config: withPrefix, tensors }, 'adapter_model.safetensors');
   return { config: withPrefix, tensors };
 }
 
@@ -183,40 +179,6 @@ function checkAdapterConfig(c: PeftAdapter['config']): void {
   }
   if (typeof t === 'string') fullMatch(t);
   if (typeof c.useRslora !== 'boolean') throw new Error(`adapter config: use_rslora must be true or false, got ${JSON.stringify(c.useRslora)}`);
-}
-
-/** Every module has A [r, in] and B [out, r], is one of BertModel's linears, and is covered by target_modules. */
-function checkAdapterTensors(tensors: ReadonlyMap<string, HostTensor>, c: PeftAdapter['config'], bert?: BertConfig): void {
-  const { r } = c;
-  const problems: string[] = [];
-  const modules = new Set<string>();
-  for (const [name, t] of tensors) {
-    const m = /^(.+)\.lora_([AB])$/.exec(name);
-    if (!m || modulePosition(m[1]) < 0) {
-      problems.push(`${name}: not "<BERT linear module>.lora_A" or ".lora_B"`);
-      continue;
-    }
-    if (t.shape.length !== 2 || t.data.length !== shapeSize(t.shape)) problems.push(`${name}: shape ${fmt(t.shape)} with ${t.data.length} values`);
-    modules.add(m[1]);
-  }
-  const expectedShapes = bert ? new Map([...bertWeightShapes(bert), ...poolerWeightShapes(bert)]) : undefined;
-  for (const module of modules) {
-    const a = tensors.get(`${module}.lora_A`);
-    const b = tensors.get(`${module}.lora_B`);
-    if (!a || !b) {
-      problems.push(`${module}: has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`);
-      continue;
-    }
-    if (a.shape[0] !== r || b.shape[1] !== r) problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not have rank r = ${r}`);
-    const weight = expectedShapes?.get(`${module}.weight`);
-    if (expectedShapes && !weight) problems.push(`${module}: the base model has only ${bert?.numHiddenLayers} layers`);
-    if (weight && (a.shape[1] !== weight[1] || b.shape[0] !== weight[0])) {
-      problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not fit the base weight ${fmt(weight)} (expected [${r}, ${weight[1]}] / [${weight[0]}, ${r}])`);
-    }
-    if (!targetsModule(c, module)) problems.push(`${c.modulePrefix ?? ''}${module}: not covered by target_modules ${JSON.stringify(c.targetModules)}`);
-  }
-  if (modules.size === 0) problems.push('no LoRA tensors at all');
-  if (problems.length > 0) throw new Error(`LoRA adapter tensors are inconsistent:\n  ${problems.join('\n  ')}`);
 }
 
 /** A merged model (or any BertModel weights) as config.json + model.safetensors in HF BertModel layout. */

@@ -8,8 +8,14 @@
  * This module interprets just the opcodes torch.save uses and allows just the globals a state dict
  * needs; any other global (os.system, builtins.eval, numpy...) is refused by name before anything
  * could run it.
+ *
+ * A zip is read in three steps so that nothing inflates without bound (a small file can declare
+ * gigabytes): list the entries with their declared sizes, inflate data.pkl if its size is within
+ * PICKLE_BASE_BYTES + PICKLE_BYTES_PER_STORAGE × storages, then inflate the storages it refers to
+ * only if each declared size is exactly what the pickle's storage record says and all together stay
+ * within MAX_INFLATE_RATIO × the file (or MIN_INFLATE_LIMIT).
  */
-import { unzipSync } from 'fflate';
+import { type UnzipFileInfo, unzipSync } from 'fflate';
 import { ELEMENT_BYTES, type ElementType, decodeToFloat32 } from './dtypes.ts';
 import { type StateDict, shapeSize } from './state-dict.ts';
 
@@ -62,6 +68,19 @@ type PyValue = null | boolean | number | bigint | string | PyValue[] | PyTuple |
 /** A mark on the stack (pickle's MARK opcode). */
 const MARK = Symbol('mark');
 
+/**
+ * A state dict's data.pkl takes about 200 bytes a tensor (name, storage record, shape, strides);
+ * these limits leave room for long names and torch's metadata with an order of magnitude to spare.
+ */
+const PICKLE_BASE_BYTES = 1 << 20;
+const PICKLE_BYTES_PER_STORAGE = 4096;
+/**
+ * torch.save stores zip entries uncompressed, so a checkpoint inflates to less than its own size; one
+ * zipped again with deflate inflates more where tensors are all zeros, but never by much overall.
+ */
+const MAX_INFLATE_RATIO = 16;
+const MIN_INFLATE_LIMIT = 16 << 20;
+
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 
@@ -73,23 +92,61 @@ export function readTorchCheckpoint(bytes: Uint8Array, label = 'pytorch_model.bi
 }
 
 function readZipCheckpoint(bytes: Uint8Array, label: string): StateDict {
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes);
-  } catch (e) {
-    throw new PickleError(`${label}: corrupt zip archive (${(e as Error).message})`);
-  }
-  const pickleName = Object.keys(entries).find((name) => name.endsWith('data.pkl') && name.split('/').length <= 2);
+  const unzip = (take: (entry: UnzipFileInfo) => boolean) => {
+    try {
+      return unzipSync(bytes, { filter: take });
+    } catch (e) {
+      throw new PickleError(`${label}: corrupt zip archive (${(e as Error).message})`);
+    }
+  };
+  // Entries and their declared sizes, nothing inflated (the filter refuses every entry).
+  const listed = new Map<string, number>();
+  unzip((entry) => {
+    listed.set(entry.name, entry.compression === 0 ? entry.size : entry.originalSize);
+    return false;
+  });
+  const pickleName = [...listed.keys()].find((name) => name.endsWith('data.pkl') && name.split('/').length <= 2);
   if (!pickleName) throw new PickleError(`${label}: zip archive has no data.pkl, so it is not a torch.save file`);
   const root = pickleName.slice(0, -'data.pkl'.length);
-  const byteorder = entries[`${root}byteorder`];
+  const storageEntries = [...listed.keys()].filter((name) => name.startsWith(`${root}data/`)).length;
+  const pickleLimit = PICKLE_BASE_BYTES + PICKLE_BYTES_PER_STORAGE * storageEntries;
+  if (listed.get(pickleName)! > pickleLimit) {
+    throw new PickleError(
+      `${label}: ${pickleName} would inflate to ${listed.get(pickleName)} bytes, over the limit of ${pickleLimit} for the pickle of a state dict ` +
+        `(${PICKLE_BASE_BYTES} + ${PICKLE_BYTES_PER_STORAGE} for each of its ${storageEntries} storages)`,
+    );
+  }
+  const head = unzip((entry) => entry.name === pickleName || entry.name === `${root}byteorder`);
+  const byteorder = head[`${root}byteorder`];
   if (byteorder && new TextDecoder().decode(byteorder) !== 'little') {
     throw new PickleError(`${label}: big-endian checkpoints are not supported`);
   }
-  const { value } = unpickle(entries[pickleName], 0, label, legacyOrZipStorage(false, label));
+  const { value } = unpickle(head[pickleName], 0, label, legacyOrZipStorage(false, label));
+  // Each storage the pickle uses must be declared exactly its byte size, and all of them within the limit.
+  const limit = Math.max(MIN_INFLATE_LIMIT, MAX_INFLATE_RATIO * bytes.byteLength);
+  let total = listed.get(pickleName)!;
+  const wanted = new Set<string>();
+  for (const ref of storagesOf(value).values()) {
+    const name = `${root}data/${ref.key}`;
+    const declared = listed.get(name);
+    if (declared === undefined) throw new PickleError(`${label}: storage ${ref.key} is referenced but ${name} is not in the archive`);
+    const expected = ref.numel * ELEMENT_BYTES[ref.type];
+    if (declared !== expected) throw new PickleError(`${label}: ${name} holds ${declared} bytes, but its storage record says ${ref.numel} ${ref.type} elements (${expected} bytes)`);
+    total += declared;
+    if (total > limit) {
+      throw new PickleError(
+        `${label}: the archive would inflate to more than ${limit} bytes (${MAX_INFLATE_RATIO} × its ${bytes.byteLength} bytes, at least ${MIN_INFLATE_LIMIT}) ` +
+          `by ${name} (${declared} bytes); torch.save does not compress, so save the checkpoint again with torch.save or as safetensors`,
+      );
+    }
+    wanted.add(name);
+  }
+  const entries = unzip((entry) => wanted.has(entry.name));
   return materialise(value, label, (ref) => {
-    const data = entries[`${root}data/${ref.key}`];
-    if (!data) throw new PickleError(`${label}: storage ${ref.key} is referenced but ${root}data/${ref.key} is not in the archive`);
+    const name = `${root}data/${ref.key}`;
+    const data = entries[name];
+    // A declared size smaller or larger than the deflate stream leaves a short or cut buffer.
+    if (data.byteLength !== listed.get(name)) throw new PickleError(`${label}: ${name} inflates to ${data.byteLength} bytes, not the ${listed.get(name)} it declares`);
     return data;
   });
 }
@@ -113,14 +170,13 @@ function readLegacyCheckpoint(bytes: Uint8Array, label: string): StateDict {
   const keys = next(noStorage);
   if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw new PickleError(`${label}: legacy storage key list is malformed`);
   // Each storage follows as an int64 element count then its bytes; the record's dtype gives the size.
-  const types = new Map<string, ElementType>();
-  collectStorageTypes(value, types);
   const storages = new Map<string, Uint8Array>();
+  const refs = storagesOf(value);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (const key of keys as string[]) {
     if (at + 8 > bytes.byteLength) throw new PickleError(`${label}: truncated before storage ${key}`);
     const numel = Number(view.getBigInt64(at, true));
-    const type = types.get(key);
+    const type = refs.get(key)?.type;
     if (type === undefined) throw new PickleError(`${label}: storage ${key} is listed but no tensor uses it`);
     const length = numel * ELEMENT_BYTES[type];
     if (!(numel >= 0) || at + 8 + length > bytes.byteLength) throw new PickleError(`${label}: storage ${key} (${numel} elements) runs past the end of the file`);
@@ -134,9 +190,11 @@ function readLegacyCheckpoint(bytes: Uint8Array, label: string): StateDict {
   });
 }
 
-function collectStorageTypes(value: PyValue, into: Map<string, ElementType>): void {
-  if (!(value instanceof PyDict)) return;
-  for (const v of value.items.values()) if (v instanceof TensorRecord) into.set(v.storage.key, v.storage.type);
+/** The storages a state dict's tensors use, by key (the first record of each). */
+function storagesOf(value: PyValue): Map<string, StorageRef> {
+  const refs = new Map<string, StorageRef>();
+  if (value instanceof PyDict) for (const v of value.items.values()) if (v instanceof TensorRecord && !refs.has(v.storage.key)) refs.set(v.storage.key, v.storage);
+  return refs;
 }
 
 /** persistent_load for ('storage', <Storage class>, key, location, numel[, view_metadata]). */

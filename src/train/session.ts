@@ -13,6 +13,7 @@ import { projectorTsv } from '../eval/export.ts';
 import { runTsne } from '../eval/tsne.ts';
 import type { Embedder, LabelledText } from '../eval/types.ts';
 import { dot } from '../eval/vectors.ts';
+import { checkAdapter } from '../model/adapter-check.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
@@ -24,6 +25,7 @@ import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertChec
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
 import { hasPooler } from '../model/state-dict.ts';
+import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
@@ -185,11 +187,15 @@ export class LabSession {
     return { ...(await source.sizeOf(filesToLoad(new Set(files.keys())))), commit };
   }
 
-  /** Stack a PEFT adapter under the one being trained (frozen); null removes it. Returns a description. */
-  async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string }) | null): Promise<string | null> {
+  /**
+   * Stack a PEFT adapter (`name`: the folder it came from) under the one being trained (frozen),
+   * once it is checked against the loaded model; null removes it. Returns a description.
+   */
+  async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string; name: string }) | null): Promise<string | null> {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
-    const adapter = files ? readPeftAdapter(files, model.files.config) : null;
+    const adapter = files ? readPeftAdapter(files) : null;
+    if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`, { pooler: hasPooler(model.files.weights) });
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
     this.analysis = null;
@@ -260,8 +266,7 @@ export class LabSession {
       this.emitState(run, 'done');
       return 'done';
     } catch (e) {
-      // A NaN/Inf loss skipped its update: the adapter on the GPU is the last good one, keep it for export.
-      if (e instanceof NonFiniteLossError && this.runAdapter) this.runAdapter.host = await this.runAdapter.gpu.download();
+      if ((e instanceof NonFiniteLossError || e instanceof DivergedError) && this.runAdapter) this.runAdapter.host = await this.lastSaneAdapter(runId, config);
       const message = (e as Error).message ?? String(e);
       await updateRun(runId, { status: 'failed', error: message }).catch(() => {});
       this.emitState(run, 'failed', message);
@@ -269,6 +274,17 @@ export class LabSession {
     } finally {
       this.active = null;
     }
+  }
+
+  /**
+   * What a run that stopped on a NaN loss or diverged keeps for export: the adapter on the GPU (a
+   * NaN step skipped its update) if it passes the divergence rule, else the last checkpoint's (only
+   * sane ones are stored), else none.
+   */
+  private async lastSaneAdapter(runId: string, config: RunConfig): Promise<HostAdapterTensors | null> {
+    const current = await this.runAdapter!.gpu.download();
+    if (adapterHealth(this.requireModel().files.weights, current, config.lora).sane) return current;
+    return (await getCheckpoint(runId))?.snapshot.adapter ?? null;
   }
 
   pause(): void {
@@ -301,7 +317,9 @@ export class LabSession {
     const run = await getRun(runId);
     if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
     await this.prepareModel(run.config);
-    const adapter = readPeftAdapter(run.adapter, this.requireModel().files.config);
+    const adapter = readPeftAdapter(run.adapter);
+    const { files } = this.requireModel();
+    checkAdapter(files.config, adapter, `the adapter of run ${runId}`, { pooler: hasPooler(files.weights) });
     this.attachRunAdapter(runId, run.config, adapter.tensors, false);
   }
 
@@ -421,7 +439,10 @@ export class LabSession {
           etaSeconds: (total - report.step) * run.secondsPerStep,
         });
         if (report.step % config.train.checkpointEvery === 0 || report.step === total) {
-          await saveCheckpoint(run.id, await trainer.snapshot(), run.history);
+          const snapshot = await trainer.snapshot();
+          // A diverged adapter is never checkpointed: the stored checkpoint stays the last sane one.
+          assertAdapterSane(this.requireModel().files.weights, snapshot.adapter, config.lora, report.step);
+          await saveCheckpoint(run.id, snapshot, run.history);
           this.listener({ type: 'checkpoint', runId: run.id, step: report.step });
           if (run.liveMap) await this.emitLiveMap(run, report.step);
         }

@@ -148,8 +148,11 @@ export class Lab {
       await this.checkMemory();
       return true;
     } catch (e) {
-      // The worker keeps the model it had: a broken folder or a failed download loses nothing.
-      this.modelError = (e as Error).message;
+      // The worker keeps the model it had: a broken folder or a failed download loses nothing, and
+      // the form goes back to that model so the page never shows one model as loaded and another as chosen.
+      const kept = previous ? this.loadedModel : null;
+      this.modelError = kept ? `${modelLabel(ref)} could not be loaded: ${(e as Error).message}\n${modelLabel(kept)} stays loaded.` : (e as Error).message;
+      if (kept) this.config.model = structuredClone(kept);
       this.modelPhase = previous ? 'ready' : 'error';
       return false;
     }
@@ -170,8 +173,9 @@ export class Lab {
       if (!config || !weights) throw new Error('Choose both files of the adapter: adapter_config.json and adapter_model.safetensors.');
       const adapterFiles: PeftAdapterFiles = { 'adapter_config.json': await config.text(), 'adapter_model.safetensors': new Uint8Array(await weights.arrayBuffer()) };
       const fingerprint = await digest(adapterFiles['adapter_model.safetensors']);
-      this.frozenAdapter = await this.requireSession().setFrozenAdapter({ ...adapterFiles, fingerprint });
-      this.config.frozenAdapter = { name: weights.webkitRelativePath.split('/')[0] || config.name, fingerprint };
+      const name = weights.webkitRelativePath.split('/')[0] || config.name;
+      this.frozenAdapter = await this.requireSession().setFrozenAdapter({ ...adapterFiles, fingerprint, name });
+      this.config.frozenAdapter = { name, fingerprint };
       this.clearEvaluation();
     } catch (e) {
       this.frozenError = (e as Error).message;

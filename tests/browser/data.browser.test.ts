@@ -129,6 +129,7 @@ describe('bad input', () => {
       build: BuildMeta;
       contrastive: ContrastivePair[];
       sentences: { name: string; message: string };
+      tooFew: { name: string; message: string };
     }>('/tests/browser/pages/data-errors.page.ts', { db: 'errors' });
     expect(r.messy.status).toBe('complete');
     expect(r.messy.counts).toEqual({ rowsRead: 3005, accepted: 3001, stored: 3000, duplicates: 1, skipped: 0, bad: 4 });
@@ -158,6 +159,11 @@ describe('bad input', () => {
     expect(r.build.splits.train.rows + r.build.splits.test.rows).toBe(22);
     expect(r.contrastive.length).toBe(r.build.splits.train.rows);
     expect(r.sentences.message).toMatch(/sentences view needs a CTD build/);
+    expect(r.build.stats).toMatchObject({ rows: 22, duplicatesRemoved: 0, groups: 22 });
+    expect(r.tooFew).toEqual({
+      name: 'DatasetError',
+      message: 'A dataset needs at least 2 rows to split; this one has 1. 1 bad row(s) were skipped: line 3: unterminated quoted field at the end of the file ("\\"syncope,fainting").',
+    });
   });
 });
 

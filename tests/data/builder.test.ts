@@ -3,6 +3,7 @@ import { type CtdBuild, DEFAULT_TEMPLATE, buildCtdDataset, buildPairDataset, che
 import { parseCtd } from '../../src/data/ctd.ts';
 import { type CtdGraph, GraphBuilder } from '../../src/data/graph.ts';
 import type { PairRow } from '../../src/data/pairs.ts';
+import { normaliseText } from '../../src/data/text-groups.ts';
 import { CTD_CURATED, fileStream } from './streams.ts';
 
 let graph: CtdGraph;
@@ -48,6 +49,8 @@ describe('buildCtdDataset on the real curated CTD file', () => {
     expect(s.test.positives).toBe(Math.round(34_222 * 0.2));
     expect(s.droppedStraddling).toBe(0);
     expect(s.overlap.pairs).toBe(0);
+    // CTD names "Maturity-Onset Diabetes of the Young, Type 1" under a MESH and an OMIM id.
+    expect(s.sameText).toEqual({ genes: 0, diseases: 1 });
     checkAgainstExamples(build);
     const x = build.train.find((e) => e.label === 1)!;
     expect(x.sentence).toBe(`${x.textA} is associated with ${x.textB}`);
@@ -126,5 +129,72 @@ describe('buildPairDataset', () => {
     expect(a.train[0].negatives).toEqual([`n${a.train[0].textA.slice(1)}`]);
     expect(buildPairDataset(rows, 'triplets', { seed: 5 }).stats.fingerprint).toBe(a.stats.fingerprint);
     expect(buildPairDataset(rows, 'triplets', { seed: 6 }).stats.fingerprint).not.toBe(a.stats.fingerprint);
+  });
+});
+
+/** Every normalised first or second text of a split. */
+const textsOf = (xs: { textA: string; textB: string }[]) => new Set(xs.flatMap((x) => [normaliseText(x.textA), normaliseText(x.textB)]));
+
+describe('splits keep rows with the same text on one side', () => {
+  const labelled = (textA: string, textB: string, label = 1): PairRow => ({ kind: 'labelled', line: 0, textA, textB, label });
+
+  it('pairs: exact duplicates removed, rows sharing a normalised text on either side grouped, no test text in train', () => {
+    const rows: PairRow[] = [
+      ...Array.from({ length: 5 }, () => labelled('Atrial fibrillation', 'AF')), // 4 exact repeats
+      labelled('atrial  FIBRILLATION ', 'irregular rhythm'), // the same anchor, normalised
+      labelled('irregular rhythm', 'arrhythmia', 0), // shares a text as its first text
+      labelled('Mitral stenosis', 'MS'),
+      labelled('MS', 'narrowed mitral valve'),
+      ...Array.from({ length: 40 }, (_, i) => labelled(`anchor ${i}`, `positive ${i}`, i % 2)),
+    ];
+    for (let seed = 0; seed < 30; seed++) {
+      const b = buildPairDataset(rows, 'labelled', { seed });
+      expect(b.stats).toMatchObject({ rows: 45, duplicatesRemoved: 4, groups: 42, largestGroup: 3 });
+      expect(b.train.length + b.test.length).toBe(45);
+      expect(b.test.length).toBe(9);
+      const train = textsOf(b.train);
+      expect([...textsOf(b.test)].filter((t) => train.has(t))).toEqual([]);
+    }
+  });
+
+  it('pairs: a group larger than the test share goes to train; a file that is one group cannot be split', () => {
+    const rows: PairRow[] = [...Array.from({ length: 8 }, (_, i) => labelled('hub', `leaf ${i}`)), labelled('x', 'y'), labelled('z', 'w')];
+    for (let seed = 0; seed < 10; seed++) {
+      const b = buildPairDataset(rows, 'labelled', { seed });
+      expect(b.stats).toMatchObject({ groups: 3, largestGroup: 8 });
+      expect(b.test.map((x) => x.textA).every((t) => t !== 'hub')).toBe(true);
+      expect(b.test.length).toBe(2);
+    }
+    // No group fits in a test share of 1 row: the smallest group goes to test.
+    const big = [...Array.from({ length: 4 }, (_, i) => labelled('p', `q${i}`)), ...Array.from({ length: 3 }, (_, i) => labelled('r', `s${i}`))];
+    expect(buildPairDataset(big, 'labelled', { seed: 1, testFraction: 0.1 }).test.map((x) => x.textA)).toEqual(['r', 'r', 'r']);
+    expect(() => buildPairDataset(rows.slice(0, 8), 'labelled', { seed: 1 })).toThrow(/cannot be split: they are linked into one group by shared texts/);
+    expect(() => buildPairDataset([labelled('a', 'b'), labelled('a', 'b')], 'labelled', { seed: 1 })).toThrow(/has 1 after removing 1 exact duplicate/);
+  });
+
+  it('CTD: two ids with one name (MESH and OMIM) are one disease for the split and the negatives', () => {
+    const g = new GraphBuilder();
+    for (let i = 0; i < 30; i++) {
+      g.add(String(100 + i), `G${i}`, `MESH:D${i}`, `Disease ${i}`);
+      g.add(String(100 + i), `G${i}`, `MESH:D${(i + 1) % 30}`, `Disease ${(i + 1) % 30}`);
+    }
+    g.add('100', 'G0', 'OMIM:1', 'disease  0'); // "Disease 0" again under another id
+    g.add('101', 'G1', 'OMIM:1', 'disease  0');
+    const twins = g.finish();
+    for (const split of ['random', 'entity'] as const) {
+      for (let seed = 0; seed < 20; seed++) {
+        const b = buildCtdDataset(twins, { seed, negatives: 'random', split });
+        expect(b.stats.sameText).toEqual({ genes: 0, diseases: 1 });
+        const pair = (x: { textA: string; textB: string }) => `${normaliseText(x.textA)}|${normaliseText(x.textB)}`;
+        const positives = new Set([...b.train, ...b.test].filter((x) => x.label === 1).map(pair));
+        expect([...b.train, ...b.test].filter((x) => x.label === 0 && positives.has(pair(x)))).toEqual([]);
+        const trainPairs = new Set(b.train.map(pair));
+        expect(b.test.filter((x) => trainPairs.has(pair(x)))).toEqual([]);
+        if (split === 'entity') {
+          const trainDiseases = new Set(b.train.map((x) => normaliseText(x.textB)));
+          expect(b.test.filter((x) => trainDiseases.has(normaliseText(x.textB)))).toEqual([]);
+        }
+      }
+    }
   });
 });

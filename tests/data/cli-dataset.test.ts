@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -85,5 +85,42 @@ describe('qlora-lab dataset', () => {
     expect(cli('--ctd', stsb, '--score-scale', '5', '--out', dir).stderr).toMatch(/--score-scale applies to --pairs only/);
     expect(cli('--pairs', stsb, '--labels', 'classes', '--out', dir).stderr).toMatch(/--labels must be nli or score, got classes/);
     expect(cli('--pairs', stsb, '--score-scale', '0', '--out', dir).stderr).toMatch(/--score-scale got 0, which is not valid/);
+  });
+
+  it('keeps duplicate rows on one side of the split and says so in stats.json', () => {
+    const dir = tempDir('qlora-dataset-');
+    const pairs = join(dir, 'dupes.csv');
+    const distinct = Array.from({ length: 20 }, (_, i) => `q${i},d${i}`);
+    writeFileSync(pairs, `anchor,positive\n${['chest pain,angina', 'chest pain,angina', 'chest pain,angina', 'Chest  Pain,ischaemia', 'chest pain,angina', ...distinct].join('\n')}\n`);
+    for (const seed of ['1', '2', '3']) {
+      const r = cli('--pairs', pairs, '--seed', seed, '--out', join(dir, seed));
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(/3 exact duplicate row\(s\) removed/);
+      expect(r.stderr).toMatch(/22 rows form 21 groups of rows sharing a text \(largest: 2 rows\)/);
+      const stats = JSON.parse(readFileSync(join(dir, seed, 'stats.json'), 'utf8'));
+      expect(stats).toMatchObject({ rows: 22, duplicatesRemoved: 3, groups: 21, largestGroup: 2 });
+      const anchors = (split: string) => readJsonl(join(dir, seed, `${split}.jsonl`)).map((x) => x.anchor.toLowerCase().replace(/\s+/g, ' '));
+      const test = anchors('test');
+      expect(anchors('train').filter((a) => test.includes(a))).toEqual([]);
+    }
+  });
+
+  it('too few rows left: the error names how many rows were bad and why, with their lines', () => {
+    const dir = tempDir('qlora-dataset-');
+    const write = (name: string, bytes: string | Uint8Array) => {
+      writeFileSync(join(dir, name), bytes);
+      return join(dir, name);
+    };
+    // An unterminated quote on line 3 swallows the rest of the file.
+    const quote = cli('--pairs', write('quote.csv', 'anchor,positive\nchest pain,angina\n"syncope,fainting\nAF,atrial fibrillation\nMI,heart attack\n'), '--out', join(dir, 'o1'));
+    expect(quote.status).toBe(1);
+    expect(quote.stderr).toMatch(/needs at least 2 rows to split; this one has 1\. 1 bad row\(s\) were skipped: line 3: unterminated quoted field at the end of the file \("\\"syncope,fainting"\)\./);
+    // Invalid UTF-8 (a Latin-1 é) and a line over the record limit (1 MiB characters).
+    const utf8 = (t: string) => [...new TextEncoder().encode(t)];
+    const mixed = write('mixed.csv', new Uint8Array([...utf8('anchor,positive\ncaf'), 0xe9, ...utf8(`,coffee\nq,${'x'.repeat((1 << 20) + 10)}\nok,fine\n`)]));
+    const r = cli('--pairs', mixed, '--out', join(dir, 'o2'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/this one has 1\. 2 bad row\(s\) were skipped: line 2: not valid UTF-8 text \("caf\uFFFD,coffee"\); line 3: line longer than 1048576 characters \("q,xxx/);
+    expect(existsSync(join(dir, 'o2'))).toBe(false);
   });
 });

@@ -147,6 +147,41 @@ describe('parsePairs: a score scale for 0–5 ratings (STS-B)', () => {
   });
 });
 
+describe('parsePairs: JSONL field types', () => {
+  it('says which field has the wrong JSON type instead of calling it empty, and refuses negatives that are not a list of strings', async () => {
+    const jsonl = [
+      { anchor: 5, positive: 'b' },
+      { anchor: 'a', positive: ['b'] },
+      { anchor: 'a', positive: 'b', negatives: 'notalist' },
+      { anchor: 'a', positive: 'b', negatives: ['x', 5] },
+      { anchor: 'a', positive: 'b', negatives: { x: 1 } },
+      { anchor: 'a', positive: 'b', negatives: null },
+      { anchor: 'a', positive: 'b', negatives: ['x', '', null] },
+    ]
+      .map((x) => JSON.stringify(x))
+      .join('\n');
+    const { rows, bad } = await parseAll(jsonl);
+    expect(bad.map((b) => [b.line, b.reason])).toEqual([
+      [1, 'anchor must be a string, got a number'],
+      [2, 'positive must be a string, got a list'],
+      [3, 'negatives must be a list of strings, got a string'],
+      [4, 'negatives must be a list of strings, but item 2 is a number'],
+      [5, 'negatives must be a list of strings, got an object'],
+    ]);
+    expect((rows as TripletRow[]).map((r) => [r.line, r.negatives])).toEqual([
+      [6, []],
+      [7, ['x']],
+    ]);
+    const labelled = await parseAll('{"text_a": "a", "text_b": true, "label": 1}\n{"text_a": "a", "text_b": "b", "label": 1}\n');
+    expect(labelled.bad.map((b) => b.reason)).toEqual(['second text must be a string, got a boolean']);
+    // A single-negative key holds one text; in CSV a negatives cell may hold one text.
+    const single = await parseAll('{"anchor": "a", "positive": "b", "negative": "c"}\n');
+    expect((single.rows[0] as TripletRow).negatives).toEqual(['c']);
+    const csv = await parseAll('anchor,positive,negatives\na,b,c\n');
+    expect((csv.rows[0] as TripletRow).negatives).toEqual(['c']);
+  });
+});
+
 describe('parsePairs refuses files it cannot map', () => {
   it('names the accepted columns', async () => {
     await expect(parseAll('foo,bar\n1,2\n')).rejects.toThrow(/Cannot tell the text columns.*header row: foo, bar/);

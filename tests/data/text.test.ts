@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/rng.ts';
 import { DataFormatError } from '../../src/data/errors.ts';
-import { type RecordChunk, readRecords, splitCsv } from '../../src/data/text.ts';
+import { type RecordChunk, badRow, describeBadRows, readRecords, splitCsv } from '../../src/data/text.ts';
 import { collect, streamOf, textStream } from './streams.ts';
 
 const ALPHABET = ['a', 'b', 'Z', '0', ' ', ',', '"', '\n', '|', '#', 'é', '漢', '🫀', '\t'];
@@ -94,6 +94,10 @@ describe('readRecords + splitCsv (fuzz: write rows, cut the bytes anywhere, read
       { text: 'after', line: 3 },
     ]);
     expect(long.bad[0]).toMatchObject({ line: 2, reason: 'line longer than 1000 characters' });
+    // Also when the whole line arrives in one chunk.
+    const inOneChunk = flatten(await collect(readRecords(textStream(`ok\n${'x'.repeat(1001)}\nafter\n`), { maxRecordChars: 1000 })));
+    expect(inOneChunk.records.map((r) => r.text)).toEqual(['ok', 'after']);
+    expect(inOneChunk.bad.map((b) => [b.line, b.reason])).toEqual([[2, 'line longer than 1000 characters']]);
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]);
     await expect(collect(readRecords(streamOf([png])))).rejects.toThrow(DataFormatError);
   });
@@ -105,5 +109,14 @@ describe('readRecords + splitCsv (fuzz: write rows, cut the bytes anywhere, read
     expect(splitCsv('"x"y,z')).toBe('unexpected text after the closing quote in column 1');
     expect(splitCsv('a,5" tall')).toBe('stray quote in unquoted column 2');
     expect(splitCsv('a,"open')).toBe('unterminated quoted field in column 2');
+  });
+
+  it('describeBadRows: the count, the first three with line, reason and the start of the text, and how many more', () => {
+    const bad = [badRow(2, 'empty positive', 'a,'), badRow(5, 'not valid UTF-8 text', 'caf\uFFFD'), badRow(9, 'label 7 is outside [0, 1]', `x,y,7${' '.repeat(80)}`), badRow(11, 'empty anchor', ',b')];
+    expect(describeBadRows(0, [])).toBe('');
+    expect(describeBadRows(1, bad.slice(0, 1))).toBe(' 1 bad row(s) were skipped: line 2: empty positive ("a,").');
+    expect(describeBadRows(12, bad)).toBe(
+      ` 12 bad row(s) were skipped: line 2: empty positive ("a,"); line 5: not valid UTF-8 text ("caf\uFFFD"); line 9: label 7 is outside [0, 1] ("x,y,7${' '.repeat(55)}…"); and 9 more.`,
+    );
   });
 });

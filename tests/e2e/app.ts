@@ -3,13 +3,48 @@
  * IndexedDB, caches and service worker), watch main-thread long tasks, and take screenshots that
  * are checked not to be blank.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { build, createServer, preview } from 'vite';
 import { expect } from 'vitest';
 import { type BrowserSession, CHROMIUM_ARGS, CHROMIUM_PATH } from '../helpers/browser.ts';
 
 export const SCREENSHOT_DIR = 'test-output/screenshots';
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's WCAG 2.x A/AA violations on the page as it is now, one line each (empty when there are none). */
+export async function axeViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in globalThis))) await page.addScriptTag({ content: AXE_SOURCE });
+  const violations = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(context: Document, options: object): Promise<{ violations: { id: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } });
+    return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.length}×, e.g. ${v.nodes[0]?.target.join(' ')})`);
+  });
+  return violations;
+}
+
+/**
+ * What makes the page scroll sideways: empty when it is no wider than its viewport, else the
+ * outermost elements that stick out (not inside a scrolling box), described for the failure message.
+ */
+export async function horizontalOverflow(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const extra = document.documentElement.scrollWidth - width;
+    if (extra <= 0) return [];
+    const scrolls = (el: Element) => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(el).overflowX);
+    const inScrollBox = (el: Element) => {
+      for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) if (scrolls(p)) return true;
+      return false;
+    };
+    const sticksOut = (el: Element) => el.getBoundingClientRect().right > width + 0.5 && !inScrollBox(el);
+    const outermost = [...document.querySelectorAll('body *')].filter((el) => sticksOut(el) && !(el.parentElement && el.parentElement !== document.body && sticksOut(el.parentElement)));
+    const describe = (el: Element) => `<${el.tagName.toLowerCase()}${el.className ? ` class="${el.className}"` : ''}> ${Math.round(el.getBoundingClientRect().width)} px wide: ${(el.textContent ?? '').replace(/\s+/g, ' ').slice(0, 60)}`;
+    return [`the page is ${extra} px wider than its ${width} px viewport`, ...outermost.slice(0, 8).map(describe)];
+  });
+}
 
 export interface AppPage {
   page: Page;
@@ -176,6 +211,7 @@ export async function setQuickRun(page: Page): Promise<void> {
 export interface StoredRun {
   id: string;
   status: string;
+  error: string | null;
   checkpointStep: number;
   history: { step: number; loss: number }[];
   metrics: Record<string, { before: number; after: number }> | null;

@@ -15,6 +15,8 @@ import { parseSafetensors, readSafetensorsHeader } from '../../src/model/safeten
 import type { BrowserSession } from '../helpers/browser.ts';
 import {
   QUICK_RUN,
+  axeViolations,
+  horizontalOverflow,
   longTasks,
   now,
   openApp,
@@ -37,8 +39,9 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(async () => session?.close());
 
-async function download(page: Page, button: string): Promise<Record<string, Uint8Array>> {
+async function download(page: Page, button: string, name: RegExp): Promise<Record<string, Uint8Array>> {
   const [file] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.getByRole('button', { name: button }).click()]);
+  expect(file.suggestedFilename()).toMatch(name);
   return unzipSync(new Uint8Array(readFileSync(await file.path())));
 }
 
@@ -46,6 +49,7 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   const { page, errors } = await openApp(session);
   await waitForDemoReady(page);
   await screenshot(page, '01-demo-ready');
+  expect(await axeViolations(page), 'accessibility violations with the demo loaded').toEqual([]);
 
   await setQuickRun(page);
   await page.getByRole('button', { name: 'Start training' }).click();
@@ -82,9 +86,14 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   await expect.poll(() => adaptedList.getByRole('listitem').count(), { timeout: 60_000 }).toBe(5);
   expect(await page.getByRole('list', { name: 'Nearest under the base model' }).getByRole('listitem').count()).toBe(5);
   await screenshot(page, '05-explore');
+  expect(await axeViolations(page), 'accessibility violations with the run evaluated, mapped and explored').toEqual([]);
+  expect(await horizontalOverflow(page), 'horizontal scroll at 1200 px with a run in the history').toEqual([]);
+  await page.setViewportSize({ width: 390, height: 844 });
+  expect(await horizontalOverflow(page), 'horizontal scroll at 390 px').toEqual([]);
+  await page.setViewportSize({ width: 1200, height: 900 });
 
   // PEFT adapter: PEFT's key names and shapes, readable by the PEFT reader.
-  const adapterZip = await download(page, 'PEFT adapter (zip)');
+  const adapterZip = await download(page, 'PEFT adapter (zip)', /^demo-bert-run-[\w-]+-adapter-peft\.zip$/);
   expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
   const keys = readSafetensorsHeader(adapterZip['adapter_model.safetensors']).entries.map((e) => e.name);
   expect(keys.length).toBeGreaterThan(0);
@@ -95,7 +104,7 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'FEATURE_EXTRACTION' });
 
   // Merged model: a BertModel folder whose query weight is base + scale·B·A.
-  const merged = await download(page, 'Merged model (zip)');
+  const merged = await download(page, 'Merged model (zip)', /^demo-bert-run-[\w-]+-merged-model\.zip$/);
   expect(Object.keys(merged)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer_config.json']));
   const mergedWeights = parseSafetensors(merged['model.safetensors']).tensors;
   const baseWeights = parseSafetensors(new Uint8Array(readFileSync('public/models/demo-bert/model.safetensors'))).tensors;
@@ -120,7 +129,7 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   expect(maxError).toBeLessThan(1e-6);
 
   // Embeddings for the Projector: one metadata row per vector.
-  const tsv = await download(page, 'Embeddings, adapted (TSV)');
+  const tsv = await download(page, 'Embeddings, adapted (TSV, zip)', /^demo-bert-run-[\w-]+-embeddings-adapted\.zip$/);
   const vectors = new TextDecoder().decode(tsv['vectors.tsv']).trim().split('\n');
   const metadata = new TextDecoder().decode(tsv['metadata.tsv']).trim().split('\n');
   expect(metadata.length).toBe(vectors.length + 1); // a header row: text, label

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, waitForDemoReady, waitForRunState } from './app.ts';
+import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, storedRuns, waitForDemoReady, waitForRunState } from './app.ts';
 
 describe('without WebGPU', () => {
   let session: BrowserSession;
@@ -77,8 +77,10 @@ describe('with WebGPU', () => {
     await model.getByRole('button', { name: 'Load model' }).click();
     const modelAlert = model.getByRole('alert');
     await modelAlert.waitFor({ timeout: 60_000 });
-    expect(await modelAlert.textContent()).toMatch(/model_type "gpt2".*not supported yet/);
+    expect(await modelAlert.textContent()).toMatch(/^qlora-gpt2-\w+ \(local folder\) could not be loaded: .*model_type "gpt2".*not supported yet.*demo-bert \(bundled smoke-test model\) stays loaded\.$/s);
     await model.getByText(/^Loaded demo-bert/).waitFor();
+    // The form is back on the model that is loaded, not on the one that failed.
+    expect(await model.getByRole('radio', { name: /Bundled demo model/ }).isChecked()).toBe(true);
 
     // An adapter whose config is not JSON: a message, nothing stacked.
     await model.getByLabel('adapter_config.json and adapter_model.safetensors').setInputFiles([
@@ -89,6 +91,50 @@ describe('with WebGPU', () => {
     expect(await model.getByText(/^Stacked underneath/).count()).toBe(0);
     await screenshot(page, '14-malformed-files');
   }, 600_000);
+
+  it('run controls work from the keyboard: focus follows the run, and Cancel asks first', async () => {
+    const { page } = await openApp(session);
+    await waitForDemoReady(page);
+    await setQuickRun(page);
+    await setFields(page, { 'Optimizer steps': 500 }); // long enough to still be running at the end
+    const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+    await page.getByRole('button', { name: 'Start training' }).focus();
+    await page.keyboard.press('Enter');
+    await waitForRunState(page, 'training', 60_000);
+    await expect.poll(focused).toBe('Pause');
+    await page.keyboard.press('Enter');
+    await waitForRunState(page, 'paused');
+    await expect.poll(focused).toBe('Resume');
+    await page.keyboard.press('Enter');
+    await waitForRunState(page, 'training');
+    await expect.poll(focused).toBe('Pause');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Cancel');
+    await page.keyboard.press('Enter');
+    await page.getByText(/^Cancel this run\? Its last checkpoint/).waitFor();
+    await expect.poll(focused).toBe('Keep training');
+    await page.keyboard.press('Enter');
+    await expect.poll(focused).toBe('Pause');
+    expect(await page.locator('[data-run-state="training"]').count()).toBe(1);
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Yes, cancel the run' }).click();
+    await waitForRunState(page, 'cancelled');
+    await expect.poll(focused).toBe('Start training');
+  }, 300_000);
+
+  it('stops a diverging run at its checkpoint and says so, keeping no diverged adapter', async () => {
+    const { page } = await openApp(session);
+    await waitForDemoReady(page);
+    await setQuickRun(page);
+    // At a learning rate of 1 the loss stays finite (embeddings are normalised) while the adapter explodes.
+    await setFields(page, { 'Learning rate': 1 });
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await waitForRunState(page, 'failed');
+    await page.getByText(/Training diverged at step 2: the update of encoder\.layer\.\d\.attention\.self\.(query|value) is .*× the size of the frozen weight/).first().waitFor();
+    const [run] = await storedRuns(page);
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(/^Training diverged at step 2: /);
+  }, 300_000);
 });
 
 describe('offline after the first visit', () => {

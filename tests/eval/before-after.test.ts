@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type BeforeAfterResult, evalTexts, evaluateBeforeAfter } from '../../src/eval/before-after.ts';
+import { type BeforeAfterResult, MIN_UNITS_PER_CLASS, evalTexts, evaluateBeforeAfter } from '../../src/eval/before-after.ts';
 import { evalPairsFromRows, labelledFromAssociations, retrievalFromPairs } from '../../src/eval/eval-set.ts';
 import { beforeAfterCsv, formatBeforeAfterTable } from '../../src/eval/format.ts';
 import { projectorTsv, toCsv } from '../../src/eval/export.ts';
@@ -112,6 +112,53 @@ describe('evaluateBeforeAfter', () => {
     await expect(evaluateBeforeAfter(base, adapted, { retrieval: { corpus: [{ id: 'a', text: 's1' }], queries: [{ text: 's2', relevant: ['b'] }] } })).rejects.toThrow(
       /names relevant id "b", which is not in the corpus/,
     );
+  });
+});
+
+describe('small samples', () => {
+  it('two pairs: AUROC is reported without an interval, with a warning, in the result, the table and the CSV', async () => {
+    const two: EvalSet = { pairs: [{ a: 's1', b: 's1p', group: 'similar' }, { a: 'd1', b: 'd1p', group: 'different' }] };
+    // The different pair is closer than the similar one: AUROC 0 for both models.
+    const model = tableEmbedder({ s1: 0, s1p: 80, d1: 0, d1p: 10 });
+    const result = await evaluateBeforeAfter(model, model, two, { resamples: 50 });
+    const auc = metric(result, 'cardio_auroc');
+    expect(auc.base).toEqual({ value: 0, low: NaN, high: NaN });
+    expect(auc.change).toEqual({ value: 0, low: NaN, high: NaN });
+    expect(auc.warning).toBe('only 1 pair in the smallest class, fewer than 10 a class: every bootstrap resample is the sample itself, so there is no interval and the value is anecdotal');
+    expect(result.metrics.every((m) => m.warning)).toBe(true);
+    const table = formatBeforeAfterTable(result).split('\n');
+    expect(table.find((l) => l.startsWith('Cardiology AUROC *'))).toMatch(/\s0\.000 \[no interval\]\s+0\.000 \[no interval\]\s+\+0\.000 \[no interval\]$/);
+    expect(table).toContain(`* Cardiology AUROC: ${auc.warning}.`);
+    expect(beforeAfterCsv(result)).toContain(auc.warning);
+    expect(JSON.parse(JSON.stringify(result)).metrics.find((m: { key: string }) => m.key === 'cardio_auroc').warning).toBe(auc.warning);
+  });
+
+  it(`warns below ${MIN_UNITS_PER_CLASS} a class (and below ${MIN_UNITS_PER_CLASS} queries), not at it`, async () => {
+    const pairsOf = (similar: number, different: number) => {
+      const angles: Record<string, number> = {};
+      const set: EvalSet = { pairs: [] };
+      for (let i = 0; i < similar + different; i++) {
+        const isSimilar = i < similar;
+        angles[`a${i}`] = i;
+        angles[`b${i}`] = i + (isSimilar ? 5 + (i % 3) : 70 + (i % 5));
+        set.pairs!.push({ a: `a${i}`, b: `b${i}`, group: isSimilar ? 'similar' : 'different' });
+      }
+      return evaluateBeforeAfter(tableEmbedder(angles), tableEmbedder(angles), set, { resamples: 50 });
+    };
+    const enough = await pairsOf(10, 12);
+    expect(metric(enough, 'cardio_auroc').warning).toBeUndefined();
+    const rows = formatBeforeAfterTable(enough).split('\n');
+    expect(rows.filter((l) => l.startsWith('Cardiology AUROC'))).toEqual([expect.not.stringContaining('*')]);
+    // Pair accuracy is scored on the test half only: 5 a class.
+    expect(metric(enough, 'cardio_pair_accuracy').warning).toMatch(/^only 5 pairs in the smallest class/);
+    const few = await pairsOf(12, 9);
+    const auc = metric(few, 'cardio_auroc');
+    expect(auc.warning).toBe('only 9 pairs in the smallest class, fewer than 10 a class: the value is unstable and the interval narrower than the real uncertainty');
+    expect(Number.isFinite(auc.base.low)).toBe(true);
+    const retrieval: EvalSet = { retrieval: { corpus: [{ id: 'c', text: 'b0' }], queries: [0, 1, 2].map((i) => ({ text: `a${i}`, relevant: ['c'] })) } };
+    const angles = { a0: 0, a1: 1, a2: 2, b0: 3 };
+    const r = await evaluateBeforeAfter(tableEmbedder(angles), tableEmbedder(angles), retrieval, { resamples: 20 });
+    expect(metric(r, 'mrr').warning).toBe('only 3 queries, fewer than 10: the value is unstable and the interval narrower than the real uncertainty');
   });
 });
 

@@ -92,7 +92,7 @@ describe('pytorch_model.bin without executing pickle', () => {
     // The dtypes fixture with the zip's storage 0 cut short: every view into it must be rejected.
     const file = read('dtypes.bin');
     const entries = Object.fromEntries(Object.entries(unzipSync(file)).map(([name, data]) => [name, name.endsWith('/data/0') ? data.subarray(0, 8) : data]));
-    expect(() => readTorchCheckpoint(zipSync(entries, { level: 0 }), 'x.bin')).toThrow(/storage 0 should hold \d+ F32 elements but has 2/);
+    expect(() => readTorchCheckpoint(zipSync(entries, { level: 0 }), 'x.bin')).toThrow(/dtypes\/data\/0 holds 8 bytes, but its storage record says \d+ F32 elements \(\d+ bytes\)/);
   });
 
   it('fuzz: 3000 mutations of the zip and of the legacy stream only parse or throw PickleError', () => {
@@ -121,5 +121,61 @@ describe('pytorch_model.bin without executing pickle', () => {
     console.log(`pickle fuzz: ${parsed} parsed, ${rejected} rejected`);
     expect(parsed + rejected).toBe(3000);
     expect(rejected).toBeGreaterThan(300);
+  });
+});
+
+describe('zip limits: nothing inflates past what the state dict declares', () => {
+  const int32 = (n: number) => [0x4a, ...new Uint8Array(new Int32Array([n]).buffer)];
+  const str = (text: string) => [0x58, text.length, 0, 0, 0, ...Array.from(new TextEncoder().encode(text))];
+  /** {w: a float32 vector of n elements in storage "0"}, as torch.save pickles it (protocol 2). */
+  const vectorPickle = (n: number) =>
+    bytes(
+      [0x80, 0x02, 0x7d], str('w'), 'ctorch._utils\n_rebuild_tensor\n',
+      [0x28, 0x28], str('storage'), 'ctorch\nFloatStorage\n', str('0'), str('cpu'), int32(n), [0x74, 0x51], // persistent id
+      [0x4b, 0, 0x28], int32(n), [0x74, 0x4b, 1, 0x85, 0x74, 0x52, 0x73, 0x2e], // offset 0, size (n,), stride (1,)
+    );
+  /** Set the uncompressed size that the central directory declares for `name`. */
+  function declare(zip: Uint8Array, name: string, size: number): Uint8Array {
+    const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+    const encoded = new TextEncoder().encode(name);
+    for (let at = 0; at + 46 < zip.length; at++) {
+      if (view.getUint32(at, true) !== 0x02014b50 || view.getUint16(at + 28, true) !== encoded.length) continue;
+      if (encoded.every((c, i) => zip[at + 46 + i] === c)) {
+        view.setUint32(at + 24, size, true);
+        return zip;
+      }
+    }
+    throw new Error(`no central directory entry ${name}`);
+  }
+
+  it('reads a deflated archive whose sizes agree', () => {
+    const zip = zipSync({ 'archive/data.pkl': vectorPickle(3), 'archive/data/0': new Uint8Array(new Float32Array([1, 2, 3]).buffer) }, { level: 9 });
+    expect(Array.from(readTorchCheckpoint(zip).get('w')!.data)).toEqual([1, 2, 3]);
+  });
+
+  it('refuses a data.pkl that would inflate past its limit, before inflating it', () => {
+    const bomb = zipSync({ 'archive/data.pkl': new Uint8Array(4 << 20), 'archive/data/0': new Uint8Array(4) }, { level: 9 });
+    expect(bomb.length).toBeLessThan(16 << 10);
+    expect(() => readTorchCheckpoint(bomb, 'bomb.bin')).toThrow(
+      'bomb.bin: archive/data.pkl would inflate to 4194304 bytes, over the limit of 1052672 for the pickle of a state dict (1048576 + 4096 for each of its 1 storages)',
+    );
+    // 512 MiB declared for a 16-byte pickle: refused from the declared size alone (inflating first would allocate it).
+    const declared = declare(zipSync({ 'archive/data.pkl': new Uint8Array(16) }, { level: 9 }), 'archive/data.pkl', 512 << 20);
+    expect(() => readTorchCheckpoint(declared, 'declared.bin')).toThrow(/archive\/data\.pkl would inflate to 536870912 bytes, over the limit of 1048576/);
+  });
+
+  it('refuses storages past 16 × the file, and storages whose size disagrees with their record', () => {
+    const n = 5 << 20; // 20 MiB of zeros deflate to about 20 KB
+    const bomb = zipSync({ 'archive/data.pkl': vectorPickle(n), 'archive/data/0': new Uint8Array(4 * n) }, { level: 9 });
+    expect(bomb.length).toBeLessThan(64 << 10);
+    expect(() => readTorchCheckpoint(bomb, 'bomb.bin')).toThrow(
+      new RegExp(`^bomb\\.bin: the archive would inflate to more than 16777216 bytes \\(16 × its ${bomb.length} bytes, at least 16777216\\) by archive/data/0 \\(20971520 bytes\\)`),
+    );
+    const floats = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+    const short = zipSync({ 'archive/data.pkl': vectorPickle(5), 'archive/data/0': floats });
+    expect(() => readTorchCheckpoint(short, 'short.bin')).toThrow('short.bin: archive/data/0 holds 16 bytes, but its storage record says 5 F32 elements (20 bytes)');
+    // The central directory claims 20 bytes for a deflate stream of 16: caught after inflating it.
+    const lying = declare(zipSync({ 'archive/data.pkl': vectorPickle(5), 'archive/data/0': floats }, { level: 9 }), 'archive/data/0', 20);
+    expect(() => readTorchCheckpoint(lying, 'lying.bin')).toThrow('lying.bin: archive/data/0 inflates to 16 bytes, not the 20 it declares');
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
+import { checkAdapter } from '../../src/model/adapter-check.ts';
 import { parseBertConfig } from '../../src/model/config.ts';
 import { GpuAdapter, type HostAdapterTensors, initLoraTensors, loraScale, resolveTargets } from '../../src/model/lora.ts';
 import { mergeAdapters } from '../../src/model/merge.ts';
@@ -71,17 +72,22 @@ describe("the pooler's LoRA (targeted by 'dense')", () => {
     const files = writePeftAdapter({ config: { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['dense'], useRslora: false, baseModelNameOrPath: 'tiny' }, tensors: init });
     const names = readSafetensorsHeader(files['adapter_model.safetensors']).entries.map((e) => e.name);
     expect(names.slice(-2)).toEqual(['base_model.model.pooler.dense.lora_A.weight', 'base_model.model.pooler.dense.lora_B.weight']);
-    const back = readPeftAdapter(files, config);
+    const back = readPeftAdapter(files);
     expect(back.tensors.get('pooler.dense.lora_A')).toEqual(init.get('pooler.dense.lora_A'));
+    expect(() => checkAdapter(config, back, 'adapter', { pooler: true })).not.toThrow();
   });
 
-  it('is refused where target_modules do not cover it, and checked against the base', () => {
+  it('is refused where target_modules do not cover it, and checked against the base (shape, and a pooler to put it on)', () => {
     const tensors = denseAdapter(true);
     const narrow = { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['output.dense', 'intermediate.dense'], useRslora: false, baseModelNameOrPath: 'tiny' };
     expect(() => writePeftAdapter({ config: narrow, tensors })).toThrow(/pooler\.dense: not covered by target_modules/);
     tensors.set('pooler.dense.lora_A', { shape: [2, 64], data: new Float32Array(128) });
     const files = writePeftAdapter({ config: { ...narrow, targetModules: ['dense'] }, tensors });
-    expect(() => readPeftAdapter(files, config)).toThrow(/pooler\.dense: lora_A \[2, 64\] \/ lora_B \[32, 2\] do not fit the base weight \[32, 32\]/);
+    expect(() => checkAdapter(config, readPeftAdapter(files), 'adapter', { pooler: true })).toThrow(/pooler\.dense: lora_A \[2, 64\] \/ lora_B \[32, 2\] do not fit the base weight \[32, 32\]/);
+    const fits = writePeftAdapter({ config: { ...narrow, targetModules: ['dense'] }, tensors: denseAdapter(true) });
+    expect(() => checkAdapter(config, readPeftAdapter(fits), 'adapter', { pooler: false })).toThrow(
+      'adapter: pooler.dense: the adapter has LoRA weights for it but the base checkpoint has no pooler',
+    );
   });
 
   it('stays on the host: the engine is never asked for it, and download gives it back unchanged', async () => {
@@ -124,11 +130,11 @@ describe("the pooler's LoRA (targeted by 'dense')", () => {
     expect(kept.get('encoder.layer.0.output.dense.weight')).not.toBe(model.weights.get('encoder.layer.0.output.dense.weight'));
   });
 
-  it('cannot be merged into a base without a pooler', async () => {
+  it('cannot be merged into a base without a pooler (the adapter check refuses it before anything is merged)', async () => {
     const model = await loadFixtureModel('tiny');
     const noPooler = new Map([...model.weights].filter(([name]) => !name.startsWith('pooler.')));
     expect(() => mergeAdapters(model.config, noPooler, [{ config: lora, tensors: denseAdapter(true) }])).toThrow(
-      /cannot merge pooler\.dense: the adapter has LoRA weights for it but the base checkpoint has no pooler/,
+      'adapter 1 of 1: pooler.dense: the adapter has LoRA weights for it but the base checkpoint has no pooler',
     );
   });
 });

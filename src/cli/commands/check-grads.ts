@@ -6,7 +6,7 @@ import { writeSafetensors } from '../../model/safetensors.ts';
 import type { HostTensor } from '../../model/state-dict.ts';
 import { type Objective, encodeExamples, recordMicroBatch } from '../../train/objective.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
-import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
 
@@ -32,8 +32,8 @@ export async function run(args: string[]): Promise<void> {
   const batchSize = numberOption(values, 'batch-size', 8, (n) => Number.isInteger(n) && n > 0);
   const objective: Objective =
     data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', 20), symmetric: Boolean(values.symmetric) };
-  const cli = await openEncoder(values);
-  const [adapter] = await attachAdapterDirs(cli, [adapterDir], true);
+  const cli = await openEncoder(values, [adapterDir], true);
+  const [adapter] = cli.adapters;
   const examples = data.examples.slice(0, batchSize);
   adapter.zeroGrads();
   const loss = recordMicroBatch(cli.encoder, objective, encodeExamples(cli.encoder, objective, examples), { train: true, hiddenDropout: 0, seed: 0 }, 1);

@@ -5,13 +5,13 @@
  */
 import { openAsBlob } from 'node:fs';
 import { basename } from 'node:path';
-import { type Example, type NegativeMode, type SplitMode, buildCtdDataset, buildPairDataset, checkTemplate, DEFAULT_TEMPLATE } from '../../data/builder.ts';
+import { type Example, type NegativeMode, type SplitMode, buildCtdDataset, buildPairDataset, checkTemplate, DEFAULT_TEMPLATE, groupingNotes } from '../../data/builder.ts';
 import { CTD_CITATION } from '../../data/citation.ts';
 import { parseCtd } from '../../data/ctd.ts';
 import { GraphBuilder } from '../../data/graph.ts';
 import { type PairHeader, type PairLayout, type PairRow, parsePairs } from '../../data/pairs.ts';
 import { blobSource, openText } from '../../data/source.ts';
-import type { BadRow } from '../../data/text.ts';
+import { type BadRows, BadRowLog } from '../../data/text.ts';
 import { numberOption, parseOptions } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
@@ -46,10 +46,10 @@ async function open(path: string) {
   return (await openText(blobSource(blob, basename(path)))).stream;
 }
 
-function reportBad(bad: BadRow[], total: number): void {
-  if (total === 0) return;
-  console.error(`${total} bad row(s) skipped; the first ones:`);
-  for (const b of bad) console.error(`  line ${b.line}: ${b.reason}: ${b.text}`);
+function reportBad({ count, samples }: BadRows): void {
+  if (count === 0) return;
+  console.error(`${count} bad row(s) skipped; the first ones:`);
+  for (const b of samples) console.error(`  line ${b.line}: ${b.reason}: ${b.text}`);
 }
 
 function choice<T extends string>(values: Record<string, unknown>, name: string, allowed: readonly T[], fallback: T): T {
@@ -106,13 +106,9 @@ export async function run(args: string[]): Promise<void> {
   const pairOnly = (Object.keys(PAIR_OPTIONS) as (keyof typeof PAIR_OPTIONS)[]).filter((k) => values[k] !== undefined);
   if (ctd !== undefined && pairOnly.length > 0) throw new UsageError(`--${pairOnly[0]} applies to --pairs only`);
 
-  const counts = { rowsRead: 0, accepted: 0, skipped: 0, bad: 0 };
-  const badSamples: BadRow[] = [];
-  const noteBad = (bad: BadRow[]) => {
-    counts.bad += bad.length;
-    badSamples.push(...bad.slice(0, Math.max(0, 10 - badSamples.length)));
-  };
-  let result: { train: Example[]; test: Example[]; stats: object; line: (x: Example) => object; extra: object };
+  const counts = { rowsRead: 0, accepted: 0, skipped: 0 };
+  const badRows = new BadRowLog();
+  let result: { train: Example[]; test: Example[]; stats: object; line: (x: Example) => object; extra: object; notes: string[] };
   if (ctd !== undefined) {
     const template = (values.template as string | undefined) ?? DEFAULT_TEMPLATE;
     checkTemplate(template);
@@ -126,12 +122,13 @@ export async function run(args: string[]): Promise<void> {
       counts.rowsRead += chunk.rows.length + chunk.bad.length + chunk.skipped;
       counts.accepted += chunk.rows.length;
       counts.skipped += chunk.skipped;
-      noteBad(chunk.bad);
+      badRows.add(chunk.bad);
     }
-    const built = buildCtdDataset(graph.finish(), { seed, negatives, split, testFraction, template });
+    const built = buildCtdDataset(graph.finish(), { seed, negatives, split, testFraction, template }, badRows);
     result = {
       ...built,
       line: ctdLine,
+      notes: groupingNotes(built.stats),
       extra: { duplicates: counts.accepted - built.stats.positives, keepInferred, minInferenceScore: keepInferred ? minInferenceScore : null, citation: CTD_CITATION },
     };
   } else {
@@ -143,16 +140,17 @@ export async function run(args: string[]): Promise<void> {
       counts.rowsRead += chunk.rows.length + chunk.bad.length + chunk.skipped;
       counts.accepted += chunk.rows.length;
       counts.skipped += chunk.skipped;
-      noteBad(chunk.bad);
+      badRows.add(chunk.bad);
     }
     const { layout } = header;
-    const built = buildPairDataset(rows, layout, { seed, testFraction });
+    const built = buildPairDataset(rows, layout, { seed, testFraction }, badRows);
     // How the labels were read (NLI classes, or scores and their scale), so the written 0–1 labels can be traced.
-    result = { ...built, line: (x) => pairLine(layout, x), extra: header.labels ? { labels: header.labels } : {} };
+    result = { ...built, line: (x) => pairLine(layout, x), extra: header.labels ? { labels: header.labels } : {}, notes: groupingNotes(built.stats) };
   }
-  reportBad(badSamples, counts.bad);
+  reportBad(badRows);
+  for (const note of result.notes) console.error(note);
 
-  const stats = { source: { file: ctd ?? pairs, ...counts, badSamples, ...result.extra }, ...result.stats };
+  const stats = { source: { file: ctd ?? pairs, ...counts, bad: badRows.count, badSamples: badRows.samples, ...result.extra }, ...result.stats };
   await writeOutputDir(out, {
     'train.jsonl': jsonl(result.train.map(result.line)),
     'test.jsonl': jsonl(result.test.map(result.line)),

@@ -1,7 +1,7 @@
 /** `qlora-lab embed`: sentence embeddings of a text file (one text per line) as a .npy matrix. */
 import { readFile } from 'node:fs/promises';
 import { parseOptions, required } from '../args.ts';
-import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { encodeNpyFloat32 } from '../npy.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
@@ -30,8 +30,7 @@ export async function run(args: string[]): Promise<void> {
     .split(/\r?\n/)
     .filter((line) => line.trim() !== '');
   if (texts.length === 0) throw new UsageError(`${input} has no non-empty lines`);
-  const cli = await openEncoder(values);
-  await attachAdapterDirs(cli, (values.adapter as string[] | undefined) ?? [], false);
+  const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
   const started = performance.now();
   const embeddings = await cli.encoder.embed(texts, batchSize, (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`));
   const seconds = (performance.now() - started) / 1000;

@@ -4,7 +4,7 @@ import { evalPairsFromRows, retrievalFromPairs } from '../../eval/eval-set.ts';
 import { formatBeforeAfterTable } from '../../eval/format.ts';
 import type { Embedder } from '../../eval/types.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
-import { ENCODER_OPTIONS, ENCODER_USAGE, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
@@ -31,8 +31,8 @@ export async function run(args: string[]): Promise<void> {
   const data = await readPairFile(required(values, 'pairs', USAGE), pairOptionsOf(values));
   if (data.layout !== 'labelled') throw new UsageError('--pairs must be labelled pairs (text_a, text_b, label[, category]), not (anchor, positive) rows');
   const pairs = evalPairsFromRows(data.examples.map((e) => ({ textA: e.textA, textB: e.textB, label: e.label, group: e.group })));
-  const cli = await openEncoder(values);
-  const adapters = await attachAdapterDirs(cli, (values.adapter as string[] | undefined) ?? [], false);
+  const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
+  const { adapters } = cli;
   const embedWith =
     (useAdapters: boolean): Embedder =>
     async (texts) => {

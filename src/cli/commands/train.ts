@@ -1,16 +1,19 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
+import { join } from 'node:path';
 import { Rng } from '../../engine/rng.ts';
-import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
+import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
 import { writePeftAdapter } from '../../model/peft-files.ts';
 import { hasPooler } from '../../model/state-dict.ts';
 import { type Example, type Objective, encodeExamples } from '../../train/objective.ts';
+import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
-import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, attachAdapterDirs, openEncoder } from '../encoder.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
+import { CHECKPOINT_FILE, type TrainCheckpoint, fileSha256, loadTrainCheckpoint, removeTrainCheckpoint, saveTrainCheckpoint } from '../train-checkpoint.ts';
 
 export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) or labelled pairs; writes a PEFT adapter';
 
@@ -33,9 +36,33 @@ ${ENCODER_USAGE}
   --max-grad-norm N     global gradient-norm clip, 0 = off (default 1)
   --hidden-dropout P    BERT hidden dropout while training (default 0.1)
   --seed N              seed for the adapter init, shuffling and dropout (default 42)
+  --checkpoint-every N  write <out>/checkpoint.safetensors every N steps (default 50); one is also
+                        written on Ctrl-C / SIGTERM, and removed when the run finishes
+  --resume <out>        continue an interrupted run from <out>/checkpoint.safetensors with its own
+                        settings and data (give no other option); the result is bit-identical to
+                        an uninterrupted run
 ${PAIR_USAGE}`;
 
+/** Given alone: every other setting of a resumed run comes from its checkpoint. */
+const RESUME_OPTION = '--resume';
+
 export async function run(args: string[]): Promise<void> {
+  if (args[0] === RESUME_OPTION) {
+    if (args.length !== 2) throw new UsageError(`--resume <out> takes the settings of the interrupted run: give no other option\n\n${USAGE}`);
+    const checkpoint = await loadTrainCheckpoint(args[1]);
+    return train(withOut(checkpoint.args, args[1]), checkpoint);
+  }
+  if (args.includes(RESUME_OPTION)) throw new UsageError(`--resume <out> takes the settings of the interrupted run: give no other option\n\n${USAGE}`);
+  return train(args, null);
+}
+
+/** `args` with its --out replaced: a checkpoint folder that was moved resumes where it is now. */
+function withOut(args: string[], out: string): string[] {
+  const i = args.indexOf('--out');
+  return i >= 0 ? [...args.slice(0, i + 1), out, ...args.slice(i + 2)] : [...args, '--out', out];
+}
+
+async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promise<void> {
   const { values } = parseOptions(
     args,
     {
@@ -60,12 +87,18 @@ export async function run(args: string[]): Promise<void> {
       'max-grad-norm': { type: 'string' },
       'hidden-dropout': { type: 'string' },
       seed: { type: 'string' },
+      'checkpoint-every': { type: 'string' },
     },
     USAGE,
   );
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'dir');
-  const data = await readPairFile(required(values, 'data', USAGE), pairOptionsOf(values));
+  const dataPath = required(values, 'data', USAGE);
+  const data = await readPairFile(dataPath, pairOptionsOf(values));
+  const dataSha256 = await fileSha256(dataPath);
+  if (resumeFrom && resumeFrom.dataSha256 !== dataSha256) {
+    throw new UsageError(`--resume ${out}: ${dataPath} has changed since the run started (its SHA-256 differs), so the run cannot continue identically`);
+  }
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const probability = (n: number) => n >= 0 && n < 1;
   const lora: TrainingLoraConfig = {
@@ -79,6 +112,7 @@ export async function run(args: string[]): Promise<void> {
   const accumulation = numberOption(values, 'grad-accum', 1, positiveInt);
   const epochs = numberOption(values, 'epochs', 1, positiveInt);
   const seed = numberOption(values, 'seed', 42, Number.isInteger);
+  const checkpointEvery = numberOption(values, 'checkpoint-every', 50, positiveInt);
   const objective: Objective =
     data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', 20), symmetric: Boolean(values.symmetric) };
   if (objective.kind === 'infonce' && batchSize < 2) throw new UsageError('InfoNCE needs --batch-size ≥ 2 (the other pairs of a batch are the negatives)');
@@ -99,10 +133,13 @@ export async function run(args: string[]): Promise<void> {
     seed,
   };
 
-  const cli = await openEncoder(values);
-  const frozen = await attachAdapterDirs(cli, (values.stack as string[] | undefined) ?? [], false);
+  const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? []);
+  const modelCommit = cli.files.source.commit;
+  if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
+    throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
+  }
   const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed, { pooler: hasPooler(cli.files.weights) }), true);
-  cli.bert.adapters = [...frozen, adapter];
+  cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
   const sequences = batchSize * (2 + negatives);
   const estimate = estimateTrainingMemory(cli.files.config, lora, { sequences, seq: cli.encoder.options.maxLength }, { quantization: cli.bert.quantization });
@@ -110,40 +147,116 @@ export async function run(args: string[]): Promise<void> {
     `${data.examples.length} ${data.layout} examples, ${totalSteps} steps; GPU memory estimate ${formatBytes(estimate.total)} (base ${formatBytes(estimate.baseWeights)}, activations ≤ ${formatBytes(estimate.activations)})\n`,
   );
   const trainer = new Trainer(cli.encoder, config);
-  const rng = new Rng(seed);
+  if (resumeFrom) {
+    trainer.restore(resumeFrom.snapshot);
+    process.stderr.write(`resuming at step ${trainer.step} of ${totalSteps} from ${join(out, CHECKPOINT_FILE)}\n`);
+  }
+  // The last checkpointed adapter that passed the divergence rule: what a diverged run falls back to.
+  let lastSane: { step: number; tensors: HostAdapterTensors } | null = resumeFrom ? { step: resumeFrom.snapshot.step, tensors: resumeFrom.snapshot.adapter } : null;
+  const checkpoint = async (): Promise<void> => {
+    const snapshot = await trainer.snapshot();
+    assertAdapterSane(cli.files.weights, snapshot.adapter, lora, snapshot.step);
+    await saveTrainCheckpoint(out, { snapshot, args, dataSha256, ...(modelCommit ? { modelCommit } : {}) });
+    lastSane = { step: snapshot.step, tensors: snapshot.adapter };
+  };
+  const save = (tensors: HostAdapterTensors) => saveAdapter(cli, tensors, lora, out, String(values.model));
+
+  const interrupt = new InterruptFlag();
   const started = performance.now();
   let examplesSeen = 0;
+  let stopped: string | null = null;
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      const order = rng.shuffle(data.examples.map((_, i) => i));
-      for (let s = 0; s < stepsPerEpoch; s++) {
-        const micro = Array.from({ length: accumulation }, (_, k) => {
-          const start = (s * accumulation + k) * batchSize;
-          const examples = order.slice(start, start + batchSize).map((i) => data.examples[i] as Example);
-          return encodeExamples(cli.encoder, objective, examples);
-        });
-        const report = await trainer.trainStep(micro);
-        examplesSeen += report.examples;
-        const seconds = (performance.now() - started) / 1000;
-        process.stderr.write(
-          `${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), examples_per_s: round(examplesSeen / seconds) })}\n`,
-        );
+    const orders = new EpochOrders(data.examples.length, seed);
+    while (trainer.step < totalSteps) {
+      const epoch = Math.floor(trainer.step / stepsPerEpoch);
+      const s = trainer.step % stepsPerEpoch;
+      const order = orders.get(epoch);
+      const micro = Array.from({ length: accumulation }, (_, k) => {
+        const start = (s * accumulation + k) * batchSize;
+        const examples = order.slice(start, start + batchSize).map((i) => data.examples[i] as Example);
+        return encodeExamples(cli.encoder, objective, examples);
+      });
+      const report = await trainer.trainStep(micro);
+      examplesSeen += report.examples;
+      const seconds = (performance.now() - started) / 1000;
+      process.stderr.write(
+        `${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), examples_per_s: round(examplesSeen / seconds) })}\n`,
+      );
+      if (report.step % checkpointEvery === 0 || interrupt.raised) {
+        await checkpoint();
+        process.stderr.write(`checkpoint at step ${report.step} written to ${join(out, CHECKPOINT_FILE)}\n`);
+      }
+      if (interrupt.raised && report.step < totalSteps) {
+        throw new UsageError(`interrupted at step ${report.step} of ${totalSteps}; continue with: qlora-lab train --resume ${out}`);
       }
     }
   } catch (e) {
-    if (e instanceof NonFiniteLossError) {
-      await saveAdapter(cli, adapter, lora, out, String(values.model));
-      throw new Error(`${e.message} The last good adapter was written to ${out}.`);
-    }
-    throw e;
+    if (!(e instanceof NonFiniteLossError || e instanceof DivergedError)) throw e;
+    stopped = e.message;
+  } finally {
+    interrupt.dispose();
   }
-  await saveAdapter(cli, adapter, lora, out, String(values.model));
-  process.stderr.write(`peak GPU memory ${formatBytes(cli.engine.peakBytes)} (estimated ${formatBytes(estimate.total)}); adapter written to ${out}\n`);
-  trainer.release();
-  cli.engine.destroy();
+
+  const final = await adapter.download();
+  const health = adapterHealth(cli.files.weights, final, lora);
+  if (!stopped && health.sane) {
+    await save(final);
+    await removeTrainCheckpoint(out);
+    process.stderr.write(`peak GPU memory ${formatBytes(cli.engine.peakBytes)} (estimated ${formatBytes(estimate.total)}); adapter written to ${out}\n`);
+    trainer.release();
+    cli.engine.destroy();
+    return;
+  }
+  // Diverged (a non-finite loss, or an update larger than the weights it adapts): keep the last
+  // adapter that is still sane, and never replace what --out held with a diverged one.
+  const reason = stopped ?? `Training diverged at step ${trainer.step}: ${health.reason}.`;
+  const keep = health.sane && trainer.step > 0 ? { step: trainer.step, tensors: final } : lastSane;
+  if (keep && keep.step > 0) {
+    await save(keep.tensors);
+    throw new UsageError(`${reason} The adapter of step ${keep.step}, the last that passed the divergence check, was written to ${out}. Lower --lr and train again.`);
+  }
+  throw new UsageError(`${reason} No adapter passed the divergence check, so nothing was written to ${out}. Lower --lr and train again.`);
 }
 
-async function saveAdapter(cli: CliEncoder, adapter: GpuAdapter, lora: TrainingLoraConfig, out: string, model: string): Promise<void> {
+/** The shuffled example order of each epoch: one seeded stream, replayed from the start on resume. */
+class EpochOrders {
+  private readonly rng: Rng;
+  private readonly orders: number[][] = [];
+
+  constructor(
+    private readonly n: number,
+    seed: number,
+  ) {
+    this.rng = new Rng(seed);
+  }
+
+  get(epoch: number): number[] {
+    while (this.orders.length <= epoch) this.orders.push(this.rng.shuffle(Array.from({ length: this.n }, (_, i) => i)));
+    return this.orders[epoch];
+  }
+}
+
+/** Ctrl-C / SIGTERM ask the loop to checkpoint and stop after the current step; a second one exits at once. */
+class InterruptFlag {
+  raised = false;
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    if (this.raised) process.exit(signal === 'SIGINT' ? 130 : 143);
+    this.raised = true;
+    process.stderr.write(`${signal}: stopping after this step and writing a checkpoint (again to quit at once)\n`);
+  };
+
+  constructor() {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+  }
+}
+
+async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: TrainingLoraConfig, out: string, model: string): Promise<void> {
   const at = model.lastIndexOf('@');
   const isHubWithRevision = cli.files.source.kind === 'hub' && at > 0;
   const files = writePeftAdapter({
@@ -154,9 +267,10 @@ async function saveAdapter(cli: CliEncoder, adapter: GpuAdapter, lora: TrainingL
       targetModules: lora.targetModules,
       useRslora: lora.rslora,
       baseModelNameOrPath: isHubWithRevision ? model.slice(0, at) : cli.files.source.id,
-      ...(cli.files.source.revision ? { revision: cli.files.source.revision } : {}),
+      // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
+      ...(cli.files.source.commit || cli.files.source.revision ? { revision: cli.files.source.commit ?? cli.files.source.revision } : {}),
     },
-    tensors: await adapter.download(),
+    tensors,
   });
   await writeOutputDir(out, files);
 }

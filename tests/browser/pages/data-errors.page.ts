@@ -1,4 +1,4 @@
-// Bad rows, a wrong format, a truncated gzip download, and a pair file with duplicates.
+// Bad rows, a wrong format, a truncated gzip download, a pair file with duplicates, one with too few good rows.
 import { readBatches } from '../../../src/data/batches.ts';
 import { buildPairs } from '../../../src/data/builds.ts';
 import { ingest } from '../../../src/data/ingest.ts';
@@ -41,6 +41,10 @@ report(async () => {
   const contrastive = [];
   for await (const batch of readBatches(db, build.id, 'train', { batchSize: 8, seed: 1, view: 'contrastive' })) contrastive.push(...batch);
   const sentences = await failure(() => readBatches(db, build.id, 'train', { batchSize: 8, seed: 1, view: 'sentences' }).next());
+
+  // An unterminated quote swallows the rest of the file: the build's error names it.
+  const swallowed = await ingest(db, blobSource(new File(['anchor,positive\nchest pain,angina\n"syncope,fainting\nAF,af\n'], 'swallowed.csv')));
+  const tooFew = await failure(() => buildPairs(db, swallowed.id, { seed: 1 }));
   return {
     messy,
     messyStored: await storedCtd(db, messy.id),
@@ -53,5 +57,6 @@ report(async () => {
     build,
     contrastive,
     sentences,
+    tooFew,
   };
 });
