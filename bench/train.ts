@@ -11,10 +11,11 @@ import { loadavg } from 'node:os';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
 import { BertEncoder } from '../src/model/bert.ts';
 import { loadModelFiles } from '../src/model/checkpoint.ts';
-import { GpuAdapter, type LoraConfig, initLoraTensors } from '../src/model/lora.ts';
+import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../src/model/lora.ts';
 import { estimateTrainingMemory } from '../src/model/memory.ts';
 import { localDirSource } from '../src/model/node-files.ts';
 import { SentenceEncoder } from '../src/model/sentence.ts';
+import { hasPooler } from '../src/model/state-dict.ts';
 import { DEFAULT_TRAIN_CONFIG, Trainer } from '../src/train/trainer.ts';
 import { ensureBenchModel } from './lib/models.ts';
 import { type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
@@ -25,7 +26,7 @@ import { parseBenchOptions } from './lib/options.ts';
 
 const PAIRS = 32;
 const WEIGHT_SEED = 5;
-const LORA: LoraConfig = { r: 16, alpha: 32, dropout: 0.1, rslora: false, targetModules: ['query', 'value'] };
+const LORA: TrainingLoraConfig = { r: 16, alpha: 32, dropout: 0.1, rslora: false, targetModules: ['query', 'value'] };
 
 interface Row {
   shape: BenchShape;
@@ -54,7 +55,7 @@ export default async function bench(args: string[]): Promise<void> {
   for (const shape of shapes) {
     const files = await loadModelFiles(localDirSource(await ensureBenchModel(shape, WEIGHT_SEED, log)));
     const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
-    bert.adapters = [new GpuAdapter(engine, files.config, LORA, initLoraTensors(files.config, LORA, 7), true)];
+    bert.adapters = [new GpuAdapter(engine, files.config, LORA, initLoraTensors(files.config, LORA, 7, { pooler: hasPooler(files.weights) }), true)];
     const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: files.config.maxPositionEmbeddings });
     const trainer = new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000 });
     try {

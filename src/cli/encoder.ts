@@ -6,10 +6,10 @@ import { createNodeEngine } from '../engine/node-gpu.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
 import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
-import type { BertConfig } from '../model/config.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
 import { type Pooling, SentenceEncoder } from '../model/sentence.ts';
+import { hasPooler } from '../model/state-dict.ts';
 import { UsageError } from './errors.ts';
 import { loadModelArgument } from './model-source.ts';
 
@@ -36,8 +36,8 @@ export interface CliEncoder {
   adapters: GpuAdapter[];
 }
 
-/** An adapter folder, read and checked against the base model `bert`: any problem is a plain message naming the folder. */
-export async function readAdapterDir(dir: string, bert: BertConfig): Promise<PeftAdapter> {
+/** An adapter folder, read and checked against the base model: any problem is a plain message naming the folder. */
+export async function readAdapterDir(dir: string, base: Pick<ModelFiles, 'config' | 'weights'>): Promise<PeftAdapter> {
   const read = (name: string) =>
     readFile(join(dir, name)).catch(() => {
       throw new UsageError(`${dir} has no ${name}: an adapter folder holds adapter_config.json and adapter_model.safetensors`);
@@ -51,7 +51,7 @@ export async function readAdapterDir(dir: string, bert: BertConfig): Promise<Pef
     throw new UsageError(`${source}: ${(e as Error).message}`);
   }
   try {
-    checkAdapter(bert, peft, source);
+    checkAdapter(base.config, peft, source, { pooler: hasPooler(base.weights) });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -59,7 +59,7 @@ export async function readAdapterDir(dir: string, bert: BertConfig): Promise<Pef
 }
 
 export function loraConfigOf(peft: PeftAdapter): LoraConfig {
-  return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules };
+  return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules, modulePrefix: peft.config.modulePrefix };
 }
 
 /**
@@ -77,7 +77,7 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
   const files = await loadModelArgument(model);
   const peft: PeftAdapter[] = [];
-  for (const dir of adapterDirs) peft.push(await readAdapterDir(dir, files.config));
+  for (const dir of adapterDirs) peft.push(await readAdapterDir(dir, files));
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });

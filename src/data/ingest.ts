@@ -11,7 +11,7 @@
 import { type Association, type CtdRow, associationOf, evidenceClass, looksLikeCtd, mergeRow, parseCtd } from './ctd.ts';
 import { DataFormatError, DatasetError, StorageFullError, TruncatedInputError } from './errors.ts';
 import { ContentHash } from './hash.ts';
-import { type PairRow, parsePairs } from './pairs.ts';
+import { type LabelScheme, type PairRow, parsePairs } from './pairs.ts';
 import { type IngestSource, openText } from './source.ts';
 import {
   type DataDB,
@@ -68,6 +68,9 @@ export interface IngestOptions extends RunOptions {
   keepInferred?: boolean;
   /** ...whose InferenceScore is at least this. */
   minInferenceScore?: number;
+  /** Pair files: how numeric labels read, and the top of their score range (see PairOptions; kept for resuming). */
+  labels?: LabelScheme;
+  scoreScale?: number;
 }
 
 const zeroCounts = (): IngestCounts => ({ rowsRead: 0, accepted: 0, stored: 0, duplicates: 0, skipped: 0, bad: 0 });
@@ -86,7 +89,12 @@ export async function ingest(db: DataDB, source: IngestSource, options: IngestOp
     name: options.name ?? source.name,
     kind,
     source: { name: source.name, size: source.size, lastModified: source.lastModified },
-    options: { keepInferred: options.keepInferred ?? false, minInferenceScore: options.minInferenceScore ?? null },
+    options: {
+      keepInferred: options.keepInferred ?? false,
+      minInferenceScore: options.minInferenceScore ?? null,
+      ...(options.labels !== undefined ? { labels: options.labels } : {}),
+      ...(options.scoreScale !== undefined ? { scoreScale: options.scoreScale } : {}),
+    },
     status: 'ingesting',
     nextLine: 0,
     counts: zeroCounts(),
@@ -168,7 +176,7 @@ async function run(
   const chunks =
     meta.kind === 'ctd'
       ? parseCtd(stream, { keepInferred: meta.options.keepInferred, minInferenceScore: meta.options.minInferenceScore ?? undefined, skipBeforeLine: meta.nextLine })
-      : parsePairs(stream, { skipBeforeLine: meta.nextLine });
+      : parsePairs(stream, { skipBeforeLine: meta.nextLine, labels: meta.options.labels, scoreScale: meta.options.scoreScale });
   let cancelled = false;
   try {
     for await (const chunk of chunks) {

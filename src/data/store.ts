@@ -14,7 +14,7 @@
 import { type DBSchema, type IDBPDatabase, openDB } from 'idb';
 import type { CtdBuildStats, Example, PairBuildStats, Split } from './builder.ts';
 import type { Association, EvidenceClass } from './ctd.ts';
-import type { PairFormat, PairLayout, PairRow } from './pairs.ts';
+import type { LabelScheme, PairFormat, PairLayout, PairRow } from './pairs.ts';
 import type { BadRow } from './text.ts';
 
 export const DATA_DB_NAME = 'qlora-lab-data';
@@ -38,7 +38,7 @@ export interface IngestCounts {
   stored: number;
   /** Accepted rows that repeated a stored association or pair (merged or dropped). */
   duplicates: number;
-  /** Well-formed CTD rows left out by the evidence options (inferred rows). */
+  /** Well-formed rows left out on purpose: CTD rows by the evidence options (inferred rows), NLI pairs labelled neutral. */
   skipped: number;
   bad: number;
 }
@@ -64,7 +64,8 @@ export interface DatasetMeta {
   name: string;
   kind: DatasetKind;
   source: { name: string; size: number; lastModified: number };
-  options: { keepInferred: boolean; minInferenceScore: number | null };
+  /** CTD evidence options; pair files: how labels read (absent: decided from the file, see pairs.ts). */
+  options: { keepInferred: boolean; minInferenceScore: number | null; labels?: LabelScheme; scoreScale?: number };
   status: IngestStatus;
   /** Why the last run stopped early, for the user. */
   error?: string;

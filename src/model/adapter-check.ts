@@ -5,12 +5,15 @@
  * into garbage weights or embeddings.
  */
 import type { BertConfig } from './config.ts';
-import { TARGETABLE_MODULES, isLinearModule, linearModules, matchesTarget, moduleShape } from './lora.ts';
+import { type LoraConfig, POOLER_MODULE, TARGETABLE_MODULES, isLinearModule, linearModules, moduleShape, targetsModule } from './lora.ts';
 import { type HostTensor, shapeSize } from './state-dict.ts';
 
-/** What the check needs of an adapter: its r and target_modules, and tensors by `${module}.lora_A|B`. */
+/**
+ * What the check needs of an adapter: its r, target_modules (PEFT's rule, under the wrapped model's
+ * module prefix), and tensors by `${module}.lora_A|B`.
+ */
 export interface AdapterTensors {
-  config: { r: number; targetModules: readonly string[] };
+  config: Pick<LoraConfig, 'r' | 'targetModules' | 'modulePrefix'>;
   tensors: ReadonlyMap<string, HostTensor>;
 }
 
@@ -21,47 +24,57 @@ const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 const isMatrix = (t: HostTensor) => t.shape.length === 2 && t.data.length === shapeSize(t.shape);
 
 /**
- * The adapter on its own: every tensor is a lora_A or lora_B of a BERT linear, each module has
- * both, with rank r, and target_modules covers it. Throws naming `source`, the tensor and the problem.
+ * The adapter on its own: every tensor is a lora_A or lora_B of a BertModel linear (a layer's or the
+ * pooler's), each module has both, with rank r, and target_modules covers it. Throws naming
+ * `source`, the tensor and the problem.
  */
 export function checkAdapterTensors(adapter: AdapterTensors, source: string): void {
   throwProblems(source, pairProblems(adapter).problems);
 }
 
 /**
- * The adapter against `bert`: what checkAdapterTensors checks, and also that every module is one
- * the base has, every target names modules the base has and each of them has both halves, the
- * shapes are lora_A [r, in_features] / lora_B [out_features, r] of the base's weight, and every
- * value is finite.
+ * The adapter against `bert` (`base.pooler`: whether its checkpoint has BertModel's pooler): what
+ * checkAdapterTensors checks, and also that every module is one the base has, target_modules
+ * selects some of its linears and names no layer it lacks, each selected module has both halves
+ * (but the pooler's, which PEFT loads at B = 0 when absent), the shapes are lora_A [r, in_features]
+ * / lora_B [out_features, r] of the base's weight, and every value is finite.
  */
-export function checkAdapter(bert: BertConfig, adapter: AdapterTensors, source: string): void {
+export function checkAdapter(bert: BertConfig, adapter: AdapterTensors, source: string, base: { pooler: boolean }): void {
   const { problems, pairs } = pairProblems(adapter);
-  const base = linearModules(bert);
-  const inBase = new Set(base);
-  const targets = adapter.config.targetModules;
-  for (const t of targets) {
-    if (!base.some((module) => matchesTarget(module, t))) {
-      problems.push(`target_modules names "${t}", which is none of this model's linear layers (${TARGETABLE_MODULES.join(', ')})`);
+  const rule = adapter.config;
+  const modules = linearModules(bert, base);
+  const inBase = new Set(modules);
+  const selected = modules.filter((module) => targetsModule(rule, module));
+  // As in PEFT, list entries naming nothing here are fine (configs list several models' names), but
+  // not a layer this base lacks: that config was written for a deeper model.
+  if (selected.length === 0) {
+    problems.push(`target_modules ${JSON.stringify(rule.targetModules)} match none of this model's linear layers (${TARGETABLE_MODULES.join(', ')})`);
+  } else if (typeof rule.targetModules !== 'string') {
+    for (const t of rule.targetModules) {
+      if (namesMissingLayer(bert, rule, t)) problems.push(`target_modules names "${t}", which is none of this model's linear layers (it has ${bert.numHiddenLayers} layers)`);
     }
   }
   const extraLayers = new Set<string>();
   const misfits: string[] = [];
   for (const [module, { a, b }] of pairs) {
+    if (module === POOLER_MODULE && !base.pooler) {
+      problems.push(`${module}: the adapter has LoRA weights for it but the base checkpoint has no pooler`);
+      continue;
+    }
     if (!inBase.has(module)) {
       extraLayers.add(`encoder.layer.${module.split('.')[2]}.*`);
       continue;
     }
     const shape = moduleShape(bert, module);
     if (a.shape[1] !== shape.in || b.shape[0] !== shape.out) {
-      const r = adapter.config.r;
+      const r = rule.r;
       misfits.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not fit the base weight [${shape.out}, ${shape.in}] (expected [${r}, ${shape.in}] / [${shape.out}, ${r}])`);
     }
   }
   if (extraLayers.size > 0) problems.push(`${[...extraLayers].join(', ')}: the base model has only ${bert.numHiddenLayers} layers`);
   problems.push(...misfits);
-  for (const module of base) {
-    const targeted = targets.some((t) => matchesTarget(module, t));
-    if (targeted && !adapter.tensors.has(`${module}.lora_A`) && !adapter.tensors.has(`${module}.lora_B`)) {
+  for (const module of selected) {
+    if (module !== POOLER_MODULE && !adapter.tensors.has(`${module}.lora_A`) && !adapter.tensors.has(`${module}.lora_B`)) {
       problems.push(`${module}: target_modules names it but the adapter has neither lora_A nor lora_B`);
     }
   }
@@ -70,6 +83,14 @@ export function checkAdapter(bert: BertConfig, adapter: AdapterTensors, source: 
   const otherModel = extraLayers.size > 0 || misfits.length > 0;
   const note = `This model has hidden_size ${bert.hiddenSize}, intermediate_size ${bert.intermediateSize} and ${bert.numHiddenLayers} layers: was the adapter trained for another one?`;
   throwProblems(source, problems, otherModel ? note : undefined);
+}
+
+/** Whether a target_modules entry names a layer past the base's last (`encoder.layer.7.attention.self.key` for a 2-layer model). */
+function namesMissingLayer(bert: BertConfig, rule: AdapterTensors['config'], target: string): boolean {
+  const layer = Number(/(?:^|\.)layer\.(\d+)\./.exec(target)?.[1] ?? -1);
+  if (layer < bert.numHiddenLayers) return false;
+  const deeper = linearModules({ ...bert, numHiddenLayers: layer + 1 }, { pooler: false });
+  return deeper.some((module) => targetsModule({ targetModules: [target], modulePrefix: rule.modulePrefix }, module));
 }
 
 /** Problems of the adapter on its own, and its modules whose two halves are both matrices. */
@@ -93,7 +114,7 @@ function pairProblems({ config, tensors }: AdapterTensors): { problems: string[]
       problems.push(`${module}: has lora_${a ? 'A' : 'B'} but no lora_${a ? 'B' : 'A'}`);
       continue;
     }
-    if (!config.targetModules.some((t) => matchesTarget(module, t))) problems.push(`${module}: not covered by target_modules ${JSON.stringify(config.targetModules)}`);
+    if (!targetsModule(config, module)) problems.push(`${config.modulePrefix ?? ''}${module}: not covered by target_modules ${JSON.stringify(config.targetModules)}`);
     if (!isMatrix(a) || !isMatrix(b)) continue;
     if (a.shape[0] !== config.r || b.shape[1] !== config.r) problems.push(`${module}: lora_A ${fmt(a.shape)} / lora_B ${fmt(b.shape)} do not have rank r = ${config.r}`);
     pairs.set(module, { a, b });

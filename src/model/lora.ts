@@ -1,6 +1,8 @@
 /**
  * LoRA adapters in PEFT's shapes and naming: A [r, in], B [out, r], Y += scale·(X·Aᵀ)·Bᵀ with
- * scale = alpha/r (or alpha/√r with rsLoRA). Target modules are matched by PEFT's suffix rule.
+ * scale = alpha/r (or alpha/√r with rsLoRA). Target modules are matched by PEFT's rule
+ * (check_target_module_exists): a list matches a module whose whole name equals an entry or ends
+ * with `.entry`; a string is a regular expression the whole name must match.
  */
 import type { Engine } from '../engine/engine.ts';
 import { Rng } from '../engine/rng.ts';
@@ -14,7 +16,17 @@ export interface LoraConfig {
   alpha: number;
   dropout: number;
   rslora: boolean;
-  /** PEFT target_modules, e.g. ['query', 'value'] or ['attention.output.dense']. */
+  /** PEFT target_modules, e.g. ['query', 'value'] or ['attention.output.dense'], or one regular expression. */
+  targetModules: string[] | string;
+  /**
+   * What the model PEFT wrapped called the BertModel (`bert.` in a task model, `0.auto_model.` in a
+   * SentenceTransformer); PEFT matched target_modules against names under it. Absent: the BertModel itself.
+   */
+  modulePrefix?: string;
+}
+
+/** A LoRA config for an adapter trained here: target modules are names (the UI's and CLI's choices). */
+export interface TrainingLoraConfig extends LoraConfig {
   targetModules: string[];
 }
 
@@ -29,8 +41,14 @@ export const LINEAR_SUFFIXES = [
 ] as const;
 export type LinearSuffix = (typeof LINEAR_SUFFIXES)[number];
 
-/** The names PEFT accepts in target_modules for BERT, as the UI lists them. */
+/** The names PEFT accepts in target_modules for BERT, as the UI lists them ('dense' includes the pooler's). */
 export const TARGETABLE_MODULES = ['query', 'key', 'value', 'attention.output.dense', 'intermediate.dense', 'output.dense', 'dense'];
+
+/**
+ * BertModel's pooler (dense + tanh over [CLS]). Sentence embeddings here never run it, but PEFT puts
+ * LoRA on it whenever target_modules match it (`dense` does), so such weights are kept, exported and merged.
+ */
+export const POOLER_MODULE = 'pooler.dense';
 
 export function loraScale(config: Pick<LoraConfig, 'r' | 'alpha' | 'rslora'>): number {
   return config.rslora ? config.alpha / Math.sqrt(config.r) : config.alpha / config.r;
@@ -41,35 +59,51 @@ export function moduleName(layer: number, suffix: LinearSuffix): string {
   return `encoder.layer.${layer}.${suffix}`;
 }
 
-/** Whether `name` is a linear module of some layer, like `encoder.layer.3.attention.self.query`. */
+/** Whether `name` is a linear module of BertModel by full name: a layer's (`encoder.layer.3.attention.self.query`) or the pooler's. */
 export function isLinearModule(name: string): boolean {
+  if (name === POOLER_MODULE) return true;
   const m = /^encoder\.layer\.\d+\.(.+)$/.exec(name);
   return m !== null && (LINEAR_SUFFIXES as readonly string[]).includes(m[1]);
 }
 
-/** Every linear module of the model, layer by layer, by full name. */
-export function linearModules(config: BertConfig): string[] {
+/** Every linear module of a BertModel in PEFT's (registration) order: each layer's six, then the pooler's, if the checkpoint has one. */
+export function linearModules(config: BertConfig, base: { pooler: boolean }): string[] {
   const all: string[] = [];
   for (let layer = 0; layer < config.numHiddenLayers; layer++) for (const s of LINEAR_SUFFIXES) all.push(moduleName(layer, s));
+  if (base.pooler) all.push(POOLER_MODULE);
   return all;
 }
 
-/**
- * PEFT's rule: a target matches a module whose full name equals it or ends with `.${target}`.
- * So 'output.dense' matches both `attention.output.dense` and the layer's own `output.dense`.
- */
-export function matchesTarget(module: string, target: string): boolean {
-  return module === target || module.endsWith(`.${target}`);
+/** Whether PEFT would put LoRA on `module` (a BertModel name): the rule's suffix match or full regex match, under its module prefix. */
+export function targetsModule(rule: Pick<LoraConfig, 'targetModules' | 'modulePrefix'>, module: string): boolean {
+  const key = `${rule.modulePrefix ?? ''}${module}`;
+  const targets = rule.targetModules;
+  if (typeof targets === 'string') return fullMatch(targets).test(key);
+  return targets.some((t) => key === t || key.endsWith(`.${t}`));
 }
 
-/** The modules target_modules selects, layer by layer; a target that matches none is an error. */
-export function resolveTargets(config: BertConfig, targetModules: string[]): string[] {
-  if (targetModules.length === 0) throw new Error('LoRA needs at least one target module');
-  const all = linearModules(config);
-  const matched = all.filter((name) => targetModules.some((t) => matchesTarget(name, t)));
-  const unmatched = targetModules.filter((t) => !all.some((name) => matchesTarget(name, t)));
-  if (unmatched.length > 0) {
-    throw new Error(`LoRA target modules not found in this BERT: ${unmatched.join(', ')} (BERT's linear layers: ${TARGETABLE_MODULES.join(', ')})`);
+/** PEFT's string target_modules as a JavaScript regular expression that must match a whole name (re.fullmatch). */
+export function fullMatch(pattern: string): RegExp {
+  try {
+    return new RegExp(`^(?:${pattern})$`);
+  } catch (e) {
+    throw new Error(`target_modules ${JSON.stringify(pattern)} is not a regular expression this app can read (${(e as Error).message})`);
+  }
+}
+
+/** target_modules as a person reads them. */
+export function describeTargets(targets: string[] | string): string {
+  return typeof targets === 'string' ? `the modules matching /${targets}/` : targets.join(', ');
+}
+
+/**
+ * The linear modules a LoRA config covers, in PEFT's order. As in PEFT, targets that name nothing
+ * in BERT are fine as long as something matches (adapter configs often list several models' names).
+ */
+export function resolveTargets(config: BertConfig, rule: Pick<LoraConfig, 'targetModules' | 'modulePrefix'>, base: { pooler: boolean }): string[] {
+  const matched = linearModules(config, base).filter((name) => targetsModule(rule, name));
+  if (matched.length === 0) {
+    throw new Error(`LoRA target modules ${JSON.stringify(rule.targetModules)} match none of this BERT's linear layers (${TARGETABLE_MODULES.join(', ')})`);
   }
   return matched;
 }
@@ -91,12 +125,22 @@ export function moduleShape(config: BertConfig, name: string): { in: number; out
 /** LoRA weights on the host: `${module}.lora_A` [r,in] and `${module}.lora_B` [out,r]. */
 export type HostAdapterTensors = Map<string, HostTensor>;
 
-/** PEFT's default init: A Kaiming-uniform (a = √5, so bound 1/√in), B zero. Seeded. */
-export function initLoraTensors(config: BertConfig, lora: LoraConfig, seed: number): HostAdapterTensors {
+/**
+ * PEFT's default init: A Kaiming-uniform (a = √5, so bound 1/√in), B zero. Seeded. Every target must
+ * name a linear layer (a typo here is the user's, not another model's name). The pooler's LoRA, when
+ * targeted, gets no gradient (sentence embeddings do not use the pooler) and is exported as initialised,
+ * as PEFT's would be.
+ */
+export function initLoraTensors(config: BertConfig, lora: TrainingLoraConfig, seed: number, base: { pooler: boolean }): HostAdapterTensors {
   validateLoraConfig(lora);
+  const modules = linearModules(config, base);
+  const unmatched = lora.targetModules.filter((t) => !modules.some((name) => targetsModule({ targetModules: [t] }, name)));
+  if (unmatched.length > 0) {
+    throw new Error(`LoRA target modules not found in this BERT: ${unmatched.join(', ')} (BERT's linear layers: ${TARGETABLE_MODULES.join(', ')})`);
+  }
   const rng = new Rng(seed);
   const tensors: HostAdapterTensors = new Map();
-  for (const name of resolveTargets(config, lora.targetModules)) {
+  for (const name of resolveTargets(config, lora, base)) {
     const shape = moduleShape(config, name);
     const bound = 1 / Math.sqrt(shape.in);
     const a = Float32Array.from({ length: lora.r * shape.in }, () => rng.uniform(-bound, bound));
@@ -113,10 +157,14 @@ export interface GpuLoraModule {
   scale: number;
 }
 
-/** An adapter resident on the GPU. Trainable adapters also hold gradients. */
+/**
+ * An adapter resident on the GPU. Trainable adapters also hold gradients. The pooler's LoRA, which
+ * the engine never runs, stays on the host and comes back unchanged from `download`.
+ */
 export class GpuAdapter {
   readonly modules = new Map<string, GpuLoraModule>();
   readonly grads = new Map<string, { da: Tensor; db: Tensor }>();
+  private readonly carried: HostAdapterTensors = new Map();
 
   constructor(
     readonly engine: Engine,
@@ -126,11 +174,21 @@ export class GpuAdapter {
     readonly trainable: boolean,
   ) {
     validateLoraConfig(config);
-    checkAdapter(bert, { config, tensors }, 'LoRA adapter');
+    // Adapters without the pooler's LoRA (from a base without a pooler, or made before it was kept) still
+    // apply: PEFT loads such a file with that LoRA at B = 0, which changes nothing. The engine never runs
+    // the pooler, so the base is taken to have one exactly when the adapter does; where the adapter meets
+    // the checkpoint (import, merge) it is checked against the checkpoint's own.
+    const pooler = tensors.has(`${POOLER_MODULE}.lora_A`) || tensors.has(`${POOLER_MODULE}.lora_B`);
+    checkAdapter(bert, { config, tensors }, 'LoRA adapter', { pooler });
     const scale = loraScale(config);
-    for (const name of resolveTargets(bert, config.targetModules)) {
+    for (const name of resolveTargets(bert, config, { pooler })) {
       const a = tensors.get(`${name}.lora_A`)!; // checked above
       const b = tensors.get(`${name}.lora_B`)!;
+      if (name === POOLER_MODULE) {
+        this.carried.set(`${name}.lora_A`, a);
+        this.carried.set(`${name}.lora_B`, b);
+        continue;
+      }
       this.modules.set(name, { a: engine.upload(a.data, a.shape), b: engine.upload(b.data, b.shape), r: config.r, scale });
       if (trainable) this.grads.set(name, { da: engine.alloc(a.shape, 'f32', true), db: engine.alloc(b.shape, 'f32', true) });
     }
@@ -157,13 +215,14 @@ export class GpuAdapter {
     }
   }
 
-  /** Copy the adapter back to the host (PEFT-shaped tensors). */
+  /** Copy the adapter back to the host (PEFT-shaped tensors, in PEFT's order). */
   async download(): Promise<HostAdapterTensors> {
     const out: HostAdapterTensors = new Map();
     for (const [name, m] of this.modules) {
       out.set(`${name}.lora_A`, { shape: [...m.a.shape], data: await this.engine.readF32(m.a) });
       out.set(`${name}.lora_B`, { shape: [...m.b.shape], data: await this.engine.readF32(m.b) });
     }
+    for (const [name, t] of this.carried) out.set(name, { shape: [...t.shape], data: t.data.slice() });
     return out;
   }
 
@@ -173,6 +232,8 @@ export class GpuAdapter {
       this.engine.write(m.a, tensors.get(`${name}.lora_A`)!.data);
       this.engine.write(m.b, tensors.get(`${name}.lora_B`)!.data);
     }
+    // A snapshot from before the pooler's LoRA was carried lacks it; it never trains, so its init stands.
+    for (const name of this.carried.keys()) this.carried.set(name, tensors.get(name) ?? this.carried.get(name)!);
   }
 
   release(): void {
@@ -180,5 +241,6 @@ export class GpuAdapter {
     for (const g of this.grads.values()) this.engine.release(g.da, g.db);
     this.modules.clear();
     this.grads.clear();
+    this.carried.clear();
   }
 }

@@ -53,7 +53,8 @@ export function estimateTrainingMemory(
   let loraParameters = 0;
   let xaPerToken = 0;
   if (lora) {
-    for (const name of resolveTargets(config, lora.targetModules)) {
+    // GPU memory: the pooler's LoRA, if any, stays on the host (the engine does not run the pooler).
+    for (const name of resolveTargets(config, lora, { pooler: false })) {
       const s = moduleShape(config, name);
       loraParameters += lora.r * (s.in + s.out) * F32;
       xaPerToken += lora.r * F32;

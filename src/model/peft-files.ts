@@ -5,7 +5,7 @@
  */
 import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
-import { isLinearModule } from './lora.ts';
+import { LINEAR_SUFFIXES, type LinearSuffix, POOLER_MODULE, fullMatch, isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
 
@@ -14,12 +14,15 @@ export interface PeftAdapter {
     r: number;
     loraAlpha: number;
     loraDropout: number;
-    targetModules: string[];
+    /** A list of names (PEFT's suffix rule) or one regular expression a whole module name must match. */
+    targetModules: string[] | string;
+    /** What the wrapped model called the BertModel (see LoraConfig); from the tensor names, and written back into them. */
+    modulePrefix?: string;
     useRslora: boolean;
     baseModelNameOrPath: string;
     revision?: string;
   };
-  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query'. */
+  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query' or 'pooler.dense'. */
   tensors: Map<string, HostTensor>;
 }
 
@@ -28,24 +31,42 @@ export interface PeftAdapterFiles {
   'adapter_model.safetensors': Uint8Array;
 }
 
-/** A layer's linears in registration order: PEFT saves the state dict in this order. */
-const LINEARS = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
-const PEFT_KEY = /^base_model\.model\.(?:bert\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+/**
+ * Tensor names as the tools that save adapters write them; all name the same BertModel module:
+ * - `base_model.model.<module>`: PEFT's PeftModel.save_pretrained over a BertModel (what we write), and
+ *   `base_model.model.bert.<module>` over a BertFor… task model;
+ * - `<module>` and `bert.<module>`: transformers' own PEFT integration (model.add_adapter, then
+ *   save_pretrained), which is also what sentence-transformers' add_adapter saves;
+ * - `base_model.model.0.auto_model.<module>` (`0.model.` from sentence-transformers 5): get_peft_model
+ *   around a whole SentenceTransformer, whose module 0 holds the BertModel.
+ * PEFT strips the adapter name on save; `.default` before `.weight` is kept by state dicts taken
+ * straight from the model, and PEFT loads those as they are.
+ */
+const PEFT_KEY = /^(?:base_model\.model\.)?(bert\.|0\.auto_model\.|0\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+const KEY_FORMS = '<module>.lora_A.weight, optionally prefixed by base_model.model. and by bert., 0.auto_model. or 0.model., with .default before .weight';
 
-function orderKey(name: string): number {
-  const m = /^encoder\.layer\.(\d+)\.(.+)\.lora_([AB])$/.exec(name) as RegExpExecArray; // names are checked before sorting
-  return (Number(m[1]) * LINEARS.length + LINEARS.indexOf(m[2])) * 2 + (m[3] === 'B' ? 1 : 0);
+/** Where a BertModel linear comes in registration order (each layer's six, then the pooler), which is the order PEFT saves in. */
+function modulePosition(module: string): number {
+  if (module === POOLER_MODULE) return Number.MAX_SAFE_INTEGER;
+  const m = /^encoder\.layer\.(\d+)\.(.+)$/.exec(module) as RegExpExecArray; // names are checked before sorting
+  return Number(m[1]) * LINEAR_SUFFIXES.length + LINEAR_SUFFIXES.indexOf(m[2] as LinearSuffix);
+}
+
+/** `${module}.lora_A` before `${module}.lora_B`, modules in PEFT's order (names are checked before sorting). */
+function byPeftOrder(a: string, b: string): number {
+  const [moduleA, moduleB] = [a, b].map((name) => name.slice(0, name.lastIndexOf('.')));
+  return modulePosition(moduleA) - modulePosition(moduleB) || a.localeCompare(b);
 }
 
 export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
   checkAdapterTensors(adapter, 'LoRA adapter');
-  const names = [...adapter.tensors.keys()].sort((a, b) => orderKey(a) - orderKey(b));
+  const names = [...adapter.tensors.keys()].sort(byPeftOrder);
   const onDisk = new Map(
     names.map((name) => {
       const dot = name.lastIndexOf('.');
-      return [`base_model.model.${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
+      return [`base_model.model.${c.modulePrefix ?? ''}${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
     }),
   );
   const config = {
@@ -88,30 +109,36 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
   const { tensors: stored } = parseSafetensors(files['adapter_model.safetensors'], 'adapter_model.safetensors');
   const tensors = new Map<string, HostTensor>();
   const unknown: string[] = [];
+  const prefixes = new Set<string>();
   for (const [key, tensor] of stored) {
     const m = PEFT_KEY.exec(key);
-    if (!m || !isLinearModule(m[1])) {
+    if (!m || !isLinearModule(m[2])) {
       unknown.push(key);
       continue;
     }
-    const name = `${m[1]}.lora_${m[2]}`;
-    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (with and without an adapter name)`);
+    prefixes.add(m[1] ?? '');
+    const name = `${m[2]}.lora_${m[3]}`;
+    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (under two of the name forms ${KEY_FORMS})`);
     tensors.set(name, tensor);
   }
   if (unknown.length > 0) {
     throw new Error(
       `adapter_model.safetensors has tensors that are not LoRA weights of BERT's linear layers ` +
-        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight): ${unknown.join(', ')}`,
+        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight or encoder.layer.0.attention.self.query.lora_A.weight; ` +
+        `accepted forms: ${KEY_FORMS}): ${unknown.join(', ')}`,
     );
   }
-  checkAdapterTensors({ config, tensors }, 'adapter_model.safetensors');
-  return { config, tensors };
+  // One wrapped model per file: its prefix decides which names target_modules were matched against.
+  if (prefixes.size > 1) throw new Error(`adapter_model.safetensors mixes names from differently wrapped models (prefixes ${[...prefixes].map((p) => JSON.stringify(p)).join(', ')})`);
+  const [modulePrefix = ''] = prefixes;
+  const withPrefix = modulePrefix ? { ...config, modulePrefix } : config;
+  checkAdapterTensors({ config: withPrefix, tensors }, 'adapter_model.safetensors');
+  return { config: withPrefix, tensors };
 }
 
 function parseAdapterConfig(json: Record<string, unknown>): PeftAdapter['config'] {
   const unsupported = (what: string) => new Error(`adapter_config.json: ${what} is not supported yet`);
   if (json.peft_type !== 'LORA') throw unsupported(`peft_type ${JSON.stringify(json.peft_type)} (only "LORA")`);
-  if (typeof json.target_modules === 'string') throw unsupported(`a regular expression as target_modules (${json.target_modules})`);
   if (json.use_dora === true) throw unsupported('DoRA (use_dora)');
   if (json.fan_in_fan_out === true) throw unsupported('fan_in_fan_out');
   if (json.bias !== undefined && json.bias !== 'none') throw unsupported(`bias ${JSON.stringify(json.bias)} (only "none")`);
@@ -120,13 +147,18 @@ function parseAdapterConfig(json: Record<string, unknown>): PeftAdapter['config'
     if (v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0)) throw unsupported(`a per-module ${key}`);
   }
   if (Array.isArray(json.modules_to_save) && json.modules_to_save.length > 0) throw unsupported('modules_to_save');
+  // Both narrow which modules target_modules select; read as absent they would put LoRA where PEFT did not.
+  for (const key of ['layers_to_transform', 'exclude_modules']) {
+    const v = json[key];
+    if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)) throw unsupported(`${key} (${JSON.stringify(v)})`);
+  }
   const base = json.base_model_name_or_path;
   const revision = json.revision;
   const config = {
     r: json.r as number,
     loraAlpha: json.lora_alpha as number,
     loraDropout: (json.lora_dropout ?? 0) as number,
-    targetModules: json.target_modules as string[],
+    targetModules: json.target_modules as string[] | string,
     useRslora: (json.use_rslora ?? false) as boolean,
     baseModelNameOrPath: typeof base === 'string' ? base : '',
     ...(typeof revision === 'string' ? { revision } : {}),
@@ -141,9 +173,11 @@ function checkAdapterConfig(c: PeftAdapter['config']): void {
   if (typeof c.loraDropout !== 'number' || !(c.loraDropout >= 0 && c.loraDropout < 1)) {
     throw new Error(`adapter config: lora_dropout must be in [0, 1), got ${JSON.stringify(c.loraDropout)}`);
   }
-  if (!Array.isArray(c.targetModules) || c.targetModules.length === 0 || !c.targetModules.every((t) => typeof t === 'string' && t !== '')) {
-    throw new Error(`adapter config: target_modules must be a non-empty list of module names, got ${JSON.stringify(c.targetModules)}`);
+  const t = c.targetModules;
+  if (typeof t === 'string' ? t === '' : !Array.isArray(t) || t.length === 0 || !t.every((name) => typeof name === 'string' && name !== '')) {
+    throw new Error(`adapter config: target_modules must be a non-empty list of module names or a regular expression, got ${JSON.stringify(t)}`);
   }
+  if (typeof t === 'string') fullMatch(t);
   if (typeof c.useRslora !== 'boolean') throw new Error(`adapter config: use_rslora must be true or false, got ${JSON.stringify(c.useRslora)}`);
 }
 

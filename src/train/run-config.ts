@@ -3,7 +3,7 @@
  * adapter, the training hyperparameters and every seed. It is what a share link carries, what the
  * run history stores and what the engine worker's session runs, so one value reproduces a run.
  */
-import { type LoraConfig, TARGETABLE_MODULES, validateLoraConfig } from '../model/lora.ts';
+import { TARGETABLE_MODULES, type TrainingLoraConfig, validateLoraConfig } from '../model/lora.ts';
 import type { TrainConfig } from './trainer.ts';
 
 export const RUN_CONFIG_VERSION = 1;
@@ -64,7 +64,7 @@ export interface RunConfig {
   quantization: 'nf4' | 'f32';
   frozenAdapter: FrozenAdapterRef | null;
   data: DataRef;
-  lora: LoraConfig;
+  lora: TrainingLoraConfig;
   pooling: 'mean' | 'cls';
   normalize: boolean;
   maxLength: number;

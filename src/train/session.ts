@@ -19,11 +19,12 @@ import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoin
 import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
 import { fileMapSource } from '../model/file-source.ts';
 import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
-import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../model/lora.ts';
+import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
+import { hasPooler } from '../model/state-dict.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
 import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig } from './run-config.ts';
@@ -194,7 +195,7 @@ export class LabSession {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
     const adapter = files ? readPeftAdapter(files) : null;
-    if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`);
+    if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`, { pooler: hasPooler(model.files.weights) });
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
     this.analysis = null;
@@ -317,7 +318,8 @@ export class LabSession {
     if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
     await this.prepareModel(run.config);
     const adapter = readPeftAdapter(run.adapter);
-    checkAdapter(this.requireModel().files.config, adapter, `the adapter of run ${runId}`);
+    const { files } = this.requireModel();
+    checkAdapter(files.config, adapter, `the adapter of run ${runId}`, { pooler: hasPooler(files.weights) });
     this.attachRunAdapter(runId, run.config, adapter.tensors, false);
   }
 
@@ -464,7 +466,8 @@ export class LabSession {
   }
 
   private newTrainer(runId: string, config: RunConfig): Trainer {
-    this.attachRunAdapter(runId, config, initLoraTensors(this.requireModel().files.config, config.lora, config.seeds.init), true);
+    const { files } = this.requireModel();
+    this.attachRunAdapter(runId, config, initLoraTensors(files.config, config.lora, config.seeds.init, { pooler: hasPooler(files.weights) }), true);
     return new Trainer(this.sentenceEncoder(config), { ...config.train, totalSteps: config.train.steps, seed: config.seeds.train });
   }
 
@@ -700,7 +703,7 @@ function zip(files: Record<string, string | Uint8Array>): Uint8Array {
 /** PEFT's adapter_config fields as the engine's LoRA config (dropout off: a frozen adapter does not train). */
 function loraConfigOf(adapter: PeftAdapter): LoraConfig {
   const c = adapter.config;
-  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules };
+  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules, modulePrefix: c.modulePrefix };
 }
 
 function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
@@ -708,7 +711,7 @@ function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
   return `# LoRA adapter trained with qlora-lab
 ${config.model.kind === 'bundled' ? `\n**${DEMO_MODEL_NOTICE}**\n` : ''}
 Base model: ${c.baseModelNameOrPath}${c.revision ? ` (revision ${c.revision})` : ''}, ${config.quantization === 'nf4' ? 'frozen in NF4 (QLoRA)' : 'frozen in f32'}.
-LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${c.targetModules.join(', ')}.
+LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${describeTargets(c.targetModules)}.
 Training: ${config.train.steps} steps, ${config.train.objective.kind}, learning rate ${config.train.learningRate}, batch ${config.train.batchSize}×${config.train.gradientAccumulation}, seeds ${JSON.stringify(config.seeds)}.
 Data fingerprint: ${config.data.fingerprint}.${config.frozenAdapter ? `\nTrained on top of the frozen adapter ${config.frozenAdapter.name}: load that adapter first.` : ''}
 
@@ -725,5 +728,5 @@ Pool the last hidden state with ${config.pooling === 'mean' ? 'a masked mean ove
 
 function describeAdapter(adapter: PeftAdapter): string {
   const c = adapter.config;
-  return `LoRA r${c.r} α${c.loraAlpha} on ${c.targetModules.join(', ')}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
+  return `LoRA r${c.r} α${c.loraAlpha} on ${describeTargets(c.targetModules)}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
 }

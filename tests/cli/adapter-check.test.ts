@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseBertConfig } from '../../src/model/config.ts';
-import { type LoraConfig, initLoraTensors } from '../../src/model/lora.ts';
+import { type TrainingLoraConfig, initLoraTensors } from '../../src/model/lora.ts';
 import { writePeftAdapter } from '../../src/model/peft-files.ts';
 import { fixtureModelDir } from '../helpers/fixtures.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -20,8 +20,8 @@ function cli(...args: string[]) {
 /** A query/value adapter for the tiny model with one Infinity in a lora_B, as PEFT files in `dir`. */
 function writeInfAdapter(dir: string): void {
   const tiny = parseBertConfig(JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8')));
-  const lora: LoraConfig = { r: 2, alpha: 4, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
-  const tensors = initLoraTensors(tiny, lora, 1);
+  const lora: TrainingLoraConfig = { r: 2, alpha: 4, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
+  const tensors = initLoraTensors(tiny, lora, 1, { pooler: true });
   tensors.get('encoder.layer.1.attention.self.value.lora_B')!.data[2 * 3 + 1] = Infinity;
   const files = writePeftAdapter({
     config: { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: lora.targetModules, useRslora: false, baseModelNameOrPath: TINY },

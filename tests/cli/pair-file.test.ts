@@ -24,12 +24,12 @@ describe('readPairFile', () => {
     const dir = tempDir('qlora-pairs-');
     const labelled = join(dir, 'labelled.csv');
     writeFileSync(labelled, 'text_a,text_b,label\na,,1\n,d,0\n"e,f,1\n');
-    await expect(readPairFile(labelled, quiet)).rejects.toThrow(
+    await expect(readPairFile(labelled, {}, quiet)).rejects.toThrow(
       `${labelled} has no usable rows. 3 bad row(s) were skipped: line 2: empty second text ("a,,1"); line 3: empty first text (",d,0"); line 4: unterminated quoted field at the end of the file ("\\"e,f,1").`,
     );
     const triplets = join(dir, 'triplets.jsonl');
     writeFileSync(triplets, '{"anchor": "a", "positive": ""}\n');
-    await expect(readPairFile(triplets, quiet)).rejects.toThrow(/has no usable rows\. 1 bad row\(s\) were skipped: line 1: empty positive/);
+    await expect(readPairFile(triplets, {}, quiet)).rejects.toThrow(/has no usable rows\. 1 bad row\(s\) were skipped: line 1: empty positive/);
   });
 
   it('reads back what `dataset` writes: CTD positives and negatives, labelled pairs with categories, triplets with negatives', async () => {
@@ -38,7 +38,7 @@ describe('readPairFile', () => {
     const stats = JSON.parse(readFileSync(join(dir, 'ctd', 'stats.json'), 'utf8'));
     for (const split of ['train', 'test'] as const) {
       const written = jsonlRows(join(dir, 'ctd', `${split}.jsonl`));
-      const read = await readPairFile(join(dir, 'ctd', `${split}.jsonl`), quiet);
+      const read = await readPairFile(join(dir, 'ctd', `${split}.jsonl`), {}, quiet);
       expect(read.layout).toBe('labelled');
       expect(read.examples).toEqual(written.map((x) => ({ textA: x.text_a, textB: x.text_b, label: x.label })));
       expect(read.examples.filter((x) => 'label' in x && x.label === 0).length).toBe(stats[split].negatives);
@@ -51,8 +51,8 @@ describe('readPairFile', () => {
     writeFileSync(labelled, `text_a,text_b,label,category\n${rows.join('\n')}\n`);
     dataset('--pairs', labelled, '--seed', '1', '--out', join(dir, 'labelled'));
     const back = [
-      ...(await readPairFile(join(dir, 'labelled', 'train.jsonl'), quiet)).examples,
-      ...(await readPairFile(join(dir, 'labelled', 'test.jsonl'), quiet)).examples,
+      ...(await readPairFile(join(dir, 'labelled', 'train.jsonl'), {}, quiet)).examples,
+      ...(await readPairFile(join(dir, 'labelled', 'test.jsonl'), {}, quiet)).examples,
     ] as { textA: string; group?: string }[];
     expect(back.filter((x) => x.group === 'negation').map((x) => x.textA).sort()).toEqual(rows.flatMap((r, i) => (i % 3 === 0 ? [`a${i}`] : [])).sort());
 
@@ -60,7 +60,7 @@ describe('readPairFile', () => {
     const written = Array.from({ length: 10 }, (_, i) => ({ anchor: `q${i}`, positive: `p${i}`, negatives: i % 2 ? [`n${i}`] : [] }));
     writeFileSync(triplets, written.map((x) => JSON.stringify(x)).join('\n'));
     dataset('--pairs', triplets, '--seed', '2', '--out', join(dir, 'triplets'));
-    const read = [...(await readPairFile(join(dir, 'triplets', 'train.jsonl'), quiet)).examples, ...(await readPairFile(join(dir, 'triplets', 'test.jsonl'), quiet)).examples];
+    const read = [...(await readPairFile(join(dir, 'triplets', 'train.jsonl'), {}, quiet)).examples, ...(await readPairFile(join(dir, 'triplets', 'test.jsonl'), {}, quiet)).examples];
     expect(read.map((x) => ('anchor' in x ? [x.anchor, x.negatives ?? []] : null)).sort()).toEqual(written.map((x) => [x.anchor, x.negatives]).sort());
   });
 });

@@ -60,6 +60,33 @@ describe('qlora-lab dataset', () => {
     expect(cli('--ctd', pairs).stderr).toMatch(/--out is required/);
   });
 
+  it('reads an all-nli pair-class file as NLI classes, and STS-B 0–5 scores with --score-scale 5', () => {
+    const dir = tempDir('qlora-dataset-');
+    const nli = join(dir, 'pair-class.csv');
+    writeFileSync(nli, `premise,hypothesis,label\n${Array.from({ length: 12 }, (_, i) => `p${i},h${i},${i % 3}`).join('\n')}\n`);
+    expect(cli('--pairs', nli, '--out', join(dir, 'nli')).status).toBe(0);
+    const stats = JSON.parse(readFileSync(join(dir, 'nli', 'stats.json'), 'utf8'));
+    expect(stats.source).toMatchObject({ rowsRead: 12, accepted: 8, skipped: 4, bad: 0, labels: { scheme: 'nli' } });
+    const written = [...readJsonl(join(dir, 'nli', 'train.jsonl')), ...readJsonl(join(dir, 'nli', 'test.jsonl'))];
+    // p0, p3, ... were entailment (0): similar; p2, p5, ... contradiction (2): different.
+    expect(written.map((x) => [Number(x.text_a.slice(1)) % 3, x.label]).sort()).toEqual([...Array(4).fill([0, 1]), ...Array(4).fill([2, 0])]);
+
+    const stsb = join(dir, 'stsb.tsv');
+    writeFileSync(stsb, `sentence1\tsentence2\tscore\n${Array.from({ length: 10 }, (_, i) => `a${i}\tb${i}\t${(i * 0.5).toFixed(1)}`).join('\n')}\nx\ty\t6\n`);
+    const refused = cli('--pairs', stsb, '--out', join(dir, 'never'));
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/Most labels in this file's first rows are above 1 \(up to 6\).*--score-scale 5/);
+    const scaled = cli('--pairs', stsb, '--score-scale', '5', '--out', join(dir, 'stsb'));
+    expect(scaled.status).toBe(0);
+    expect(scaled.stderr).toMatch(/line 12: label 6 is outside \[0, 5\]/);
+    const labels = [...readJsonl(join(dir, 'stsb', 'train.jsonl')), ...readJsonl(join(dir, 'stsb', 'test.jsonl'))].map((x) => x.label).sort((a, b) => a - b);
+    expect(labels).toEqual(Array.from({ length: 10 }, (_, i) => (i * 0.5) / 5));
+
+    expect(cli('--ctd', stsb, '--score-scale', '5', '--out', dir).stderr).toMatch(/--score-scale applies to --pairs only/);
+    expect(cli('--pairs', stsb, '--labels', 'classes', '--out', dir).stderr).toMatch(/--labels must be nli or score, got classes/);
+    expect(cli('--pairs', stsb, '--score-scale', '0', '--out', dir).stderr).toMatch(/--score-scale got 0, which is not valid/);
+  });
+
   it('keeps duplicate rows on one side of the split and says so in stats.json', () => {
     const dir = tempDir('qlora-dataset-');
     const pairs = join(dir, 'dupes.csv');

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { DataFormatError } from '../../src/data/errors.ts';
-import { type LabelledRow, type TripletRow, parsePairs } from '../../src/data/pairs.ts';
+import { type LabelledRow, type PairOptions, type TripletRow, parsePairs } from '../../src/data/pairs.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import { collect, textStream } from './streams.ts';
 
-async function parseAll(text: string, rng?: Rng) {
-  const chunks = await collect(parsePairs(textStream(text, rng, 17)));
-  return { header: chunks[0]?.header, rows: chunks.flatMap((c) => c.rows), bad: chunks.flatMap((c) => c.bad) };
+async function parseAll(text: string, rng?: Rng, options: PairOptions = {}) {
+  const chunks = await collect(parsePairs(textStream(text, rng, 17), options));
+  return { header: chunks[0]?.header, rows: chunks.flatMap((c) => c.rows), bad: chunks.flatMap((c) => c.bad), skipped: chunks.reduce((n, c) => n + c.skipped, 0) };
 }
 
 describe('parsePairs: triplets', () => {
@@ -58,22 +58,92 @@ describe('parsePairs: labelled pairs with sentence-transformers column names', (
     expect((rows[0] as LabelledRow).label).toBeGreaterThan(0.5);
   });
 
-  it('keeps a category column, and reports bad labels with line numbers', async () => {
+  it('keeps a category column, leaves neutral pairs out, and reports bad labels with line numbers', async () => {
     const text = 'text_a,text_b,label,category\na,b,1,similar\nc,d,0,different\ne,f,neutral,x\ng,h,3.5,x\ni,j,,x\n';
-    const { rows, bad } = await parseAll(text);
+    const { header, rows, bad, skipped } = await parseAll(text);
+    expect(header).toEqual({ format: 'csv', layout: 'labelled', labels: { scheme: 'score', scale: 1 } });
     expect(rows).toEqual([
       { kind: 'labelled', line: 2, textA: 'a', textB: 'b', label: 1, group: 'similar' },
       { kind: 'labelled', line: 3, textA: 'c', textB: 'd', label: 0, group: 'different' },
     ]);
+    expect(skipped).toBe(1);
     expect(bad.map((b) => [b.line, b.reason])).toEqual([
-      [4, 'label "neutral" has no 0/1 meaning'],
-      [5, 'label 3.5 is outside [0, 1] (scale scores to 0–1)'],
+      [5, 'label 3.5 is outside [0, 1] (scores on another scale need a score scale, e.g. 5 for 0–5)'],
       [6, 'label "" is not a number'],
     ]);
     const jsonl = '{"sentence1": "a", "sentence2": "b", "score": 0.25}\n{"sentence1": "c", "sentence2": "d", "score": "x"}\n';
     const j = await parseAll(jsonl);
     expect(j.rows).toEqual([{ kind: 'labelled', line: 1, textA: 'a', textB: 'b', label: 0.25 }]);
     expect(j.bad[0]).toMatchObject({ line: 2, reason: 'label "x" is not a number' });
+  });
+});
+
+describe("parsePairs: NLI class labels (sentence-transformers' all-nli pair-class)", () => {
+  const rows3 = ['a,b,0', 'c,d,1', 'e,f,2', 'g,h,0', 'i,j,2'];
+  const labelsOf = (rows: unknown[]) => (rows as LabelledRow[]).map((r) => [r.line, r.label]);
+
+  it('reads premise/hypothesis files as NLI: entailment (0) similar, contradiction (2) different, neutral (1) left out', async () => {
+    const csv = await parseAll(`premise,hypothesis,label\n${rows3.join('\n')}\n`, new Rng(3));
+    expect(csv.header).toEqual({ format: 'csv', layout: 'labelled', labels: { scheme: 'nli' } });
+    expect(labelsOf(csv.rows)).toEqual([[2, 1], [4, 0], [5, 1], [6, 0]]);
+    expect(csv.skipped).toBe(1);
+    expect(csv.bad).toEqual([]);
+    const jsonl = ['{"premise": "p", "hypothesis": "h", "label": 2}', '{"premise": "p", "hypothesis": "h", "label": 0}', '{"premise": "p", "hypothesis": "h", "label": 1}', '{"premise": "p", "hypothesis": "h", "label": 7}'];
+    const j = await parseAll(`${jsonl.join('\n')}\n`);
+    expect(labelsOf(j.rows)).toEqual([[1, 0], [2, 1]]);
+    expect(j.skipped).toBe(1);
+    expect(j.bad.map((b) => [b.line, b.reason])).toEqual([[4, 'label 7 is not an NLI class (0 entailment, 1 neutral, 2 contradiction)']]);
+    // Text labels read the same either way.
+    const text = await parseAll('premise,hypothesis,label\na,b,entailment\nc,d,neutral\ne,f,contradiction\n');
+    expect(labelsOf(text.rows)).toEqual([[2, 1], [4, 0]]);
+  });
+
+  it('asks which reading a premise/hypothesis file with 0/1 labels needs, and takes the one given', async () => {
+    const binary = 'premise,hypothesis,label\na,b,1\nc,d,0\ne,f,1\n';
+    await expect(parseAll(binary)).rejects.toThrow(/premise\/hypothesis file has labels 1, 0 in its first rows: NLI classes .* or similarity scores\? Say which/);
+    expect(labelsOf((await parseAll(binary, undefined, { labels: 'score' })).rows)).toEqual([[2, 1], [3, 0], [4, 1]]);
+    const nli = await parseAll(binary, undefined, { labels: 'nli' });
+    expect(labelsOf(nli.rows)).toEqual([[3, 1]]);
+    expect(nli.skipped).toBe(2);
+    await expect(parseAll('premise,hypothesis,label\na,b,0.5\nc,d,2\n')).rejects.toThrow(/labels 0\.5, 2 in its first rows/);
+  });
+
+  it('refuses class ids 0/1/2 under other column names instead of reading 0 and 1 as scores', async () => {
+    const renamed = `sentence1,sentence2,label\n${rows3.join('\n')}\n`;
+    await expect(parseAll(renamed)).rejects.toThrow(/first rows are 0, 1, 2: class ids, not similarity scores.*--labels nli, --score-scale 2/);
+    expect(labelsOf((await parseAll(renamed, undefined, { labels: 'nli' })).rows)).toEqual([[2, 1], [4, 0], [5, 1], [6, 0]]);
+    expect(labelsOf((await parseAll(renamed, undefined, { scoreScale: 2 })).rows)).toEqual([[2, 0], [3, 0.5], [4, 1], [5, 0], [6, 1]]);
+  });
+
+  it('decides from the start of the file, also when resuming further on', async () => {
+    const text = `premise,hypothesis,label\n${rows3.join('\n')}\n`;
+    const resumed = await parseAll(text, undefined, { skipBeforeLine: 5 });
+    expect(labelsOf(resumed.rows)).toEqual([[5, 1], [6, 0]]);
+  });
+});
+
+describe('parsePairs: a score scale for 0–5 ratings (STS-B)', () => {
+  const stsb = 'sentence1,sentence2,score\na,b,5.0\nc,d,3.8\ne,f,0\ng,h,2.5\ni,j,5.5\nk,l,-1\n';
+
+  it('refuses scores mostly above 1 without a scale, naming the option', async () => {
+    await expect(parseAll(stsb)).rejects.toThrow(/Most labels in this file's first rows are above 1 \(up to 5\.5\).*--score-scale 5/);
+  });
+
+  it('divides by the scale, and reports scores outside it as bad rows', async () => {
+    const { header, rows, bad } = await parseAll(stsb, new Rng(4), { scoreScale: 5 });
+    expect(header?.labels).toEqual({ scheme: 'score', scale: 5 });
+    expect((rows as LabelledRow[]).map((r) => r.label)).toEqual([1, 0.76, 0, 0.5]);
+    expect(bad.map((b) => [b.line, b.reason])).toEqual([
+      [6, 'label 5.5 is outside [0, 5]'],
+      [7, 'label -1 is outside [0, 5]'],
+    ]);
+    const jsonl = '{"sentence1": "a", "similarity": 4}\n{"sentence1": "b", "similarity": "1"}\n'.replace(/"sentence1": "(\w)"/g, '"sentence1": "$1", "sentence2": "x"');
+    expect((await parseAll(jsonl, undefined, { scoreScale: 5 })).rows.map((r) => (r as LabelledRow).label)).toEqual([0.8, 0.2]);
+  });
+
+  it('refuses options that contradict each other', async () => {
+    await expect(parseAll(stsb, undefined, { labels: 'nli', scoreScale: 5 })).rejects.toThrow(/score scale applies to scores, not to NLI class labels/);
+    await expect(parseAll(stsb, undefined, { scoreScale: 0 })).rejects.toThrow(/score scale must be a positive number, got 0/);
   });
 });
 

@@ -3,24 +3,24 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type AdapterTensors, checkAdapter } from '../../src/model/adapter-check.ts';
 import { type BertConfig, parseBertConfig } from '../../src/model/config.ts';
-import { type LoraConfig, initLoraTensors } from '../../src/model/lora.ts';
+import { type LoraConfig, type TrainingLoraConfig, initLoraTensors } from '../../src/model/lora.ts';
 import { mergeAdapters } from '../../src/model/merge.ts';
 import { fixtureModelDir, readFixtureAdapter, readSafetensorsFile } from '../helpers/fixtures.ts';
 
 const configOf = (model: 'tiny' | 'odd'): BertConfig => parseBertConfig(JSON.parse(readFileSync(join(fixtureModelDir(model), 'config.json'), 'utf8')));
-const tiny = configOf('tiny'); // hidden 32, intermediate 64, 2 layers
-const odd = configOf('odd'); // hidden 72, intermediate 200, 3 layers
+const tiny = configOf('tiny'); // hidden 32, intermediate 64, 2 layers, with a pooler
+const odd = configOf('odd'); // hidden 72, intermediate 200, 3 layers, with a pooler
 
-const QV: LoraConfig = { r: 2, alpha: 4, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
+const QV: TrainingLoraConfig = { r: 2, alpha: 4, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
 
 /** A query/value adapter of rank 2 initialised for `bert`, B filled so that a merge changes the weights. */
-function adapterFor(bert: BertConfig, lora: LoraConfig = QV): { config: LoraConfig; tensors: Map<string, { shape: number[]; data: Float32Array }> } {
-  const tensors = initLoraTensors(bert, lora, 7);
+function adapterFor(bert: BertConfig, lora: TrainingLoraConfig = QV): { config: LoraConfig; tensors: Map<string, { shape: number[]; data: Float32Array }> } {
+  const tensors = initLoraTensors(bert, lora, 7, { pooler: true });
   for (const [name, t] of tensors) if (name.endsWith('lora_B')) t.data.fill(0.01);
   return { config: lora, tensors };
 }
 
-const check = (adapter: AdapterTensors) => () => checkAdapter(tiny, adapter, 'adapter my-adapter');
+const check = (adapter: AdapterTensors, base = { pooler: true }) => () => checkAdapter(tiny, adapter, 'adapter my-adapter', base);
 
 describe('checkAdapter', () => {
   it('accepts an adapter made for the base, and the fixture adapter', () => {
@@ -72,6 +72,35 @@ describe('checkAdapter', () => {
     expect(check({ ...adapter, config: { ...QV, targetModules: ['query', 'value', 'encoder.layer.7.attention.self.key'] } })).toThrow(
       /target_modules names "encoder\.layer\.7\.attention\.self\.key", which is none of this model's linear layers/,
     );
+  });
+
+  it("follows PEFT's target rule: a regular expression or a list under the wrapped model's prefix; other models' names are fine, a layer this base lacks is not", () => {
+    const adapter = adapterFor(tiny);
+    expect(check({ ...adapter, config: { ...QV, targetModules: '.*\\.(query|value)' } })).not.toThrow();
+    expect(check({ ...adapter, config: { ...QV, targetModules: '.*\\.query' } })).toThrow(/encoder\.layer\.0\.attention\.self\.value: not covered by target_modules ".*\\\\.query"/);
+    expect(check({ ...adapter, config: { ...QV, targetModules: ['query', 'value', 'q_proj', 'v_proj'] } })).not.toThrow();
+    const task = { ...adapter, config: { ...QV, targetModules: ['bert.encoder.layer.0.attention.self.query', 'bert.encoder.layer.1.attention.self.query', 'value'], modulePrefix: 'bert.' } };
+    expect(check(task)).not.toThrow();
+    expect(check({ ...task, config: { ...task.config, modulePrefix: undefined } })).toThrow(/encoder\.layer\.0\.attention\.self\.query: not covered by target_modules/);
+    expect(check({ ...adapter, config: { ...QV, targetModules: ['q_proj', 'v_proj'] } })).toThrow(/target_modules \["q_proj","v_proj"\] match none of this model's linear layers/);
+    expect(check({ ...adapter, config: { ...QV, targetModules: ['query', 'value', 'layer.5.attention.self.value'] } })).toThrow(
+      'adapter my-adapter: target_modules names "layer.5.attention.self.value", which is none of this model\'s linear layers (it has 2 layers)',
+    );
+  });
+
+  it("takes the pooler's LoRA when the base has a pooler, sized by its weight, and an adapter without it where 'dense' selects it", () => {
+    const dense = adapterFor(tiny, { ...QV, targetModules: ['dense'] });
+    expect(dense.tensors.has('pooler.dense.lora_A')).toBe(true);
+    expect(check(dense)).not.toThrow();
+    expect(check(dense, { pooler: false })).toThrow('adapter my-adapter: pooler.dense: the adapter has LoRA weights for it but the base checkpoint has no pooler');
+    dense.tensors.set('pooler.dense.lora_B', { shape: [64, 2], data: new Float32Array(128) });
+    expect(check(dense)).toThrow(/pooler\.dense: lora_A \[2, 32\] \/ lora_B \[64, 2\] do not fit the base weight \[32, 32\] \(expected \[2, 32\] \/ \[32, 2\]\)/);
+    // PEFT loads a pooler LoRA missing from the file at B = 0; a missing layer LoRA is still refused.
+    const withoutPooler = adapterFor(tiny, { ...QV, targetModules: ['dense'] });
+    withoutPooler.tensors.delete('pooler.dense.lora_A');
+    withoutPooler.tensors.delete('pooler.dense.lora_B');
+    expect(check(withoutPooler)).not.toThrow();
+    expect(check(withoutPooler, { pooler: false })).not.toThrow();
   });
 
   it.each([

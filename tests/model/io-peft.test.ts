@@ -41,7 +41,7 @@ function renamed(file: Uint8Array, rename: (key: string) => string, extra: [stri
 describe('PEFT adapter files', () => {
   it('reads the fixture adapters (PEFT names, r 4, every linear of 2 layers) and checks them against the base', () => {
     const adapter = readPeftAdapter(fixtureFiles(`${TINY}/adapter_init`));
-    checkAdapter(config, adapter, 'adapter_init');
+    checkAdapter(config, adapter, 'adapter_init', { pooler: true });
     expect(adapter.config).toEqual({
       r: 4,
       loraAlpha: 8,
@@ -100,12 +100,47 @@ describe('PEFT adapter files', () => {
     for (const [name, t] of adapter.tensors) expect(back.tensors.get(name), name).toEqual(t);
   });
 
-  it('accepts PEFT\'s ".default" adapter-name keys and a bert. prefix', () => {
+  // What PEFT, transformers' PEFT integration (also behind sentence-transformers' add_adapter) and
+  // get_peft_model around a whole SentenceTransformer write; see PEFT_KEY in peft-files.ts. The part
+  // naming the wrapped model's BertModel is kept (PEFT matched target_modules under it) and written back.
+  const keyForms: [string, (module: string, ab: string) => string, string][] = [
+    ['PeftModel over BertModel', (m, ab) => `base_model.model.${m}.lora_${ab}.weight`, ''],
+    ['PeftModel over a BertFor… task model', (m, ab) => `base_model.model.bert.${m}.lora_${ab}.weight`, 'bert.'],
+    ['transformers / sentence-transformers add_adapter', (m, ab) => `${m}.lora_${ab}.weight`, ''],
+    ['transformers add_adapter on a task model', (m, ab) => `bert.${m}.lora_${ab}.weight`, 'bert.'],
+    ['get_peft_model around a SentenceTransformer (auto_model)', (m, ab) => `base_model.model.0.auto_model.${m}.lora_${ab}.weight`, '0.auto_model.'],
+    ['get_peft_model around a SentenceTransformer 5 (model)', (m, ab) => `base_model.model.0.model.${m}.lora_${ab}.weight`, '0.model.'],
+    ['a raw state dict with the adapter name', (m, ab) => `base_model.model.${m}.lora_${ab}.default.weight`, ''],
+    ['no prefix, with the adapter name', (m, ab) => `${m}.lora_${ab}.default.weight`, ''],
+  ];
+  it.each(keyForms)('reads tensor names written by %s and writes them back as PeftModel would', (_, form, prefix) => {
+    const adapter = smallAdapter();
+    const files = writePeftAdapter(adapter);
+    const ours = (key: string) => /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(key) as RegExpExecArray;
+    const theirs = renamed(files['adapter_model.safetensors'], (k) => form(ours(k)[1], ours(k)[2]));
+    const back = readPeftAdapter({ ...files, 'adapter_model.safetensors': theirs });
+    expect(back.config.modulePrefix ?? '').toBe(prefix);
+    checkAdapter(config, back, 'adapter', { pooler: true }); // target_modules still select its modules under the prefix
+    expect([...back.tensors.keys()].sort()).toEqual([...adapter.tensors.keys()].sort());
+    for (const [name, t] of adapter.tensors) expect(back.tensors.get(name), name).toEqual(t);
+    const names = (file: Uint8Array) => readSafetensorsHeader(file).entries.map((e) => e.name);
+    const expected = names(files['adapter_model.safetensors']).map((k) => k.replace('base_model.model.', `base_model.model.${prefix}`));
+    expect(names(writePeftAdapter(back)['adapter_model.safetensors'])).toEqual(expected);
+  });
+
+  it('refuses a module named twice under two forms, and names of other models with an example of the expected name', () => {
     const files = writePeftAdapter(smallAdapter());
-    const withDefault = renamed(files['adapter_model.safetensors'], (k) => k.replace(/\.lora_([AB])\.weight$/, '.lora_$1.default.weight').replace('base_model.model.', 'base_model.model.bert.'));
-    const back = readPeftAdapter({ ...files, 'adapter_model.safetensors': withDefault });
-    expect(back.tensors.size).toBe(8);
-    expect(back.tensors.has('encoder.layer.1.attention.self.value.lora_B')).toBe(true);
+    const query = parseSafetensors(files['adapter_model.safetensors']).tensors.get('base_model.model.encoder.layer.0.attention.self.query.lora_A.weight')!;
+    const twice = renamed(files['adapter_model.safetensors'], (k) => k, [['encoder.layer.0.attention.self.query.lora_A.weight', query]]);
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': twice })).toThrow(/holds encoder\.layer\.0\.attention\.self\.query\.lora_A twice/);
+    const roberta = renamed(files['adapter_model.safetensors'], (k) => k.replace('base_model.model.', 'base_model.model.roberta.'));
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': roberta })).toThrow(
+      /expected names like base_model\.model\.encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight or encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight.*base_model\.model\.roberta\.encoder\.layer\.0\.attention\.self\.query\.lora_A\.weight/,
+    );
+    const otherName = renamed(files['adapter_model.safetensors'], (k) => k.replace('.weight', '.my_adapter.weight'));
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': otherName })).toThrow(/lora_A\.my_adapter\.weight/);
+    const mixed = renamed(files['adapter_model.safetensors'], (k) => (k.includes('layer.1.') ? k.replace('base_model.model.', 'bert.') : k));
+    expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': mixed })).toThrow(/mixes names from differently wrapped models \(prefixes "", "bert\."\)/);
   });
 
   it('names unknown keys, missing halves, rank mismatches and uncovered modules', () => {
@@ -132,7 +167,9 @@ describe('PEFT adapter files', () => {
   const unsupported: [string, Record<string, unknown>, RegExp][] = [
     ['another PEFT method', { peft_type: 'IA3' }, /peft_type "IA3" \(only "LORA"\) is not supported yet/],
     ['DoRA', { use_dora: true }, /DoRA \(use_dora\) is not supported yet/],
-    ['regex target_modules', { target_modules: '.*query' }, /a regular expression as target_modules \(\.\*query\)/],
+    ['layers_to_transform', { layers_to_transform: [0], layers_pattern: 'layer' }, /layers_to_transform \(\[0\]\) is not supported yet/],
+    ['exclude_modules', { exclude_modules: ['pooler.dense'] }, /exclude_modules \(\["pooler\.dense"\]\) is not supported yet/],
+    ['a regex JavaScript cannot read', { target_modules: '(?P<name>query)' }, /target_modules "\(\?P<name>query\)" is not a regular expression this app can read/],
     ['fan_in_fan_out', { fan_in_fan_out: true }, /fan_in_fan_out is not supported yet/],
     ['trained biases', { bias: 'lora_only' }, /bias "lora_only"/],
     ['rank_pattern', { rank_pattern: { query: 8 } }, /per-module rank_pattern/],

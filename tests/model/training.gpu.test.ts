@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createNodeEngine } from '../../src/engine/node-gpu.ts';
 import { BertEncoder } from '../../src/model/bert.ts';
-import { GpuAdapter, type LoraConfig, initLoraTensors } from '../../src/model/lora.ts';
+import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../../src/model/lora.ts';
 import { estimateTrainingMemory } from '../../src/model/memory.ts';
 import { mergeAdapters } from '../../src/model/merge.ts';
 import { SentenceEncoder } from '../../src/model/sentence.ts';
@@ -16,14 +16,14 @@ import { gpuEngine } from '../helpers/gpu.ts';
 import { expectBitIdentical, expectClose } from '../helpers/numeric.ts';
 
 const ALL_MODULES = ['query', 'key', 'value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
-const frozenConfig: LoraConfig = { r: 4, alpha: 8, dropout: 0, rslora: false, targetModules: ALL_MODULES };
-const taskConfig: LoraConfig = { r: 3, alpha: 6, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
+const frozenConfig: TrainingLoraConfig = { r: 4, alpha: 8, dropout: 0, rslora: false, targetModules: ALL_MODULES };
+const taskConfig: TrainingLoraConfig = { r: 3, alpha: 6, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
 const objective = { kind: 'infonce', scale: 20, symmetric: true } as const;
 const noDropout = { train: true, hiddenDropout: 0, seed: 1 };
 
 /** A task adapter with nonzero B, so gradients reach every A. */
-function taskTensors(config: Awaited<ReturnType<typeof loadFixtureModel>>['config'], lora: LoraConfig = taskConfig) {
-  const tensors = initLoraTensors(config, lora, 7);
+function taskTensors(config: Awaited<ReturnType<typeof loadFixtureModel>>['config'], lora: TrainingLoraConfig = taskConfig) {
+  const tensors = initLoraTensors(config, lora, 7, { pooler: false });
   let i = 0;
   for (const [name, t] of tensors) if (name.endsWith('lora_B')) t.data.forEach((_, j) => (t.data[j] = Math.sin(++i) * 0.05));
   return tensors;
@@ -132,7 +132,7 @@ describe('trainer', () => {
     const engine = await createNodeEngine(); // a fresh engine: peakBytes counts only this test
     const files = await loadFixtureModel('odd');
     const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
-    const lora: LoraConfig = { ...taskConfig, targetModules: ALL_MODULES };
+    const lora: TrainingLoraConfig = { ...taskConfig, targetModules: ALL_MODULES };
     bert.adapters = [new GpuAdapter(engine, files.config, lora, taskTensors(files.config, lora), true)];
     const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: 64 });
     const trainer = new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, objective });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/engine/rng.ts';
-import { type HostAdapterTensors, loraScale } from '../../src/model/lora.ts';
+import { type HostAdapterTensors, initLoraTensors, loraScale } from '../../src/model/lora.ts';
 import type { HostTensor, StateDict } from '../../src/model/state-dict.ts';
 import { adapterHealth } from '../../src/train/divergence.ts';
+import { loadFixtureModel } from '../helpers/fixtures.ts';
 
 const random = (rng: Rng, shape: number[], std: number): HostTensor => ({ shape, data: Float32Array.from({ length: shape[0] * shape[1] }, () => std * rng.normal()) });
 const lora = { r: 3, alpha: 6, rslora: false };
@@ -54,5 +55,14 @@ describe('divergence rule', () => {
     expect(adapterHealth(inf.weights, inf.adapter, lora)).toMatchObject({ sane: false, reason: `${module}.lora_B holds Infinity at index 4` });
     inf.adapter.get(`${module}.lora_A`)!.data[2] = Number.NaN;
     expect(adapterHealth(inf.weights, inf.adapter, lora).reason).toBe(`${module}.lora_A holds NaN at index 2`);
+  });
+
+  it("measures the pooler's LoRA against the pooler weight the loaded model keeps", async () => {
+    const model = await loadFixtureModel('tiny');
+    const dense = { ...lora, dropout: 0, targetModules: ['dense'] };
+    const adapter = initLoraTensors(model.config, dense, 3, { pooler: true });
+    expect(adapterHealth(model.weights, adapter, dense)).toMatchObject({ sane: true, worstRatio: 0 });
+    adapter.get('pooler.dense.lora_B')!.data.fill(10);
+    expect(adapterHealth(model.weights, adapter, dense)).toMatchObject({ sane: false, worstModule: 'pooler.dense' });
   });
 });

@@ -8,7 +8,7 @@ import { type Objective, encodeExamples, recordMicroBatch } from '../../train/ob
 import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
-import { readPairFile } from '../pair-file.ts';
+import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
 
 export const summary = 'loss and LoRA gradients of one batch, as PEFT-named safetensors (compare with PyTorch)';
 
@@ -16,15 +16,16 @@ const USAGE = `usage: qlora-lab check-grads --model <dir|hub-id> --data pairs.(c
 ${ENCODER_USAGE}
   --batch-size N      the first N rows of the file form the batch (default 8)
   --scale S           InfoNCE scale for (anchor, positive) data (default 20)
-  --symmetric         symmetric InfoNCE`;
+  --symmetric         symmetric InfoNCE
+${PAIR_USAGE}`;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...ENCODER_OPTIONS, data: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, 'batch-size': { type: 'string' }, scale: { type: 'string' }, symmetric: { type: 'boolean', default: false } },
+    { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, data: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, 'batch-size': { type: 'string' }, scale: { type: 'string' }, symmetric: { type: 'boolean', default: false } },
     USAGE,
   );
-  const data = await readPairFile(required(values, 'data', USAGE));
+  const data = await readPairFile(required(values, 'data', USAGE), pairOptionsOf(values));
   const adapterDir = required(values, 'adapter', USAGE);
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'file');

@@ -9,12 +9,13 @@ import { type Example, type NegativeMode, type SplitMode, buildCtdDataset, build
 import { CTD_CITATION } from '../../data/citation.ts';
 import { parseCtd } from '../../data/ctd.ts';
 import { GraphBuilder } from '../../data/graph.ts';
-import { type PairLayout, type PairRow, parsePairs } from '../../data/pairs.ts';
+import { type PairHeader, type PairLayout, type PairRow, parsePairs } from '../../data/pairs.ts';
 import { blobSource, openText } from '../../data/source.ts';
 import { type BadRows, BadRowLog } from '../../data/text.ts';
 import { numberOption, parseOptions } from '../args.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
+import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf } from '../pair-file.ts';
 
 export const summary = 'build a seeded train/test dataset from a CTD gene–disease file (or split a pair file)';
 
@@ -31,7 +32,9 @@ const USAGE = `usage: qlora-lab dataset (--ctd <file> | --pairs <file>) --out <d
   --template T              default "${DEFAULT_TEMPLATE}"
                             ({GeneSymbol} {GeneID} {DiseaseName} {DiseaseID})
   --keep-inferred           keep inferred rows (default: DirectEvidence rows only)
-  --min-score X             with --keep-inferred: minimum InferenceScore`;
+  --min-score X             with --keep-inferred: minimum InferenceScore
+ pair files only:
+${PAIR_USAGE}`;
 
 async function open(path: string) {
   let blob: Blob;
@@ -85,6 +88,7 @@ export async function run(args: string[]): Promise<void> {
       template: { type: 'string' },
       'keep-inferred': { type: 'boolean' },
       'min-score': { type: 'string' },
+      ...PAIR_OPTIONS,
     },
     USAGE,
   );
@@ -99,6 +103,8 @@ export async function run(args: string[]): Promise<void> {
   const ctdOnly = (['negatives', 'split', 'template', 'keep-inferred', 'min-score'] as const).filter((k) => values[k] !== undefined);
   if (pairs !== undefined && ctdOnly.length > 0) throw new UsageError(`--${ctdOnly[0]} applies to --ctd only`);
   if (values['min-score'] !== undefined && !values['keep-inferred']) throw new UsageError('--min-score needs --keep-inferred');
+  const pairOnly = (Object.keys(PAIR_OPTIONS) as (keyof typeof PAIR_OPTIONS)[]).filter((k) => values[k] !== undefined);
+  if (ctd !== undefined && pairOnly.length > 0) throw new UsageError(`--${pairOnly[0]} applies to --pairs only`);
 
   const counts = { rowsRead: 0, accepted: 0, skipped: 0 };
   const badRows = new BadRowLog();
@@ -127,16 +133,19 @@ export async function run(args: string[]): Promise<void> {
     };
   } else {
     const rows: PairRow[] = [];
-    let layout: PairLayout = 'triplets';
-    for await (const chunk of parsePairs(await open(pairs!))) {
-      layout = chunk.header.layout;
+    let header: PairHeader = { format: 'csv', layout: 'triplets' };
+    for await (const chunk of parsePairs(await open(pairs!), pairOptionsOf(values))) {
+      header = chunk.header;
       rows.push(...chunk.rows);
-      counts.rowsRead += chunk.rows.length + chunk.bad.length;
+      counts.rowsRead += chunk.rows.length + chunk.bad.length + chunk.skipped;
       counts.accepted += chunk.rows.length;
+      counts.skipped += chunk.skipped;
       badRows.add(chunk.bad);
     }
+    const { layout } = header;
     const built = buildPairDataset(rows, layout, { seed, testFraction }, badRows);
-    result = { ...built, line: (x) => pairLine(layout, x), extra: {}, notes: groupingNotes(built.stats) };
+    // How the labels were read (NLI classes, or scores and their scale), so the written 0–1 labels can be traced.
+    result = { ...built, line: (x) => pairLine(layout, x), extra: header.labels ? { labels: header.labels } : {}, notes: groupingNotes(built.stats) };
   }
   reportBad(badRows);
   for (const note of result.notes) console.error(note);

@@ -7,7 +7,7 @@ import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
-import { readPairFile } from '../pair-file.ts';
+import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
 
 export const summary = 'before/after metrics of adapters on labelled pairs (separation, AUROC, probe, retrieval...)';
 
@@ -17,17 +17,18 @@ ${ENCODER_USAGE}
   --pairs FILE      labelled pairs: text_a, text_b, label (1 similar / 0 different) and optionally a
                     category column naming similar / different / negation
   --resamples N     bootstrap resamples for the 95% intervals (default 1000)
-  --seed N          bootstrap and split seed (default 0)`;
+  --seed N          bootstrap and split seed (default 0)
+${PAIR_USAGE}`;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...ENCODER_OPTIONS, adapter: { type: 'string', multiple: true }, pairs: { type: 'string' }, out: { type: 'string' }, resamples: { type: 'string' }, seed: { type: 'string' } },
+    { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, adapter: { type: 'string', multiple: true }, pairs: { type: 'string' }, out: { type: 'string' }, resamples: { type: 'string' }, seed: { type: 'string' } },
     USAGE,
   );
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'file');
-  const data = await readPairFile(required(values, 'pairs', USAGE));
+  const data = await readPairFile(required(values, 'pairs', USAGE), pairOptionsOf(values));
   if (data.layout !== 'labelled') throw new UsageError('--pairs must be labelled pairs (text_a, text_b, label[, category]), not (anchor, positive) rows');
   const pairs = evalPairsFromRows(data.examples.map((e) => ({ textA: e.textA, textB: e.textB, label: e.label, group: e.group })));
   const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);

@@ -21,7 +21,7 @@ export async function run(args: string[]): Promise<void> {
   const files = await loadModelArgument(required(values, 'model', USAGE));
   const adapters = [];
   for (const dir of dirs) {
-    const peft = await readAdapterDir(dir, files.config);
+    const peft = await readAdapterDir(dir, files);
     adapters.push({ config: loraConfigOf(peft), tensors: peft.tensors, source: `adapter ${dir}` });
   }
   const checkpoint = writeBertCheckpoint(files.config, mergeAdapters(files.config, files.weights, adapters));

@@ -1,9 +1,10 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
 import { join } from 'node:path';
 import { Rng } from '../../engine/rng.ts';
-import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../../model/lora.ts';
+import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
 import { writePeftAdapter } from '../../model/peft-files.ts';
+import { hasPooler } from '../../model/state-dict.ts';
 import { type Example, type Objective, encodeExamples } from '../../train/objective.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
@@ -11,7 +12,7 @@ import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
-import { readPairFile } from '../pair-file.ts';
+import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
 import { CHECKPOINT_FILE, type TrainCheckpoint, fileSha256, loadTrainCheckpoint, removeTrainCheckpoint, saveTrainCheckpoint } from '../train-checkpoint.ts';
 
 export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) or labelled pairs; writes a PEFT adapter';
@@ -39,7 +40,8 @@ ${ENCODER_USAGE}
                         written on Ctrl-C / SIGTERM, and removed when the run finishes
   --resume <out>        continue an interrupted run from <out>/checkpoint.safetensors with its own
                         settings and data (give no other option); the result is bit-identical to
-                        an uninterrupted run`;
+                        an uninterrupted run
+${PAIR_USAGE}`;
 
 /** Given alone: every other setting of a resumed run comes from its checkpoint. */
 const RESUME_OPTION = '--resume';
@@ -65,6 +67,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
     args,
     {
       ...ENCODER_OPTIONS,
+      ...PAIR_OPTIONS,
       data: { type: 'string' },
       out: { type: 'string' },
       r: { type: 'string' },
@@ -91,14 +94,14 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'dir');
   const dataPath = required(values, 'data', USAGE);
-  const data = await readPairFile(dataPath);
+  const data = await readPairFile(dataPath, pairOptionsOf(values));
   const dataSha256 = await fileSha256(dataPath);
   if (resumeFrom && resumeFrom.dataSha256 !== dataSha256) {
     throw new UsageError(`--resume ${out}: ${dataPath} has changed since the run started (its SHA-256 differs), so the run cannot continue identically`);
   }
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const probability = (n: number) => n >= 0 && n < 1;
-  const lora: LoraConfig = {
+  const lora: TrainingLoraConfig = {
     r: numberOption(values, 'r', 16, positiveInt),
     alpha: numberOption(values, 'alpha', 32, (n) => n > 0),
     dropout: numberOption(values, 'lora-dropout', 0.1, probability),
@@ -135,7 +138,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
   }
-  const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed), true);
+  const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed, { pooler: hasPooler(cli.files.weights) }), true);
   cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
   const sequences = batchSize * (2 + negatives);
@@ -253,7 +256,7 @@ class InterruptFlag {
   }
 }
 
-async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: LoraConfig, out: string, model: string): Promise<void> {
+async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: TrainingLoraConfig, out: string, model: string): Promise<void> {
   const at = model.lastIndexOf('@');
   const isHubWithRevision = cli.files.source.kind === 'hub' && at > 0;
   const files = writePeftAdapter({
