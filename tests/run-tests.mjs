@@ -1,36 +1,54 @@
 // Runs the whole vitest suite, then prints the plain summary CI reads as its last line.
 // GPU test files are named *.gpu.test.ts (Node + Dawn) or *.browser.test.ts (headless Chromium);
 // their executed count is printed so a run without GPU tests is visible.
+// A full run (no arguments) also runs the kernel tests on a second driver when the machine has
+// one, Mesa's lavapipe (LLVM-compiled, with shader-f16, subgroups and timestamp queries, which
+// SwiftShader lacks): kernels must be right on more than one compiler.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+
+const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
+
+/** One vitest run; its passed, failed and executed-GPU counts from vitest's JSON report. */
+function runVitest(name, args, env) {
+  const results = `test-output/vitest-results-${name}.json`;
+  const run = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${results}`, ...args], {
+    stdio: 'inherit',
+    env: { ...process.env, FORCE_COLOR: '0', ...env },
+  });
+  const counts = { passed: 0, failed: 0, gpuExecuted: 0 };
+  try {
+    const report = JSON.parse(readFileSync(results, 'utf8'));
+    for (const file of report.testResults) {
+      const gpu = /\.(gpu|browser)\.test\.ts$/.test(file.name);
+      if (file.assertionResults.length === 0 && file.status === 'failed') counts.failed += 1; // failed to load
+      for (const t of file.assertionResults) {
+        if (t.status === 'passed') counts.passed += 1;
+        else if (t.status === 'failed') counts.failed += 1;
+        if (gpu && (t.status === 'passed' || t.status === 'failed')) counts.gpuExecuted += 1;
+      }
+    }
+  } catch (e) {
+    console.error(`could not read ${results}: ${e}`);
+    counts.failed += 1;
+  }
+  if (run.status !== 0 && counts.failed === 0) counts.failed = 1; // vitest failed outside any test
+  return counts;
+}
 
 mkdirSync('test-output', { recursive: true });
-const results = 'test-output/vitest-results.json';
-const run = spawnSync(
-  'npx',
-  ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${results}`, ...process.argv.slice(2)],
-  { stdio: 'inherit', env: { ...process.env, FORCE_COLOR: '0' } },
-);
-
-let passed = 0;
-let failed = 0;
-let gpuExecuted = 0;
-try {
-  const report = JSON.parse(readFileSync(results, 'utf8'));
-  for (const file of report.testResults) {
-    const gpu = /\.(gpu|browser)\.test\.ts$/.test(file.name);
-    if (file.assertionResults.length === 0 && file.status === 'failed') failed += 1; // failed to load
-    for (const t of file.assertionResults) {
-      if (t.status === 'passed') passed += 1;
-      else if (t.status === 'failed') failed += 1;
-      if (gpu && (t.status === 'passed' || t.status === 'failed')) gpuExecuted += 1;
-    }
-  }
-} catch (e) {
-  console.error(`could not read ${results}: ${e}`);
-  failed += 1;
+const args = process.argv.slice(2);
+const runs = [{ name: 'main', ...runVitest('main', args, {}) }];
+if (args.length === 0 && existsSync(LAVAPIPE_ICD)) {
+  console.log(`\nKernel tests on the second driver (lavapipe, ${LAVAPIPE_ICD}):`);
+  // matmul.gpu.test.ts is left out: on Mesa 25.0.7 lavapipe its case "transB true, batch 1, M 200, N 129,
+  // K 7" never finishes (the same shape without transB takes 0.2 s, and SwiftShader runs both), which
+  // stalls the whole pass. Until that is understood the f32 matmul is verified on SwiftShader only.
+  const files = ['tests/engine', '--exclude', 'tests/engine/matmul.gpu.test.ts'];
+  runs.push({ name: 'lavapipe', ...runVitest('lavapipe', files, { VK_ICD_FILENAMES: LAVAPIPE_ICD }) });
 }
-if (run.status !== 0 && failed === 0) failed = 1; // vitest failed outside any test
-console.log(`GPU tests executed: ${gpuExecuted}`);
-console.log(`Tests: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+const total = (key) => runs.reduce((n, r) => n + r[key], 0);
+for (const r of runs) console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed, ${r.gpuExecuted} GPU tests executed`);
+console.log(`GPU tests executed: ${total('gpuExecuted')}`);
+console.log(`Tests: ${total('passed')} passed, ${total('failed')} failed`);
+process.exit(total('failed') === 0 ? 0 : 1);
