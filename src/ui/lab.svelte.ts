@@ -200,11 +200,11 @@ export class Lab {
     [this.datasets, this.builds] = await Promise.all([data.listDatasets(), data.listBuilds()]);
   }
 
-  /** Ingest a bundled demo set (once: it is kept in the browser) with its evaluation set, and build it. */
-  async useDemo(demo: DemoSet): Promise<boolean> {
+  /** Ingest a bundled demo set (once: it is kept in the browser) with its evaluation set, and build it (by its own recipe unless given one). */
+  async useDemo(demo: DemoSet, build: BuildRecipe = demo.build): Promise<boolean> {
     const ok = (await this.ingestDemo(demo.id, demo.url, demo.label)) && (!demo.evaluation || (await this.ingestDemo(demo.evaluation.id, demo.evaluation.url, demo.evaluation.label)));
     if (!ok) return false;
-    return this.buildData(demoDatasetId(demo.id), demo.build, { kind: 'demo', id: demo.id }, demo.evaluation ? { kind: 'demo', id: demo.evaluation.id } : { kind: 'test-split' });
+    return this.buildData(demoDatasetId(demo.id), build, { kind: 'demo', id: demo.id }, demo.evaluation ? { kind: 'demo', id: demo.evaluation.id } : { kind: 'test-split' });
   }
 
   /** Ingest the user's file (CTD or pairs, detected from its header) and build it with `recipe`. */

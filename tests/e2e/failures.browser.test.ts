@@ -92,6 +92,18 @@ describe('with WebGPU', () => {
     await screenshot(page, '14-malformed-files');
   }, 600_000);
 
+  it('builds the bundled CTD demo with the split and negatives chosen in the form', async () => {
+    const { page } = await openApp(session);
+    await waitForDemoReady(page);
+    const data = page.getByRole('region', { name: '2. Data' });
+    for (const [split, negatives] of [['random', 'hard'], ['entity', 'random']]) {
+      await data.getByLabel('CTD split').selectOption(split);
+      await data.getByLabel('CTD negatives').selectOption(negatives);
+      await data.getByRole('button', { name: /^Use Mendelian gene–disease associations/ }).click();
+      await data.getByText(new RegExp(`^Training on Mendelian gene–disease associations.* · ${negatives} negatives · ${split} split · seed`)).waitFor({ timeout: 60_000 });
+    }
+  }, 180_000);
+
   it('run controls work from the keyboard: focus follows the run, and Cancel asks first', async () => {
     const { page } = await openApp(session);
     await waitForDemoReady(page);
