@@ -4,6 +4,7 @@
  * tab left unfinished, and compares runs. Checkpoints hold the trainer's full state (adapter and
  * AdamW moments), so a resumed run continues exactly where it stopped.
  */
+import type { BeforeAfterResult } from '../eval/before-after.ts';
 import { type DBSchema, type IDBPDatabase, openDB } from 'idb';
 import { StorageFullError } from '../data/errors.ts';
 import { formatBytes } from '../model/memory.ts';
@@ -25,6 +26,8 @@ export interface RunRecord {
   history: StepReport[];
   /** Flat before/after metrics of the finished run, `name → {before, after}`. */
   metrics: Record<string, { before: number; after: number }> | null;
+  /** The whole evaluation (intervals, pair cosines), so opening the run shows it without embedding again; absent in older records. */
+  evaluation?: BeforeAfterResult | null;
   /** The trained adapter as PEFT files, once the run is done. */
   adapter: { 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array } | null;
   error: string | null;
@@ -62,7 +65,7 @@ export function newRunId(): string {
 
 export async function createRun(id: string, config: RunConfig): Promise<RunRecord> {
   const now = Date.now();
-  const run: RunRecord = { id, createdAt: now, updatedAt: now, config, status: 'running', checkpointStep: 0, history: [], metrics: null, adapter: null, error: null };
+  const run: RunRecord = { id, createdAt: now, updatedAt: now, config, status: 'running', checkpointStep: 0, history: [], metrics: null, evaluation: null, adapter: null, error: null };
   await write(`the record of run ${id}`, JSON.stringify(config).length, async () => (await db()).put('runs', run));
   return run;
 }

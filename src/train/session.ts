@@ -92,8 +92,6 @@ export type SessionListener = (event: SessionEvent) => void;
 export interface Evaluation {
   runId: string;
   result: BeforeAfterResult;
-  /** Texts the map and the search run over. */
-  texts: number;
 }
 
 export interface Neighbour {
@@ -334,19 +332,30 @@ export class LabSession {
       batchSize: 64,
       onProgress: (done, total) => this.listener({ type: 'evaluation', done, total }),
     });
-    // The map and the search also need the labelled texts the metrics may not have embedded.
-    const missing = labelled.map((t) => t.text).filter((t) => !analysis.base.has(t));
+    await this.completeAnalysis(analysis);
+    const metrics = Object.fromEntries(result.metrics.map((m) => [m.key, { before: m.base.value, after: m.adapted.value }]));
+    await updateRun(runId, { metrics, evaluation: result });
+    return { runId, result };
+  }
+
+  /** The evaluation stored with a finished run, shown as it was (nothing is embedded); null for runs stored without one. */
+  async savedEvaluation(runId: string): Promise<Evaluation | null> {
+    const result = (await getRun(runId))?.evaluation;
+    return result ? { runId, result } : null;
+  }
+
+  /** The map and the search embed every labelled text under both models; the metrics may have embedded only some. */
+  private async completeAnalysis(analysis: Analysis): Promise<void> {
+    const adapter = this.requireRunAdapter(analysis.runId);
+    const missing = analysis.labelled.map((t) => t.text).filter((t) => !analysis.base.has(t));
     await this.embedder(adapter.config, false, analysis.base)(missing);
     await this.embedder(adapter.config, true, analysis.adapted)(missing);
     this.analysis = analysis;
-    const metrics = Object.fromEntries(result.metrics.map((m) => [m.key, { before: m.base.value, after: m.adapted.value }]));
-    await updateRun(runId, { metrics });
-    return { runId, result, texts: labelled.length };
   }
 
   /** The `k` texts of the evaluation corpus nearest to `query`, under the base and the adapted model. */
   async nearest(query: string, k: number): Promise<{ base: Neighbour[]; adapted: Neighbour[] }> {
-    const analysis = this.requireAnalysis();
+    const analysis = await this.requireAnalysis();
     const adapter = this.requireRunAdapter(analysis.runId);
     const rank = async (adapted: boolean) => {
       const vectors = adapted ? analysis.adapted : analysis.base;
@@ -361,7 +370,7 @@ export class LabSession {
 
   /** A t-SNE map of the evaluation texts under one model (GPU t-SNE, seeded by the run's eval seed). */
   async tsne(model: 'base' | 'adapted', dims: 2 | 3): Promise<TsneMap> {
-    const analysis = this.requireAnalysis();
+    const analysis = await this.requireAnalysis();
     const adapter = this.requireRunAdapter(analysis.runId);
     const vectors = model === 'base' ? analysis.base : analysis.adapted;
     const texts = analysis.labelled.map((t) => t.text);
@@ -397,8 +406,8 @@ export class LabSession {
   }
 
   /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
-  exportEmbeddingsZip(model: 'base' | 'adapted'): Uint8Array {
-    const analysis = this.requireAnalysis();
+  async exportEmbeddingsZip(model: 'base' | 'adapted'): Promise<Uint8Array> {
+    const analysis = await this.requireAnalysis();
     const vectors = model === 'base' ? analysis.base : analysis.adapted;
     const tsv = projectorTsv(
       analysis.labelled.map((t) => vectors.get(t.text)!),
@@ -631,9 +640,15 @@ export class LabSession {
     return this.runAdapter;
   }
 
-  private requireAnalysis(): Analysis {
-    if (!this.analysis) throw new Error('Evaluate the run first: the search and the maps use its embeddings.');
-    return this.analysis;
+  /** The embeddings the search, the maps and the embedding exports use: those of the last evaluation, or of the opened run, embedded on first use. */
+  private async requireAnalysis(): Promise<Analysis> {
+    const run = this.runAdapter;
+    if (!run?.host) throw new Error('Evaluate the run first: the search and the maps use its embeddings.');
+    if (this.analysis?.runId !== run.runId) {
+      const { labelled } = await evaluationData(await this.data(), run.config);
+      await this.completeAnalysis({ runId: run.runId, labelled, base: new Map(), adapted: new Map() });
+    }
+    return this.analysis!;
   }
 
   private emitState(run: ActiveRun, state: RunState, message?: string): void {

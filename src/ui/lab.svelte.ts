@@ -376,7 +376,7 @@ export class Lab {
     }
   }
 
-  /** Show a finished run from the history: attach its adapter and evaluate it. */
+  /** Show a finished run from the history: attach its adapter and show its stored evaluation (evaluating it only if it has none). */
   async openRun(run: RunRecord): Promise<void> {
     const record = $state.snapshot(run);
     this.runError = null;
@@ -384,7 +384,11 @@ export class Lab {
       if (!(await this.useModelOf(record.config))) return;
       await this.requireSession().useRun(record.id);
       this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, recoveries: 0, message: null };
-      await this.evaluate();
+      this.clearEvaluation();
+      const saved = await this.requireSession().savedEvaluation(record.id);
+      if (!saved) return await this.evaluate();
+      this.evaluation = saved;
+      this.evaluationPhase = 'ready';
     } catch (e) {
       this.runError = (e as Error).message;
     }

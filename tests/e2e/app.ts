@@ -212,6 +212,7 @@ export interface StoredRun {
   id: string;
   status: string;
   error: string | null;
+  updatedAt: number;
   checkpointStep: number;
   history: { step: number; loss: number }[];
   metrics: Record<string, { before: number; after: number }> | null;

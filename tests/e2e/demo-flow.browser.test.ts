@@ -16,6 +16,7 @@ import type { BrowserSession } from '../helpers/browser.ts';
 import {
   QUICK_RUN,
   axeViolations,
+  evaluatedRun,
   horizontalOverflow,
   longTasks,
   now,
@@ -150,7 +151,7 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   expect(unused, 'build files over 64 KB that the demo flow never requested').toEqual([]);
 }, 900_000);
 
-it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked', async () => {
+it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked; a later visit opens the run without evaluating again', async () => {
   const { page } = await openApp(session);
   await waitForDemoReady(page);
   await setQuickRun(page);
@@ -161,4 +162,20 @@ it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked', 
   await screenshot(page, '18-live-map');
   await waitForRunState(page, 'done');
   await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.steps}` }).waitFor({ timeout: 120_000 });
+  const run = await evaluatedRun(page);
+
+  // On a later visit, Open in the run history shows the stored evaluation as it was, without
+  // embedding again; the search embeds on first use.
+  await page.reload();
+  await waitForDemoReady(page);
+  await page.getByRole('table', { name: /^Runs in this browser/ }).getByRole('button', { name: 'Open' }).click();
+  const table = page.getByRole('table', { name: /Base vs adapted model/ });
+  await table.waitFor({ timeout: 60_000 });
+  // Evaluating again would have rewritten the stored record.
+  expect((await storedRuns(page))[0].updatedAt).toBe(run.updatedAt);
+  const separation = run.metrics!.cardio_separation;
+  expect(await table.locator('tbody tr').filter({ has: page.locator('summary', { hasText: /^Cardiology separation$/ }) }).textContent()).toContain(separation.after.toFixed(3));
+  await page.getByLabel('Find the evaluation texts nearest to').fill('aortic valve stenosis');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await expect.poll(() => page.getByRole('list', { name: 'Nearest under the adapted model' }).getByRole('listitem').count(), { timeout: 120_000 }).toBe(5);
 }, 600_000);
