@@ -438,14 +438,14 @@ export class LabSession {
         const report = await trainer.trainStep(micro);
         run.history.push(report);
         const seconds = (performance.now() - started) / 1000;
-        run.secondsPerStep = run.secondsPerStep === 0 ? seconds : 0.8 * run.secondsPerStep + 0.2 * seconds;
+        run.recordStepTime(seconds);
         this.listener({
           type: 'step',
           runId: run.id,
           report,
           totalSteps: total,
           examplesPerSecond: report.examples / seconds,
-          etaSeconds: (total - report.step) * run.secondsPerStep,
+          etaSeconds: (total - report.step) * run.secondsPerStep(),
         });
         if (report.step % config.train.checkpointEvery === 0 || report.step === total) {
           const snapshot = await trainer.snapshot();
@@ -659,11 +659,23 @@ export class LabSession {
 /** The mutable state of the run being trained. */
 class ActiveRun {
   history: StepReport[] = [];
-  secondsPerStep = 0;
   cancelled = false;
+  /** Durations of this session's steps, the first left out: it includes compiling the GPU pipelines. */
+  private stepSeconds: number[] | null = null;
   /** The labelled evaluation texts the live map shows, read once. */
   mapTexts: LabelledText[] | null = null;
   private gate: { promise: Promise<void>; open: () => void } | null = null;
+
+  recordStepTime(seconds: number): void {
+    if (this.stepSeconds === null) this.stepSeconds = [];
+    else this.stepSeconds = [...this.stepSeconds.slice(-9), seconds];
+  }
+
+  /** The median of the last ten step times once three are measured (a stable estimate), else NaN. */
+  secondsPerStep(): number {
+    const s = [...(this.stepSeconds ?? [])].sort((a, b) => a - b);
+    return s.length < 3 ? Number.NaN : s[Math.floor(s.length / 2)];
+  }
 
   constructor(
     readonly id: string,

@@ -113,6 +113,8 @@ describe('with WebGPU', () => {
     await page.getByRole('button', { name: 'Start training' }).focus();
     await page.keyboard.press('Enter');
     await waitForRunState(page, 'training', 60_000);
+    // Until the first step is done (kernels compiling) the page says so rather than showing dashes.
+    await page.getByText(/Preparing the first step: the GPU compiles its kernels/).waitFor({ timeout: 10_000 });
     await expect.poll(focused).toBe('Pause');
     await page.keyboard.press('Enter');
     await waitForRunState(page, 'paused');
