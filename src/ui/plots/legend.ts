@@ -1,8 +1,15 @@
 /**
- * A colour key drawn inside an Observable Plot chart (top-right of the whole figure), so exported
- * SVG and PNG files carry it too.
+ * A colour key drawn inside an Observable Plot chart, so exported SVG and PNG files carry it too:
+ * in the top margin, right-aligned, where it cannot cover the data. Charts that use it reserve
+ * `legendHeight(entries)` as their top margin.
  */
 import * as Plot from '@observablehq/plot';
+
+const LINE = 15;
+
+export function legendHeight(entries: readonly unknown[]): number {
+  return 12 + LINE * entries.length;
+}
 
 export function legendMarks(entries: readonly { label: string; colour: string }[]): Plot.Markish[] {
   return entries.map((entry, i) =>
@@ -12,7 +19,7 @@ export function legendMarks(entries: readonly { label: string; colour: string }[
       frameAnchor: 'top-right',
       textAnchor: 'end',
       dx: -6,
-      dy: 8 + 15 * i,
+      dy: -legendHeight(entries) + 12 + LINE * i,
       fontSize: 12,
       facet: 'super',
     }),
