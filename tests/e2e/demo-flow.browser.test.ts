@@ -80,6 +80,11 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   await page.getByRole('button', { name: 'Draw the maps' }).click();
   await expect.poll(() => page.getByRole('figure', { name: /t-SNE map/ }).count(), { timeout: 300_000 }).toBe(2);
   await screenshot(page, '04-maps');
+  // Each map is reachable by keyboard and readable as a table.
+  const firstMap = page.getByRole('figure', { name: /t-SNE map/ }).first();
+  expect(await firstMap.locator('canvas').getAttribute('tabindex')).toBe('0');
+  await firstMap.getByText('The points as a table').click();
+  expect(await firstMap.locator('tbody tr').count()).toBeGreaterThan(10);
 
   await page.getByLabel('Find the evaluation texts nearest to').fill('aortic valve stenosis');
   await page.getByRole('button', { name: 'Search' }).click();

@@ -107,9 +107,14 @@ describe('with WebGPU', () => {
   it('run controls work from the keyboard: focus follows the run, and Cancel asks first', async () => {
     const { page } = await openApp(session);
     await waitForDemoReady(page);
+    const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+    // The first Tab stop is the skip link to Start training.
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('Skip to Start training');
+    await page.keyboard.press('Enter');
+    expect(await focused()).toBe('Start training');
     await setQuickRun(page);
     await setFields(page, { 'Optimizer steps': 500 }); // long enough to still be running at the end
-    const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
     await page.getByRole('button', { name: 'Start training' }).focus();
     await page.keyboard.press('Enter');
     await waitForRunState(page, 'training', 60_000);
