@@ -4,11 +4,11 @@
  */
 import type { Tensor } from '../engine/tensor.ts';
 import { l2NormalizeBackward, l2NormalizeForward } from '../engine/ops/l2norm.ts';
-import { clsPoolBackward, clsPoolForward, meanPoolBackward, meanPoolForward } from '../engine/ops/pooling.ts';
+import { type PoolingMode, poolBackward, poolForward } from '../engine/ops/pooling.ts';
 import { type BertEncoder, type ForwardMode, type ForwardResult, type TokenBatch, reshape } from './bert.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
-export type Pooling = 'mean' | 'cls';
+export type Pooling = PoolingMode;
 
 export interface SentenceOptions {
   pooling: Pooling;
@@ -22,6 +22,8 @@ export interface SentenceForward {
   embeddings: Tensor;
   bert: ForwardResult;
   pooled: Tensor;
+  /** What the pooling backward needs (token weights, or max pooling's token indices). */
+  poolSaved: Tensor;
   norms: Tensor | null;
 }
 
@@ -42,13 +44,12 @@ export class SentenceEncoder {
     const h = this.bert.config.hiddenSize;
     const hidden3 = reshape(bert.hidden, [batch.batch, batch.seq, h]);
     const pooled = engine.alloc([batch.batch, h]);
-    if (this.options.pooling === 'mean') meanPoolForward(engine, hidden3, bert.mask, pooled);
-    else clsPoolForward(engine, hidden3, pooled);
-    if (!this.options.normalize) return { embeddings: pooled, bert, pooled, norms: null };
+    const poolSaved = poolForward(engine, this.options.pooling, hidden3, bert.mask, pooled);
+    if (!this.options.normalize) return { embeddings: pooled, bert, pooled, poolSaved, norms: null };
     const embeddings = engine.alloc([batch.batch, h]);
     const norms = engine.alloc([batch.batch]);
     l2NormalizeForward(engine, pooled, embeddings, norms);
-    return { embeddings, bert, pooled, norms };
+    return { embeddings, bert, pooled, poolSaved, norms };
   }
 
   /** dEmbeddings [B, H] → LoRA gradients (accumulated). */
@@ -62,8 +63,7 @@ export class SentenceEncoder {
       l2NormalizeBackward(engine, state.embeddings, state.norms, dEmbeddings, dPooled);
     }
     const dHidden = engine.alloc([batch, seq, h]);
-    if (this.options.pooling === 'mean') meanPoolBackward(engine, state.bert.mask, dPooled, dHidden);
-    else clsPoolBackward(engine, dPooled, dHidden);
+    poolBackward(engine, this.options.pooling, state.poolSaved, dPooled, dHidden);
     if (dPooled !== dEmbeddings) engine.release(dPooled);
     this.bert.backward(state.bert, reshape(dHidden, [batch * seq, h]));
     engine.release(dHidden);
@@ -72,7 +72,7 @@ export class SentenceEncoder {
   release(state: SentenceForward): void {
     const { engine } = this.bert;
     this.bert.releaseForward(state.bert);
-    engine.release(state.pooled);
+    engine.release(state.pooled, state.poolSaved);
     if (state.norms) engine.release(state.embeddings, state.norms);
   }
 
