@@ -153,7 +153,7 @@ function readPooling(json: unknown, path: string, hiddenSize: number, config: Se
   }
   if (modes.length === 1) config.pooling = modes[0];
   else if (modes.length === 0) throw new Error(`${path} turns every pooling mode off`);
-  else config.unsupported.push(`pooling that concatenates ${modes.join(' + ')} (${path}); qlora-lab pools with one mode`);
+  else config.unsupported.push(`pooling that concatenates ${modes.join(' + ')} (${path})`);
 }
 
 function readSentenceBertConfig(json: unknown, config: SentenceConfig): void {

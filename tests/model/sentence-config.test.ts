@@ -71,7 +71,7 @@ describe('sentence-transformers folders', () => {
     expect((await read({ 'modules.json': MODULES, '1_Pooling/config.json': { word_embedding_dimension: 16 } })).pooling).toBe('mean');
     const both = await read({ 'modules.json': MODULES, '1_Pooling/config.json': { pooling_mode_cls_token: true } });
     expect(both.pooling).toBeNull();
-    expect(both.unsupported).toEqual(['pooling that concatenates cls + mean (1_Pooling/config.json); qlora-lab pools with one mode']);
+    expect(both.unsupported).toEqual(['pooling that concatenates cls + mean (1_Pooling/config.json)']);
     const dense = await read({
       'modules.json': [...MODULES, { idx: 2, name: '2', path: '2_Dense', type: 'sentence_transformers.models.Dense' }, { idx: 3, name: '3', path: '3_Normalize', type: 'sentence_transformers.models.Normalize' }],
       '1_Pooling/config.json': {},
