@@ -95,7 +95,9 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
   const { settings, origins } = sentenceSettings(files.sentence, overrides, FALLBACK_MAX_LENGTH, OPTION_NAMES);
-  process.stderr.write(`sentence embeddings: ${describeSettings(settings, origins)}\n`);
+  const positions = files.config.maxPositionEmbeddings;
+  const cut = settings.maxLength > positions ? `; texts are cut at ${positions} tokens, the model's max_position_embeddings` : '';
+  process.stderr.write(`sentence embeddings: ${describeSettings(settings, origins)}${cut}\n`);
   const encoder = new SentenceEncoder(bert, files.tokenizer, sentenceOptions(settings, files.sentence));
   const adapters = peft.map((p, i) => new GpuAdapter(engine, files.config, loraConfigOf(p), p.tensors, lastTrainable && i === peft.length - 1));
   bert.adapters = [...adapters];
