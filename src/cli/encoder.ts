@@ -9,7 +9,7 @@ import type { ModelFiles } from '../model/checkpoint.ts';
 import type { BertConfig } from '../model/config.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
-import { POOLING_MODES } from '../engine/ops/pooling.ts';
+import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
 import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
 import { type SentenceOverrides, type SentenceSettings, describeSettings, sentenceSettings } from '../model/sentence-config.ts';
 import { UsageError } from './errors.ts';

@@ -6,7 +6,7 @@
  * default_prompt_name). Every file is optional: a plain Hugging Face folder has none of them.
  * Then the settings a run uses: the folder's choices unless an explicit option overrides them.
  */
-import { POOLING_MODES, type PoolingMode } from '../engine/ops/pooling.ts';
+import { POOLING_MODES, type PoolingMode } from '../engine/ops/pooling-modes.ts';
 
 /** The folder's own choices, as read; null where the folder says nothing. */
 export interface SentenceConfig {
@@ -181,6 +181,29 @@ function readPrompts(json: unknown, config: SentenceConfig): void {
   }
   config.prompts = prompts as Record<string, string>;
   config.defaultPromptName = defaultName;
+}
+
+/**
+ * The sentence-transformers files of a folder that embeds with `settings` (what readSentenceConfig
+ * reads back): modules.json (Transformer, Pooling in 1_Pooling, Normalize when normalised),
+ * 1_Pooling/config.json, sentence_bert_config.json and config_sentence_transformers.json (the
+ * role prompts as "query" and "passage", when set).
+ */
+export function sentenceTransformersFiles(
+  settings: SentenceSettings,
+  model: { hiddenSize: number; lowercase: boolean; includePrompt: boolean },
+): Record<string, string> {
+  const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+  const module = (idx: number, path: string, kind: string) => ({ idx, name: String(idx), path, type: `sentence_transformers.models.${kind}` });
+  const modules = [module(0, '', 'Transformer'), module(1, '1_Pooling', 'Pooling'), ...(settings.normalize ? [module(2, '2_Normalize', 'Normalize')] : [])];
+  const pooling = Object.fromEntries(POOLING_MODES.map((m) => [MODE_FLAGS[m], m === settings.pooling]));
+  const prompts = Object.fromEntries(Object.entries(settings.prompts).filter(([, prompt]) => prompt !== ''));
+  return {
+    'modules.json': json(modules),
+    '1_Pooling/config.json': json({ word_embedding_dimension: model.hiddenSize, ...pooling, include_prompt: model.includePrompt }),
+    'sentence_bert_config.json': json({ max_seq_length: settings.maxLength, do_lower_case: model.lowercase }),
+    'config_sentence_transformers.json': json({ prompts, default_prompt_name: null, similarity_fn_name: 'cosine' }),
+  };
 }
 
 // ---------------------------------------------------------------- effective settings

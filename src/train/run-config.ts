@@ -3,7 +3,7 @@
  * adapter, the training hyperparameters and every seed. It is what a share link carries, what the
  * run history stores and what the engine worker's session runs, so one value reproduces a run.
  */
-import { POOLING_MODES } from '../engine/ops/pooling.ts';
+import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
 import { type LoraConfig, TARGETABLE_MODULES, validateLoraConfig } from '../model/lora.ts';
 import {
   FALLBACK_NORMALIZE,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filesToLoad, loadModelFiles } from '../../src/model/checkpoint.ts';
 import { hubSource } from '../../src/model/hub.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
-import { type SentenceConfig, describeSettings, readSentenceConfig, sentenceSettings } from '../../src/model/sentence-config.ts';
+import { type SentenceConfig, describeSettings, readSentenceConfig, sentenceSettings, sentenceTransformersFiles } from '../../src/model/sentence-config.ts';
 import { fixtureModelDir } from '../helpers/fixtures.ts';
 import { type HubServer, folderContents, startHubServer } from '../helpers/hub-server.ts';
 import { SENTENCE_FIXTURES, sentenceModelDir, sentenceReference } from '../helpers/sentence-fixtures.ts';
@@ -64,6 +64,15 @@ describe('sentence-transformers folders', () => {
       'pooling max (--pooling), not normalised (--normalize), max length 512 (sentence_bert_config.json), query prompt "q: " (--query-prompt), passage prompt none (default)',
     );
     expect(describeSettings(settings)).toBe('pooling max, not normalised, max length 512, query prompt "q: ", passage prompt none');
+  });
+
+  it('writes the files it reads: settings survive a round trip through sentenceTransformersFiles', async () => {
+    const settings = { pooling: 'last-token', normalize: false, maxLength: 77, prompts: { query: 'query: ', passage: '' } } as const;
+    const files = sentenceTransformersFiles(settings, { hiddenSize: 16, lowercase: true, includePrompt: false });
+    const config = await read(files);
+    expect(config).toMatchObject({ pooling: 'last-token', normalize: false, maxSeqLength: 77, lowercase: true, includePrompt: false, prompts: { query: 'query: ' } });
+    expect(sentenceSettings(config, {}, 128, OPTION_NAMES).settings).toEqual(settings);
+    expect(await read(sentenceTransformersFiles({ ...settings, normalize: true }, { hiddenSize: 16, lowercase: false, includePrompt: true }))).toMatchObject({ normalize: true, includePrompt: true });
   });
 
   it('reads the pooling_mode string, legacy flag sets (mean on by default) and leaves concatenations unapplied', async () => {

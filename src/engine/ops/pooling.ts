@@ -9,9 +9,9 @@ import { type Engine, Params } from '../engine.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
 import { dispatchPerElement, expectDistinct, kernelFamily } from './launch.ts';
+import { POOLING_MODES, type PoolingMode } from './pooling-modes.ts';
 
-export const POOLING_MODES = ['cls', 'mean', 'max', 'mean-sqrt-len', 'weighted-mean', 'last-token'] as const;
-export type PoolingMode = (typeof POOLING_MODES)[number];
+export { POOLING_MODES, type PoolingMode };
 
 /** pool_weights' mode numbers (max pooling has kernels of its own). */
 const WEIGHT_MODE: Record<Exclude<PoolingMode, 'max'>, number> = { cls: 0, mean: 1, 'mean-sqrt-len': 2, 'weighted-mean': 3, 'last-token': 4 };
