@@ -192,6 +192,11 @@ export function defaultRunConfig(data: DataRef): RunConfig {
   return STUDY_PRESETS[0].apply(base);
 }
 
+/** A configuration stored or linked by an earlier version of the app: runs made before prompts were recorded used none. */
+export function upgradeRunConfig(config: RunConfig): RunConfig {
+  return config.prompts === undefined ? { ...config, prompts: { ...NO_PROMPTS } } : config;
+}
+
 /**
  * Check a configuration that came from outside (a share link, a stored run): every field present,
  * of the right type and in range. Throws one error listing every problem.
@@ -262,8 +267,7 @@ export function validateRunConfig(value: unknown): RunConfig {
   if (!POOLING_MODES.includes(c.pooling)) problems.push(`pooling must be one of ${POOLING_MODES.join(', ')} (got ${JSON.stringify(c.pooling)})`);
   if (typeof c.normalize !== 'boolean') problems.push('normalize must be true or false');
   num(c.maxLength, 'maxLength', int(2), 'an integer ≥ 2');
-  // Runs and links made before prompts were recorded used none.
-  const prompts = c.prompts ?? { ...NO_PROMPTS };
+  const { prompts } = upgradeRunConfig(c);
   if (!isObject(prompts) || typeof prompts.query !== 'string' || typeof prompts.passage !== 'string') problems.push('prompts must be {query, passage}, both texts (empty for none)');
   const t = c.train;
   if (!isObject(t)) problems.push('train is missing');
