@@ -8,7 +8,9 @@ import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
-import { type Pooling, SentenceEncoder } from '../model/sentence.ts';
+import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
+import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
+import { type SentenceOverrides, type SentenceSettings, describeSettings, sentenceSettings } from '../model/sentence-config.ts';
 import { hasPooler } from '../model/state-dict.ts';
 import { UsageError } from './errors.ts';
 import { loadModelArgument } from './model-source.ts';
@@ -16,16 +18,28 @@ import { loadModelArgument } from './model-source.ts';
 export const ENCODER_OPTIONS = {
   model: { type: 'string' },
   base: { type: 'string', default: 'nf4' },
-  pooling: { type: 'string', default: 'mean' },
-  'no-normalize': { type: 'boolean', default: false },
-  'max-length': { type: 'string', default: '128' },
+  pooling: { type: 'string' },
+  normalize: { type: 'boolean' },
+  'no-normalize': { type: 'boolean' },
+  'max-length': { type: 'string' },
+  'prompt-query': { type: 'string' },
+  'prompt-passage': { type: 'string' },
 } as const;
+
+/** Tokens per text when neither --max-length nor the model folder (sentence_bert_config.json) says. */
+const FALLBACK_MAX_LENGTH = 128;
 
 export const ENCODER_USAGE = `  --model <dir|org/name[@revision]>  BERT-family model folder or Hugging Face repo id (required)
   --base nf4|f32                      frozen base precision (default nf4)
-  --pooling mean|cls                  sentence pooling (default mean)
-  --no-normalize                      do not L2-normalise embeddings
-  --max-length N                      tokens per text incl. [CLS]/[SEP] (default 128)`;
+  A sentence-transformers folder's choices are the defaults of the next five (printed at start):
+  --pooling ${POOLING_MODES.join('|')}
+                                      sentence pooling (else the folder's Pooling module, else mean)
+  --normalize, --no-normalize         L2-normalise embeddings or not (else a Normalize module, else yes)
+  --max-length N                      tokens per text incl. [CLS]/[SEP] (else max_seq_length, else ${FALLBACK_MAX_LENGTH})
+  --prompt-query TEXT                 prepended to queries / anchors (else the folder's "query" prompt)
+  --prompt-passage TEXT               prepended to passages / positives (else "document", "passage" or "corpus")`;
+
+const OPTION_NAMES = { pooling: '--pooling', normalize: '--normalize/--no-normalize', maxLength: '--max-length', query: '--prompt-query', passage: '--prompt-passage' };
 
 export interface CliEncoder {
   engine: Engine;
@@ -34,6 +48,8 @@ export interface CliEncoder {
   encoder: SentenceEncoder;
   /** The adapter folders given, in order, on the GPU. */
   adapters: GpuAdapter[];
+  /** Pooling, normalisation, length and prompts in effect. */
+  settings: SentenceSettings;
 }
 
 /** An adapter folder, read and checked against the base model: any problem is a plain message naming the folder. */
@@ -71,18 +87,42 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   if (typeof model !== 'string' || !model) throw new UsageError('--model is required');
   const base = values.base as BaseQuantization;
   if (base !== 'nf4' && base !== 'f32') throw new UsageError(`--base must be nf4 or f32, got ${String(base)}`);
-  const pooling = values.pooling as Pooling;
-  if (pooling !== 'mean' && pooling !== 'cls') throw new UsageError(`--pooling must be mean or cls, got ${String(pooling)}`);
-  const maxLength = Number(values['max-length']);
-  if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
+  const overrides = encoderOverrides(values);
   const files = await loadModelArgument(model);
   const peft: PeftAdapter[] = [];
   for (const dir of adapterDirs) peft.push(await readAdapterDir(dir, files));
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
-  const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling, normalize: !values['no-normalize'], maxLength });
+  const { settings, origins } = sentenceSettings(files.sentence, overrides, FALLBACK_MAX_LENGTH, OPTION_NAMES);
+  const positions = files.config.maxPositionEmbeddings;
+  const cut = settings.maxLength > positions ? `; texts are cut at ${positions} tokens, the model's max_position_embeddings` : '';
+  process.stderr.write(`sentence embeddings: ${describeSettings(settings, origins)}${cut}\n`);
+  const encoder = new SentenceEncoder(bert, files.tokenizer, sentenceOptions(settings, files.sentence));
   const adapters = peft.map((p, i) => new GpuAdapter(engine, files.config, loraConfigOf(p), p.tensors, lastTrainable && i === peft.length - 1));
   bert.adapters = [...adapters];
-  return { engine, files, bert, encoder, adapters };
+  return { engine, files, bert, encoder, adapters, settings };
+}
+
+/** The sentence settings given on the command line (the rest comes from the model folder). */
+export function encoderOverrides(values: Record<string, unknown>): SentenceOverrides {
+  const overrides: SentenceOverrides = {};
+  const pooling = values.pooling;
+  if (pooling !== undefined) {
+    if (!POOLING_MODES.includes(pooling as SentenceSettings['pooling'])) throw new UsageError(`--pooling must be one of ${POOLING_MODES.join(', ')}, got ${String(pooling)}`);
+    overrides.pooling = pooling as SentenceSettings['pooling'];
+  }
+  if (values.normalize && values['no-normalize']) throw new UsageError('--normalize and --no-normalize contradict each other: give one');
+  if (values.normalize || values['no-normalize']) overrides.normalize = Boolean(values.normalize);
+  if (values['max-length'] !== undefined) {
+    const maxLength = Number(values['max-length']);
+    if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
+    overrides.maxLength = maxLength;
+  }
+  const query = values['prompt-query'];
+  const passage = values['prompt-passage'];
+  if (query !== undefined || passage !== undefined) {
+    overrides.prompts = { ...(query !== undefined ? { query: String(query) } : {}), ...(passage !== undefined ? { passage: String(passage) } : {}) };
+  }
+  return overrides;
 }

@@ -1,12 +1,14 @@
 /**
  * Load a BERT checkpoint in Hugging Face layout from any file source: config.json, the weights
  * (model.safetensors, sharded model.safetensors.index.json, pytorch_model.bin or its sharded
- * index, in that order of preference) and the tokenizer (tokenizer.json, else vocab.txt).
+ * index, in that order of preference), the tokenizer (tokenizer.json, else vocab.txt) and, when
+ * the folder is a sentence-transformers model, its pooling, normalisation, length and prompts.
  */
 import { type BertConfig, parseBertConfig } from './config.ts';
 import type { ModelFileSource, OnProgress } from './file-source.ts';
 import { readTorchCheckpoint } from './pickle-checkpoint.ts';
 import { parseSafetensors } from './safetensors.ts';
+import { POOLING_CONFIG_FILE, SENTENCE_FILES, type SentenceConfig, readSentenceConfig } from './sentence-config.ts';
 import { type StateDict, canonicalBertWeights } from './state-dict.ts';
 import { type Tokenizer, loadTokenizer } from './tokenizer.ts';
 
@@ -24,6 +26,8 @@ export interface ModelFiles {
   config: BertConfig;
   weights: StateDict;
   tokenizer: Tokenizer;
+  /** The sentence-transformers files' choices (all null/empty for a plain Hugging Face folder). */
+  sentence: SentenceConfig;
   source: ModelSourceDescription;
 }
 
@@ -61,8 +65,10 @@ export async function loadModelFiles(source: ModelFileSource, options: LoadOptio
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new Error(`${where}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize}; they are not from the same model`);
   }
+  const sentence = await readSentenceConfig(read, config.hiddenSize);
+  for (const note of sentence.unsupported) options.log?.(`${where}: ${note} is not applied, so its embeddings will differ from sentence-transformers'`);
   const commit = await source.commit?.();
-  return { config, weights, tokenizer, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
+  return { config, weights, tokenizer, sentence, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
 }
 
 type Read = (path: string) => Promise<Uint8Array | null>;
@@ -93,7 +99,8 @@ export function filesToLoad(available: ReadonlySet<string>): string[] {
   const weights = WEIGHT_FILES.find((w) => available.has(w.name));
   const shards = weights?.shard ? [...available].filter((f) => weights.shard.test(f)).sort() : [];
   const tokenizer = available.has('tokenizer.json') ? 'tokenizer.json' : 'vocab.txt';
-  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer].filter((f) => available.has(f));
+  const pooling = [...available].filter((f) => POOLING_CONFIG_FILE.test(f)).sort();
+  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer, ...SENTENCE_FILES, ...pooling].filter((f) => available.has(f));
 }
 
 /** A sharded checkpoint: the index's weight_map says which shard holds each tensor. */

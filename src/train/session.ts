@@ -8,11 +8,11 @@ import { strToU8, zipSync } from 'fflate';
 import { type DataDB, openDataStore } from '../data/index.ts';
 import { type AdapterDescription, type Engine, createEngine } from '../engine/engine.ts';
 import { DeviceLostError } from '../engine/errors.ts';
-import { type BeforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
+import { type BeforeAfterResult, FEATURE_ROLE, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { projectorTsv } from '../eval/export.ts';
 import { runTsne } from '../eval/tsne.ts';
 import type { Embedder, LabelledText } from '../eval/types.ts';
-import { dot } from '../eval/vectors.ts';
+import { cosine } from '../eval/vectors.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
@@ -23,11 +23,12 @@ import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, 
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
 import { mergeAdapters } from '../model/merge.ts';
-import { SentenceEncoder } from '../model/sentence.ts';
+import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
+import { type SentenceSettings, type SettingOrigins, type TextRole, describeSettings } from '../model/sentence-config.ts';
 import { hasPooler } from '../model/state-dict.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
-import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig } from './run-config.ts';
+import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig, modelSentenceSettings, runSentenceSettings } from './run-config.ts';
 import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
 import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
@@ -50,6 +51,8 @@ export interface ModelSummary {
   quantization: 'nf4' | 'f32';
   /** The commit a Hub revision resolved to. */
   commit?: string;
+  /** The model folder's sentence settings (fallbacks where it says nothing), where each came from, and what it asks for that is not applied. */
+  sentence: { settings: SentenceSettings; origins: SettingOrigins; unsupported: string[] };
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
@@ -129,12 +132,20 @@ interface RunAdapter {
   host: HostAdapterTensors | null;
 }
 
-/** Embeddings of the last evaluation, kept for the search box, the maps and the TSV export. */
+/** Embeddings by role and text. */
+type RoleVectors = Record<TextRole, Map<string, Float32Array>>;
+
+const roleVectors = (): RoleVectors => ({ query: new Map(), passage: new Map() });
+
+/**
+ * Embeddings of the last evaluation, kept for the maps and the TSV export (the labelled texts as
+ * features) and the search box (the labelled texts as passages, embedded at the first search).
+ */
 interface Analysis {
   runId: string;
   labelled: LabelledText[];
-  base: Map<string, Float32Array>;
-  adapted: Map<string, Float32Array>;
+  base: RoleVectors;
+  adapted: RoleVectors;
 }
 
 export class LabSession {
@@ -328,31 +339,33 @@ export class LabSession {
     this.assertIdle('evaluate');
     const adapter = this.requireRunAdapter(runId);
     const { evalSet, labelled } = await evaluationData(await this.data(), adapter.config);
-    const analysis: Analysis = { runId, labelled, base: new Map(), adapted: new Map() };
+    const analysis: Analysis = { runId, labelled, base: roleVectors(), adapted: roleVectors() };
     const result = await evaluateBeforeAfter(this.embedder(adapter.config, false, analysis.base), this.embedder(adapter.config, true, analysis.adapted), evalSet, {
       seed: adapter.config.seeds.eval,
       batchSize: 64,
       onProgress: (done, total) => this.listener({ type: 'evaluation', done, total }),
     });
-    // The map and the search also need the labelled texts the metrics may not have embedded.
-    const missing = labelled.map((t) => t.text).filter((t) => !analysis.base.has(t));
-    await this.embedder(adapter.config, false, analysis.base)(missing);
-    await this.embedder(adapter.config, true, analysis.adapted)(missing);
+    // The maps also need the labelled texts the metrics may not have embedded.
+    const texts = labelled.map((t) => t.text);
+    await this.embedder(adapter.config, false, analysis.base)(texts, FEATURE_ROLE);
+    await this.embedder(adapter.config, true, analysis.adapted)(texts, FEATURE_ROLE);
     this.analysis = analysis;
     const metrics = Object.fromEntries(result.metrics.map((m) => [m.key, { before: m.base.value, after: m.adapted.value }]));
     await updateRun(runId, { metrics });
     return { runId, result, texts: labelled.length };
   }
 
-  /** The `k` texts of the evaluation corpus nearest to `query`, under the base and the adapted model. */
+  /** The `k` texts of the evaluation corpus (as passages) nearest to `query` (as a query), under the base and the adapted model. */
   async nearest(query: string, k: number): Promise<{ base: Neighbour[]; adapted: Neighbour[] }> {
     const analysis = this.requireAnalysis();
     const adapter = this.requireRunAdapter(analysis.runId);
     const rank = async (adapted: boolean) => {
       const vectors = adapted ? analysis.adapted : analysis.base;
-      const [q] = await this.embedder(adapter.config, adapted, new Map())([query]);
+      const embed = this.embedder(adapter.config, adapted, vectors);
+      const corpus = await embed(analysis.labelled.map((t) => t.text), 'passage');
+      const [q] = await this.embedder(adapter.config, adapted, roleVectors())([query], 'query');
       return analysis.labelled
-        .map((t) => ({ text: t.text, label: t.label, cosine: dot(q, vectors.get(t.text)!) }))
+        .map((t, i) => ({ text: t.text, label: t.label, cosine: cosine(q, corpus[i]) }))
         .sort((a, b) => b.cosine - a.cosine)
         .slice(0, k);
     };
@@ -363,7 +376,7 @@ export class LabSession {
   async tsne(model: 'base' | 'adapted', dims: 2 | 3): Promise<TsneMap> {
     const analysis = this.requireAnalysis();
     const adapter = this.requireRunAdapter(analysis.runId);
-    const vectors = model === 'base' ? analysis.base : analysis.adapted;
+    const vectors = (model === 'base' ? analysis.base : analysis.adapted)[FEATURE_ROLE];
     const texts = analysis.labelled.map((t) => t.text);
     const positions = await runTsne(await this.ensureEngine(), texts.map((t) => vectors.get(t)!), {
       dims,
@@ -399,7 +412,7 @@ export class LabSession {
   /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
   exportEmbeddingsZip(model: 'base' | 'adapted'): Uint8Array {
     const analysis = this.requireAnalysis();
-    const vectors = model === 'base' ? analysis.base : analysis.adapted;
+    const vectors = (model === 'base' ? analysis.base : analysis.adapted)[FEATURE_ROLE];
     const tsv = projectorTsv(
       analysis.labelled.map((t) => vectors.get(t.text)!),
       analysis.labelled.map((t) => ({ text: t.text, label: t.label })),
@@ -460,7 +473,7 @@ export class LabSession {
   private async emitLiveMap(run: ActiveRun, step: number): Promise<void> {
     run.mapTexts ??= (await evaluationData(await this.data(), run.config)).labelled;
     const texts = run.mapTexts.map((t) => t.text);
-    const vectors = await this.embedder(run.config, true, new Map())(texts);
+    const vectors = await this.embedder(run.config, true, roleVectors())(texts, FEATURE_ROLE);
     const positions = await runTsne(await this.ensureEngine(), vectors, { dims: 2, seed: run.config.seeds.eval, iterations: LIVE_MAP_ITERATIONS, perplexity: perplexityFor(texts.length) });
     this.listener({ type: 'live-map', runId: run.id, map: { model: 'adapted', dims: 2, positions, texts, labels: run.mapTexts.map((t) => t.label), step } });
   }
@@ -507,13 +520,14 @@ export class LabSession {
   // ---------------------------------------------------------------- embeddings
 
   private sentenceEncoder(config: RunConfig): SentenceEncoder {
-    const options = { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength };
-    return new SentenceEncoder(this.encoder!, this.requireModel().files.tokenizer, options);
+    const { files } = this.requireModel();
+    return new SentenceEncoder(this.encoder!, files.tokenizer, sentenceOptions(runSentenceSettings(config), files.sentence));
   }
 
-  /** Texts → embeddings under the base (frozen stack only) or the adapted model, memoised in `cache`. */
-  private embedder(config: RunConfig, adapted: boolean, cache: Map<string, Float32Array>): Embedder {
-    return async (texts) => {
+  /** Texts of a role → embeddings under the base (frozen stack only) or the adapted model, memoised in `caches`. */
+  private embedder(config: RunConfig, adapted: boolean, caches: RoleVectors): Embedder {
+    return async (texts, role) => {
+      const cache = caches[role];
       const todo = [...new Set(texts.filter((t) => !cache.has(t)))];
       if (todo.length > 0) {
         await this.ensureEncoder();
@@ -521,7 +535,8 @@ export class LabSession {
         const all = encoder.adapters;
         encoder.adapters = adapted ? all : all.filter((a) => a !== this.runAdapter?.gpu);
         try {
-          const vectors = await this.sentenceEncoder(config).embed(todo, EMBED_BATCH);
+          const sentence = this.sentenceEncoder(config);
+          const vectors = await sentence.embed(todo, { prompt: sentence.prompt(role), batchSize: EMBED_BATCH });
           todo.forEach((t, i) => cache.set(t, vectors[i]));
         } finally {
           encoder.adapters = all;
@@ -609,6 +624,7 @@ export class LabSession {
       parameters,
       quantization: this.encoder!.quantization,
       ...(files.source.commit ? { commit: files.source.commit } : {}),
+      sentence: { ...modelSentenceSettings(files.sentence), unsupported: files.sentence.unsupported },
     };
   }
 
@@ -722,7 +738,7 @@ Load it with PEFT:
     base = AutoModel.from_pretrained("${c.baseModelNameOrPath}"${c.revision ? `, revision="${c.revision}"` : ''})
     model = PeftModel.from_pretrained(base, "path/to/this/folder")
 
-Pool the last hidden state with ${config.pooling === 'mean' ? 'a masked mean over tokens' : 'the [CLS] token'}${config.normalize ? ' and L2-normalise' : ''}, as in training.
+Embed as in training: ${describeSettings(runSentenceSettings(config))}.
 `;
 }
 
