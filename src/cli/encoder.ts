@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
+import { ADAPTER_SETTINGS_FILE, type AdapterSettings, readAdapterSettings } from '../model/adapter-settings.ts';
 import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
 import type { BertConfig } from '../model/config.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
-import { type Pooling, SentenceEncoder } from '../model/sentence.ts';
+import { type Pooling, SentenceEncoder, type SentenceOptions } from '../model/sentence.ts';
 import { UsageError } from './errors.ts';
 import { loadModelArgument } from './model-source.ts';
 
@@ -62,6 +63,43 @@ export function loraConfigOf(peft: PeftAdapter): LoraConfig {
   return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules };
 }
 
+export function baseOption(values: Record<string, unknown>): BaseQuantization {
+  const base = values.base as BaseQuantization;
+  if (base !== 'nf4' && base !== 'f32') throw new UsageError(`--base must be nf4 or f32, got ${String(base)}`);
+  return base;
+}
+
+/** --pooling, --no-normalize and --max-length (ENCODER_OPTIONS), checked. */
+export function sentenceOptions(values: Record<string, unknown>): SentenceOptions {
+  return { pooling: poolingOption(values.pooling), normalize: !values['no-normalize'], maxLength: maxLengthOption(values['max-length']) };
+}
+
+export function poolingOption(value: unknown): Pooling {
+  if (value !== 'mean' && value !== 'cls') throw new UsageError(`--pooling must be mean or cls, got ${String(value)}`);
+  return value;
+}
+
+export function maxLengthOption(value: unknown): number {
+  const maxLength = Number(value);
+  if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(value)}`);
+  return maxLength;
+}
+
+/** An adapter folder's qlora_lab.json, or null when it has none (e.g. an adapter trained elsewhere with PEFT). */
+export async function readAdapterSettingsFile(dir: string): Promise<AdapterSettings | null> {
+  const path = join(dir, ADAPTER_SETTINGS_FILE);
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw new UsageError(`cannot read ${path}: ${e.message}`);
+  });
+  if (text === null) return null;
+  try {
+    return readAdapterSettings(text, path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 /**
  * The model with the adapter folders on it, in order (the last one trainable when asked). Every
  * folder is read and checked against the model before the GPU is touched.
@@ -69,19 +107,15 @@ export function loraConfigOf(peft: PeftAdapter): LoraConfig {
 export async function openEncoder(values: Record<string, unknown>, adapterDirs: string[] = [], lastTrainable = false): Promise<CliEncoder> {
   const model = values.model;
   if (typeof model !== 'string' || !model) throw new UsageError('--model is required');
-  const base = values.base as BaseQuantization;
-  if (base !== 'nf4' && base !== 'f32') throw new UsageError(`--base must be nf4 or f32, got ${String(base)}`);
-  const pooling = values.pooling as Pooling;
-  if (pooling !== 'mean' && pooling !== 'cls') throw new UsageError(`--pooling must be mean or cls, got ${String(pooling)}`);
-  const maxLength = Number(values['max-length']);
-  if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
+  const base = baseOption(values);
+  const options = sentenceOptions(values);
   const files = await loadModelArgument(model);
   const peft: PeftAdapter[] = [];
   for (const dir of adapterDirs) peft.push(await readAdapterDir(dir, files.config));
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
-  const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling, normalize: !values['no-normalize'], maxLength });
+  const encoder = new SentenceEncoder(bert, files.tokenizer, options);
   const adapters = peft.map((p, i) => new GpuAdapter(engine, files.config, loraConfigOf(p), p.tensors, lastTrainable && i === peft.length - 1));
   bert.adapters = [...adapters];
   return { engine, files, bert, encoder, adapters };

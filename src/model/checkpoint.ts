@@ -24,6 +24,8 @@ export interface ModelFiles {
   config: BertConfig;
   weights: StateDict;
   tokenizer: Tokenizer;
+  /** The tokenizer files as read, by name: what a merged model folder copies so other tools tokenise alike. */
+  tokenizerFiles: Map<string, Uint8Array>;
   source: ModelSourceDescription;
 }
 
@@ -49,20 +51,24 @@ export async function loadModelFiles(source: ModelFileSource, options: LoadOptio
   const { weights, ignored } = canonicalBertWeights(config, raw);
   if (ignored.length > 0) options.log?.(`ignored ${ignored.length} tensors that are not part of BertModel: ${ignored.join(', ')}`);
 
+  const tokenizerFiles = new Map<string, Uint8Array>();
   const text = async (path: string) => {
     const bytes = await read(path);
+    if (bytes) tokenizerFiles.set(path, bytes);
     return bytes ? new TextDecoder().decode(bytes) : undefined;
   };
   const tokenizerConfig = await text('tokenizer_config.json');
   const tokenizerJson = await text('tokenizer.json');
   const vocabTxt = tokenizerJson === undefined ? await text('vocab.txt') : undefined;
+  // Not needed here, but part of the tokenizer other tools load (older models name [CLS] etc. only there).
+  await text('special_tokens_map.json');
   if (tokenizerJson === undefined && vocabTxt === undefined) throw new Error(`${where} has no tokenizer: neither tokenizer.json nor vocab.txt`);
   const tokenizer = loadTokenizer({ tokenizerJson, vocabTxt, tokenizerConfig });
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new Error(`${where}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize}; they are not from the same model`);
   }
   const commit = await source.commit?.();
-  return { config, weights, tokenizer, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
+  return { config, weights, tokenizer, tokenizerFiles, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
 }
 
 type Read = (path: string) => Promise<Uint8Array | null>;
@@ -93,7 +99,7 @@ export function filesToLoad(available: ReadonlySet<string>): string[] {
   const weights = WEIGHT_FILES.find((w) => available.has(w.name));
   const shards = weights?.shard ? [...available].filter((f) => weights.shard.test(f)).sort() : [];
   const tokenizer = available.has('tokenizer.json') ? 'tokenizer.json' : 'vocab.txt';
-  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer].filter((f) => available.has(f));
+  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer, 'special_tokens_map.json'].filter((f) => available.has(f));
 }
 
 /** A sharded checkpoint: the index's weight_map says which shard holds each tensor. */

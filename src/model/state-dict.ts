@@ -50,8 +50,24 @@ export function bertWeightShapes(config: BertConfig): Map<string, number[]> {
   return shapes;
 }
 
-/** Heads and buffers that task checkpoints carry besides the encoder; dropped on load, but listed. */
-const IGNORED_NAMES = [/^pooler\./, /^cls\./, /^classifier\./, /^qa_outputs\./, /^embeddings\.position_ids$/, /^embeddings\.token_type_ids$/];
+/**
+ * BertModel's pooler, which checkpoints may or may not have (add_pooling_layer). The engine never runs
+ * it, but it is kept so that a merged model carries it, with any LoRA put on it folded in.
+ */
+export function poolerWeightShapes(config: BertConfig): Map<string, number[]> {
+  const h = config.hiddenSize;
+  return new Map([
+    ['pooler.dense.weight', [h, h]],
+    ['pooler.dense.bias', [h]],
+  ]);
+}
+
+export function hasPooler(weights: StateDict): boolean {
+  return weights.has('pooler.dense.weight');
+}
+
+/** Heads and buffers that task checkpoints carry besides BertModel; dropped on load, but listed. */
+const IGNORED_NAMES = [/^cls\./, /^classifier\./, /^qa_outputs\./, /^embeddings\.position_ids$/, /^embeddings\.token_type_ids$/];
 
 function canonicalName(name: string): string {
   const unprefixed = name.startsWith('bert.') ? name.slice(5) : name;
@@ -59,7 +75,9 @@ function canonicalName(name: string): string {
 }
 
 export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weights: StateDict; ignored: string[] } {
-  const expected = bertWeightShapes(config);
+  const required = bertWeightShapes(config);
+  const pooler = poolerWeightShapes(config);
+  const expected = new Map([...required, ...pooler]);
   const weights: StateDict = new Map();
   const ignored: string[] = [];
   const unexpected: string[] = [];
@@ -89,7 +107,9 @@ export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weig
     weights.set(canonical, tensor);
     originalName.set(canonical, name);
   }
-  const missing = [...expected].filter(([name]) => !weights.has(name)).map(([name, shape]) => `${name} ${fmt(shape)}`);
+  // The pooler is optional, but whole: a weight without its bias (or the reverse) is a broken checkpoint.
+  const needed = [...pooler.keys()].some((name) => weights.has(name)) ? expected : required;
+  const missing = [...needed].filter(([name]) => !weights.has(name)).map(([name, shape]) => `${name} ${fmt(shape)}`);
   const problems = [
     ...listing('missing', missing),
     ...listing('unexpected', unexpected),
@@ -100,8 +120,8 @@ export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weig
     const dims = `hidden ${config.hiddenSize}, ${config.numHiddenLayers} layers, intermediate ${config.intermediateSize}, vocab ${config.vocabSize}`;
     throw new Error(`checkpoint does not match a BertModel with this config (${dims}):\n${problems.join('\n')}`);
   }
-  // Keep the canonical order (embeddings, then layer by layer), whatever the file's order.
-  return { weights: new Map([...expected.keys()].map((name) => [name, weights.get(name) as HostTensor])), ignored };
+  // Keep the canonical order (embeddings, then layer by layer, then the pooler), whatever the file's order.
+  return { weights: new Map([...needed.keys()].map((name) => [name, weights.get(name) as HostTensor])), ignored };
 }
 
 function listing(what: string, items: string[]): string[] {

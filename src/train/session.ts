@@ -21,7 +21,9 @@ import { fileMapSource } from '../model/file-source.ts';
 import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
-import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
+import { adapterFolder } from '../model/adapter-settings.ts';
+import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
+import { type SentenceSettings, sentenceTransformersFolder } from '../model/sentence-folder.ts';
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder } from '../model/sentence.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
@@ -371,27 +373,23 @@ export class LabSession {
     return { model, dims, positions, texts, labels: analysis.labelled.map((t) => t.label) };
   }
 
-  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, README.md. */
+  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, qlora_lab.json, README.md. */
   exportAdapterZip(): Uint8Array {
     const adapter = this.peftAdapter();
-    const files = writePeftAdapter(adapter);
-    return zip({ ...files, 'README.md': adapterReadme(adapter, this.runAdapter!.config) });
+    const { config } = this.runAdapter!;
+    const settings = { baseModel: adapter.config.baseModelNameOrPath, ...(adapter.config.revision ? { revision: adapter.config.revision } : {}), quantization: config.quantization, sentence: sentenceSettings(config) };
+    return zip({ ...adapterFolder(adapter, settings), 'README.md': adapterReadme(adapter, config) });
   }
 
   /**
    * The merged model — every adapter folded into the base, W + scale·B·A, starting from the base's
-   * original full-precision weights — as a plain Hugging Face BertModel folder with its tokenizer.
+   * original full-precision weights — as a sentence-transformers folder with the run's pooling and the base's tokenizer.
    */
-  async exportMergedZip(): Promise<Uint8Array> {
-    const { files, source } = this.requireModel();
+  exportMergedZip(): Uint8Array {
+    const { files } = this.requireModel();
     const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()].map((a) => ({ config: loraConfigOf(a), tensors: a.tensors }));
     const weights = mergeAdapters(files.config, files.weights, adapters);
-    const out: Record<string, string | Uint8Array> = { ...writeBertCheckpoint(files.config, weights) };
-    for (const name of TOKENIZER_FILES) {
-      const bytes = await source.read(name);
-      if (bytes) out[name] = bytes;
-    }
-    return zip(out);
+    return zip(sentenceTransformersFolder(files.config, weights, files.tokenizerFiles, sentenceSettings(this.runAdapter!.config)));
   }
 
   /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
@@ -688,8 +686,6 @@ function modelSource(ref: ModelRef, localFiles: Map<string, Blob> | undefined, s
   return bundledSource(new URL(`models/${encodeURIComponent(ref.id)}/`, siteUrl ?? self.location.href), ref.id);
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json'];
-
 /** Text compressed; binary weights stored (float32 barely compresses, and a large model would take minutes). */
 function zip(files: Record<string, string | Uint8Array>): Uint8Array {
   return zipSync(
@@ -701,6 +697,11 @@ function zip(files: Record<string, string | Uint8Array>): Uint8Array {
 function loraConfigOf(adapter: PeftAdapter): LoraConfig {
   const c = adapter.config;
   return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules };
+}
+
+/** How the run turned texts into embeddings (the app has no prompts yet). */
+function sentenceSettings(config: RunConfig): SentenceSettings {
+  return { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength, prompts: {} };
 }
 
 function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
@@ -720,6 +721,8 @@ Load it with PEFT:
     model = PeftModel.from_pretrained(base, "path/to/this/folder")
 
 Pool the last hidden state with ${config.pooling === 'mean' ? 'a masked mean over tokens' : 'the [CLS] token'}${config.normalize ? ' and L2-normalise' : ''}, as in training.
+qlora_lab.json records these settings (pooling, normalize, max_seq_length, prompts), the base revision
+and precision; PEFT ignores it, qlora-lab merge reads it.
 `;
 }
 

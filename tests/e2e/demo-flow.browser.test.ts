@@ -85,7 +85,8 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
 
   // PEFT adapter: PEFT's key names and shapes, readable by the PEFT reader.
   const adapterZip = await download(page, 'PEFT adapter (zip)');
-  expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'qlora_lab.json']);
+  expect(JSON.parse(new TextDecoder().decode(adapterZip['qlora_lab.json']))).toMatchObject({ base_model: 'demo-bert', pooling: 'mean', normalize: true, max_seq_length: 64 });
   const keys = readSafetensorsHeader(adapterZip['adapter_model.safetensors']).entries.map((e) => e.name);
   expect(keys.length).toBeGreaterThan(0);
   for (const key of keys) expect(key).toMatch(/^base_model\.model\.encoder\.layer\.\d+\.attention\.self\.(query|value)\.lora_[AB]\.weight$/);
@@ -94,9 +95,12 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   const config = JSON.parse(new TextDecoder().decode(adapterZip['adapter_config.json']));
   expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'FEATURE_EXTRACTION' });
 
-  // Merged model: a BertModel folder whose query weight is base + scale·B·A.
+  // Merged model: a sentence-transformers folder whose query weight is base + scale·B·A.
   const merged = await download(page, 'Merged model (zip)');
-  expect(Object.keys(merged)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer_config.json']));
+  expect(Object.keys(merged)).toEqual(
+    expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer_config.json', 'modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'config_sentence_transformers.json']),
+  );
+  expect(JSON.parse(new TextDecoder().decode(merged['1_Pooling/config.json']))).toMatchObject({ pooling_mode_mean_tokens: true, pooling_mode_cls_token: false });
   const mergedWeights = parseSafetensors(merged['model.safetensors']).tensors;
   const baseWeights = parseSafetensors(new Uint8Array(readFileSync('public/models/demo-bert/model.safetensors'))).tensors;
   const module = 'encoder.layer.1.attention.self.query';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseBertConfig } from '../../src/model/config.ts';
 import { parseSafetensors } from '../../src/model/safetensors.ts';
-import { type StateDict, bertWeightShapes, canonicalBertWeights } from '../../src/model/state-dict.ts';
+import { type StateDict, bertWeightShapes, canonicalBertWeights, hasPooler } from '../../src/model/state-dict.ts';
 
 const tinyConfigJson = () => JSON.parse(readFileSync('tests/fixtures/bert/tiny/config.json', 'utf8')) as Record<string, unknown>;
 
@@ -67,11 +67,12 @@ describe('config.json', () => {
 describe('canonical BertModel weights', () => {
   const config = parseBertConfig(tinyConfigJson());
 
-  it('takes the fixture model.safetensors as is (BertModel names), ignoring the pooler', () => {
+  it('takes the fixture model.safetensors as is (BertModel names), keeping the pooler last', () => {
     const raw = parseSafetensors(new Uint8Array(readFileSync('tests/fixtures/bert/tiny/model.safetensors'))).tensors;
     const { weights, ignored } = canonicalBertWeights(config, raw);
-    expect([...weights.keys()]).toEqual([...bertWeightShapes(config).keys()]);
-    expect(ignored).toEqual(['pooler.dense.weight', 'pooler.dense.bias']);
+    expect([...weights.keys()]).toEqual([...bertWeightShapes(config).keys(), 'pooler.dense.weight', 'pooler.dense.bias']);
+    expect(hasPooler(weights)).toBe(true);
+    expect(ignored).toEqual([]);
     expect(weights.get('encoder.layer.1.intermediate.dense.weight')).toBe(raw.get('encoder.layer.1.intermediate.dense.weight'));
   });
 
@@ -111,5 +112,13 @@ describe('canonical BertModel weights', () => {
     const short = stateDict(config);
     short.set('embeddings.LayerNorm.bias', { shape: [32], data: new Float32Array(31) });
     expect(() => canonicalBertWeights(config, short)).toThrow(/embeddings\.LayerNorm\.bias: shape \[32\] needs 32 values, has 31/);
+  });
+
+  it('takes a checkpoint without a pooler (add_pooling_layer=False), but not half a pooler', () => {
+    const { weights } = canonicalBertWeights(config, stateDict(config));
+    expect(hasPooler(weights)).toBe(false);
+    const half = stateDict(config);
+    half.set('bert.pooler.dense.weight', { shape: [32, 32], data: new Float32Array(32 * 32) });
+    expect(() => canonicalBertWeights(config, half)).toThrow(/missing \(1\):\n  pooler\.dense\.bias \[32\]/);
   });
 });

@@ -1,15 +1,16 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Rng } from '../../engine/rng.ts';
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
-import { writePeftAdapter } from '../../model/peft-files.ts';
+import { adapterFolder } from '../../model/adapter-settings.ts';
 import { type Example, type Objective, encodeExamples } from '../../train/objective.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
+import { parseModelArgument } from '../model-source.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
 import { readPairFile } from '../pair-file.ts';
 import { CHECKPOINT_FILE, type TrainCheckpoint, fileSha256, loadTrainCheckpoint, removeTrainCheckpoint, saveTrainCheckpoint } from '../train-checkpoint.ts';
@@ -156,7 +157,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
     await saveTrainCheckpoint(out, { snapshot, args, dataSha256, ...(modelCommit ? { modelCommit } : {}) });
     lastSane = { step: snapshot.step, tensors: snapshot.adapter };
   };
-  const save = (tensors: HostAdapterTensors) => saveAdapter(cli, tensors, lora, out, String(values.model));
+  const save = (tensors: HostAdapterTensors) => saveAdapter(cli, tensors, lora, out, String(values.model), withAbsolutePaths(args));
 
   const interrupt = new InterruptFlag();
   const started = performance.now();
@@ -253,23 +254,30 @@ class InterruptFlag {
   }
 }
 
-async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: LoraConfig, out: string, model: string): Promise<void> {
+/** `args` with --data, --stack and a local --model made absolute: the record stays valid whatever folder it is used from. */
+function withAbsolutePaths(args: string[]): string[] {
+  const absolute = (option: string, value: string) => (option === 'model' && parseModelArgument(value).kind === 'hub' ? value : resolve(value));
+  return args.map((arg, i) => {
+    const inline = /^--(data|model|stack)=(.*)$/.exec(arg);
+    if (inline) return `--${inline[1]}=${absolute(inline[1], inline[2])}`;
+    const previous = /^--(data|model|stack)$/.exec(args[i - 1] ?? '');
+    return previous ? absolute(previous[1], arg) : arg;
+  });
+}
+
+/** The adapter in PEFT's layout, with qlora_lab.json recording the sentence settings and the run's arguments. */
+async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: LoraConfig, out: string, model: string, args: string[]): Promise<void> {
   const at = model.lastIndexOf('@');
   const isHubWithRevision = cli.files.source.kind === 'hub' && at > 0;
-  const files = writePeftAdapter({
-    config: {
-      r: lora.r,
-      loraAlpha: lora.alpha,
-      loraDropout: lora.dropout,
-      targetModules: lora.targetModules,
-      useRslora: lora.rslora,
-      baseModelNameOrPath: isHubWithRevision ? model.slice(0, at) : cli.files.source.id,
-      // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
-      ...(cli.files.source.commit || cli.files.source.revision ? { revision: cli.files.source.commit ?? cli.files.source.revision } : {}),
-    },
+  const baseModel = isHubWithRevision ? model.slice(0, at) : cli.files.source.id;
+  // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
+  const revision = cli.files.source.commit ?? cli.files.source.revision;
+  const adapter = {
+    config: { r: lora.r, loraAlpha: lora.alpha, loraDropout: lora.dropout, targetModules: lora.targetModules, useRslora: lora.rslora, baseModelNameOrPath: baseModel, ...(revision ? { revision } : {}) },
     tensors,
-  });
-  await writeOutputDir(out, files);
+  };
+  const settings = { baseModel, ...(revision ? { revision } : {}), quantization: cli.bert.quantization, sentence: { ...cli.encoder.options, prompts: {} }, trainArgs: args };
+  await writeOutputDir(out, adapterFolder(adapter, settings));
 }
 
 const round = (x: number) => Math.round(x * 1e5) / 1e5;
