@@ -23,8 +23,10 @@ export interface AdapterSettings {
   revision?: string;
   quantization: 'nf4' | 'f32';
   sentence: SentenceSettings;
-  /** `qlora-lab train` runs: the command's arguments, so `export-run --from` rebuilds the very run. */
+  /** `qlora-lab train` runs: the command's arguments, so `export-run --from` rebuilds the very run… */
   trainArgs?: string[];
+  /** …from the same data file (its SHA-256). */
+  dataSha256?: string;
 }
 
 export function writeAdapterSettings(s: AdapterSettings): string {
@@ -39,6 +41,7 @@ export function writeAdapterSettings(s: AdapterSettings): string {
     max_seq_length: s.sentence.maxLength,
     prompts: s.sentence.prompts,
     ...(s.trainArgs ? { train_args: s.trainArgs } : {}),
+    ...(s.dataSha256 ? { data_sha256: s.dataSha256 } : {}),
   };
   return `${JSON.stringify(file, null, 2)}\n`;
 }
@@ -59,7 +62,7 @@ export function readAdapterSettings(text: string, where: string): AdapterSetting
   if (typeof json !== 'object' || json === null || json.format !== FORMAT) throw new Error(`${where} is not a qlora-lab adapter settings file (no "format": "${FORMAT}")`);
   if (json.version !== VERSION) throw new Error(`${where} has version ${JSON.stringify(json.version)}; this qlora-lab reads version ${VERSION}`);
   const problems: string[] = [];
-  const { base_model, revision, quantization, pooling, normalize, max_seq_length, prompts, train_args } = json;
+  const { base_model, revision, quantization, pooling, normalize, max_seq_length, prompts, train_args, data_sha256 } = json;
   if (typeof base_model !== 'string' || base_model === '') problems.push(`base_model must be a non-empty text (got ${JSON.stringify(base_model)})`);
   if (revision !== null && typeof revision !== 'string') problems.push(`revision must be a text or null (got ${JSON.stringify(revision)})`);
   if (quantization !== 'nf4' && quantization !== 'f32') problems.push(`quantization must be nf4 or f32 (got ${JSON.stringify(quantization)})`);
@@ -69,6 +72,7 @@ export function readAdapterSettings(text: string, where: string): AdapterSetting
   const isTextMap = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((p) => typeof p === 'string');
   if (!isTextMap(prompts)) problems.push(`prompts must map names to texts (got ${JSON.stringify(prompts)})`);
   if (train_args !== undefined && !(Array.isArray(train_args) && train_args.every((a) => typeof a === 'string'))) problems.push('train_args must be a list of texts');
+  if (data_sha256 !== undefined && !(typeof data_sha256 === 'string' && /^[0-9a-f]{64}$/.test(data_sha256))) problems.push('data_sha256 must be a SHA-256 in hex');
   if (problems.length > 0) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
   return {
     baseModel: base_model as string,
@@ -76,5 +80,6 @@ export function readAdapterSettings(text: string, where: string): AdapterSetting
     quantization: quantization as 'nf4' | 'f32',
     sentence: { pooling: pooling as Pooling, normalize: normalize as boolean, maxLength: max_seq_length as number, prompts: prompts as Record<string, string> },
     ...(train_args ? { trainArgs: train_args as string[] } : {}),
+    ...(data_sha256 ? { dataSha256: data_sha256 as string } : {}),
   };
 }

@@ -29,7 +29,8 @@ import { SentenceEncoder } from '../model/sentence.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
 import type { ModelRef, RunConfig } from './run-config.ts';
-import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
+import { evaluationData, evaluationRows, findBuild, trainingFeed } from './run-data.ts';
+import { appRunExport, runExportFiles } from './run-export.ts';
 import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
@@ -390,6 +391,25 @@ export class LabSession {
     const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()].map((a) => ({ config: loraConfigOf(a), tensors: a.tensors }));
     const weights = mergeAdapters(files.config, files.weights, adapters);
     return zip(sentenceTransformersFolder(files.config, weights, files.tokenizerFiles, sentenceSettings(this.runAdapter!.config)));
+  }
+
+  /**
+   * The current run for sentence-transformers + PEFT (run-export.ts), in a zip: the training rows
+   * in the order the run fed them, its evaluation rows, run.json and train.py.
+   */
+  async exportRunZip(): Promise<Uint8Array> {
+    this.assertIdle('export the run');
+    const run = this.runAdapter;
+    if (!run) throw new Error('No run yet: train one or pick one in the run history.');
+    const { config } = run;
+    const exported = appRunExport(run.runId, config, this.requireModel().files.source.commit ?? null);
+    const db = await this.data();
+    const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
+    const rows = [];
+    for (let step = 0; step < config.train.steps; step++) {
+      for (let micro = 0; micro < config.train.gradientAccumulation; micro++) rows.push(...(await feed.examples(step, micro)));
+    }
+    return zip(runExportFiles(exported, rows, await evaluationRows(db, config)));
   }
 
   /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
