@@ -123,6 +123,12 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   expect(maxDelta).toBeGreaterThan(0); // training moved B away from its zero init
   expect(maxError).toBeLessThan(1e-6);
 
+  // The run for sentence-transformers: the rows it fed (steps × batch), its test rows, run.json, train.py.
+  const runExport = await download(page, 'Run for sentence-transformers (zip)');
+  expect(Object.keys(runExport).sort()).toEqual(['README.md', 'requirements.txt', 'run.json', 'test.jsonl', 'train.jsonl', 'train.py']);
+  expect(new TextDecoder().decode(runExport['train.jsonl']).trim().split('\n')).toHaveLength(QUICK_RUN.steps * QUICK_RUN.batchSize);
+  expect(JSON.parse(new TextDecoder().decode(runExport['run.json']))).toMatchObject({ model: { name_or_path: 'demo-bert', kind: 'bundled' }, steps: QUICK_RUN.steps, batch_size: QUICK_RUN.batchSize });
+
   // Embeddings for the Projector: one metadata row per vector.
   const tsv = await download(page, 'Embeddings, adapted (TSV)');
   const vectors = new TextDecoder().decode(tsv['vectors.tsv']).trim().split('\n');
