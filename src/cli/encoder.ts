@@ -4,26 +4,32 @@ import { join } from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
+import { ADAPTER_SETTINGS_FILE, type AdapterSettings, readAdapterSettings } from '../model/adapter-settings.ts';
 import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
 import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
 import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
-import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
-import { type SentenceOverrides, type SentenceSettings, describeSettings, sentenceSettings } from '../model/sentence-config.ts';
+import { type Pooling, SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
+import { type SentenceConfig, type SentenceOverrides, type SentenceSettings, type SettingOrigins, describeSettings, sentenceSettings } from '../model/sentence-config.ts';
 import { hasPooler } from '../model/state-dict.ts';
 import { UsageError } from './errors.ts';
 import { loadModelArgument } from './model-source.ts';
 
-export const ENCODER_OPTIONS = {
-  model: { type: 'string' },
-  base: { type: 'string', default: 'nf4' },
+/** How texts become embeddings (read by encoderOverrides): every command that embeds, and merge, which writes them down. */
+export const SENTENCE_OPTIONS = {
   pooling: { type: 'string' },
   normalize: { type: 'boolean' },
   'no-normalize': { type: 'boolean' },
   'max-length': { type: 'string' },
   'prompt-query': { type: 'string' },
   'prompt-passage': { type: 'string' },
+} as const;
+
+export const ENCODER_OPTIONS = {
+  model: { type: 'string' },
+  base: { type: 'string', default: 'nf4' },
+  ...SENTENCE_OPTIONS,
 } as const;
 
 /** Tokens per text when neither --max-length nor the model folder (sentence_bert_config.json) says. */
@@ -78,6 +84,38 @@ export function loraConfigOf(peft: PeftAdapter): LoraConfig {
   return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules, modulePrefix: peft.config.modulePrefix };
 }
 
+export function baseOption(values: Record<string, unknown>): BaseQuantization {
+  const base = values.base as BaseQuantization;
+  if (base !== 'nf4' && base !== 'f32') throw new UsageError(`--base must be nf4 or f32, got ${String(base)}`);
+  return base;
+}
+
+function poolingOption(value: unknown): Pooling {
+  if (!POOLING_MODES.includes(value as Pooling)) throw new UsageError(`--pooling must be one of ${POOLING_MODES.join(', ')}, got ${String(value)}`);
+  return value as Pooling;
+}
+
+function maxLengthOption(value: unknown): number {
+  const maxLength = Number(value);
+  if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(value)}`);
+  return maxLength;
+}
+
+/** An adapter folder's qlora_lab.json, or null when it has none (e.g. an adapter trained elsewhere with PEFT). */
+export async function readAdapterSettingsFile(dir: string): Promise<AdapterSettings | null> {
+  const path = join(dir, ADAPTER_SETTINGS_FILE);
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw new UsageError(`cannot read ${path}: ${e.message}`);
+  });
+  if (text === null) return null;
+  try {
+    return readAdapterSettings(text, path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 /**
  * The model with the adapter folders on it, in order (the last one trainable when asked). Every
  * folder is read and checked against the model before the GPU is touched.
@@ -85,8 +123,7 @@ export function loraConfigOf(peft: PeftAdapter): LoraConfig {
 export async function openEncoder(values: Record<string, unknown>, adapterDirs: string[] = [], lastTrainable = false): Promise<CliEncoder> {
   const model = values.model;
   if (typeof model !== 'string' || !model) throw new UsageError('--model is required');
-  const base = values.base as BaseQuantization;
-  if (base !== 'nf4' && base !== 'f32') throw new UsageError(`--base must be nf4 or f32, got ${String(base)}`);
+  const base = baseOption(values);
   const overrides = encoderOverrides(values);
   const files = await loadModelArgument(model);
   const peft: PeftAdapter[] = [];
@@ -94,7 +131,7 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
-  const { settings, origins } = sentenceSettings(files.sentence, overrides, FALLBACK_MAX_LENGTH, OPTION_NAMES);
+  const { settings, origins } = cliSentenceSettings(files.sentence, overrides);
   const positions = files.config.maxPositionEmbeddings;
   const cut = settings.maxLength > positions ? `; texts are cut at ${positions} tokens, the model's max_position_embeddings` : '';
   process.stderr.write(`sentence embeddings: ${describeSettings(settings, origins)}${cut}\n`);
@@ -104,21 +141,19 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   return { engine, files, bert, encoder, adapters, settings };
 }
 
+/** The settings in effect: the command line's `overrides` over the model folder's choices, and where each came from. */
+export function cliSentenceSettings(folder: SentenceConfig, overrides: SentenceOverrides): { settings: SentenceSettings; origins: SettingOrigins } {
+  return sentenceSettings(folder, overrides, FALLBACK_MAX_LENGTH, OPTION_NAMES);
+}
+
 /** The sentence settings given on the command line (the rest comes from the model folder). */
 export function encoderOverrides(values: Record<string, unknown>): SentenceOverrides {
   const overrides: SentenceOverrides = {};
   const pooling = values.pooling;
-  if (pooling !== undefined) {
-    if (!POOLING_MODES.includes(pooling as SentenceSettings['pooling'])) throw new UsageError(`--pooling must be one of ${POOLING_MODES.join(', ')}, got ${String(pooling)}`);
-    overrides.pooling = pooling as SentenceSettings['pooling'];
-  }
+  if (pooling !== undefined) overrides.pooling = poolingOption(pooling);
   if (values.normalize && values['no-normalize']) throw new UsageError('--normalize and --no-normalize contradict each other: give one');
   if (values.normalize || values['no-normalize']) overrides.normalize = Boolean(values.normalize);
-  if (values['max-length'] !== undefined) {
-    const maxLength = Number(values['max-length']);
-    if (!Number.isInteger(maxLength) || maxLength < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
-    overrides.maxLength = maxLength;
-  }
+  if (values['max-length'] !== undefined) overrides.maxLength = maxLengthOption(values['max-length']);
   const query = values['prompt-query'];
   const passage = values['prompt-passage'];
   if (query !== undefined || passage !== undefined) {

@@ -68,6 +68,11 @@ const MODE_NAMES: Record<string, PoolingMode> = {
   lasttoken: 'last-token',
 };
 
+/** sentence-transformers' `pooling_mode` name of a mode (what models.Pooling takes). */
+export function stPoolingMode(mode: PoolingMode): string {
+  return Object.keys(MODE_NAMES).find((name) => MODE_NAMES[name] === mode)!;
+}
+
 type Read = (path: string) => Promise<Uint8Array | null>;
 
 /** Read the sentence-transformers files of a folder through `read` (null: no such file). */

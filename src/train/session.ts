@@ -21,7 +21,9 @@ import { fileMapSource } from '../model/file-source.ts';
 import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
-import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
+import { adapterFolder } from '../model/adapter-settings.ts';
+import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
+import { sentenceTransformersFolder } from '../model/sentence-folder.ts';
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
 import { type SentenceSettings, type SettingOrigins, type TextRole, describeSettings } from '../model/sentence-config.ts';
@@ -29,7 +31,8 @@ import { hasPooler } from '../model/state-dict.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
 import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig, modelSentenceSettings, runSentenceSettings } from './run-config.ts';
-import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
+import { evaluationData, evaluationRows, findBuild, trainingFeed } from './run-data.ts';
+import { appRunExport, runExportFiles } from './run-export.ts';
 import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
@@ -386,27 +389,43 @@ export class LabSession {
     return { model, dims, positions, texts, labels: analysis.labelled.map((t) => t.label) };
   }
 
-  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, README.md. */
+  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, qlora_lab.json, README.md. */
   exportAdapterZip(): Uint8Array {
     const adapter = this.peftAdapter();
-    const files = writePeftAdapter(adapter);
-    return zip({ ...files, 'README.md': adapterReadme(adapter, this.runAdapter!.config) });
+    const { config } = this.runAdapter!;
+    const settings = { baseModel: adapter.config.baseModelNameOrPath, ...(adapter.config.revision ? { revision: adapter.config.revision } : {}), quantization: config.quantization, sentence: runSentenceSettings(config) };
+    return zip({ ...adapterFolder(adapter, settings), 'README.md': adapterReadme(adapter, config) });
   }
 
   /**
    * The merged model — every adapter folded into the base, W + scale·B·A, starting from the base's
-   * original full-precision weights — as a plain Hugging Face BertModel folder with its tokenizer.
+   * original full-precision weights — as a sentence-transformers folder with the run's pooling and the base's tokenizer.
    */
-  async exportMergedZip(): Promise<Uint8Array> {
-    const { files, source } = this.requireModel();
+  exportMergedZip(): Uint8Array {
+    const { files } = this.requireModel();
     const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()].map((a) => ({ config: loraConfigOf(a), tensors: a.tensors }));
     const weights = mergeAdapters(files.config, files.weights, adapters);
-    const out: Record<string, string | Uint8Array> = { ...writeBertCheckpoint(files.config, weights) };
-    for (const name of TOKENIZER_FILES) {
-      const bytes = await source.read(name);
-      if (bytes) out[name] = bytes;
+    return zip(sentenceTransformersFolder(files, weights, runSentenceSettings(this.runAdapter!.config)));
+  }
+
+  /**
+   * The current run for sentence-transformers + PEFT (run-export.ts), in a zip: the training rows
+   * in the order the run fed them, its evaluation rows, run.json and train.py.
+   */
+  async exportRunZip(): Promise<Uint8Array> {
+    this.assertIdle('export the run');
+    const run = this.runAdapter;
+    if (!run) throw new Error('No run yet: train one or pick one in the run history.');
+    const { config } = run;
+    const { files } = this.requireModel();
+    const exported = appRunExport(run.runId, config, files.source.commit ?? null, { lowercase: files.sentence.lowercase, includePrompt: files.sentence.includePrompt });
+    const db = await this.data();
+    const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
+    const rows = [];
+    for (let step = 0; step < config.train.steps; step++) {
+      for (let micro = 0; micro < config.train.gradientAccumulation; micro++) rows.push(...(await feed.examples(step, micro)));
     }
-    return zip(out);
+    return zip(runExportFiles(exported, rows, await evaluationRows(db, config)));
   }
 
   /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
@@ -707,8 +726,6 @@ function modelSource(ref: ModelRef, localFiles: Map<string, Blob> | undefined, s
   return bundledSource(new URL(`models/${encodeURIComponent(ref.id)}/`, siteUrl ?? self.location.href), ref.id);
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json'];
-
 /** Text compressed; binary weights stored (float32 barely compresses, and a large model would take minutes). */
 function zip(files: Record<string, string | Uint8Array>): Uint8Array {
   return zipSync(
@@ -739,6 +756,8 @@ Load it with PEFT:
     model = PeftModel.from_pretrained(base, "path/to/this/folder")
 
 Embed as in training: ${describeSettings(runSentenceSettings(config))}.
+qlora_lab.json records these settings (pooling, normalize, max_seq_length, prompts), the base revision
+and precision; PEFT ignores it, qlora-lab merge reads it.
 `;
 }
 

@@ -414,11 +414,12 @@ export class Lab {
     }
   }
 
-  /** Zipped exports made in the engine worker: the PEFT adapter, the merged model, the embeddings (TSV). */
-  async exportZip(what: 'adapter' | 'merged' | 'embeddings-base' | 'embeddings-adapted'): Promise<Uint8Array> {
+  /** Zipped exports made in the engine worker: the PEFT adapter, the merged model, the run for sentence-transformers, the embeddings (TSV). */
+  async exportZip(what: 'adapter' | 'merged' | 'run' | 'embeddings-base' | 'embeddings-adapted'): Promise<Uint8Array> {
     const session = this.requireSession();
     if (what === 'adapter') return session.exportAdapterZip();
     if (what === 'merged') return session.exportMergedZip();
+    if (what === 'run') return session.exportRunZip();
     return session.exportEmbeddingsZip(what === 'embeddings-base' ? 'base' : 'adapted');
   }
 
