@@ -46,7 +46,7 @@ export async function readAdapterDir(dir: string, bert: BertConfig): Promise<Pef
   const source = `adapter ${dir}`;
   let peft: PeftAdapter;
   try {
-    peft = readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) });
+    peft = readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }, bert);
   } catch (e) {
     throw new UsageError(`${source}: ${(e as Error).message}`);
   }

@@ -1,10 +1,13 @@
 /**
  * Files other tools read: a LoRA adapter in PEFT's layout (adapter_config.json +
- * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`), and a
- * merged model as a plain Hugging Face BertModel checkpoint (config.json + model.safetensors).
+ * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`, or the
+ * model's own class for the other families: tensor names and target_modules are written in the
+ * model's module names and read back into the canonical ones), and a merged model as a plain
+ * Hugging Face BertModel checkpoint (config.json + model.safetensors).
  */
 import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
+import { FAMILIES, type ModelFamily, canonicalName, canonicalTargets, familyConfigJson, familyName, familyTargets, familyWeights } from './families.ts';
 import { isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
@@ -19,7 +22,7 @@ export interface PeftAdapter {
     baseModelNameOrPath: string;
     revision?: string;
   };
-  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query'. */
+  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query' (canonical names, whatever the family). */
   tensors: Map<string, HostTensor>;
 }
 
@@ -30,22 +33,25 @@ export interface PeftAdapterFiles {
 
 /** A layer's linears in registration order: PEFT saves the state dict in this order. */
 const LINEARS = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
-const PEFT_KEY = /^base_model\.model\.(?:bert\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+/** PEFT's key of a module: under base_model.model., after the task model's prefix if any, with the adapter name if kept. */
+const peftKey = (family: ModelFamily) => new RegExp(`^base_model\\.model\\.(?:${family.prefix.replaceAll('.', '\\.')})?(.+)\\.lora_([AB])(?:\\.default)?\\.weight$`);
 
 function orderKey(name: string): number {
   const m = /^encoder\.layer\.(\d+)\.(.+)\.lora_([AB])$/.exec(name) as RegExpExecArray; // names are checked before sorting
   return (Number(m[1]) * LINEARS.length + LINEARS.indexOf(m[2])) * 2 + (m[3] === 'B' ? 1 : 0);
 }
 
-export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
+/** The adapter for `model`'s base, in that model's own module names (DistilBERT: transformer.layer.N.attention.q_lin…). */
+export function writePeftAdapter(adapter: PeftAdapter, model: BertConfig): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
   checkAdapterTensors(adapter, 'LoRA adapter');
+  const family = FAMILIES[model.family];
   const names = [...adapter.tensors.keys()].sort((a, b) => orderKey(a) - orderKey(b));
   const onDisk = new Map(
     names.map((name) => {
       const dot = name.lastIndexOf('.');
-      return [`base_model.model.${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
+      return [`base_model.model.${familyName(family, name.slice(0, dot))}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
     }),
   );
   const config = {
@@ -56,7 +62,7 @@ export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
     r: c.r,
     lora_alpha: c.loraAlpha,
     lora_dropout: c.loraDropout,
-    target_modules: c.targetModules,
+    target_modules: familyTargets(model, c.targetModules),
     use_rslora: c.useRslora,
     bias: 'none',
     fan_in_fan_out: false,
@@ -73,9 +79,10 @@ export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
 
 /**
  * Read a PEFT LoRA adapter, consistent on its own; where it meets a base model, checkAdapter
- * (adapter-check.ts) also checks it against that model.
+ * (adapter-check.ts) also checks it against that model. Names are read as `model`'s family writes
+ * them (BERT's without a model) and come back canonical.
  */
-export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }): PeftAdapter {
+export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }, model?: BertConfig): PeftAdapter {
   const configText = files['adapter_config.json'];
   let json: unknown;
   try {
@@ -84,24 +91,29 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
     throw new Error(`adapter_config.json is not valid JSON (${(e as Error).message})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('adapter_config.json must be a JSON object');
-  const config = parseAdapterConfig(json as Record<string, unknown>);
+  const family = FAMILIES[model?.family ?? 'bert'];
+  const ownConfig = parseAdapterConfig(json as Record<string, unknown>);
+  const config = model ? { ...ownConfig, targetModules: canonicalTargets(model, ownConfig.targetModules) } : ownConfig;
   const { tensors: stored } = parseSafetensors(files['adapter_model.safetensors'], 'adapter_model.safetensors');
   const tensors = new Map<string, HostTensor>();
   const unknown: string[] = [];
-  for (const [key, tensor] of stored) {
-    const m = PEFT_KEY.exec(key);
-    if (!m || !isLinearModule(m[1])) {
-      unknown.push(key);
+  const keyForm = peftKey(family);
+  for (const [fileKey, tensor] of stored) {
+    const m = keyForm.exec(fileKey);
+    const module = m ? canonicalName(family, m[1]) : '';
+    // Only the family's own names: a BERT-named adapter is not one PEFT would load on DistilBERT.
+    if (!m || !isLinearModule(module) || familyName(family, module) !== m[1]) {
+      unknown.push(fileKey);
       continue;
     }
-    const name = `${m[1]}.lora_${m[2]}`;
+    const name = `${module}.lora_${m[2]}`;
     if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (with and without an adapter name)`);
     tensors.set(name, tensor);
   }
   if (unknown.length > 0) {
     throw new Error(
-      `adapter_model.safetensors has tensors that are not LoRA weights of BERT's linear layers ` +
-        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight): ${unknown.join(', ')}`,
+      `adapter_model.safetensors has tensors that are not LoRA weights of ${family.label}'s linear layers ` +
+        `(expected names like base_model.model.${familyName(family, 'encoder.layer.0.attention.self.query')}.lora_A.weight): ${unknown.join(', ')}`,
     );
   }
   checkAdapterTensors({ config, tensors }, 'adapter_model.safetensors');
@@ -147,24 +159,16 @@ function checkAdapterConfig(c: PeftAdapter['config']): void {
   if (typeof c.useRslora !== 'boolean') throw new Error(`adapter config: use_rslora must be true or false, got ${JSON.stringify(c.useRslora)}`);
 }
 
-/** A merged model (or any BertModel weights) as config.json + model.safetensors in HF BertModel layout. */
+/**
+ * A merged model (or any encoder's weights) as config.json + model.safetensors of the family's bare
+ * encoder (BertModel, RobertaModel, XLMRobertaModel, DistilBertModel), in its own keys and names.
+ */
 export function writeBertCheckpoint(config: BertConfig, weights: StateDict): { 'config.json': string; 'model.safetensors': Uint8Array } {
   const { weights: canonical } = canonicalBertWeights(config, weights);
   const json = {
     ...config.raw,
-    architectures: ['BertModel'],
-    model_type: 'bert',
-    vocab_size: config.vocabSize,
-    hidden_size: config.hiddenSize,
-    num_hidden_layers: config.numHiddenLayers,
-    num_attention_heads: config.numAttentionHeads,
-    intermediate_size: config.intermediateSize,
-    max_position_embeddings: config.maxPositionEmbeddings,
-    type_vocab_size: config.typeVocabSize,
-    layer_norm_eps: config.layerNormEps,
-    hidden_act: config.hiddenAct,
-    pad_token_id: config.padTokenId,
+    ...familyConfigJson(config),
     torch_dtype: 'float32', // what model.safetensors holds, whatever the source had
   };
-  return { 'config.json': `${JSON.stringify(json, null, 2)}\n`, 'model.safetensors': writeSafetensors(canonical, { format: 'pt' }) };
+  return { 'config.json': `${JSON.stringify(json, null, 2)}\n`, 'model.safetensors': writeSafetensors(familyWeights(config, canonical), { format: 'pt' }) };
 }

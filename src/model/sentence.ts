@@ -33,7 +33,7 @@ export class SentenceEncoder {
   ) {}
 
   tokenize(texts: string[]): TokenBatch {
-    return this.tokenizer.encode(texts, Math.min(this.options.maxLength, this.bert.config.maxPositionEmbeddings));
+    return this.tokenizer.encode(texts, Math.min(this.options.maxLength, this.bert.config.maxSequenceLength));
   }
 
   forward(batch: TokenBatch, mode: ForwardMode): SentenceForward {

@@ -193,7 +193,7 @@ export class LabSession {
   async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string; name: string }) | null): Promise<string | null> {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
-    const adapter = files ? readPeftAdapter(files) : null;
+    const adapter = files ? readPeftAdapter(files, model.files.config) : null;
     if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`);
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
@@ -208,7 +208,7 @@ export class LabSession {
     const model = this.requireModel();
     const negatives = config.train.objective.kind === 'infonce' ? 1 : 0;
     const sequences = config.train.batchSize * (2 + negatives);
-    const seq = Math.min(config.maxLength, model.files.config.maxPositionEmbeddings);
+    const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
     const estimate = estimateTrainingMemory(model.files.config, config.lora, { sequences, seq }, { quantization: config.quantization });
     const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
     const problems: string[] = [];
@@ -260,7 +260,7 @@ export class LabSession {
         this.emitState(run, 'cancelled');
         return 'cancelled';
       }
-      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter()) });
+      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter(), this.requireModel().files.config) });
       await deleteCheckpoint(runId); // the run keeps its adapter; the optimizer state is no longer needed
       this.emitState(run, 'done');
       return 'done';
@@ -316,7 +316,7 @@ export class LabSession {
     const run = await getRun(runId);
     if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
     await this.prepareModel(run.config);
-    const adapter = readPeftAdapter(run.adapter);
+    const adapter = readPeftAdapter(run.adapter, this.requireModel().files.config);
     checkAdapter(this.requireModel().files.config, adapter, `the adapter of run ${runId}`);
     this.attachRunAdapter(runId, run.config, adapter.tensors, false);
   }
@@ -374,7 +374,7 @@ export class LabSession {
   /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, README.md. */
   exportAdapterZip(): Uint8Array {
     const adapter = this.peftAdapter();
-    const files = writePeftAdapter(adapter);
+    const files = writePeftAdapter(adapter, this.requireModel().files.config);
     return zip({ ...files, 'README.md': adapterReadme(adapter, this.runAdapter!.config) });
   }
 
@@ -602,7 +602,7 @@ export class LabSession {
       heads: c.numAttentionHeads,
       intermediate: c.intermediateSize,
       vocab: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings,
+      maxPositions: c.maxSequenceLength,
       parameters,
       quantization: this.encoder!.quantization,
       ...(files.source.commit ? { commit: files.source.commit } : {}),

@@ -59,7 +59,7 @@ describe('PEFT adapter files', () => {
 
   it('writes what PEFT writes: the same tensor names, order, shapes and bytes as the fixture adapter', () => {
     const fixture = fixtureFiles(`${TINY}/adapter_init`);
-    const written = writePeftAdapter(readPeftAdapter(fixture))['adapter_model.safetensors'];
+    const written = writePeftAdapter(readPeftAdapter(fixture), config)['adapter_model.safetensors'];
     const ours = readSafetensorsHeader(written);
     const theirs = readSafetensorsHeader(fixture['adapter_model.safetensors']);
     expect(ours.entries).toEqual(theirs.entries);
@@ -69,7 +69,7 @@ describe('PEFT adapter files', () => {
 
   it('writes every adapter_config.json field PEFT expects and round-trips the adapter', () => {
     const adapter = smallAdapter();
-    const files = writePeftAdapter(adapter);
+    const files = writePeftAdapter(adapter, config);
     expect(JSON.parse(files['adapter_config.json'])).toEqual({
       peft_type: 'LORA',
       task_type: 'FEATURE_EXTRACTION',
@@ -101,7 +101,7 @@ describe('PEFT adapter files', () => {
   });
 
   it('accepts PEFT\'s ".default" adapter-name keys and a bert. prefix', () => {
-    const files = writePeftAdapter(smallAdapter());
+    const files = writePeftAdapter(smallAdapter(), config);
     const withDefault = renamed(files['adapter_model.safetensors'], (k) => k.replace(/\.lora_([AB])\.weight$/, '.lora_$1.default.weight').replace('base_model.model.', 'base_model.model.bert.'));
     const back = readPeftAdapter({ ...files, 'adapter_model.safetensors': withDefault });
     expect(back.tensors.size).toBe(8);
@@ -109,7 +109,7 @@ describe('PEFT adapter files', () => {
   });
 
   it('names unknown keys, missing halves, rank mismatches and uncovered modules', () => {
-    const files = writePeftAdapter(smallAdapter());
+    const files = writePeftAdapter(smallAdapter(), config);
     const base = files['adapter_model.safetensors'];
     const t = (shape: number[]): HostTensor => ({ shape, data: new Float32Array(shape[0] * shape[1]) });
     const withExtra = renamed(base, (k) => k, [
@@ -141,7 +141,7 @@ describe('PEFT adapter files', () => {
     ['bad r', { r: 0 }, /r must be a positive integer, got 0/],
   ];
   it.each(unsupported)('refuses an adapter_config.json with %s', (_, patch, message) => {
-    const files = writePeftAdapter(smallAdapter());
+    const files = writePeftAdapter(smallAdapter(), config);
     const json = JSON.stringify({ ...JSON.parse(files['adapter_config.json']), ...patch });
     expect(() => readPeftAdapter({ ...files, 'adapter_config.json': json })).toThrow(message);
   });
@@ -149,7 +149,7 @@ describe('PEFT adapter files', () => {
   it('refuses to write an adapter with a tensor outside BERT\'s linears', () => {
     const adapter = smallAdapter();
     adapter.tensors.set('encoder.layer.0.attention.self.rotary.lora_A', { shape: [2, 32], data: new Float32Array(64) });
-    expect(() => writePeftAdapter(adapter)).toThrow(/encoder\.layer\.0\.attention\.self\.rotary\.lora_A: not "<BERT linear module>\.lora_A"/);
+    expect(() => writePeftAdapter(adapter, config)).toThrow(/encoder\.layer\.0\.attention\.self\.rotary\.lora_A: not "<BERT linear module>\.lora_A"/);
   });
 });
 

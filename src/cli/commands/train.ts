@@ -256,7 +256,7 @@ class InterruptFlag {
 async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: LoraConfig, out: string, model: string): Promise<void> {
   const at = model.lastIndexOf('@');
   const isHubWithRevision = cli.files.source.kind === 'hub' && at > 0;
-  const files = writePeftAdapter({
+  const adapter = {
     config: {
       r: lora.r,
       loraAlpha: lora.alpha,
@@ -268,7 +268,8 @@ async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: L
       ...(cli.files.source.commit || cli.files.source.revision ? { revision: cli.files.source.commit ?? cli.files.source.revision } : {}),
     },
     tensors,
-  });
+  };
+  const files = writePeftAdapter(adapter, cli.files.config);
   await writeOutputDir(out, files);
 }
 
