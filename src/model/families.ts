@@ -201,6 +201,14 @@ export function canonicalTargets(config: BertConfig, targets: string[]): string[
   return selected.length === 0 ? targets : expressTargets(config, new Set(selected), FAMILIES.bert);
 }
 
+/**
+ * Targets a person names for training (CLI, app): BERT's names select the same linears in every
+ * family, and the family's own (DistilBERT's q_lin, lin2 …) are taken too, each on its own.
+ */
+export function trainingTargets(config: BertConfig, targets: string[]): string[] {
+  return [...new Set(targets.flatMap((t) => canonicalTargets(config, [t])))];
+}
+
 /** Canonical target_modules → the names PEFT needs on the family's model (the inverse of canonicalTargets). */
 export function familyTargets(config: BertConfig, targets: string[]): string[] {
   const family = FAMILIES[config.family];

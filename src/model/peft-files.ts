@@ -41,19 +41,19 @@ function orderKey(name: string): number {
   return (Number(m[1]) * LINEARS.length + LINEARS.indexOf(m[2])) * 2 + (m[3] === 'B' ? 1 : 0);
 }
 
+/** PEFT's file key of an adapter tensor (`${module}.lora_A`, canonical) on `model`: under base_model.model., in the model's own module names. */
+export function peftTensorKey(model: BertConfig, name: string): string {
+  const dot = name.lastIndexOf('.');
+  return `base_model.model.${familyName(FAMILIES[model.family], name.slice(0, dot))}.${name.slice(dot + 1)}.weight`;
+}
+
 /** The adapter for `model`'s base, in that model's own module names (DistilBERT: transformer.layer.N.attention.q_lin…). */
 export function writePeftAdapter(adapter: PeftAdapter, model: BertConfig): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
   checkAdapterTensors(adapter, 'LoRA adapter');
-  const family = FAMILIES[model.family];
   const names = [...adapter.tensors.keys()].sort((a, b) => orderKey(a) - orderKey(b));
-  const onDisk = new Map(
-    names.map((name) => {
-      const dot = name.lastIndexOf('.');
-      return [`base_model.model.${familyName(family, name.slice(0, dot))}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
-    }),
-  );
+  const onDisk = new Map(names.map((name) => [peftTensorKey(model, name), adapter.tensors.get(name) as HostTensor]));
   const config = {
     peft_type: 'LORA',
     task_type: 'FEATURE_EXTRACTION',

@@ -8,8 +8,8 @@
 import { describe, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { BertEncoder } from '../../src/model/bert.ts';
-import { FAMILIES, familyName } from '../../src/model/families.ts';
 import { GpuAdapter } from '../../src/model/lora.ts';
+import { peftTensorKey } from '../../src/model/peft-files.ts';
 import { SentenceEncoder } from '../../src/model/sentence.ts';
 import { FAMILY_FIXTURES, type FamilyFixture, loadFixtureModel, readFixtureAdapter } from '../helpers/fixtures.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
@@ -36,12 +36,7 @@ describe.each(FAMILY_FIXTURES)('%s vs PyTorch', (model) => {
   it('InfoNCE loss and every LoRA gradient, under the family\'s PEFT names, match (loss 1e-5, gradients 1e-3 relative)', async () => {
     const engine = await gpuEngine();
     const loaded = await setup(engine, model);
-    const family = FAMILIES[loaded.bert.config.family];
-    const peftKey = (name: string) => {
-      const dot = name.lastIndexOf('.');
-      return `base_model.model.${familyName(family, name.slice(0, dot))}.${name.slice(dot + 1)}.weight`;
-    };
-    await expectReferenceGradients(loaded, model, 'f32', peftKey);
+    await expectReferenceGradients(loaded, model, 'f32', (name) => peftTensorKey(loaded.bert.config, name));
     loaded.bert.destroy();
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModelFiles } from '../../src/model/checkpoint.ts';
 import { parseBertConfig } from '../../src/model/config.ts';
-import { canonicalTargets, familyTargets } from '../../src/model/families.ts';
+import { canonicalTargets, familyTargets, trainingTargets } from '../../src/model/families.ts';
 import { fileMapSource } from '../../src/model/file-source.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../../src/model/peft-files.ts';
@@ -193,6 +193,13 @@ describe('PEFT adapters under each family\'s module names', () => {
     expect(familyTargets(config, ['encoder.layer.1.attention.self.query'])).toEqual(['transformer.layer.1.attention.q_lin']);
     expect(canonicalTargets(config, ['nothing'])).toEqual(['nothing']);
     expect(familyTargets(configOf('roberta'), ['output.dense'])).toEqual(['output.dense']);
+  });
+
+  it('takes training targets in BERT\'s names or the family\'s own, each on its own', () => {
+    const config = configOf('distilbert');
+    expect(trainingTargets(config, ['q_lin', 'value', 'query'])).toEqual(['query', 'value']);
+    expect(trainingTargets(config, ['lin1', 'typo'])).toEqual(['intermediate.dense', 'typo']);
+    expect(trainingTargets(configOf('roberta'), ['query', 'q_lin'])).toEqual(['query', 'q_lin']);
   });
 });
 

@@ -1,6 +1,7 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
 import { join } from 'node:path';
 import { Rng } from '../../engine/rng.ts';
+import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
 import { writePeftAdapter } from '../../model/peft-files.ts';
@@ -22,7 +23,7 @@ ${ENCODER_USAGE}
   --alpha A             LoRA alpha (default 32)
   --lora-dropout P      dropout on the LoRA input (default 0.1)
   --rslora              scale alpha/sqrt(r) instead of alpha/r
-  --targets a,b         PEFT target modules (default query,value)
+  --targets a,b         PEFT target modules, BERT's names or the model's own (default query,value)
   --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
   --scale S             InfoNCE scale (default 20); labelled pairs use CosineSimilarityLoss
   --symmetric           symmetric InfoNCE
@@ -135,6 +136,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
   }
+  lora.targetModules = trainingTargets(cli.files.config, lora.targetModules);
   const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed), true);
   cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
