@@ -196,7 +196,7 @@ export function familyName(family: ModelFamily, name: string): string {
  */
 export function canonicalTargets(config: BertConfig, targets: string[]): string[] {
   const family = FAMILIES[config.family];
-  if (Object.keys(family.layerModules).length === 0) return targets;
+  if (!renamesModules(family)) return targets;
   const selected = linearModulesOf(config).filter((m) => targets.some((t) => matchesTarget(familyName(family, m), t)));
   return selected.length === 0 ? targets : expressTargets(config, new Set(selected), FAMILIES.bert);
 }
@@ -212,9 +212,14 @@ export function trainingTargets(config: BertConfig, targets: string[]): string[]
 /** Canonical target_modules → the names PEFT needs on the family's model (the inverse of canonicalTargets). */
 export function familyTargets(config: BertConfig, targets: string[]): string[] {
   const family = FAMILIES[config.family];
-  if (Object.keys(family.layerModules).length === 0) return targets;
+  if (!renamesModules(family)) return targets;
   const selected = linearModulesOf(config).filter((m) => targets.some((t) => matchesTarget(m, t)));
   return selected.length === 0 ? targets : expressTargets(config, new Set(selected), family);
+}
+
+/** Whether the family's module names differ from BertModel's (DistilBERT's do; RoBERTa's are the same). */
+function renamesModules(family: ModelFamily): boolean {
+  return family.layers !== 'encoder.layer' || Object.keys(family.layerModules).length > 0;
 }
 
 function linearModulesOf(config: BertConfig): string[] {

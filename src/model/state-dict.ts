@@ -57,6 +57,7 @@ const IGNORED_NAMES = [/^pooler\./, /^embeddings\.position_ids$/, /^embeddings\.
 
 const TOKEN_TYPES = 'embeddings.token_type_embeddings.weight';
 
+/** BertModel's name of a checkpoint tensor; BertModel's own names pass through, so canonical weights read back as they are. */
 function canonicalName(config: BertConfig, name: string): string {
   const { prefix } = FAMILIES[config.family];
   const unprefixed = name.startsWith(prefix) ? name.slice(prefix.length) : name;
@@ -105,7 +106,7 @@ export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weig
     ...listing('missing', missing),
     ...listing('unexpected', unexpected),
     ...listing('wrong shape', misshaped),
-    ...listing(`given twice (with and without the ${family.prefix} prefix)`, duplicated),
+    ...listing(`given twice (two names for one weight: with and without the ${family.prefix} prefix, or ${family.label}'s and BertModel's)`, duplicated),
   ];
   if (problems.length > 0) {
     const dims = `hidden ${config.hiddenSize}, ${config.numHiddenLayers} layers, intermediate ${config.intermediateSize}, vocab ${config.vocabSize}`;

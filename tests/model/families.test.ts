@@ -115,7 +115,7 @@ describe('weights of each family, in the canonical layout', () => {
     expect(types.data.every((v) => v === 0)).toBe(true);
   });
 
-  it('DistilBERT task checkpoint: the distilbert. prefix stripped, its heads dropped; BERT names refused', () => {
+  it('DistilBERT task checkpoint: the distilbert. prefix stripped, its heads dropped; canonical weights read back as they are', () => {
     const config = configOf('distilbert');
     const raw: StateDict = new Map([...fileWeights('distilbert')].map(([name, t]) => [`distilbert.${name}`, t]));
     raw.set('vocab_projector.weight', { shape: [120, 32], data: new Float32Array(120 * 32) });
@@ -123,9 +123,10 @@ describe('weights of each family, in the canonical layout', () => {
     const { weights, ignored } = canonicalBertWeights(config, raw);
     expect(weights.size).toBe(bertWeightShapes(config).size);
     expect(ignored).toEqual(['vocab_projector.weight', 'pre_classifier.bias']);
-    const bertNamed: StateDict = new Map([...weights].filter(([name]) => !name.startsWith('embeddings.token_type')));
-    expect(() => canonicalBertWeights(config, new Map([...fileWeights('distilbert'), ['encoder.layer.0.attention.self.query.weight', bertNamed.get('encoder.layer.0.attention.self.query.weight')!]]))).toThrow(
-      /checkpoint does not match a DistilBertModel .*\ngiven twice/s,
+    expect(canonicalBertWeights(config, weights).weights).toEqual(weights);
+    const twice = new Map([...fileWeights('distilbert'), ['encoder.layer.0.attention.self.query.weight', weights.get('encoder.layer.0.attention.self.query.weight')!]]);
+    expect(() => canonicalBertWeights(config, twice)).toThrow(
+      /checkpoint does not match a DistilBertModel .*\ngiven twice .*DistilBERT's and BertModel's.*\n {2}transformer\.layer\.0\.attention\.q_lin\.weight and encoder\.layer\.0\.attention\.self\.query\.weight/s,
     );
   });
 });
