@@ -68,7 +68,7 @@ export async function readAdapterDir(dir: string, base: Pick<ModelFiles, 'config
   const source = `adapter ${dir}`;
   let peft: PeftAdapter;
   try {
-    peft = readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) });
+    peft = readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }, base.config);
   } catch (e) {
     throw new UsageError(`${source}: ${(e as Error).message}`);
   }
@@ -132,8 +132,8 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
   const { settings, origins } = cliSentenceSettings(files.sentence, overrides);
-  const positions = files.config.maxPositionEmbeddings;
-  const cut = settings.maxLength > positions ? `; texts are cut at ${positions} tokens, the model's max_position_embeddings` : '';
+  const positions = files.config.maxSequenceLength;
+  const cut = settings.maxLength > positions ? `; texts are cut at ${positions} tokens, the model's positions (max_position_embeddings)` : '';
   process.stderr.write(`sentence embeddings: ${describeSettings(settings, origins)}${cut}\n`);
   const encoder = new SentenceEncoder(bert, files.tokenizer, sentenceOptions(settings, files.sentence));
   const adapters = peft.map((p, i) => new GpuAdapter(engine, files.config, loraConfigOf(p), p.tensors, lastTrainable && i === peft.length - 1));

@@ -43,7 +43,7 @@ export const TRAIN_USAGE = `${ENCODER_USAGE}
   --alpha A             LoRA alpha (default 32)
   --lora-dropout P      dropout on the LoRA input (default 0.1)
   --rslora              scale alpha/sqrt(r) instead of alpha/r
-  --targets a,b         PEFT target modules (default query,value)
+  --targets a,b         PEFT target modules, BERT's names or the model's own (default query,value)
   --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
   --scale S             InfoNCE scale (default 20); labelled pairs use CosineSimilarityLoss
   --symmetric           symmetric InfoNCE

@@ -6,6 +6,7 @@
  * and ignores this file.
  */
 import { POOLING_MODES, type PoolingMode } from '../engine/ops/pooling-modes.ts';
+import type { BertConfig } from './config.ts';
 import { type PeftAdapter, type PeftAdapterFiles, writePeftAdapter } from './peft-files.ts';
 import type { SentenceSettings } from './sentence-config.ts';
 
@@ -43,9 +44,9 @@ export function writeAdapterSettings(s: AdapterSettings): string {
   return `${JSON.stringify(file, null, 2)}\n`;
 }
 
-/** An adapter folder: PEFT's two files and the side file. */
-export function adapterFolder(adapter: PeftAdapter, settings: AdapterSettings): PeftAdapterFiles & { [ADAPTER_SETTINGS_FILE]: string } {
-  return { ...writePeftAdapter(adapter), [ADAPTER_SETTINGS_FILE]: writeAdapterSettings(settings) };
+/** An adapter folder for a base `model` (its family's module names): PEFT's two files and the side file. */
+export function adapterFolder(adapter: PeftAdapter, model: BertConfig, settings: AdapterSettings): PeftAdapterFiles & { [ADAPTER_SETTINGS_FILE]: string } {
+  return { ...writePeftAdapter(adapter, model), [ADAPTER_SETTINGS_FILE]: writeAdapterSettings(settings) };
 }
 
 /** Read a side file; `where` names it in every message. */

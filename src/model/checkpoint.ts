@@ -75,11 +75,11 @@ export async function loadModelFiles(source: ModelFileSource, options: LoadOptio
   return { config, weights, tokenizer, tokenizerFiles, sentence, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
 }
 
-/** Only config.json and the sentence-transformers files, no weights: how the folder embeds texts (e.g. for a run export). */
-export async function loadSentenceConfig(source: ModelFileSource): Promise<SentenceConfig> {
+/** Only config.json and the sentence-transformers files, no weights: the model and how it embeds texts (e.g. for a run export). */
+export async function loadModelConfigs(source: ModelFileSource): Promise<Pick<ModelFiles, 'config' | 'sentence'>> {
   const read = (path: string) => source.read(path);
   const config = await readConfig(read, source.revision ? `${source.id}@${source.revision}` : source.id);
-  return readSentenceConfig(read, config.hiddenSize);
+  return { config, sentence: await readSentenceConfig(read, config.hiddenSize) };
 }
 
 type Read = (path: string) => Promise<Uint8Array | null>;

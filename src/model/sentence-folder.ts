@@ -20,7 +20,7 @@ export type FolderFiles = Record<string, string | Uint8Array>;
 export function sentenceTransformersFolder(base: Pick<ModelFiles, 'config' | 'tokenizerFiles' | 'sentence'>, weights: StateDict, settings: SentenceSettings): FolderFiles {
   const { config, sentence } = base;
   // Texts longer than the position table were cut there; say so rather than promise more.
-  const written = { ...settings, maxLength: Math.min(settings.maxLength, config.maxPositionEmbeddings) };
+  const written = { ...settings, maxLength: Math.min(settings.maxLength, config.maxSequenceLength) };
   return {
     ...writeBertCheckpoint(config, weights),
     ...Object.fromEntries(base.tokenizerFiles),

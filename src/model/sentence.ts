@@ -63,7 +63,7 @@ export class SentenceEncoder {
   ) {}
 
   get maxLength(): number {
-    return Math.min(this.options.maxLength, this.bert.config.maxPositionEmbeddings);
+    return Math.min(this.options.maxLength, this.bert.config.maxSequenceLength);
   }
 
   /** The prompt texts of `role` get. */

@@ -4,6 +4,8 @@
  * reproduces it under `python`, `torchrun --nproc_per_node=N` or `accelerate launch`. Rows in feed
  * order make every optimizer step of the Python run see the same batch as the original one.
  */
+import type { ModelFiles } from '../model/checkpoint.ts';
+import { familyTargets } from '../model/families.ts';
 import type { TrainingLoraConfig } from '../model/lora.ts';
 import { type RolePrompts, type SentenceConfig, type SentenceSettings, stPoolingMode } from '../model/sentence-config.ts';
 import type { FolderFiles } from '../model/sentence-folder.ts';
@@ -40,7 +42,7 @@ export interface RunExport {
 }
 
 /** An app run (`model` resolved to `commit` when it is a Hub model): its seeds init, train and data became the run. */
-export function appRunExport(runId: string, config: RunConfig, commit: string | null, text: RunExport['text']): RunExport {
+export function appRunExport(runId: string, config: RunConfig, commit: string | null, base: Pick<ModelFiles, 'config' | 'sentence'>): RunExport {
   if (config.frozenAdapter) {
     throw new Error(`This run trains on top of the frozen adapter ${config.frozenAdapter.name}, which the export cannot carry yet: merge it into the base first and train on that folder.`);
   }
@@ -49,8 +51,9 @@ export function appRunExport(runId: string, config: RunConfig, commit: string | 
     origin: `qlora-lab app run ${runId}`,
     model: { nameOrPath: model.id, kind: model.kind, revision: model.kind === 'hub' ? (commit ?? model.revision) : null, quantization: config.quantization },
     sentence: runSentenceSettings(config),
-    text,
-    lora: config.lora,
+    text: { lowercase: base.sentence.lowercase, includePrompt: base.sentence.includePrompt },
+    // PEFT on the base's own class needs its module names (DistilBERT: q_lin …).
+    lora: { ...config.lora, targetModules: familyTargets(base.config, config.lora.targetModules) },
     objective: train.objective,
     steps: train.steps,
     batchSize: train.batchSize,

@@ -208,7 +208,7 @@ export class LabSession {
   async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string; name: string }) | null): Promise<string | null> {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
-    const adapter = files ? readPeftAdapter(files) : null;
+    const adapter = files ? readPeftAdapter(files, model.files.config) : null;
     if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`, { pooler: hasPooler(model.files.weights) });
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
@@ -223,7 +223,7 @@ export class LabSession {
     const model = this.requireModel();
     const negatives = config.train.objective.kind === 'infonce' ? 1 : 0;
     const sequences = config.train.batchSize * (2 + negatives);
-    const seq = Math.min(config.maxLength, model.files.config.maxPositionEmbeddings);
+    const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
     const estimate = estimateTrainingMemory(model.files.config, config.lora, { sequences, seq }, { quantization: config.quantization });
     const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
     const problems: string[] = [];
@@ -275,7 +275,7 @@ export class LabSession {
         this.emitState(run, 'cancelled');
         return 'cancelled';
       }
-      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter()) });
+      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter(), this.requireModel().files.config) });
       await deleteCheckpoint(runId); // the run keeps its adapter; the optimizer state is no longer needed
       this.emitState(run, 'done');
       return 'done';
@@ -331,8 +331,8 @@ export class LabSession {
     const run = await getRun(runId);
     if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
     await this.prepareModel(run.config);
-    const adapter = readPeftAdapter(run.adapter);
     const { files } = this.requireModel();
+    const adapter = readPeftAdapter(run.adapter, files.config);
     checkAdapter(files.config, adapter, `the adapter of run ${runId}`, { pooler: hasPooler(files.weights) });
     this.attachRunAdapter(runId, run.config, adapter.tensors, false);
   }
@@ -394,7 +394,7 @@ export class LabSession {
     const adapter = this.peftAdapter();
     const { config } = this.runAdapter!;
     const settings = { baseModel: adapter.config.baseModelNameOrPath, ...(adapter.config.revision ? { revision: adapter.config.revision } : {}), quantization: config.quantization, sentence: runSentenceSettings(config) };
-    return zip({ ...adapterFolder(adapter, settings), 'README.md': adapterReadme(adapter, config) });
+    return zip({ ...adapterFolder(adapter, this.requireModel().files.config, settings), 'README.md': adapterReadme(adapter, config) });
   }
 
   /**
@@ -418,7 +418,7 @@ export class LabSession {
     if (!run) throw new Error('No run yet: train one or pick one in the run history.');
     const { config } = run;
     const { files } = this.requireModel();
-    const exported = appRunExport(run.runId, config, files.source.commit ?? null, { lowercase: files.sentence.lowercase, includePrompt: files.sentence.includePrompt });
+    const exported = appRunExport(run.runId, config, files.source.commit ?? null, files);
     const db = await this.data();
     const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
     const rows = [];
@@ -639,7 +639,7 @@ export class LabSession {
       heads: c.numAttentionHeads,
       intermediate: c.intermediateSize,
       vocab: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings,
+      maxPositions: c.maxSequenceLength,
       parameters,
       quantization: this.encoder!.quantization,
       ...(files.source.commit ? { commit: files.source.commit } : {}),

@@ -8,11 +8,13 @@ import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type AdapterSettings, adapterFolder, readAdapterSettings } from '../../src/model/adapter-settings.ts';
+import { parseBertConfig } from '../../src/model/config.ts';
 import { FIXTURES, fixtureModelDir, readFixtureAdapter, readSafetensorsFile } from '../helpers/fixtures.ts';
 import { assertPythonTorch, runPython, skipWithoutPythonTorch } from '../helpers/python.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const TINY = fixtureModelDir('tiny');
+const TINY_CONFIG = parseBertConfig(JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8')));
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/qlora-lab.js', ...args], { encoding: 'utf8' });
@@ -23,7 +25,7 @@ function cli(...args: string[]) {
 function writeAdapter(dir: string, sentence: AdapterSettings['sentence']): AdapterSettings {
   const adapter = readFixtureAdapter('tiny');
   const settings: AdapterSettings = { baseModel: TINY, revision: 'abc123', quantization: 'nf4', sentence, trainArgs: ['--model', TINY, '--data', '/data/pairs.csv'] };
-  const files = adapterFolder({ ...adapter, config: { ...adapter.config, baseModelNameOrPath: TINY, revision: 'abc123' } }, settings);
+  const files = adapterFolder({ ...adapter, config: { ...adapter.config, baseModelNameOrPath: TINY, revision: 'abc123' } }, TINY_CONFIG, settings);
   mkdirSync(dir, { recursive: true });
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   return settings;

@@ -14,6 +14,7 @@ import { readPairFile } from '../../src/cli/pair-file.ts';
 import { TRAIN_OPTIONS, TrainingOrder, trainPlan } from '../../src/cli/train-options.ts';
 import { adapterFolder } from '../../src/model/adapter-settings.ts';
 import { parseBertConfig } from '../../src/model/config.ts';
+import { NO_SENTENCE_CONFIG } from '../../src/model/sentence-config.ts';
 import { defaultRunConfig } from '../../src/train/run-config.ts';
 import { appRunExport, runExportFiles } from '../../src/train/run-export.ts';
 import { FIXTURES, fixtureModelDir, readFixtureAdapter, readSafetensorsFile } from '../helpers/fixtures.ts';
@@ -128,7 +129,7 @@ describe('qlora-lab export-run', () => {
     const direct = exportRun(...TRAIN_ARGS(data));
     const adapter = join(tempDir('qll-adapter-'), 'adapter');
     const peft = readFixtureAdapter('tiny');
-    const files = adapterFolder(peft, {
+    const files = adapterFolder(peft, parseBertConfig(JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8'))), {
       baseModel: TINY,
       quantization: 'f32',
       sentence: { pooling: 'cls', normalize: false, maxLength: 32, prompts: { query: 'query: ', passage: '' } },
@@ -203,7 +204,8 @@ describe("the app's run export", () => {
     train: { ...demo.train, steps: 3, batchSize: 2, gradientAccumulation: 2 },
     prompts: { query: 'query: ', passage: 'passage: ' },
   };
-  const TEXT = { lowercase: true, includePrompt: false };
+  // A base folder that lower-cases texts and leaves the prompt out of the pooling.
+  const TEXT = { config: parseBertConfig(JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8'))), sentence: { ...NO_SENTENCE_CONFIG, lowercase: true, includePrompt: false } };
   const rows = Array.from({ length: 12 }, (_, i) => ({ anchor: `q${i}`, positive: `p${i}`, negatives: [] }));
 
   it("resolves to the RunConfig's model commit, pooling, LoRA, loss, schedule and seeds", () => {

@@ -8,9 +8,9 @@
  */
 import { resolve } from 'node:path';
 import type { AdapterSettings } from '../../model/adapter-settings.ts';
-import { loadSentenceConfig } from '../../model/checkpoint.ts';
-import type { SentenceConfig } from '../../model/sentence-config.ts';
-import { TARGETABLE_MODULES } from '../../model/lora.ts';
+import { type ModelFiles, loadModelConfigs } from '../../model/checkpoint.ts';
+import { familyTargets, trainingTargets } from '../../model/families.ts';
+import { TARGETABLE_MODULES, linearModules, targetsModule } from '../../model/lora.ts';
 import { type RunExport, runExportFiles } from '../../train/run-export.ts';
 import { parseOptions, required } from '../args.ts';
 import { baseOption, cliSentenceSettings, readAdapterSettingsFile } from '../encoder.ts';
@@ -49,8 +49,6 @@ export async function run(args: string[]): Promise<void> {
   if (((train.stack as string[] | undefined) ?? []).length > 0) {
     throw new UsageError('a run with --stack cannot be exported yet: merge the stacked adapters into the base (qlora-lab merge) and train on that folder as --model');
   }
-  const unknown = String(train.targets).split(',').map((t) => t.trim()).filter((t) => t && !TARGETABLE_MODULES.includes(t));
-  if (unknown.length > 0) throw new UsageError(`--targets: unknown modules ${unknown.join(', ')} (BERT's linear layers: ${TARGETABLE_MODULES.join(', ')})`);
   const dataPath = required(train, 'data', USAGE);
   const data = await readPairFile(dataPath, pairOptionsOf(train));
   if (recorded.dataSha256 && recorded.dataSha256 !== (await fileSha256(dataPath))) {
@@ -59,14 +57,18 @@ export async function run(args: string[]): Promise<void> {
   const plan = trainPlan(train, data);
   const c = plan.config;
   const model = await modelOf(required(train, 'model', USAGE), recorded.revision);
-  const folder = await readFolderSentenceConfig(model);
+  const { config: bert, sentence: folder } = await readBaseConfigs(model);
+  // As train takes them: BERT's names or the model's own, each on its own; train.py needs the model's own.
+  const targets = trainingTargets(bert, plan.lora.targetModules);
+  const unknown = plan.lora.targetModules.filter((t) => !linearModules(bert, { pooler: true }).some((m) => targetsModule({ targetModules: trainingTargets(bert, [t]) }, m)));
+  if (unknown.length > 0) throw new UsageError(`--targets: unknown modules ${unknown.join(', ')} (BERT's linear layers: ${TARGETABLE_MODULES.join(', ')}, or the model's own names)`);
   const exported: RunExport = {
     origin: `qlora-lab train ${trainArgs.map(quoted).join(' ')}`,
     model: { ...model, quantization: baseOption(train) },
     // What train embedded with: as it recorded them, else the folder's choices under the options given.
     sentence: recorded.sentence ?? cliSentenceSettings(folder, plan.sentence).settings,
     text: { lowercase: folder.lowercase, includePrompt: folder.includePrompt },
-    lora: plan.lora,
+    lora: { ...plan.lora, targetModules: familyTargets(bert, targets) },
     objective: c.objective,
     steps: c.totalSteps,
     batchSize: plan.batchSize,
@@ -109,11 +111,11 @@ async function modelOf(arg: string, recordedRevision: string | undefined): Promi
   }
 }
 
-/** The base folder's sentence-transformers choices, read at the run's revision. */
-async function readFolderSentenceConfig(model: Omit<RunExport['model'], 'quantization'>): Promise<SentenceConfig> {
+/** The base's config.json and sentence-transformers choices, read at the run's revision. */
+async function readBaseConfigs(model: Omit<RunExport['model'], 'quantization'>): Promise<Pick<ModelFiles, 'config' | 'sentence'>> {
   const arg = model.kind === 'hub' && model.revision ? `${model.nameOrPath}@${model.revision}` : model.nameOrPath;
   try {
-    return await loadSentenceConfig(modelSource(arg));
+    return await loadModelConfigs(modelSource(arg));
   } catch (e) {
     throw new UsageError(`--model ${arg}: ${(e as Error).message}`);
   }

@@ -1,6 +1,7 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
 import { join, resolve } from 'node:path';
 import { adapterFolder } from '../../model/adapter-settings.ts';
+import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
 import { hasPooler } from '../../model/state-dict.ts';
@@ -64,6 +65,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
   }
+  lora.targetModules = trainingTargets(cli.files.config, lora.targetModules);
   const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed, { pooler: hasPooler(cli.files.weights) }), true);
   cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
@@ -181,7 +183,7 @@ async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: T
     tensors,
   };
   const settings = { baseModel, ...(revision ? { revision } : {}), quantization: cli.bert.quantization, sentence: cli.settings, ...run };
-  await writeOutputDir(out, adapterFolder(adapter, settings));
+  await writeOutputDir(out, adapterFolder(adapter, cli.files.config, settings));
 }
 
 const round = (x: number) => Math.round(x * 1e5) / 1e5;
