@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { type AdapterSettings, adapterFolder, readAdapterSettings } from '../../src/model/adapter-settings.ts';
 import { parseBertConfig } from '../../src/model/config.ts';
 import { FIXTURES, fixtureModelDir, readFixtureAdapter, readSafetensorsFile } from '../helpers/fixtures.ts';
+import { readSafetensorsHeader } from '../../src/model/safetensors.ts';
 import { assertPythonTorch, runPython, skipWithoutPythonTorch } from '../helpers/python.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -126,5 +127,29 @@ describe('qlora-lab merge writes a complete sentence-transformers folder', () =>
     const result = check(adapter, merge(adapter, '--pooling', 'cls'));
     expect(result.problems).toEqual([expect.stringMatching(/^the merged folder declares \{'pooling': 'cls'.* the adapter was trained with \{'pooling': 'mean'/)]);
     expect(result.merged_vs_adapter).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('exports on another encoder family', () => {
+  it('DistilBERT: the adapter folder and the merged sentence-transformers folder use DistilBERT\'s own class, keys and names', () => {
+    const base = fixtureModelDir('distilbert');
+    const config = parseBertConfig(JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')));
+    const adapter = readFixtureAdapter('distilbert', 'adapter_init', config);
+    const dir = join(tempDir('qll-adapter-'), 'adapter');
+    const settings: AdapterSettings = { baseModel: base, quantization: 'f32', sentence: { pooling: 'cls', normalize: false, maxLength: 512, prompts: { query: 'query: ', passage: '' } } };
+    mkdirSync(dir, { recursive: true });
+    for (const [name, content] of Object.entries(adapterFolder(adapter, config, settings))) writeFileSync(join(dir, name), content);
+    expect(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')).target_modules).toEqual(['q_lin', 'k_lin', 'v_lin', 'out_lin', 'lin1', 'lin2']);
+    const merged = join(tempDir('qll-merged-'), 'merged');
+    const r = cli('merge', '--model', base, '--adapter', dir, '--out', merged);
+    expect(r.stderr).toMatch(/a sentence-transformers folder \(cls pooling, max length 512\)/);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(readFileSync(join(merged, 'config.json'), 'utf8'))).toMatchObject({ architectures: ['DistilBertModel'], model_type: 'distilbert', dim: 32, n_layers: 3 });
+    const keys = readSafetensorsHeader(new Uint8Array(readFileSync(join(merged, 'model.safetensors')))).entries.map((e) => e.name);
+    expect(keys).toContain('transformer.layer.2.ffn.lin2.weight');
+    expect(keys.filter((k) => k.includes('token_type') || k.startsWith('encoder.'))).toEqual([]);
+    // max_seq_length capped at DistilBERT's 64 positions; the module files as for BERT.
+    expect(JSON.parse(readFileSync(join(merged, 'sentence_bert_config.json'), 'utf8'))).toEqual({ max_seq_length: 64, do_lower_case: false });
+    expect(JSON.parse(readFileSync(join(merged, '1_Pooling/config.json'), 'utf8'))).toMatchObject({ pooling_mode_cls_token: true, word_embedding_dimension: 32 });
   });
 });
