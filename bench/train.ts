@@ -56,7 +56,7 @@ export default async function bench(args: string[]): Promise<void> {
     const files = await loadModelFiles(localDirSource(await ensureBenchModel(shape, WEIGHT_SEED, log)));
     const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
     bert.adapters = [new GpuAdapter(engine, files.config, LORA, initLoraTensors(files.config, LORA, 7, { pooler: hasPooler(files.weights) }), true)];
-    const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: files.config.maxPositionEmbeddings });
+    const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: files.config.maxSequenceLength });
     const trainer = new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000 });
     try {
       for (const seq of seqs) {

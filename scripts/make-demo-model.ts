@@ -8,16 +8,19 @@
  * FILE: .txt (text), .csv/.tsv (every cell after the header row), .json/.jsonl (every string value).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Rng } from '../src/engine/rng.ts';
 import { parseBertConfig } from '../src/model/config.ts';
 import { writeBertCheckpoint } from '../src/model/peft-files.ts';
+import { sentenceTransformersFiles } from '../src/model/sentence-config.ts';
 import { type StateDict, bertWeightShapes } from '../src/model/state-dict.ts';
 import { bertTokenizerJson } from '../src/model/tokenizer.ts';
 
 export const DEMO_SHAPE = { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, max_position_embeddings: 128 };
+/** The demo as a sentence-transformers folder: mean pooling, normalised, 64 tokens (short texts, quick runs). */
+const DEMO_SENTENCE = { pooling: 'mean', normalize: true, maxLength: 64, prompts: { query: '', passage: '' } } as const;
 const SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
 
 /** BERT-uncased-style words: accents stripped, lowercased, split on whitespace and punctuation. */
@@ -103,6 +106,7 @@ export function makeDemoModel(texts: string[], options: DemoModelOptions): Recor
     'vocab.txt': vocab.map((t) => `${t}\n`).join(''),
     'tokenizer_config.json': `${JSON.stringify(tokenizerConfig, null, 2)}\n`,
     'tokenizer.json': `${JSON.stringify(bertTokenizerJson(vocab.join('\n'), tokenizerConfig), null, 2)}\n`,
+    ...sentenceTransformersFiles(DEMO_SENTENCE, { hiddenSize: config.hiddenSize, lowercase: false, includePrompt: true }),
     'README.md': readme(vocab.length, options),
   };
 }
@@ -118,6 +122,7 @@ evaluate, export) offline and in seconds. For real work pick a Hub model (BioLin
 BGE, MiniLM...).
 
 - Architecture: BertModel, hidden ${hidden_size}, ${num_hidden_layers} layers, ${num_attention_heads} heads, intermediate ${intermediate_size}.
+- Sentence embeddings (sentence-transformers files): mean pooling, L2-normalised, ${DEMO_SENTENCE.maxLength} tokens per text.
 - Vocabulary: ${vocabSize} WordPiece tokens (uncased): the special tokens, every character of the
   source texts, and their most frequent words, built from: ${options.sources.join(', ') || '(no files)'}.
 - Made by \`scripts/make-demo-model.ts\`; rerunning it with the same files and seed rewrites the same bytes.
@@ -146,7 +151,9 @@ function main(argv: string[]): void {
   mkdirSync(values.out, { recursive: true });
   let total = 0;
   for (const [name, content] of Object.entries(files)) {
-    writeFileSync(`${values.out}/${name}`, content);
+    const path = join(values.out, name);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, content);
     total += typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
   }
   console.error(`wrote ${Object.keys(files).length} files (${(total / 1e6).toFixed(2)} MB) to ${values.out}`);

@@ -25,7 +25,7 @@ export async function engineContestant(engine: Engine, files: Pick<ModelFiles, '
   await engine.sync();
   const createMs = performance.now() - start;
   engine.trimPool();
-  const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: false, maxLength: files.config.maxPositionEmbeddings });
+  const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: false, maxLength: files.config.maxSequenceLength });
   const run: Contestant['run'] = async (batch) => {
     const state = encoder.forward(batch, INFERENCE);
     const embeddings = await engine.readF32(state.embeddings);

@@ -42,15 +42,16 @@ async function writable(option: string, folder: string, path: string): Promise<v
 }
 
 /**
- * Write `files` into the folder `dir` (created if missing): each is first written to a temporary
- * sibling, and only when every one is complete are they renamed over their names. Other entries of
- * the folder are left alone. On failure the temporaries are removed and the error says what was kept.
+ * Write `files` into the folder `dir` (created if missing; a name like `1_Pooling/config.json` goes
+ * into a subfolder): each is first written to a temporary sibling, and only when every one is
+ * complete are they renamed over their names. Other entries of the folder are left alone. On
+ * failure the temporaries are removed and the error says what was kept.
  */
 export async function writeOutputDir<T extends { [K in keyof T]: Uint8Array | string }>(dir: string, files: T): Promise<void> {
-  const temp = (name: string) => join(dir, `.${name}.partial-${process.pid}`);
+  const temp = (name: string) => join(dir, dirname(name), `.${basename(name)}.partial-${process.pid}`);
   const names = Object.keys(files) as (keyof T & string)[];
   try {
-    await mkdir(dir, { recursive: true });
+    for (const folder of new Set(names.map((name) => join(dir, dirname(name))))) await mkdir(folder, { recursive: true });
     for (const name of names) await writeFile(temp(name), files[name]);
   } catch (e) {
     // A temporary that cannot be removed must not hide the error that matters.

@@ -3,6 +3,7 @@
  * computed for both, and a paired bootstrap (the same resamples for both models) gives each value's
  * interval and the interval of the change.
  */
+import type { TextRole } from '../model/sentence-config.ts';
 import { auroc } from './auroc.ts';
 import { type BootstrapOptions, type Interval, type Sample, type Statistic, bootstrapTogether } from './bootstrap.ts';
 import { stratifiedSplit } from './folds.ts';
@@ -12,8 +13,12 @@ import { meanReciprocalRank, recallAtK, relevantRanks } from './retrieval.ts';
 import { meanOf, type SentenceSeparation, sentenceSeparation, separation } from './separation.ts';
 import { silhouette } from './silhouette.ts';
 import { accuracyAt, fitThreshold } from './threshold.ts';
-import type { Embedder, EvalSet } from './types.ts';
+import type { Embedder, EvalSet, RoleText } from './types.ts';
 import { dot, unit } from './vectors.ts';
+
+const ROLES: readonly TextRole[] = ['query', 'passage'];
+/** The role of single texts used as features (probe, silhouette, maps), as E5's guidance has it. */
+export const FEATURE_ROLE: TextRole = 'query';
 
 export interface BeforeAfterOptions extends BootstrapOptions {
   /** Share of pairs in the zero-shot test split. Default 0.5. */
@@ -65,8 +70,8 @@ export interface BeforeAfterResult {
   seed: number;
 }
 
-/** A model's embeddings, looked up by text (unit-length float64). */
-type Vectors = (text: string) => Float64Array;
+/** A model's embeddings, looked up by text and role (unit-length float64). */
+type Vectors = (text: string, role: TextRole) => Float64Array;
 
 type Unit = 'pair' | 'text' | 'query';
 const PLURAL: Record<Unit, string> = { pair: 'pairs', text: 'texts', query: 'queries' };
@@ -78,8 +83,9 @@ interface MetricSpec {
   statistic: (vectors: Vectors) => Statistic;
 }
 
+/** Pair cosines: the first text of a pair is a query, the second a passage (the roles of training pairs). */
 function cosines(vectors: Vectors, pairs: readonly { a: string; b: string }[]): Float64Array {
-  return Float64Array.from(pairs, (p) => dot(vectors(p.a), vectors(p.b)));
+  return Float64Array.from(pairs, (p) => dot(vectors(p.a, 'query'), vectors(p.b, 'passage')));
 }
 
 /** A statistic over pairs from their cosines under each model. */
@@ -135,7 +141,7 @@ function sentenceSpecs(sentences: string[], associated: boolean[]): MetricSpec[]
     unit: 'text',
     sample,
     statistic: (v) => {
-      const vectors = sentences.map(v);
+      const vectors = sentences.map((s) => v(s, FEATURE_ROLE));
       return (idx) => sentenceSeparation(vectors, associated, idx)[name];
     },
   });
@@ -153,7 +159,7 @@ function labelledSpecs(set: NonNullable<EvalSet['labelled']>, options: BeforeAft
       unit: 'text',
       sample,
       statistic: (v) => {
-        const predicted = crossValidatedPredictions(set.map((t) => v(t.text)), y, { ...options.probe, folds: options.probeFolds ?? 5, seed: options.seed ?? 0 });
+        const predicted = crossValidatedPredictions(set.map((t) => v(t.text, FEATURE_ROLE)), y, { ...options.probe, folds: options.probeFolds ?? 5, seed: options.seed ?? 0 });
         const correct = Float64Array.from(predicted, (p, i) => (p === y[i] ? 1 : 0));
         return (idx) => meanOf(correct, idx);
       },
@@ -163,7 +169,7 @@ function labelledSpecs(set: NonNullable<EvalSet['labelled']>, options: BeforeAft
       unit: 'text',
       sample,
       statistic: (v) => {
-        const vectors = set.map((t) => v(t.text));
+        const vectors = set.map((t) => v(t.text, FEATURE_ROLE));
         return (idx) => silhouette(vectors, y, idx);
       },
     },
@@ -189,7 +195,7 @@ function retrievalSpecs(set: NonNullable<EvalSet['retrieval']>): MetricSpec[] {
     unit: 'query',
     sample,
     statistic: (v) => {
-      const ranks = relevantRanks(set.queries.map((q) => v(q.text)), set.corpus.map((c) => v(c.text)), relevant);
+      const ranks = relevantRanks(set.queries.map((q) => v(q.text, 'query')), set.corpus.map((c) => v(c.text, 'passage')), relevant);
       return (idx) => f(ranks, idx);
     },
   });
@@ -251,34 +257,49 @@ function metricSpecs(set: EvalSet, options: BeforeAfterOptions): MetricSpec[] {
   return specs;
 }
 
-/** Every distinct text of the set, in first-seen order. */
-export function evalTexts(set: EvalSet): string[] {
-  const texts = new Set<string>();
-  for (const p of set.pairs ?? []) texts.add(p.a).add(p.b);
-  for (const a of set.associations ?? []) texts.add(a.gene).add(a.disease).add(a.sentence);
-  for (const t of set.labelled ?? []) texts.add(t.text);
-  for (const q of set.retrieval?.queries ?? []) texts.add(q.text);
-  for (const c of set.retrieval?.corpus ?? []) texts.add(c.text);
-  return [...texts];
+/**
+ * Every distinct text of the set with the role it is embedded in, queries first, each in first-seen
+ * order: the first text of a pair (and a gene) is a query, the second (and a disease) a passage, as
+ * in training; retrieval queries and corpus are queries and passages; single texts (association
+ * sentences, labelled texts) are features, embedded as queries.
+ */
+export function evalTexts(set: EvalSet): RoleText[] {
+  const texts: Record<TextRole, Set<string>> = { query: new Set(), passage: new Set() };
+  for (const p of set.pairs ?? []) {
+    texts.query.add(p.a);
+    texts.passage.add(p.b);
+  }
+  for (const a of set.associations ?? []) {
+    texts.query.add(a.gene);
+    texts.passage.add(a.disease);
+    texts[FEATURE_ROLE].add(a.sentence);
+  }
+  for (const t of set.labelled ?? []) texts[FEATURE_ROLE].add(t.text);
+  for (const q of set.retrieval?.queries ?? []) texts.query.add(q.text);
+  for (const c of set.retrieval?.corpus ?? []) texts.passage.add(c.text);
+  return ROLES.flatMap((role) => [...texts[role]].map((text) => ({ text, role })));
 }
 
-async function embedAll(embedder: Embedder, texts: string[], batchSize: number, progress: (count: number) => void): Promise<Vectors> {
-  const table = new Map<string, Float64Array>();
+async function embedAll(embedder: Embedder, items: RoleText[], batchSize: number, progress: (count: number) => void): Promise<Vectors> {
+  const tables: Record<TextRole, Map<string, Float64Array>> = { query: new Map(), passage: new Map() };
   let width = -1;
-  for (let start = 0; start < texts.length; start += batchSize) {
-    const batch = texts.slice(start, start + batchSize);
-    const vectors = await embedder(batch);
-    if (vectors.length !== batch.length) throw new Error(`the embedder returned ${vectors.length} vectors for ${batch.length} texts`);
-    batch.forEach((t, i) => {
-      const v = vectors[i];
-      if (width >= 0 && v.length !== width) throw new Error(`the embedder returned vectors of different lengths (${width} and ${v.length})`);
-      width = v.length;
-      if (!v.every(Number.isFinite)) throw new Error(`the embedder returned a non-finite value for "${t.slice(0, 60)}"`);
-      table.set(t, unit(v));
-    });
-    progress(batch.length);
+  for (const role of ROLES) {
+    const texts = items.filter((t) => t.role === role).map((t) => t.text);
+    for (let start = 0; start < texts.length; start += batchSize) {
+      const batch = texts.slice(start, start + batchSize);
+      const vectors = await embedder(batch, role);
+      if (vectors.length !== batch.length) throw new Error(`the embedder returned ${vectors.length} vectors for ${batch.length} texts`);
+      batch.forEach((t, i) => {
+        const v = vectors[i];
+        if (width >= 0 && v.length !== width) throw new Error(`the embedder returned vectors of different lengths (${width} and ${v.length})`);
+        width = v.length;
+        if (!v.every(Number.isFinite)) throw new Error(`the embedder returned a non-finite value for "${t.slice(0, 60)}"`);
+        tables[role].set(t, unit(v));
+      });
+      progress(batch.length);
+    }
   }
-  return (text) => table.get(text)!;
+  return (text, role) => tables[role].get(text)!;
 }
 
 /** Units in each class of a sample (one class when it has no strata). */

@@ -1,7 +1,14 @@
 /** Inputs of the evaluation: an embedding function and the held-out data it is judged on. */
+import type { TextRole } from '../model/sentence-config.ts';
 
-/** Texts → L2-normalised sentence embeddings, one per text, in order. */
-export type Embedder = (texts: string[]) => Promise<Float32Array[]>;
+/** Texts of one role (the model's prompt for it applies) → sentence embeddings, one per text, in order. */
+export type Embedder = (texts: string[], role: TextRole) => Promise<Float32Array[]>;
+
+/** A text and the role it is embedded in. */
+export interface RoleText {
+  text: string;
+  role: TextRole;
+}
 
 /**
  * A pair of texts in a cardiology-style evaluation set (the CardioEmbed design): `similar` pairs

@@ -4,7 +4,9 @@
  * with saved activations and backward into the trainable adapter's gradients only.
  *
  * Attention-probability dropout is not applied (hidden and embedding dropout are); with dropout off
- * the forward matches Hugging Face's BertModel.
+ * the forward matches Hugging Face's BertModel, and RobertaModel, XLMRobertaModel and DistilBertModel
+ * through the canonical layout (families.ts). RoBERTa's positions count only non-padding tokens; with
+ * right padding that differs from counting columns only at padding, whose outputs nothing reads.
  */
 import type { Engine } from '../engine/engine.ts';
 import { hash32 } from '../engine/rng.ts';
@@ -116,14 +118,17 @@ export class BertEncoder {
 
   /** Upload canonical BertModel weights; encoder linears are quantised to NF4 on the GPU unless f32 is asked for. */
   static async create(engine: Engine, config: BertConfig, weights: StateDict, options: BaseOptions): Promise<BertEncoder> {
-    const upload = (name: string): Tensor => {
+    const upload = (name: string, firstRow = 0): Tensor => {
       const t = weights.get(name);
       if (!t) throw new Error(`missing weight ${name}`);
-      return engine.upload(t.data, t.shape);
+      if (firstRow === 0) return engine.upload(t.data, t.shape);
+      const [rows, cols] = t.shape;
+      return engine.upload(t.data.subarray(firstRow * cols), [rows - firstRow, cols]);
     };
     const encoder = new BertEncoder(engine, config, options.quantization, {
       word: upload('embeddings.word_embeddings.weight'),
-      position: upload('embeddings.position_embeddings.weight'),
+      // Row t of the uploaded table is the t-th token's position (RoBERTa's start at pad_token_id + 1).
+      position: upload('embeddings.position_embeddings.weight', config.positionOffset),
       tokenType: upload('embeddings.token_type_embeddings.weight'),
       gamma: upload('embeddings.LayerNorm.weight'),
       beta: upload('embeddings.LayerNorm.bias'),
@@ -165,8 +170,9 @@ export class BertEncoder {
     if (batch.inputIds.length !== m || batch.tokenTypeIds.length !== m || batch.attentionMask.length !== m) {
       throw new Error(`token batch arrays must hold batch×seq = ${m} entries`);
     }
-    if (t > config.maxPositionEmbeddings) {
-      throw new Error(`sequence length ${t} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
+    if (t > config.maxSequenceLength) {
+      const offset = config.positionOffset > 0 ? ` less the ${config.positionOffset} positions before the first token` : '';
+      throw new Error(`sequence length ${t} exceeds the model's ${config.maxSequenceLength} positions (max_position_embeddings ${config.maxPositionEmbeddings}${offset})`);
     }
     const ids = engine.upload(batch.inputIds, [b, t], 'u32');
     const types = engine.upload(batch.tokenTypeIds, [b, t], 'u32');

@@ -1,12 +1,14 @@
 /**
  * Load a BERT checkpoint in Hugging Face layout from any file source: config.json, the weights
  * (model.safetensors, sharded model.safetensors.index.json, pytorch_model.bin or its sharded
- * index, in that order of preference) and the tokenizer (tokenizer.json, else vocab.txt).
+ * index, in that order of preference), the tokenizer (tokenizer.json, else vocab.txt) and, when
+ * the folder is a sentence-transformers model, its pooling, normalisation, length and prompts.
  */
 import { type BertConfig, parseBertConfig } from './config.ts';
 import type { ModelFileSource, OnProgress } from './file-source.ts';
 import { readTorchCheckpoint } from './pickle-checkpoint.ts';
 import { parseSafetensors } from './safetensors.ts';
+import { POOLING_CONFIG_FILE, SENTENCE_FILES, type SentenceConfig, readSentenceConfig } from './sentence-config.ts';
 import { type StateDict, canonicalBertWeights } from './state-dict.ts';
 import { type Tokenizer, loadTokenizer } from './tokenizer.ts';
 
@@ -24,6 +26,10 @@ export interface ModelFiles {
   config: BertConfig;
   weights: StateDict;
   tokenizer: Tokenizer;
+  /** The tokenizer files as read, by name: what a merged model folder copies so other tools tokenise alike. */
+  tokenizerFiles: Map<string, Uint8Array>;
+  /** The sentence-transformers files' choices (all null/empty for a plain Hugging Face folder). */
+  sentence: SentenceConfig;
   source: ModelSourceDescription;
 }
 
@@ -41,31 +47,48 @@ export async function loadModelFiles(source: ModelFileSource, options: LoadOptio
     if (bytes) files.push(path);
     return bytes;
   };
-  const configBytes = await read('config.json');
-  if (!configBytes) throw new Error(`${where} has no config.json, so it is not a Hugging Face model folder`);
-  const config = parseBertConfig(parseJson(configBytes, 'config.json'));
+  const config = await readConfig(read, where);
 
   const raw = await readWeights(read, where);
   const { weights, ignored } = canonicalBertWeights(config, raw);
   if (ignored.length > 0) options.log?.(`ignored ${ignored.length} tensors that are not part of BertModel: ${ignored.join(', ')}`);
 
+  const tokenizerFiles = new Map<string, Uint8Array>();
   const text = async (path: string) => {
     const bytes = await read(path);
+    if (bytes) tokenizerFiles.set(path, bytes);
     return bytes ? new TextDecoder().decode(bytes) : undefined;
   };
   const tokenizerConfig = await text('tokenizer_config.json');
   const tokenizerJson = await text('tokenizer.json');
   const vocabTxt = tokenizerJson === undefined ? await text('vocab.txt') : undefined;
+  // Not needed here, but part of the tokenizer other tools load (older models name [CLS] etc. only there).
+  await text('special_tokens_map.json');
   if (tokenizerJson === undefined && vocabTxt === undefined) throw new Error(`${where} has no tokenizer: neither tokenizer.json nor vocab.txt`);
   const tokenizer = loadTokenizer({ tokenizerJson, vocabTxt, tokenizerConfig });
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new Error(`${where}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocabSize}; they are not from the same model`);
   }
+  const sentence = await readSentenceConfig(read, config.hiddenSize);
+  for (const note of sentence.unsupported) options.log?.(`${where}: ${note} is not applied, so its embeddings will differ from sentence-transformers'`);
   const commit = await source.commit?.();
-  return { config, weights, tokenizer, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
+  return { config, weights, tokenizer, tokenizerFiles, sentence, source: { kind: source.kind, id: source.id, revision: source.revision, ...(commit ? { commit } : {}), files } };
+}
+
+/** Only config.json and the sentence-transformers files, no weights: the model and how it embeds texts (e.g. for a run export). */
+export async function loadModelConfigs(source: ModelFileSource): Promise<Pick<ModelFiles, 'config' | 'sentence'>> {
+  const read = (path: string) => source.read(path);
+  const config = await readConfig(read, source.revision ? `${source.id}@${source.revision}` : source.id);
+  return { config, sentence: await readSentenceConfig(read, config.hiddenSize) };
 }
 
 type Read = (path: string) => Promise<Uint8Array | null>;
+
+async function readConfig(read: Read, where: string): Promise<BertConfig> {
+  const bytes = await read('config.json');
+  if (!bytes) throw new Error(`${where} has no config.json, so it is not a Hugging Face model folder`);
+  return parseBertConfig(parseJson(bytes, 'config.json'));
+}
 
 const parseSafetensorsTensors = (bytes: Uint8Array, name: string) => parseSafetensors(bytes, name).tensors;
 
@@ -93,7 +116,8 @@ export function filesToLoad(available: ReadonlySet<string>): string[] {
   const weights = WEIGHT_FILES.find((w) => available.has(w.name));
   const shards = weights?.shard ? [...available].filter((f) => weights.shard.test(f)).sort() : [];
   const tokenizer = available.has('tokenizer.json') ? 'tokenizer.json' : 'vocab.txt';
-  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer].filter((f) => available.has(f));
+  const pooling = [...available].filter((f) => POOLING_CONFIG_FILE.test(f)).sort();
+  return ['config.json', ...(weights ? [weights.name] : []), ...shards, 'tokenizer_config.json', tokenizer, 'special_tokens_map.json', ...SENTENCE_FILES, ...pooling].filter((f) => available.has(f));
 }
 
 /** A sharded checkpoint: the index's weight_map says which shard holds each tensor. */

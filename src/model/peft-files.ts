@@ -1,10 +1,13 @@
 /**
  * Files other tools read: a LoRA adapter in PEFT's layout (adapter_config.json +
- * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`), and a
- * merged model as a plain Hugging Face BertModel checkpoint (config.json + model.safetensors).
+ * adapter_model.safetensors, loadable with `PeftModel.from_pretrained(BertModel, dir)`, or the
+ * model's own class for the other families: tensor names and target_modules are written in the
+ * model's module names and read back into the canonical ones), and a merged model as a plain
+ * Hugging Face BertModel checkpoint (config.json + model.safetensors).
  */
 import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
+import { FAMILIES, type ModelFamily, canonicalName, canonicalTargets, familyConfigJson, familyName, familyTargets, familyWeights } from './families.ts';
 import { LINEAR_SUFFIXES, type LinearSuffix, POOLER_MODULE, fullMatch, isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
@@ -22,7 +25,7 @@ export interface PeftAdapter {
     baseModelNameOrPath: string;
     revision?: string;
   };
-  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query' or 'pooler.dense'. */
+  /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query' or 'pooler.dense' (canonical names, whatever the family). */
   tensors: Map<string, HostTensor>;
 }
 
@@ -32,18 +35,21 @@ export interface PeftAdapterFiles {
 }
 
 /**
- * Tensor names as the tools that save adapters write them; all name the same BertModel module:
- * - `base_model.model.<module>`: PEFT's PeftModel.save_pretrained over a BertModel (what we write), and
- *   `base_model.model.bert.<module>` over a BertFor… task model;
+ * Tensor names as the tools that save adapters write them; all name the same module of the family's
+ * bare encoder (BertModel, RobertaModel…), in its own module names (DistilBERT: transformer.layer.N.attention.q_lin):
+ * - `base_model.model.<module>`: PEFT's PeftModel.save_pretrained over the bare encoder (what we write), and
+ *   `base_model.model.bert.<module>` over a BertFor… task model (roberta., distilbert. for the others);
  * - `<module>` and `bert.<module>`: transformers' own PEFT integration (model.add_adapter, then
  *   save_pretrained), which is also what sentence-transformers' add_adapter saves;
  * - `base_model.model.0.auto_model.<module>` (`0.model.` from sentence-transformers 5): get_peft_model
- *   around a whole SentenceTransformer, whose module 0 holds the BertModel.
+ *   around a whole SentenceTransformer, whose module 0 holds the encoder.
  * PEFT strips the adapter name on save; `.default` before `.weight` is kept by state dicts taken
  * straight from the model, and PEFT loads those as they are.
  */
-const PEFT_KEY = /^(?:base_model\.model\.)?(bert\.|0\.auto_model\.|0\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
-const KEY_FORMS = '<module>.lora_A.weight, optionally prefixed by base_model.model. and by bert., 0.auto_model. or 0.model., with .default before .weight';
+const peftKey = (family: ModelFamily) =>
+  new RegExp(`^(?:base_model\\.model\\.)?(${family.prefix.replaceAll('.', '\\.')}|0\\.auto_model\\.|0\\.model\\.)?(.+)\\.lora_([AB])(?:\\.default)?\\.weight$`);
+const keyForms = (family: ModelFamily) =>
+  `<module>.lora_A.weight, optionally prefixed by base_model.model. and by ${family.prefix}, 0.auto_model. or 0.model., with .default before .weight`;
 
 /** Where a BertModel linear comes in registration order (each layer's six, then the pooler), which is the order PEFT saves in. */
 function modulePosition(module: string): number {
@@ -58,17 +64,19 @@ function byPeftOrder(a: string, b: string): number {
   return modulePosition(moduleA) - modulePosition(moduleB) || a.localeCompare(b);
 }
 
-export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
+/** PEFT's file key of an adapter tensor (`${module}.lora_A`, canonical) on `model`: under base_model.model. and the wrapped model's prefix, in the model's own module names. */
+export function peftTensorKey(model: BertConfig, name: string, modulePrefix = ''): string {
+  const dot = name.lastIndexOf('.');
+  return `base_model.model.${modulePrefix}${familyName(FAMILIES[model.family], name.slice(0, dot))}.${name.slice(dot + 1)}.weight`;
+}
+
+/** The adapter for `model`'s base, in that model's own module names (DistilBERT: transformer.layer.N.attention.q_lin…). */
+export function writePeftAdapter(adapter: PeftAdapter, model: BertConfig): PeftAdapterFiles {
   const c = adapter.config;
   checkAdapterConfig(c);
   checkAdapterTensors(adapter, 'LoRA adapter');
   const names = [...adapter.tensors.keys()].sort(byPeftOrder);
-  const onDisk = new Map(
-    names.map((name) => {
-      const dot = name.lastIndexOf('.');
-      return [`base_model.model.${c.modulePrefix ?? ''}${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`, adapter.tensors.get(name) as HostTensor];
-    }),
-  );
+  const onDisk = new Map(names.map((name) => [peftTensorKey(model, name, c.modulePrefix), adapter.tensors.get(name) as HostTensor]));
   const config = {
     peft_type: 'LORA',
     task_type: 'FEATURE_EXTRACTION',
@@ -77,7 +85,7 @@ export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
     r: c.r,
     lora_alpha: c.loraAlpha,
     lora_dropout: c.loraDropout,
-    target_modules: c.targetModules,
+    target_modules: familyTargets(model, c.targetModules),
     use_rslora: c.useRslora,
     bias: 'none',
     fan_in_fan_out: false,
@@ -94,9 +102,10 @@ export function writePeftAdapter(adapter: PeftAdapter): PeftAdapterFiles {
 
 /**
  * Read a PEFT LoRA adapter, consistent on its own; where it meets a base model, checkAdapter
- * (adapter-check.ts) also checks it against that model.
+ * (adapter-check.ts) also checks it against that model. Names are read as `model`'s family writes
+ * them (BERT's without a model) and come back canonical.
  */
-export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }): PeftAdapter {
+export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }, model?: BertConfig): PeftAdapter {
   const configText = files['adapter_config.json'];
   let json: unknown;
   try {
@@ -105,33 +114,40 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
     throw new Error(`adapter_config.json is not valid JSON (${(e as Error).message})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('adapter_config.json must be a JSON object');
+  const family = FAMILIES[model?.family ?? 'bert'];
   const config = parseAdapterConfig(json as Record<string, unknown>);
   const { tensors: stored } = parseSafetensors(files['adapter_model.safetensors'], 'adapter_model.safetensors');
   const tensors = new Map<string, HostTensor>();
   const unknown: string[] = [];
   const prefixes = new Set<string>();
-  for (const [key, tensor] of stored) {
-    const m = PEFT_KEY.exec(key);
-    if (!m || !isLinearModule(m[2])) {
-      unknown.push(key);
+  const keyForm = peftKey(family);
+  for (const [fileKey, tensor] of stored) {
+    // The family's module names become BertModel's first; the prefix and the target rule then work on those.
+    const m = keyForm.exec(fileKey);
+    const module = m ? canonicalName(family, m[2]) : '';
+    // Only the family's own names: a BERT-named adapter is not one PEFT would load on DistilBERT.
+    if (!m || !isLinearModule(module) || familyName(family, module) !== m[2]) {
+      unknown.push(fileKey);
       continue;
     }
     prefixes.add(m[1] ?? '');
-    const name = `${m[2]}.lora_${m[3]}`;
-    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (under two of the name forms ${KEY_FORMS})`);
+    const name = `${module}.lora_${m[3]}`;
+    if (tensors.has(name)) throw new Error(`adapter_model.safetensors holds ${name} twice (under two of the name forms ${keyForms(family)})`);
     tensors.set(name, tensor);
   }
   if (unknown.length > 0) {
     throw new Error(
-      `adapter_model.safetensors has tensors that are not LoRA weights of BERT's linear layers ` +
-        `(expected names like base_model.model.encoder.layer.0.attention.self.query.lora_A.weight or encoder.layer.0.attention.self.query.lora_A.weight; ` +
-        `accepted forms: ${KEY_FORMS}): ${unknown.join(', ')}`,
+      `adapter_model.safetensors has tensors that are not LoRA weights of ${family.label}'s linear layers ` +
+        `(expected names like base_model.model.${familyName(family, 'encoder.layer.0.attention.self.query')}.lora_A.weight or ${familyName(family, 'encoder.layer.0.attention.self.query')}.lora_A.weight; ` +
+        `accepted forms: ${keyForms(family)}): ${unknown.join(', ')}`,
     );
   }
   // One wrapped model per file: its prefix decides which names target_modules were matched against.
   if (prefixes.size > 1) throw new Error(`adapter_model.safetensors mixes names from differently wrapped models (prefixes ${[...prefixes].map((p) => JSON.stringify(p)).join(', ')})`);
   const [modulePrefix = ''] = prefixes;
   const withPrefix = modulePrefix ? { ...config, modulePrefix } : config;
+  // target_modules as PEFT matched them on the model's own names, as the BertModel names they select.
+  if (model) withPrefix.targetModules = canonicalTargets(model, withPrefix);
   checkAdapterTensors({ config: withPrefix, tensors }, 'adapter_model.safetensors');
   return { config: withPrefix, tensors };
 }
@@ -181,24 +197,16 @@ function checkAdapterConfig(c: PeftAdapter['config']): void {
   if (typeof c.useRslora !== 'boolean') throw new Error(`adapter config: use_rslora must be true or false, got ${JSON.stringify(c.useRslora)}`);
 }
 
-/** A merged model (or any BertModel weights) as config.json + model.safetensors in HF BertModel layout. */
+/**
+ * A merged model (or any encoder's weights) as config.json + model.safetensors of the family's bare
+ * encoder (BertModel, RobertaModel, XLMRobertaModel, DistilBertModel), in its own keys and names.
+ */
 export function writeBertCheckpoint(config: BertConfig, weights: StateDict): { 'config.json': string; 'model.safetensors': Uint8Array } {
   const { weights: canonical } = canonicalBertWeights(config, weights);
   const json = {
     ...config.raw,
-    architectures: ['BertModel'],
-    model_type: 'bert',
-    vocab_size: config.vocabSize,
-    hidden_size: config.hiddenSize,
-    num_hidden_layers: config.numHiddenLayers,
-    num_attention_heads: config.numAttentionHeads,
-    intermediate_size: config.intermediateSize,
-    max_position_embeddings: config.maxPositionEmbeddings,
-    type_vocab_size: config.typeVocabSize,
-    layer_norm_eps: config.layerNormEps,
-    hidden_act: config.hiddenAct,
-    pad_token_id: config.padTokenId,
+    ...familyConfigJson(config),
     torch_dtype: 'float32', // what model.safetensors holds, whatever the source had
   };
-  return { 'config.json': `${JSON.stringify(json, null, 2)}\n`, 'model.safetensors': writeSafetensors(canonical, { format: 'pt' }) };
+  return { 'config.json': `${JSON.stringify(json, null, 2)}\n`, 'model.safetensors': writeSafetensors(familyWeights(config, canonical), { format: 'pt' }) };
 }

@@ -1,9 +1,11 @@
 /**
  * Host-side tensors and the canonical BertModel weight names. Checkpoints come in several
- * spellings (`bert.`-prefixed task models, TF-era `LayerNorm.gamma/beta`); `canonicalBertWeights`
- * maps them onto one set of names and checks every shape against the config.
+ * spellings (`bert.`/`roberta.`/`distilbert.`-prefixed task models, DistilBERT's own names, TF-era
+ * `LayerNorm.gamma/beta`); `canonicalBertWeights` maps them onto one set of names and checks every
+ * shape against the config.
  */
 import type { BertConfig } from './config.ts';
+import { FAMILIES, canonicalName as familyCanonicalName } from './families.ts';
 
 export interface HostTensor {
   shape: number[];
@@ -66,18 +68,26 @@ export function hasPooler(weights: StateDict): boolean {
   return weights.has('pooler.dense.weight');
 }
 
-/** Heads and buffers that task checkpoints carry besides BertModel; dropped on load, but listed. */
-const IGNORED_NAMES = [/^cls\./, /^classifier\./, /^qa_outputs\./, /^embeddings\.position_ids$/, /^embeddings\.token_type_ids$/];
+/** Buffers that checkpoints carry besides the encoder; dropped on load, but listed (so are the family's task heads). */
+const IGNORED_NAMES = [/^embeddings\.position_ids$/, /^embeddings\.token_type_ids$/];
 
-function canonicalName(name: string): string {
-  const unprefixed = name.startsWith('bert.') ? name.slice(5) : name;
-  return unprefixed.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+const TOKEN_TYPES = 'embeddings.token_type_embeddings.weight';
+
+/** BertModel's name of a checkpoint tensor; BertModel's own names pass through, so canonical weights read back as they are. */
+function canonicalName(config: BertConfig, name: string): string {
+  const { prefix } = FAMILIES[config.family];
+  const unprefixed = name.startsWith(prefix) ? name.slice(prefix.length) : name;
+  return familyCanonicalName(FAMILIES[config.family], unprefixed)
+    .replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight')
+    .replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
 }
 
 export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weights: StateDict; ignored: string[] } {
+  const family = FAMILIES[config.family];
   const required = bertWeightShapes(config);
   const pooler = poolerWeightShapes(config);
   const expected = new Map([...required, ...pooler]);
+  const ignoredNames = [...IGNORED_NAMES, ...family.heads];
   const weights: StateDict = new Map();
   const ignored: string[] = [];
   const unexpected: string[] = [];
@@ -85,8 +95,8 @@ export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weig
   const duplicated: string[] = [];
   const originalName = new Map<string, string>();
   for (const [name, tensor] of raw) {
-    const canonical = canonicalName(name);
-    if (IGNORED_NAMES.some((re) => re.test(canonical))) {
+    const canonical = canonicalName(config, name);
+    if (ignoredNames.some((re) => re.test(canonical))) {
       ignored.push(name);
       continue;
     }
@@ -107,6 +117,8 @@ export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weig
     weights.set(canonical, tensor);
     originalName.set(canonical, name);
   }
+  // A family without token types (DistilBERT) reads type 0 from one all-zero row.
+  if (!family.tokenTypes && !weights.has(TOKEN_TYPES)) weights.set(TOKEN_TYPES, { shape: [1, config.hiddenSize], data: new Float32Array(config.hiddenSize) });
   // The pooler is optional, but whole: a weight without its bias (or the reverse) is a broken checkpoint.
   const needed = [...pooler.keys()].some((name) => weights.has(name)) ? expected : required;
   const missing = [...needed].filter(([name]) => !weights.has(name)).map(([name, shape]) => `${name} ${fmt(shape)}`);
@@ -114,11 +126,11 @@ export function canonicalBertWeights(config: BertConfig, raw: StateDict): { weig
     ...listing('missing', missing),
     ...listing('unexpected', unexpected),
     ...listing('wrong shape', misshaped),
-    ...listing('given twice (with and without the bert. prefix)', duplicated),
+    ...listing(`given twice (two names for one weight: with and without the ${family.prefix} prefix, or ${family.label}'s and BertModel's)`, duplicated),
   ];
   if (problems.length > 0) {
     const dims = `hidden ${config.hiddenSize}, ${config.numHiddenLayers} layers, intermediate ${config.intermediateSize}, vocab ${config.vocabSize}`;
-    throw new Error(`checkpoint does not match a BertModel with this config (${dims}):\n${problems.join('\n')}`);
+    throw new Error(`checkpoint does not match a ${family.architecture} with this config (${dims}):\n${problems.join('\n')}`);
   }
   // Keep the canonical order (embeddings, then layer by layer, then the pooler), whatever the file's order.
   return { weights: new Map([...needed.keys()].map((name) => [name, weights.get(name) as HostTensor])), ignored };

@@ -1,13 +1,14 @@
 /**
- * BERT tokenisation through @huggingface/transformers. A model ships either `tokenizer.json` or
- * the older `vocab.txt`; for the latter we build the tokenizer.json that HF's BertTokenizerFast
- * converter would produce (BertNormalizer, BertPreTokenizer, WordPiece, [CLS] $A [SEP] template),
- * so both go through the same code.
+ * Tokenisation through @huggingface/transformers. A model ships either `tokenizer.json` (any kind
+ * transformers.js reads: BERT's WordPiece, RoBERTa's byte-level BPE, XLM-RoBERTa's Unigram) or the
+ * older `vocab.txt`; for the latter we build the tokenizer.json that HF's BertTokenizerFast converter
+ * would produce (BertNormalizer, BertPreTokenizer, WordPiece, [CLS] $A [SEP] template), so both go
+ * through the same code.
  */
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 
 export interface Tokenizer {
-  /** Pads to the longest text in the batch (at most maxLength), truncates, adds [CLS]/[SEP]. */
+  /** Pads to the longest text in the batch (at most maxLength), truncates, adds [CLS]/[SEP] (RoBERTa: <s>/</s>). */
   encode(
     texts: string[],
     maxLength: number,
@@ -102,6 +103,17 @@ export function bertTokenizerJson(vocabTxt: string, config: Record<string, unkno
   };
 }
 
+/**
+ * The padding id: tokenizer_config.json's pad_token (transformers.js falls back to eos_token), else
+ * tokenizer.json's padding settings, else a [PAD] or <pad> token. Which one it is never changes an
+ * embedding: padding is masked out, and positions here count from the row's start.
+ */
+function paddingId(tok: PreTrainedTokenizer, tokenizerJson: Record<string, unknown>): number | undefined {
+  const padding = tokenizerJson.padding as { pad_id?: unknown } | null | undefined;
+  const candidates = [tok.pad_token_id, padding?.pad_id, tok.convert_tokens_to_ids('[PAD]'), tok.convert_tokens_to_ids('<pad>')];
+  return candidates.find((id): id is number => typeof id === 'number' && Number.isInteger(id) && id >= 0);
+}
+
 export function createTokenizer(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>): Tokenizer {
   let tok: PreTrainedTokenizer;
   try {
@@ -114,11 +126,11 @@ export function createTokenizer(tokenizerJson: Record<string, unknown>, tokenize
   const bare = tok.encode('a', { add_special_tokens: false });
   const full = tok.encode('a', { add_special_tokens: true });
   if (full.length !== bare.length + 2 || bare.some((t, k) => full[k + 1] !== t)) {
-    throw new Error('tokenizer does not wrap a text as [CLS] text [SEP] the way BERT does; not supported yet');
+    throw new Error('tokenizer does not wrap a text in one start and one end token ([CLS] text [SEP], <s> text </s>); not supported yet');
   }
   const [clsId, sepId] = [full[0], full[full.length - 1]];
-  const padId = tok.pad_token_id ?? tok.convert_tokens_to_ids('[PAD]');
-  if (padId === undefined || padId === null) throw new Error('tokenizer has no padding token (pad_token or [PAD])');
+  const padId = paddingId(tok, tokenizerJson);
+  if (padId === undefined) throw new Error('tokenizer has no padding token (pad_token in tokenizer_config.json, padding in tokenizer.json, [PAD] or <pad>)');
   let vocabSize = 0;
   for (const id of tok.get_vocab().values()) vocabSize = Math.max(vocabSize, id + 1);
   return {

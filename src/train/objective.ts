@@ -5,8 +5,8 @@
  */
 import type { Tensor } from '../engine/tensor.ts';
 import { cosinePairLossBackward, cosinePairLossForward, infoNceBackward, infoNceForward } from '../engine/ops/losses.ts';
-import type { ForwardMode, TokenBatch } from '../model/bert.ts';
-import type { SentenceEncoder } from '../model/sentence.ts';
+import type { ForwardMode } from '../model/bert.ts';
+import type { SentenceBatch, SentenceEncoder } from '../model/sentence.ts';
 
 export interface ContrastiveExample {
   anchor: string;
@@ -30,21 +30,27 @@ export type Example = ContrastiveExample | LabelledPair;
  * negatives. Labelled pairs: rows are all text_a, then all text_b, with `labels`.
  */
 export interface EncodedBatch {
-  tokens: TokenBatch;
+  tokens: SentenceBatch;
   anchors: number;
   labels: Float32Array | null;
 }
 
+/**
+ * Tokenise examples with the model's prompts by role: anchors and text_a are queries, positives,
+ * negatives and text_b passages (E5's "query: " / "passage: ").
+ */
 export function encodeExamples(encoder: SentenceEncoder, objective: Objective, examples: Example[]): EncodedBatch {
   if (examples.length === 0) throw new Error('a training batch needs at least one example');
+  const withRoles = (queries: string[], passages: string[]) =>
+    encoder.tokenize([...queries, ...passages], [...queries.map(() => encoder.prompt('query')), ...passages.map(() => encoder.prompt('passage'))]);
   if (objective.kind === 'infonce') {
     const rows = examples as ContrastiveExample[];
-    const texts = [...rows.map((e) => e.anchor), ...rows.map((e) => e.positive), ...rows.flatMap((e) => e.negatives ?? [])];
-    return { tokens: encoder.tokenize(texts), anchors: rows.length, labels: null };
+    const passages = [...rows.map((e) => e.positive), ...rows.flatMap((e) => e.negatives ?? [])];
+    return { tokens: withRoles(rows.map((e) => e.anchor), passages), anchors: rows.length, labels: null };
   }
   const pairs = examples as LabelledPair[];
   return {
-    tokens: encoder.tokenize([...pairs.map((p) => p.textA), ...pairs.map((p) => p.textB)]),
+    tokens: withRoles(pairs.map((p) => p.textA), pairs.map((p) => p.textB)),
     anchors: pairs.length,
     labels: Float32Array.from(pairs, (p) => p.label),
   };
@@ -56,7 +62,8 @@ export function recordMicroBatch(encoder: SentenceEncoder, objective: Objective,
   const h = encoder.bert.config.hiddenSize;
   const b = batch.anchors;
   const c = batch.tokens.batch - b;
-  const state = encoder.forward(batch.tokens, mode);
+  // The losses compare cosines, as sentence-transformers' do, whether or not the model's output is normalised.
+  const state = encoder.forward(batch.tokens, mode, true);
   const anchors = engine.alloc([b, h]);
   const others = engine.alloc([c, h]);
   engine.copy(state.embeddings, anchors, { count: b * h });

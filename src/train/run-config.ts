@@ -3,7 +3,17 @@
  * adapter, the training hyperparameters and every seed. It is what a share link carries, what the
  * run history stores and what the engine worker's session runs, so one value reproduces a run.
  */
+import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
 import { TARGETABLE_MODULES, type TrainingLoraConfig, validateLoraConfig } from '../model/lora.ts';
+import {
+  FALLBACK_NORMALIZE,
+  FALLBACK_POOLING,
+  type RolePrompts,
+  type SentenceConfig,
+  type SentenceSettings,
+  type SettingOrigins,
+  sentenceSettings,
+} from '../model/sentence-config.ts';
 import type { TrainConfig } from './trainer.ts';
 
 export const RUN_CONFIG_VERSION = 1;
@@ -65,9 +75,12 @@ export interface RunConfig {
   frozenAdapter: FrozenAdapterRef | null;
   data: DataRef;
   lora: TrainingLoraConfig;
-  pooling: 'mean' | 'cls';
+  /** How texts become embeddings: the model folder's choices when the model was loaded, as edited. */
+  pooling: SentenceSettings['pooling'];
   normalize: boolean;
   maxLength: number;
+  /** Prepended to queries (anchors, text_a) and passages (positives, negatives, text_b). */
+  prompts: RolePrompts;
   train: TrainSettings;
   seeds: Seeds;
 }
@@ -143,6 +156,27 @@ export const STUDY_PRESETS: readonly StudyPreset[] = [
   },
 ];
 
+/** Tokens per text in the app when the model folder does not say (short: training runs in a browser tab). */
+export const APP_FALLBACK_MAX_LENGTH = 64;
+
+const NO_PROMPTS: RolePrompts = { query: '', passage: '' };
+
+/** The settings a model folder gives a new run in the app, and where each came from. */
+export function modelSentenceSettings(sentence: SentenceConfig): { settings: SentenceSettings; origins: SettingOrigins } {
+  const edited = 'the run configuration';
+  return sentenceSettings(sentence, {}, APP_FALLBACK_MAX_LENGTH, { pooling: edited, normalize: edited, maxLength: edited, query: edited, passage: edited });
+}
+
+/** `config` with a model's sentence settings (a model was loaded for a new run). */
+export function withSentenceSettings(config: RunConfig, settings: SentenceSettings): RunConfig {
+  return { ...config, pooling: settings.pooling, normalize: settings.normalize, maxLength: settings.maxLength, prompts: { ...settings.prompts } };
+}
+
+/** A run's sentence settings. */
+export function runSentenceSettings(config: RunConfig): SentenceSettings {
+  return { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength, prompts: config.prompts };
+}
+
 export function defaultRunConfig(data: DataRef): RunConfig {
   const base: RunConfig = {
     v: RUN_CONFIG_VERSION,
@@ -151,13 +185,20 @@ export function defaultRunConfig(data: DataRef): RunConfig {
     frozenAdapter: null,
     data,
     lora: { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] },
-    pooling: 'mean',
-    normalize: true,
-    maxLength: 64,
+    // A model's folder replaces these when it is loaded.
+    pooling: FALLBACK_POOLING,
+    normalize: FALLBACK_NORMALIZE,
+    maxLength: APP_FALLBACK_MAX_LENGTH,
+    prompts: { ...NO_PROMPTS },
     train: DEFAULT_TRAIN,
     seeds: { init: 1, train: 2, data: 3, eval: 4 },
   };
   return STUDY_PRESETS[0].apply(base);
+}
+
+/** A configuration stored or linked by an earlier version of the app: runs made before prompts were recorded used none. */
+export function upgradeRunConfig(config: RunConfig): RunConfig {
+  return config.prompts === undefined ? { ...config, prompts: { ...NO_PROMPTS } } : config;
 }
 
 /**
@@ -227,9 +268,11 @@ export function validateRunConfig(value: unknown): RunConfig {
       if (unknown.length > 0) problems.push(`lora.targetModules has unknown modules: ${unknown.join(', ')} (known: ${TARGETABLE_MODULES.join(', ')})`);
     }
   }
-  if (c.pooling !== 'mean' && c.pooling !== 'cls') problems.push(`pooling must be mean or cls (got ${JSON.stringify(c.pooling)})`);
+  if (!POOLING_MODES.includes(c.pooling)) problems.push(`pooling must be one of ${POOLING_MODES.join(', ')} (got ${JSON.stringify(c.pooling)})`);
   if (typeof c.normalize !== 'boolean') problems.push('normalize must be true or false');
   num(c.maxLength, 'maxLength', int(2), 'an integer ≥ 2');
+  const { prompts } = upgradeRunConfig(c);
+  if (!isObject(prompts) || typeof prompts.query !== 'string' || typeof prompts.passage !== 'string') problems.push('prompts must be {query, passage}, both texts (empty for none)');
   const t = c.train;
   if (!isObject(t)) problems.push('train is missing');
   else {
@@ -255,7 +298,7 @@ export function validateRunConfig(value: unknown): RunConfig {
   if (!isObject(c.seeds)) problems.push('seeds are missing');
   else for (const key of ['init', 'train', 'data', 'eval'] as const) num(c.seeds[key], `seeds.${key}`, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in 0..2³²−1');
   if (problems.length > 0) throw new Error(`the run configuration is not valid:\n  ${problems.join('\n  ')}`);
-  return c;
+  return { ...c, prompts };
 }
 
 /** A short human name of the model, e.g. "BAAI/bge-small-en-v1.5@main". */

@@ -4,11 +4,11 @@
  * (addressable by step, so a resumed run reads exactly the batches it would have), and the
  * evaluation set (a bundled evaluation file, or the build's test split).
  */
-import { type BuildMeta, type DataDB, DatasetError, type Example as DataExample, listBuilds, readBatches } from '../data/index.ts';
+import { type BuildMeta, type DataDB, DatasetError, type Example as DataExample, type LabelledRow, listBuilds, readBatches } from '../data/index.ts';
 import { ownedBy } from '../data/store.ts';
 import { evalPairsFromRows, labelledFromAssociations, retrievalFromPairs } from '../eval/eval-set.ts';
 import type { EvalPair, EvalSet, LabelledText } from '../eval/types.ts';
-import type { Example } from './objective.ts';
+import type { Example, LabelledPair } from './objective.ts';
 import { type RunConfig, demoDatasetId } from './run-config.ts';
 
 /** Evaluation examples read from a test split at most: keeps evaluation quick on small GPUs. */
@@ -77,11 +77,7 @@ export function trainingFeed(db: DataDB, build: BuildMeta, config: RunConfig): T
 export async function evaluationData(db: DataDB, config: RunConfig): Promise<{ evalSet: EvalSet; labelled: LabelledText[] }> {
   const { evaluation } = config.data;
   if (evaluation.kind === 'demo') {
-    const rows = (await db.getAll('pairChunks', ownedBy(demoDatasetId(evaluation.id)))).flatMap((c) => c.rows);
-    if (rows.length === 0) throw new DatasetError(`The bundled evaluation set ${evaluation.id} is not in this browser's storage yet; add it from the data section.`);
-    const labelledRows = rows.filter((r) => r.kind === 'labelled');
-    if (labelledRows.length !== rows.length) throw new DatasetError(`The evaluation set ${evaluation.id} must be labelled pairs (text_a, text_b, label or group).`);
-    const pairs = evalPairsFromRows(labelledRows);
+    const pairs = evalPairsFromRows(await demoEvaluationRows(db, evaluation.id));
     return { evalSet: { pairs, retrieval: retrievalFromPairs(pairs) }, labelled: pairTexts(pairs) };
   }
   const build = await findBuild(db, config.data.fingerprint);
@@ -100,6 +96,24 @@ export async function evaluationData(db: DataDB, config: RunConfig): Promise<{ e
   }
   const pairs = evalPairsFromRows(test);
   return { evalSet: { pairs }, labelled: pairTexts(pairs) };
+}
+
+/**
+ * The labelled pairs a run is evaluated on, as stored: the bundled evaluation set, or the build's
+ * test split (at most MAX_EVAL_EXAMPLES).
+ */
+export async function evaluationRows(db: DataDB, config: RunConfig): Promise<(LabelledPair & { group?: string })[]> {
+  const { evaluation } = config.data;
+  const rows = evaluation.kind === 'demo' ? await demoEvaluationRows(db, evaluation.id) : await testExamples(db, await findBuild(db, config.data.fingerprint));
+  return rows.map((r) => ({ textA: r.textA, textB: r.textB, label: r.label, ...('group' in r && r.group ? { group: r.group } : {}) }));
+}
+
+async function demoEvaluationRows(db: DataDB, id: string): Promise<LabelledRow[]> {
+  const rows = (await db.getAll('pairChunks', ownedBy(demoDatasetId(id)))).flatMap((c) => c.rows);
+  if (rows.length === 0) throw new DatasetError(`The bundled evaluation set ${id} is not in this browser's storage yet; add it from the data section.`);
+  const labelled = rows.filter((r) => r.kind === 'labelled');
+  if (labelled.length !== rows.length) throw new DatasetError(`The evaluation set ${id} must be labelled pairs (text_a, text_b, label or group).`);
+  return labelled;
 }
 
 /** Each distinct text of the pairs, labelled by the group of the first pair it appears in (colours of the map). */

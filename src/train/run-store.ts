@@ -8,7 +8,7 @@ import type { BeforeAfterResult } from '../eval/before-after.ts';
 import { type DBSchema, type IDBPDatabase, openDB } from 'idb';
 import { StorageFullError } from '../data/errors.ts';
 import { formatBytes } from '../model/memory.ts';
-import type { RunConfig } from './run-config.ts';
+import { type RunConfig, upgradeRunConfig } from './run-config.ts';
 import type { StepReport, TrainerSnapshot } from './trainer.ts';
 
 /** running: a worker is (or was, if the tab closed) training it; paused: the user paused it. */
@@ -71,12 +71,18 @@ export async function createRun(id: string, config: RunConfig): Promise<RunRecor
 }
 
 export async function getRun(id: string): Promise<RunRecord | undefined> {
-  return (await db()).get('runs', id);
+  const run = await (await db()).get('runs', id);
+  return run && upgraded(run);
 }
 
 /** Newest first. */
 export async function listRuns(): Promise<RunRecord[]> {
-  return (await (await db()).getAllFromIndex('runs', 'createdAt')).reverse();
+  return (await (await db()).getAllFromIndex('runs', 'createdAt')).reverse().map(upgraded);
+}
+
+/** A record as this version reads it (fields added since it was stored take their old meaning). */
+function upgraded(run: RunRecord): RunRecord {
+  return { ...run, config: upgradeRunConfig(run.config) };
 }
 
 /** The Web Lock a tab holds while it trains a run. */

@@ -8,11 +8,11 @@ import { strToU8, zipSync } from 'fflate';
 import { type DataDB, openDataStore } from '../data/index.ts';
 import { type AdapterDescription, type Engine, createEngine } from '../engine/engine.ts';
 import { DeviceLostError } from '../engine/errors.ts';
-import { type BeforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
+import { type BeforeAfterResult, FEATURE_ROLE, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { projectorTsv } from '../eval/export.ts';
 import { runTsne } from '../eval/tsne.ts';
 import type { Embedder, LabelledText } from '../eval/types.ts';
-import { dot } from '../eval/vectors.ts';
+import { cosine } from '../eval/vectors.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
@@ -21,14 +21,18 @@ import { fileMapSource } from '../model/file-source.ts';
 import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
-import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../model/peft-files.ts';
+import { adapterFolder } from '../model/adapter-settings.ts';
+import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
+import { sentenceTransformersFolder } from '../model/sentence-folder.ts';
 import { mergeAdapters } from '../model/merge.ts';
-import { SentenceEncoder } from '../model/sentence.ts';
+import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
+import { type SentenceSettings, type SettingOrigins, type TextRole, describeSettings } from '../model/sentence-config.ts';
 import { hasPooler } from '../model/state-dict.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
 import { encodeExamples } from './objective.ts';
-import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig } from './run-config.ts';
-import { evaluationData, findBuild, trainingFeed } from './run-data.ts';
+import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig, modelSentenceSettings, runSentenceSettings } from './run-config.ts';
+import { evaluationData, evaluationRows, findBuild, trainingFeed } from './run-data.ts';
+import { appRunExport, runExportFiles } from './run-export.ts';
 import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
 import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
@@ -50,6 +54,8 @@ export interface ModelSummary {
   quantization: 'nf4' | 'f32';
   /** The commit a Hub revision resolved to. */
   commit?: string;
+  /** The model folder's sentence settings (fallbacks where it says nothing), where each came from, and what it asks for that is not applied. */
+  sentence: { settings: SentenceSettings; origins: SettingOrigins; unsupported: string[] };
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
@@ -127,12 +133,20 @@ interface RunAdapter {
   host: HostAdapterTensors | null;
 }
 
-/** Embeddings of the last evaluation, kept for the search box, the maps and the TSV export. */
+/** Embeddings by role and text. */
+type RoleVectors = Record<TextRole, Map<string, Float32Array>>;
+
+const roleVectors = (): RoleVectors => ({ query: new Map(), passage: new Map() });
+
+/**
+ * Embeddings of the last evaluation, kept for the maps and the TSV export (the labelled texts as
+ * features) and the search box (the labelled texts as passages, embedded at the first search).
+ */
 interface Analysis {
   runId: string;
   labelled: LabelledText[];
-  base: Map<string, Float32Array>;
-  adapted: Map<string, Float32Array>;
+  base: RoleVectors;
+  adapted: RoleVectors;
 }
 
 export class LabSession {
@@ -192,7 +206,7 @@ export class LabSession {
   async setFrozenAdapter(files: (PeftAdapterFiles & { fingerprint: string; name: string }) | null): Promise<string | null> {
     this.assertIdle('change the frozen adapter');
     const model = this.requireModel();
-    const adapter = files ? readPeftAdapter(files) : null;
+    const adapter = files ? readPeftAdapter(files, model.files.config) : null;
     if (adapter && files) checkAdapter(model.files.config, adapter, `adapter ${files.name}`, { pooler: hasPooler(model.files.weights) });
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
@@ -207,7 +221,7 @@ export class LabSession {
     const model = this.requireModel();
     const negatives = config.train.objective.kind === 'infonce' ? 1 : 0;
     const sequences = config.train.batchSize * (2 + negatives);
-    const seq = Math.min(config.maxLength, model.files.config.maxPositionEmbeddings);
+    const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
     const estimate = estimateTrainingMemory(model.files.config, config.lora, { sequences, seq }, { quantization: config.quantization });
     const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
     const problems: string[] = [];
@@ -259,7 +273,7 @@ export class LabSession {
         this.emitState(run, 'cancelled');
         return 'cancelled';
       }
-      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter()) });
+      await updateRun(runId, { status: 'done', adapter: writePeftAdapter(this.peftAdapter(), this.requireModel().files.config) });
       await deleteCheckpoint(runId); // the run keeps its adapter; the optimizer state is no longer needed
       this.emitState(run, 'done');
       return 'done';
@@ -315,8 +329,8 @@ export class LabSession {
     const run = await getRun(runId);
     if (!run?.adapter) throw new Error(`Run ${runId} has no finished adapter to use.`);
     await this.prepareModel(run.config);
-    const adapter = readPeftAdapter(run.adapter);
     const { files } = this.requireModel();
+    const adapter = readPeftAdapter(run.adapter, files.config);
     checkAdapter(files.config, adapter, `the adapter of run ${runId}`, { pooler: hasPooler(files.weights) });
     this.attachRunAdapter(runId, run.config, adapter.tensors, false);
   }
@@ -326,7 +340,7 @@ export class LabSession {
     this.assertIdle('evaluate');
     const adapter = this.requireRunAdapter(runId);
     const { evalSet, labelled } = await evaluationData(await this.data(), adapter.config);
-    const analysis: Analysis = { runId, labelled, base: new Map(), adapted: new Map() };
+    const analysis: Analysis = { runId, labelled, base: roleVectors(), adapted: roleVectors() };
     const result = await evaluateBeforeAfter(this.embedder(adapter.config, false, analysis.base), this.embedder(adapter.config, true, analysis.adapted), evalSet, {
       seed: adapter.config.seeds.eval,
       batchSize: 64,
@@ -347,21 +361,23 @@ export class LabSession {
   /** The map and the search embed every labelled text under both models; the metrics may have embedded only some. */
   private async completeAnalysis(analysis: Analysis): Promise<void> {
     const adapter = this.requireRunAdapter(analysis.runId);
-    const missing = analysis.labelled.map((t) => t.text).filter((t) => !analysis.base.has(t));
-    await this.embedder(adapter.config, false, analysis.base)(missing);
-    await this.embedder(adapter.config, true, analysis.adapted)(missing);
+    const texts = analysis.labelled.map((t) => t.text);
+    await this.embedder(adapter.config, false, analysis.base)(texts, FEATURE_ROLE);
+    await this.embedder(adapter.config, true, analysis.adapted)(texts, FEATURE_ROLE);
     this.analysis = analysis;
   }
 
-  /** The `k` texts of the evaluation corpus nearest to `query`, under the base and the adapted model. */
+  /** The `k` texts of the evaluation corpus (as passages) nearest to `query` (as a query), under the base and the adapted model. */
   async nearest(query: string, k: number): Promise<{ base: Neighbour[]; adapted: Neighbour[] }> {
     const analysis = await this.requireAnalysis();
     const adapter = this.requireRunAdapter(analysis.runId);
     const rank = async (adapted: boolean) => {
       const vectors = adapted ? analysis.adapted : analysis.base;
-      const [q] = await this.embedder(adapter.config, adapted, new Map())([query]);
+      const embed = this.embedder(adapter.config, adapted, vectors);
+      const corpus = await embed(analysis.labelled.map((t) => t.text), 'passage');
+      const [q] = await this.embedder(adapter.config, adapted, roleVectors())([query], 'query');
       return analysis.labelled
-        .map((t) => ({ text: t.text, label: t.label, cosine: dot(q, vectors.get(t.text)!) }))
+        .map((t, i) => ({ text: t.text, label: t.label, cosine: cosine(q, corpus[i]) }))
         .sort((a, b) => b.cosine - a.cosine)
         .slice(0, k);
     };
@@ -372,7 +388,7 @@ export class LabSession {
   async tsne(model: 'base' | 'adapted', dims: 2 | 3): Promise<TsneMap> {
     const analysis = await this.requireAnalysis();
     const adapter = this.requireRunAdapter(analysis.runId);
-    const vectors = model === 'base' ? analysis.base : analysis.adapted;
+    const vectors = (model === 'base' ? analysis.base : analysis.adapted)[FEATURE_ROLE];
     const texts = analysis.labelled.map((t) => t.text);
     const positions = await runTsne(await this.ensureEngine(), texts.map((t) => vectors.get(t)!), {
       dims,
@@ -382,33 +398,49 @@ export class LabSession {
     return { model, dims, positions, texts, labels: analysis.labelled.map((t) => t.label) };
   }
 
-  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, README.md. */
+  /** The run's adapter as a PEFT folder in a zip: adapter_config.json, adapter_model.safetensors, qlora_lab.json, README.md. */
   exportAdapterZip(): Uint8Array {
     const adapter = this.peftAdapter();
-    const files = writePeftAdapter(adapter);
-    return zip({ ...files, 'README.md': adapterReadme(adapter, this.runAdapter!.config) });
+    const { config } = this.runAdapter!;
+    const settings = { baseModel: adapter.config.baseModelNameOrPath, ...(adapter.config.revision ? { revision: adapter.config.revision } : {}), quantization: config.quantization, sentence: runSentenceSettings(config) };
+    return zip({ ...adapterFolder(adapter, this.requireModel().files.config, settings), 'README.md': adapterReadme(adapter, config) });
   }
 
   /**
    * The merged model — every adapter folded into the base, W + scale·B·A, starting from the base's
-   * original full-precision weights — as a plain Hugging Face BertModel folder with its tokenizer.
+   * original full-precision weights — as a sentence-transformers folder with the run's pooling and the base's tokenizer.
    */
-  async exportMergedZip(): Promise<Uint8Array> {
-    const { files, source } = this.requireModel();
+  exportMergedZip(): Uint8Array {
+    const { files } = this.requireModel();
     const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()].map((a) => ({ config: loraConfigOf(a), tensors: a.tensors }));
     const weights = mergeAdapters(files.config, files.weights, adapters);
-    const out: Record<string, string | Uint8Array> = { ...writeBertCheckpoint(files.config, weights) };
-    for (const name of TOKENIZER_FILES) {
-      const bytes = await source.read(name);
-      if (bytes) out[name] = bytes;
+    return zip(sentenceTransformersFolder(files, weights, runSentenceSettings(this.runAdapter!.config)));
+  }
+
+  /**
+   * The current run for sentence-transformers + PEFT (run-export.ts), in a zip: the training rows
+   * in the order the run fed them, its evaluation rows, run.json and train.py.
+   */
+  async exportRunZip(): Promise<Uint8Array> {
+    this.assertIdle('export the run');
+    const run = this.runAdapter;
+    if (!run) throw new Error('No run yet: train one or pick one in the run history.');
+    const { config } = run;
+    const { files } = this.requireModel();
+    const exported = appRunExport(run.runId, config, files.source.commit ?? null, files);
+    const db = await this.data();
+    const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
+    const rows = [];
+    for (let step = 0; step < config.train.steps; step++) {
+      for (let micro = 0; micro < config.train.gradientAccumulation; micro++) rows.push(...(await feed.examples(step, micro)));
     }
-    return zip(out);
+    return zip(runExportFiles(exported, rows, await evaluationRows(db, config)));
   }
 
   /** vectors.tsv + metadata.tsv of the evaluation texts under one model, for projector.tensorflow.org, in a zip. */
   async exportEmbeddingsZip(model: 'base' | 'adapted'): Promise<Uint8Array> {
     const analysis = await this.requireAnalysis();
-    const vectors = model === 'base' ? analysis.base : analysis.adapted;
+    const vectors = (model === 'base' ? analysis.base : analysis.adapted)[FEATURE_ROLE];
     const tsv = projectorTsv(
       analysis.labelled.map((t) => vectors.get(t.text)!),
       analysis.labelled.map((t) => ({ text: t.text, label: t.label })),
@@ -469,7 +501,7 @@ export class LabSession {
   private async emitLiveMap(run: ActiveRun, step: number): Promise<void> {
     run.mapTexts ??= (await evaluationData(await this.data(), run.config)).labelled;
     const texts = run.mapTexts.map((t) => t.text);
-    const vectors = await this.embedder(run.config, true, new Map())(texts);
+    const vectors = await this.embedder(run.config, true, roleVectors())(texts, FEATURE_ROLE);
     const positions = await runTsne(await this.ensureEngine(), vectors, { dims: 2, seed: run.config.seeds.eval, iterations: LIVE_MAP_ITERATIONS, perplexity: perplexityFor(texts.length) });
     this.listener({ type: 'live-map', runId: run.id, map: { model: 'adapted', dims: 2, positions, texts, labels: run.mapTexts.map((t) => t.label), step } });
   }
@@ -516,13 +548,14 @@ export class LabSession {
   // ---------------------------------------------------------------- embeddings
 
   private sentenceEncoder(config: RunConfig): SentenceEncoder {
-    const options = { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength };
-    return new SentenceEncoder(this.encoder!, this.requireModel().files.tokenizer, options);
+    const { files } = this.requireModel();
+    return new SentenceEncoder(this.encoder!, files.tokenizer, sentenceOptions(runSentenceSettings(config), files.sentence));
   }
 
-  /** Texts → embeddings under the base (frozen stack only) or the adapted model, memoised in `cache`. */
-  private embedder(config: RunConfig, adapted: boolean, cache: Map<string, Float32Array>): Embedder {
-    return async (texts) => {
+  /** Texts of a role → embeddings under the base (frozen stack only) or the adapted model, memoised in `caches`. */
+  private embedder(config: RunConfig, adapted: boolean, caches: RoleVectors): Embedder {
+    return async (texts, role) => {
+      const cache = caches[role];
       const todo = [...new Set(texts.filter((t) => !cache.has(t)))];
       if (todo.length > 0) {
         await this.ensureEncoder();
@@ -530,7 +563,8 @@ export class LabSession {
         const all = encoder.adapters;
         encoder.adapters = adapted ? all : all.filter((a) => a !== this.runAdapter?.gpu);
         try {
-          const vectors = await this.sentenceEncoder(config).embed(todo, EMBED_BATCH);
+          const sentence = this.sentenceEncoder(config);
+          const vectors = await sentence.embed(todo, { prompt: sentence.prompt(role), batchSize: EMBED_BATCH });
           todo.forEach((t, i) => cache.set(t, vectors[i]));
         } finally {
           encoder.adapters = all;
@@ -614,10 +648,11 @@ export class LabSession {
       heads: c.numAttentionHeads,
       intermediate: c.intermediateSize,
       vocab: c.vocabSize,
-      maxPositions: c.maxPositionEmbeddings,
+      maxPositions: c.maxSequenceLength,
       parameters,
       quantization: this.encoder!.quantization,
       ...(files.source.commit ? { commit: files.source.commit } : {}),
+      sentence: { ...modelSentenceSettings(files.sentence), unsupported: files.sentence.unsupported },
     };
   }
 
@@ -646,7 +681,7 @@ export class LabSession {
     if (!run?.host) throw new Error('Evaluate the run first: the search and the maps use its embeddings.');
     if (this.analysis?.runId !== run.runId) {
       const { labelled } = await evaluationData(await this.data(), run.config);
-      await this.completeAnalysis({ runId: run.runId, labelled, base: new Map(), adapted: new Map() });
+      await this.completeAnalysis({ runId: run.runId, labelled, base: roleVectors(), adapted: roleVectors() });
     }
     return this.analysis!;
   }
@@ -718,8 +753,6 @@ function modelSource(ref: ModelRef, localFiles: Map<string, Blob> | undefined, s
   return bundledSource(new URL(`models/${encodeURIComponent(ref.id)}/`, siteUrl ?? self.location.href), ref.id);
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'special_tokens_map.json'];
-
 /** Text compressed; binary weights stored (float32 barely compresses, and a large model would take minutes). */
 function zip(files: Record<string, string | Uint8Array>): Uint8Array {
   return zipSync(
@@ -749,7 +782,9 @@ Load it with PEFT:
     base = AutoModel.from_pretrained("${c.baseModelNameOrPath}"${c.revision ? `, revision="${c.revision}"` : ''})
     model = PeftModel.from_pretrained(base, "path/to/this/folder")
 
-Pool the last hidden state with ${config.pooling === 'mean' ? 'a masked mean over tokens' : 'the [CLS] token'}${config.normalize ? ' and L2-normalise' : ''}, as in training.
+Embed as in training: ${describeSettings(runSentenceSettings(config))}.
+qlora_lab.json records these settings (pooling, normalize, max_seq_length, prompts), the base revision
+and precision; PEFT ignores it, qlora-lab merge reads it.
 `;
 }
 

@@ -8,8 +8,9 @@ import * as Comlink from 'comlink';
 import type { BuildMeta, DatasetMeta, IngestProgress } from '../data/index.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import { formatBytes } from '../model/memory.ts';
+import { describeSettings } from '../model/sentence-config.ts';
 import type { PeftAdapterFiles } from '../model/peft-files.ts';
-import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel } from '../train/run-config.ts';
+import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, withSentenceSettings } from '../train/run-config.ts';
 import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns, updateRun } from '../train/run-store.ts';
 import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunState, SessionEvent, TsneMap } from '../train/session.ts';
 import type { StepReport } from '../train/trainer.ts';
@@ -130,7 +131,11 @@ export class Lab {
 
   // ---------------------------------------------------------------- model
 
-  async loadModel(model: ModelRef, localFiles?: Map<string, File>): Promise<boolean> {
+  /**
+   * Load a model. A new run takes the model folder's pooling, normalisation, length and prompts
+   * (editable afterwards); a stored run or a share link keeps its own (`keepSettings`).
+   */
+  async loadModel(model: ModelRef, localFiles?: Map<string, File>, keepSettings = false): Promise<boolean> {
     const session = this.requireSession();
     const ref = $state.snapshot(model); // state proxies cannot be posted to a worker
     const previous = this.model;
@@ -140,6 +145,7 @@ export class Lab {
     try {
       this.model = await session.loadModel(ref, this.config.quantization, localFiles, new URL(import.meta.env.BASE_URL, location.href).href);
       this.config.model = ref;
+      if (!keepSettings) this.config = withSentenceSettings($state.snapshot(this.config) as RunConfig, this.model.sentence.settings);
       this.loadedModel = ref;
       this.frozenAdapter = null;
       this.config.frozenAdapter = null;
@@ -322,7 +328,7 @@ export class Lab {
       this.runError = `This run used the local model folder ${config.model.id}: load that folder in the model section, then try again.`;
       return false;
     }
-    return this.loadModel(config.model);
+    return this.loadModel(config.model, undefined, true);
   }
 
   async discardRun(record: RunRecord): Promise<void> {
@@ -412,11 +418,12 @@ export class Lab {
     }
   }
 
-  /** Zipped exports made in the engine worker: the PEFT adapter, the merged model, the embeddings (TSV). */
-  async exportZip(what: 'adapter' | 'merged' | 'embeddings-base' | 'embeddings-adapted'): Promise<Uint8Array> {
+  /** Zipped exports made in the engine worker: the PEFT adapter, the merged model, the run for sentence-transformers, the embeddings (TSV). */
+  async exportZip(what: 'adapter' | 'merged' | 'run' | 'embeddings-base' | 'embeddings-adapted'): Promise<Uint8Array> {
     const session = this.requireSession();
     if (what === 'adapter') return session.exportAdapterZip();
     if (what === 'merged') return session.exportMergedZip();
+    if (what === 'run') return session.exportRunZip();
     return session.exportEmbeddingsZip(what === 'embeddings-base' ? 'base' : 'adapted');
   }
 
@@ -448,6 +455,11 @@ export class Lab {
 
   describeModel(): string {
     return modelLabel(this.config.model);
+  }
+
+  /** The loaded model folder's sentence settings and where each came from (a file, or "default"). */
+  describeModelSettings(): string {
+    return this.model ? describeSettings(this.model.sentence.settings, this.model.sentence.origins) : '';
   }
 
   /** Show what a share link will download and run, and wait for the user to confirm it. */
@@ -489,7 +501,7 @@ export class Lab {
       this.shareError = `This link trains the local model folder ${config.model.id}: load that folder in the model section.`;
       return;
     }
-    if (!(await this.loadModel(config.model))) return;
+    if (!(await this.loadModel(config.model, undefined, true))) return;
     if (source.kind === 'demo') {
       const demo = DEMO_SETS.find((d) => d.id === source.id);
       if (!demo) {

@@ -23,10 +23,8 @@ function writeInfAdapter(dir: string): void {
   const lora: TrainingLoraConfig = { r: 2, alpha: 4, dropout: 0, rslora: false, targetModules: ['query', 'value'] };
   const tensors = initLoraTensors(tiny, lora, 1, { pooler: true });
   tensors.get('encoder.layer.1.attention.self.value.lora_B')!.data[2 * 3 + 1] = Infinity;
-  const files = writePeftAdapter({
-    config: { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: lora.targetModules, useRslora: false, baseModelNameOrPath: TINY },
-    tensors,
-  });
+  const config = { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: lora.targetModules, useRslora: false, baseModelNameOrPath: TINY };
+  const files = writePeftAdapter({ config, tensors }, tiny);
   mkdirSync(dir);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
 }

@@ -1,7 +1,7 @@
 /** The qlora-lab CLI end to end on the tiny fixture model: train → embed → check-grads → merge, and its errors. */
 import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { readPeftAdapter } from '../../src/model/peft-files.ts';
@@ -39,6 +39,12 @@ describe('qlora-lab CLI', () => {
     });
     expect(adapter.config.r).toBe(4);
     expect(adapter.tensors.size).toBe(2 * 2 * 2); // 2 layers × query,value × A,B
+    const settings = JSON.parse(readFileSync(join(adapterDir, 'qlora_lab.json'), 'utf8'));
+    expect(settings).toMatchObject({ base_model: model, pooling: 'mean', normalize: true, max_seq_length: 16, train_args: expect.arrayContaining(['--seed', '3', resolve(data)]) });
+    // The run exported from its adapter folder: the 12 rows it fed, in its order.
+    const exported = join(dir, 'exported');
+    await cli(['export-run', '--from', adapterDir, '--out', exported]);
+    expect(readFileSync(join(exported, 'train.jsonl'), 'utf8').trim().split('\n')).toHaveLength(12);
 
     const texts = join(dir, 'texts.txt');
     writeFileSync(texts, 'heart disease\nliver cancer\n\nacute kidney infection\n');

@@ -37,6 +37,19 @@ describe('CLI outputs', () => {
     expect(readFileSync(join(fresh, 'adapter', 'adapter_config.json'), 'utf8')).toBe('new config');
   });
 
+  it('writes names with a folder into that subfolder, through a temporary sibling there too', async () => {
+    const dir = tempDir('qll-out-');
+    mkdirSync(join(dir, '1_Pooling'));
+    writeFileSync(join(dir, '1_Pooling', 'config.json'), 'old pooling');
+    mkdirSync(join(dir, '1_Pooling', `.config.json.partial-${process.pid}`));
+    await expect(writeOutputDir(dir, { 'modules.json': '[]', '1_Pooling/config.json': 'new pooling' })).rejects.toThrow(`could not write ${dir}: `);
+    expect(readFileSync(join(dir, '1_Pooling', 'config.json'), 'utf8')).toBe('old pooling');
+    expect(readdirSync(dir)).not.toContain('modules.json');
+    const fresh = join(tempDir('qll-out-'), 'merged');
+    await writeOutputDir(fresh, { 'modules.json': '[]', '1_Pooling/config.json': 'new pooling' });
+    expect(readdirSync(fresh, { recursive: true }).map(String).sort()).toEqual(['1_Pooling', '1_Pooling/config.json', 'modules.json']);
+  });
+
   it('replaces a single file only once the new one is complete', async () => {
     const dir = tempDir('qll-out-');
     const path = join(dir, 'emb.npy');

@@ -102,8 +102,9 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
 
   // PEFT adapter: PEFT's key names and shapes, readable by the PEFT reader.
   const adapterZip = await download(page, 'PEFT adapter (zip)', /^demo-bert-run-[\w-]+-adapter-peft\.zip$/);
-  expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  expect(Object.keys(adapterZip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'qlora_lab.json']);
   expect(new TextDecoder().decode(adapterZip['README.md'])).toContain('The bundled demo model has random weights');
+  expect(JSON.parse(new TextDecoder().decode(adapterZip['qlora_lab.json']))).toMatchObject({ base_model: 'demo-bert', pooling: 'mean', normalize: true, max_seq_length: 64 });
   const keys = readSafetensorsHeader(adapterZip['adapter_model.safetensors']).entries.map((e) => e.name);
   expect(keys.length).toBeGreaterThan(0);
   for (const key of keys) expect(key).toMatch(/^base_model\.model\.encoder\.layer\.\d+\.attention\.self\.(query|value)\.lora_[AB]\.weight$/);
@@ -112,9 +113,12 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   const config = JSON.parse(new TextDecoder().decode(adapterZip['adapter_config.json']));
   expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'FEATURE_EXTRACTION' });
 
-  // Merged model: a BertModel folder whose query weight is base + scale·B·A.
+  // Merged model: a sentence-transformers folder whose query weight is base + scale·B·A.
   const merged = await download(page, 'Merged model (zip)', /^demo-bert-run-[\w-]+-merged-model\.zip$/);
-  expect(Object.keys(merged)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer_config.json']));
+  expect(Object.keys(merged)).toEqual(
+    expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer_config.json', 'modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'config_sentence_transformers.json']),
+  );
+  expect(JSON.parse(new TextDecoder().decode(merged['1_Pooling/config.json']))).toMatchObject({ pooling_mode_mean_tokens: true, pooling_mode_cls_token: false });
   const mergedWeights = parseSafetensors(merged['model.safetensors']).tensors;
   const baseWeights = parseSafetensors(new Uint8Array(readFileSync('public/models/demo-bert/model.safetensors'))).tensors;
   const module = 'encoder.layer.1.attention.self.query';
@@ -136,6 +140,12 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   }
   expect(maxDelta).toBeGreaterThan(0); // training moved B away from its zero init
   expect(maxError).toBeLessThan(1e-6);
+
+  // The run for sentence-transformers: the rows it fed (steps × batch), its test rows, run.json, train.py.
+  const runExport = await download(page, 'Run for sentence-transformers (zip)', /^demo-bert-run-[\w-]+-run-sentence-transformers\.zip$/);
+  expect(Object.keys(runExport).sort()).toEqual(['README.md', 'requirements.txt', 'run.json', 'test.jsonl', 'train.jsonl', 'train.py']);
+  expect(new TextDecoder().decode(runExport['train.jsonl']).trim().split('\n')).toHaveLength(QUICK_RUN.steps * QUICK_RUN.batchSize);
+  expect(JSON.parse(new TextDecoder().decode(runExport['run.json']))).toMatchObject({ model: { name_or_path: 'demo-bert', kind: 'bundled' }, steps: QUICK_RUN.steps, batch_size: QUICK_RUN.batchSize });
 
   // Embeddings for the Projector: one metadata row per vector.
   const tsv = await download(page, 'Embeddings, adapted (TSV, zip)', /^demo-bert-run-[\w-]+-embeddings-adapted\.zip$/);

@@ -100,7 +100,41 @@ describe('evaluateBeforeAfter', () => {
       expect(m.change.value, m.key).toBe(0);
       expect([m.change.low, m.change.high], m.key).toEqual([0, 0]);
     }
-    expect(model.calls).toBe(2 * Math.ceil(evalTexts(kg).length / 64));
+    // One call per role and model: genes and sentences are queries (24 texts), diseases passages.
+    expect(model.calls).toBe(4);
+  });
+
+  it('embeds each text in its role: first texts, genes, queries and single texts as queries; second texts, diseases and the corpus as passages', async () => {
+    const kg: EvalSet = {
+      pairs: [
+        { a: 'a1', b: 'b1', group: 'similar' },
+        { a: 'a2', b: 'b2', group: 'different' },
+      ],
+      associations: [
+        { gene: 'g1', disease: 'd1', sentence: 's1', associated: true },
+        { gene: 'g2', disease: 'd2', sentence: 's2', associated: false },
+      ],
+      labelled: [
+        { text: 'l1', label: 'x' },
+        { text: 'l2', label: 'y' },
+        { text: 'l3', label: 'x' },
+        { text: 'l4', label: 'y' },
+      ],
+      retrieval: { corpus: [{ id: 'c', text: 'b1' }], queries: [{ text: 'a1', relevant: ['c'] }] },
+    };
+    expect(evalTexts(kg)).toEqual([
+      ...['a1', 'a2', 'g1', 's1', 'g2', 's2', 'l1', 'l2', 'l3', 'l4'].map((text) => ({ text, role: 'query' })),
+      ...['b1', 'b2', 'd1', 'd2'].map((text) => ({ text, role: 'passage' })),
+    ]);
+    // A prompt-like embedder: a passage is turned by 90°, so a pair's cosine shows which roles met.
+    const seen: string[] = [];
+    const roleEmbedder: Embedder = async (texts, role) => {
+      seen.push(...texts.map((t) => `${role}:${t}`));
+      return texts.map(() => Float32Array.from(role === 'query' ? [1, 0] : [0, 1]));
+    };
+    const result = await evaluateBeforeAfter(roleEmbedder, roleEmbedder, kg, { resamples: 10, probeFolds: 2 });
+    expect(result.pairCosines.every((p) => p.cosine === 0)).toBe(true);
+    expect([...new Set(seen)].sort()).toEqual(evalTexts(kg).map((t) => `${t.role}:${t.text}`).sort());
   });
 
   it('rejects bad input with clear messages', async () => {
@@ -108,7 +142,7 @@ describe('evaluateBeforeAfter', () => {
     await expect(evaluateBeforeAfter(base, adapted, { pairs: [{ a: 's1', b: '', group: 'similar' }] })).rejects.toThrow(/pair 0: text must be a non-empty string/);
     await expect(evaluateBeforeAfter(base, adapted, { pairs: [{ a: 's1', b: 's2', group: 'same' as 'similar' }] })).rejects.toThrow(/group must be similar, different or negation/);
     const short: Embedder = async (texts) => texts.slice(1).map(() => new Float32Array(2));
-    await expect(evaluateBeforeAfter(short, adapted, set)).rejects.toThrow(/returned 9 vectors for 10 texts/);
+    await expect(evaluateBeforeAfter(short, adapted, set)).rejects.toThrow(/returned 4 vectors for 5 texts/);
     await expect(evaluateBeforeAfter(base, adapted, { retrieval: { corpus: [{ id: 'a', text: 's1' }], queries: [{ text: 's2', relevant: ['b'] }] } })).rejects.toThrow(
       /names relevant id "b", which is not in the corpus/,
     );

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TokenBatch } from '../../src/model/bert.ts';
 import { type ModelFiles, loadModelFiles } from '../../src/model/checkpoint.ts';
+import type { BertConfig } from '../../src/model/config.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { type PeftAdapter, readPeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors } from '../../src/model/safetensors.ts';
@@ -10,8 +11,13 @@ import type { StateDict } from '../../src/model/state-dict.ts';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
-export function fixtureModelDir(model: 'tiny' | 'odd'): string {
-  return join(FIXTURES, 'bert', model);
+/** The BERT fixtures (bert/) and one model of each other family (families/, tests/fixtures/README.md). */
+export type FamilyFixture = 'roberta' | 'xlm-roberta' | 'distilbert';
+export type FixtureModel = 'tiny' | 'odd' | FamilyFixture;
+export const FAMILY_FIXTURES: FamilyFixture[] = ['roberta', 'xlm-roberta', 'distilbert'];
+
+export function fixtureModelDir(model: FixtureModel): string {
+  return model === 'tiny' || model === 'odd' ? join(FIXTURES, 'bert', model) : join(FIXTURES, 'families', model);
 }
 
 export function readSafetensorsFile(path: string): StateDict {
@@ -19,21 +25,23 @@ export function readSafetensorsFile(path: string): StateDict {
   return parseSafetensors(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path).tensors;
 }
 
-export function loadFixtureModel(model: 'tiny' | 'odd'): Promise<ModelFiles> {
+export function loadFixtureModel(model: FixtureModel): Promise<ModelFiles> {
   return loadModelFiles(localDirSource(fixtureModelDir(model)));
 }
 
-export function readFixtureAdapter(model: 'tiny' | 'odd', dir = 'adapter_init'): PeftAdapter {
+/** The fixture's adapter, read as written for `config`'s family (BERT's names without one). */
+export function readFixtureAdapter(model: FixtureModel, dir = 'adapter_init', config?: BertConfig): PeftAdapter {
   const root = join(fixtureModelDir(model), dir);
   const bytes = readFileSync(join(root, 'adapter_model.safetensors'));
-  return readPeftAdapter({
+  const files = {
     'adapter_config.json': readFileSync(join(root, 'adapter_config.json'), 'utf8'),
     'adapter_model.safetensors': new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-  });
+  };
+  return readPeftAdapter(files, config);
 }
 
 /** The fixture batch as one TokenBatch: 4 anchors then 4 positives, padded to a common length. */
-export function fixtureBatch(model: 'tiny' | 'odd'): { tokens: TokenBatch; anchors: number } {
+export function fixtureBatch(model: FixtureModel): { tokens: TokenBatch; anchors: number } {
   const t = readSafetensorsFile(join(fixtureModelDir(model), 'batch.safetensors'));
   const parts = ['anchor', 'positive'].map((p) => ({
     ids: t.get(`${p}.input_ids`)!,
@@ -74,7 +82,7 @@ export interface FixtureReference {
   };
 }
 
-export function readFixtureReference(model: 'tiny' | 'odd', name: string): FixtureReference {
+export function readFixtureReference(model: FixtureModel, name: string): FixtureReference {
   const dir = join(fixtureModelDir(model), 'reference');
   return {
     tensors: readSafetensorsFile(join(dir, `${name}.safetensors`)),

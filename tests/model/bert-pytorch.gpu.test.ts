@@ -11,10 +11,10 @@ import { BertEncoder, type BaseQuantization } from '../../src/model/bert.ts';
 import { GpuAdapter } from '../../src/model/lora.ts';
 import { SentenceEncoder } from '../../src/model/sentence.ts';
 import { Trainer, DEFAULT_TRAIN_CONFIG } from '../../src/train/trainer.ts';
-import { recordMicroBatch } from '../../src/train/objective.ts';
 import { fixtureBatch, loadFixtureModel, readFixtureAdapter, readFixtureReference } from '../helpers/fixtures.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/numeric.ts';
+import { expectReferenceEmbeddings, expectReferenceGradients } from '../helpers/reference-checks.ts';
 
 const pefKey = (name: string) => {
   const dot = name.lastIndexOf('.');
@@ -42,40 +42,16 @@ const CASES: [model: 'tiny' | 'odd', base: BaseQuantization, adapterDir: string,
 describe.each(CASES)('BERT %s, %s base (%s) vs PyTorch', (model, base, adapterDir, referenceName) => {
   it('embeddings without and with the adapter match within 1e-4', async () => {
     const engine = await gpuEngine();
-    const { bert, adapter, encoder } = await setup(engine, model, base, adapterDir);
-    const ref = readFixtureReference(model, referenceName);
-    const { tokens, anchors } = fixtureBatch(model);
-    const h = bert.config.hiddenSize;
-    for (const withAdapter of [false, true]) {
-      bert.adapters = withAdapter ? [adapter] : [];
-      const state = encoder.forward(tokens, { train: false, hiddenDropout: 0, seed: 0 });
-      const got = await engine.readF32(state.embeddings);
-      encoder.release(state);
-      const prefix = withAdapter ? 'embedding' : 'embedding_no_adapter';
-      expectClose(got.subarray(0, anchors * h), ref.tensors.get(`${prefix}.anchor`)!.data, { atol: 1e-4, rtol: 0 }, `${prefix}.anchor`);
-      expectClose(got.subarray(anchors * h), ref.tensors.get(`${prefix}.positive`)!.data, { atol: 1e-4, rtol: 0 }, `${prefix}.positive`);
-    }
-    bert.destroy();
+    const loaded = await setup(engine, model, base, adapterDir);
+    await expectReferenceEmbeddings(loaded, model, referenceName);
+    loaded.bert.destroy();
   });
 
   it('InfoNCE loss and every LoRA gradient match (loss 1e-5, gradients 1e-3 relative)', async () => {
     const engine = await gpuEngine();
-    const { bert, adapter, encoder } = await setup(engine, model, base, adapterDir);
-    bert.adapters = [adapter];
-    const ref = readFixtureReference(model, referenceName);
-    const { tokens, anchors } = fixtureBatch(model);
-    adapter.zeroGrads();
-    const loss = recordMicroBatch(encoder, { kind: 'infonce', scale: 20, symmetric: false }, { tokens, anchors, labels: null }, { train: true, hiddenDropout: 0, seed: 0 }, 1);
-    const lossValue = (await engine.readF32(loss))[0];
-    expect(Math.abs(lossValue - ref.meta.loss.value)).toBeLessThan(1e-5 * Math.max(1, ref.meta.loss.value));
-    const { grads, names } = adapter.parameters();
-    expect(names.length).toBe([...ref.tensors.keys()].filter((k) => k.startsWith('grad.')).length);
-    for (let i = 0; i < names.length; i++) {
-      const expected = ref.tensors.get(`grad.${pefKey(names[i])}`)!.data;
-      const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      expectClose(await engine.readF32(grads[i]), expected, { atol: 1e-3 * scale, rtol: 0 }, `grad ${names[i]}`);
-    }
-    bert.destroy();
+    const loaded = await setup(engine, model, base, adapterDir);
+    await expectReferenceGradients(loaded, model, referenceName, pefKey);
+    loaded.bert.destroy();
   });
 
   it('3 AdamW steps with clipping: losses, pre-clip norms and the adapter match (1e-4)', async () => {

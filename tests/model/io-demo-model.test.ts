@@ -19,6 +19,8 @@ describe('demo model script', () => {
     const model = await loadModelFiles(fileMapSource(asBlobs(files), 'demo'));
     expect(model.config).toMatchObject({ hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 128 });
     expect(model.source.files).toContain('tokenizer.json');
+    // A sentence-transformers folder, so the app reads its settings (and finds every file it asks for offline).
+    expect(model.sentence).toMatchObject({ pooling: 'mean', normalize: true, maxSeqLength: 64, lowercase: false, prompts: {}, unsupported: [] });
     const size = Object.values(files).reduce((n, c) => n + (typeof c === 'string' ? c.length : c.byteLength), 0);
     expect(size).toBeLessThan(2e6);
     const fromVocab = loadTokenizer({ vocabTxt: files['vocab.txt'] as string, tokenizerConfig: files['tokenizer_config.json'] as string });
@@ -60,7 +62,19 @@ describe('demo model script', () => {
     const dir = tempDir('demo-model-');
     writeFileSync(join(dir, 'texts.txt'), TEXTS.join('\n'));
     execFileSync(process.execPath, ['--import', 'tsx', 'scripts/make-demo-model.ts', '--out', join(dir, 'out'), '--seed', '3', join(dir, 'texts.txt')], { stdio: 'pipe' });
-    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual([
+      '1_Pooling',
+      'README.md',
+      'config.json',
+      'config_sentence_transformers.json',
+      'model.safetensors',
+      'modules.json',
+      'sentence_bert_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'vocab.txt',
+    ]);
+    expect(readdirSync(join(dir, 'out', '1_Pooling'))).toEqual(['config.json']);
     const again = makeDemoModel([TEXTS.join('\n')], { seed: 3, vocabSize: 2000, sources: ['texts.txt'] });
     expect(new Uint8Array(readFileSync(join(dir, 'out', 'model.safetensors')))).toEqual(again['model.safetensors']);
   });

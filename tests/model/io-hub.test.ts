@@ -47,7 +47,7 @@ beforeAll(async () => {
       'test-org/bin-only': { main: bin },
       'test-org/sharded': { main: shardedFiles() },
       'test-org/no-weights': { main: modelFiles(['config.json', 'vocab.txt']) },
-      'test-org/roberta': { main: { 'config.json': JSON.stringify({ model_type: 'roberta', architectures: ['RobertaModel'] }) } },
+      'test-org/mpnet': { main: { 'config.json': JSON.stringify({ model_type: 'mpnet', architectures: ['MPNetModel'] }) } },
       legacyname: { main: modelFiles(BASE_FILES) },
     },
     { pieces: 4, pauseMs: 20 },
@@ -179,7 +179,7 @@ describe('Hub source against a local server in the Hub URL layout', () => {
     await expect(load('test-org/missing')).rejects.toThrow(/no repository test-org\/missing/);
     await expect(load(REPO, 'nope')).rejects.toThrow(/has no revision "nope"/);
     await expect(load('test-org/no-weights')).rejects.toThrow(/has no weights: looked for model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin/);
-    await expect(load('test-org/roberta')).rejects.toThrow(/model_type "roberta".*RobertaModel.*not supported yet/);
+    await expect(load('test-org/mpnet')).rejects.toThrow(/model_type "mpnet".*MPNetModel.*not supported yet/);
     await expect(load(REPO, 'main', 'http://127.0.0.1:1')).rejects.toThrow(/could not reach http:\/\/127\.0\.0\.1:1 to look up test-org\/tiny-bert@main \(and it is not cached here\)/);
     expect(() => hubSource('../etc/passwd')).toThrow(/not a Hugging Face repo id/);
   });

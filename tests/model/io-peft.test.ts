@@ -59,7 +59,7 @@ describe('PEFT adapter files', () => {
 
   it('writes what PEFT writes: the same tensor names, order, shapes and bytes as the fixture adapter', () => {
     const fixture = fixtureFiles(`${TINY}/adapter_init`);
-    const written = writePeftAdapter(readPeftAdapter(fixture))['adapter_model.safetensors'];
+    const written = writePeftAdapter(readPeftAdapter(fixture), config)['adapter_model.safetensors'];
     const ours = readSafetensorsHeader(written);
     const theirs = readSafetensorsHeader(fixture['adapter_model.safetensors']);
     expect(ours.entries).toEqual(theirs.entries);
@@ -69,7 +69,7 @@ describe('PEFT adapter files', () => {
 
   it('writes every adapter_config.json field PEFT expects and round-trips the adapter', () => {
     const adapter = smallAdapter();
-    const files = writePeftAdapter(adapter);
+    const files = writePeftAdapter(adapter, config);
     expect(JSON.parse(files['adapter_config.json'])).toEqual({
       peft_type: 'LORA',
       task_type: 'FEATURE_EXTRACTION',
@@ -115,7 +115,7 @@ describe('PEFT adapter files', () => {
   ];
   it.each(keyForms)('reads tensor names written by %s and writes them back as PeftModel would', (_, form, prefix) => {
     const adapter = smallAdapter();
-    const files = writePeftAdapter(adapter);
+    const files = writePeftAdapter(adapter, config);
     const ours = (key: string) => /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(key) as RegExpExecArray;
     const theirs = renamed(files['adapter_model.safetensors'], (k) => form(ours(k)[1], ours(k)[2]));
     const back = readPeftAdapter({ ...files, 'adapter_model.safetensors': theirs });
@@ -125,11 +125,11 @@ describe('PEFT adapter files', () => {
     for (const [name, t] of adapter.tensors) expect(back.tensors.get(name), name).toEqual(t);
     const names = (file: Uint8Array) => readSafetensorsHeader(file).entries.map((e) => e.name);
     const expected = names(files['adapter_model.safetensors']).map((k) => k.replace('base_model.model.', `base_model.model.${prefix}`));
-    expect(names(writePeftAdapter(back)['adapter_model.safetensors'])).toEqual(expected);
+    expect(names(writePeftAdapter(back, config)['adapter_model.safetensors'])).toEqual(expected);
   });
 
   it('refuses a module named twice under two forms, and names of other models with an example of the expected name', () => {
-    const files = writePeftAdapter(smallAdapter());
+    const files = writePeftAdapter(smallAdapter(), config);
     const query = parseSafetensors(files['adapter_model.safetensors']).tensors.get('base_model.model.encoder.layer.0.attention.self.query.lora_A.weight')!;
     const twice = renamed(files['adapter_model.safetensors'], (k) => k, [['encoder.layer.0.attention.self.query.lora_A.weight', query]]);
     expect(() => readPeftAdapter({ ...files, 'adapter_model.safetensors': twice })).toThrow(/holds encoder\.layer\.0\.attention\.self\.query\.lora_A twice/);
@@ -144,7 +144,7 @@ describe('PEFT adapter files', () => {
   });
 
   it('names unknown keys, missing halves, rank mismatches and uncovered modules', () => {
-    const files = writePeftAdapter(smallAdapter());
+    const files = writePeftAdapter(smallAdapter(), config);
     const base = files['adapter_model.safetensors'];
     const t = (shape: number[]): HostTensor => ({ shape, data: new Float32Array(shape[0] * shape[1]) });
     const withExtra = renamed(base, (k) => k, [
@@ -178,7 +178,7 @@ describe('PEFT adapter files', () => {
     ['bad r', { r: 0 }, /r must be a positive integer, got 0/],
   ];
   it.each(unsupported)('refuses an adapter_config.json with %s', (_, patch, message) => {
-    const files = writePeftAdapter(smallAdapter());
+    const files = writePeftAdapter(smallAdapter(), config);
     const json = JSON.stringify({ ...JSON.parse(files['adapter_config.json']), ...patch });
     expect(() => readPeftAdapter({ ...files, 'adapter_config.json': json })).toThrow(message);
   });
@@ -186,7 +186,7 @@ describe('PEFT adapter files', () => {
   it('refuses to write an adapter with a tensor outside BERT\'s linears', () => {
     const adapter = smallAdapter();
     adapter.tensors.set('encoder.layer.0.attention.self.rotary.lora_A', { shape: [2, 32], data: new Float32Array(64) });
-    expect(() => writePeftAdapter(adapter)).toThrow(/encoder\.layer\.0\.attention\.self\.rotary\.lora_A: not "<BERT linear module>\.lora_A"/);
+    expect(() => writePeftAdapter(adapter, config)).toThrow(/encoder\.layer\.0\.attention\.self\.rotary\.lora_A: not "<BERT linear module>\.lora_A"/);
   });
 });
 

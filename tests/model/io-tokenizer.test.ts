@@ -74,3 +74,30 @@ describe('BERT tokenizer through @huggingface/transformers', () => {
     expect(Array.from(inputIds.subarray(0, seq)).map((id) => vocab[id])).toEqual(['[CLS]', 'the', 'patient', '[SEP]']);
   });
 });
+
+describe('tokenizer.json of the RoBERTa family (byte-level BPE, Unigram)', () => {
+  // Reference ids from an independent Python re-statement of both algorithms (tests/fixtures/subword_tokenizers.py).
+  const families = [
+    ['roberta', 'byte-level BPE'],
+    ['xlm-roberta', 'Unigram'],
+  ] as const;
+  const dir = (name: string) => `tests/fixtures/families/${name}`;
+  const load = (name: string, withConfig = true) =>
+    loadTokenizer({ tokenizerJson: text(`${dir(name)}/tokenizer.json`), ...(withConfig ? { tokenizerConfig: text(`${dir(name)}/tokenizer_config.json`) } : {}) });
+
+  for (const [name, kind] of families) {
+    const ref = JSON.parse(text(`${dir(name)}/tokenizer_reference.json`)) as { texts: string[]; ids: number[][] };
+
+    it(`${name} (${kind}): the reference ids, wrapped in <s> … </s>`, () => {
+      expect(idsOf(load(name), ref.texts)).toEqual(ref.ids);
+    });
+
+    it(`${name}: pads with <pad> (also without tokenizer_config.json) and truncates keeping </s>`, () => {
+      for (const tok of [load(name), load(name, false)]) {
+        const out = tok.encode([ref.texts[1], ref.texts[7]], 6);
+        expect(Array.from(out.inputIds.subarray(0, 6))).toEqual([...ref.ids[1].slice(0, 5), 2]);
+        expect(Array.from(out.inputIds.subarray(6 + ref.ids[7].length, 12))).toEqual(Array(6 - ref.ids[7].length).fill(1));
+      }
+    });
+  }
+});

@@ -69,7 +69,7 @@ describe("the pooler's LoRA (targeted by 'dense')", () => {
     expect(init.get('pooler.dense.lora_A')?.shape).toEqual([2, 32]);
     expect(init.get('pooler.dense.lora_B')?.data.every((v) => v === 0)).toBe(true);
     expect(initLoraTensors(config, lora, 5, { pooler: false }).has('pooler.dense.lora_A')).toBe(false);
-    const files = writePeftAdapter({ config: { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['dense'], useRslora: false, baseModelNameOrPath: 'tiny' }, tensors: init });
+    const files = writePeftAdapter({ config: { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['dense'], useRslora: false, baseModelNameOrPath: 'tiny' }, tensors: init }, config);
     const names = readSafetensorsHeader(files['adapter_model.safetensors']).entries.map((e) => e.name);
     expect(names.slice(-2)).toEqual(['base_model.model.pooler.dense.lora_A.weight', 'base_model.model.pooler.dense.lora_B.weight']);
     const back = readPeftAdapter(files);
@@ -80,11 +80,11 @@ describe("the pooler's LoRA (targeted by 'dense')", () => {
   it('is refused where target_modules do not cover it, and checked against the base (shape, and a pooler to put it on)', () => {
     const tensors = denseAdapter(true);
     const narrow = { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['output.dense', 'intermediate.dense'], useRslora: false, baseModelNameOrPath: 'tiny' };
-    expect(() => writePeftAdapter({ config: narrow, tensors })).toThrow(/pooler\.dense: not covered by target_modules/);
+    expect(() => writePeftAdapter({ config: narrow, tensors }, config)).toThrow(/pooler\.dense: not covered by target_modules/);
     tensors.set('pooler.dense.lora_A', { shape: [2, 64], data: new Float32Array(128) });
-    const files = writePeftAdapter({ config: { ...narrow, targetModules: ['dense'] }, tensors });
+    const files = writePeftAdapter({ config: { ...narrow, targetModules: ['dense'] }, tensors }, config);
     expect(() => checkAdapter(config, readPeftAdapter(files), 'adapter', { pooler: true })).toThrow(/pooler\.dense: lora_A \[2, 64\] \/ lora_B \[32, 2\] do not fit the base weight \[32, 32\]/);
-    const fits = writePeftAdapter({ config: { ...narrow, targetModules: ['dense'] }, tensors: denseAdapter(true) });
+    const fits = writePeftAdapter({ config: { ...narrow, targetModules: ['dense'] }, tensors: denseAdapter(true) }, config);
     expect(() => checkAdapter(config, readPeftAdapter(fits), 'adapter', { pooler: false })).toThrow(
       'adapter: pooler.dense: the adapter has LoRA weights for it but the base checkpoint has no pooler',
     );

@@ -61,6 +61,15 @@ describe('share links', () => {
     expect(error).toMatch(/data\.fingerprint must be a non-empty text/);
   });
 
+  it('carries the sentence settings; a link made before prompts were recorded reads as no prompts', () => {
+    const e5 = { ...demo, pooling: 'weighted-mean' as const, normalize: false, maxLength: 512, prompts: { query: 'query: ', passage: 'passage: ' } };
+    expect(readShareLink(shareLink(e5, 'https://lab.example/'))).toEqual(e5);
+    const { prompts: _, ...older } = demo;
+    expect(validateRunConfig(older).prompts).toEqual({ query: '', passage: '' });
+    expect(() => validateRunConfig({ ...demo, pooling: 'median' })).toThrow(/pooling must be one of cls, mean, max, mean-sqrt-len, weighted-mean, last-token \(got "median"\)/);
+    expect(() => validateRunConfig({ ...demo, prompts: { query: 1 } })).toThrow(/prompts must be \{query, passage\}/);
+  });
+
   it('refuses another version', () => {
     expect(() => validateRunConfig({ ...demo, v: 2 })).toThrow(/version 2/);
   });

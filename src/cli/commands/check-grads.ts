@@ -1,7 +1,8 @@
 /**
- * `qlora-lab check-grads`: loss and LoRA gradients of one batch (dropout off) under PEFT's names,
- * so a user can compare this GPU with PyTorch on their own model and data.
+ * `qlora-lab check-grads`: loss and LoRA gradients of one batch (dropout off) under PEFT's names
+ * (the model's own module names), so a user can compare this GPU with PyTorch on their own model and data.
  */
+import { peftTensorKey } from '../../model/peft-files.ts';
 import { writeSafetensors } from '../../model/safetensors.ts';
 import type { HostTensor } from '../../model/state-dict.ts';
 import { type Objective, encodeExamples, recordMicroBatch } from '../../train/objective.ts';
@@ -41,8 +42,7 @@ export async function run(args: string[]): Promise<void> {
   const { grads, names } = adapter.parameters();
   const tensors = new Map<string, HostTensor>([['loss', { shape: [1], data: Float32Array.of(lossValue) }]]);
   for (let i = 0; i < names.length; i++) {
-    const dot = names[i].lastIndexOf('.');
-    tensors.set(`base_model.model.${names[i].slice(0, dot)}.${names[i].slice(dot + 1)}.weight`, { shape: [...grads[i].shape], data: await cli.engine.readF32(grads[i]) });
+    tensors.set(peftTensorKey(cli.files.config, names[i]), { shape: [...grads[i].shape], data: await cli.engine.readF32(grads[i]) });
   }
   await writeOutputFile(out, writeSafetensors(tensors, { loss: String(lossValue), objective: objective.kind, batch: String(examples.length) }));
   process.stderr.write(`loss ${lossValue} over ${examples.length} examples; ${names.length} gradients written to ${out}\n`);

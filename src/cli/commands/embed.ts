@@ -1,5 +1,6 @@
 /** `qlora-lab embed`: sentence embeddings of a text file (one text per line) as a .npy matrix. */
 import { readFile } from 'node:fs/promises';
+import { defaultPrompt } from '../../model/sentence-config.ts';
 import { parseOptions, required } from '../args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
@@ -11,12 +12,14 @@ export const summary = 'embed texts (one per line) with a model [+ adapters] int
 const USAGE = `usage: qlora-lab embed --model <dir|hub-id> --input texts.txt --out emb.npy [options]
 ${ENCODER_USAGE}
   --adapter <dir>                     PEFT adapter folder; repeat to stack adapters in order
+  --role query|passage                embed the texts as queries or passages, with that prompt (default:
+                                      neither, with the folder's default prompt if it has one)
   --batch-size N                      texts per GPU batch (default 32)`;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...ENCODER_OPTIONS, input: { type: 'string' }, out: { type: 'string' }, adapter: { type: 'string', multiple: true }, 'batch-size': { type: 'string', default: '32' } },
+    { ...ENCODER_OPTIONS, input: { type: 'string' }, out: { type: 'string' }, adapter: { type: 'string', multiple: true }, role: { type: 'string' }, 'batch-size': { type: 'string', default: '32' } },
     USAGE,
   );
   const input = required(values, 'input', USAGE);
@@ -24,6 +27,8 @@ export async function run(args: string[]): Promise<void> {
   await checkOutputPath('out', out, 'file');
   const batchSize = Number(values['batch-size']);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size must be a positive integer`);
+  const role = values.role;
+  if (role !== undefined && role !== 'query' && role !== 'passage') throw new UsageError(`--role must be query or passage, got ${String(role)}`);
   const texts = (await readFile(input, 'utf8').catch((e: Error) => {
     throw new UsageError(`cannot read --input ${input}: ${e.message}`);
   }))
@@ -32,7 +37,9 @@ export async function run(args: string[]): Promise<void> {
   if (texts.length === 0) throw new UsageError(`${input} has no non-empty lines`);
   const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
   const started = performance.now();
-  const embeddings = await cli.encoder.embed(texts, batchSize, (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`));
+  const prompt = role === undefined ? defaultPrompt(cli.files.sentence) : cli.encoder.prompt(role);
+  if (prompt !== '') process.stderr.write(`prompt ${JSON.stringify(prompt)}${role === undefined ? ' (the folder\'s default prompt)' : ` (${role})`}\n`);
+  const embeddings = await cli.encoder.embed(texts, { prompt, batchSize, onProgress: (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`) });
   const seconds = (performance.now() - started) / 1000;
   process.stderr.write(`\n${texts.length} texts in ${seconds.toFixed(2)} s (${(texts.length / seconds).toFixed(1)} embeddings/s)\n`);
   const h = embeddings[0].length;

@@ -35,9 +35,9 @@ export async function run(args: string[]): Promise<void> {
   const { adapters } = cli;
   const embedWith =
     (useAdapters: boolean): Embedder =>
-    async (texts) => {
+    async (texts, role) => {
       cli.bert.adapters = useAdapters ? adapters : [];
-      return cli.encoder.embed(texts);
+      return cli.encoder.embed(texts, { prompt: cli.encoder.prompt(role) });
     };
   const result = await evaluateBeforeAfter(embedWith(false), embedWith(true), { pairs, retrieval: retrievalFromPairs(pairs) }, {
     resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0),

@@ -1,47 +1,31 @@
 /** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
-import { join } from 'node:path';
-import { Rng } from '../../engine/rng.ts';
+import { join, resolve } from 'node:path';
+import { adapterFolder } from '../../model/adapter-settings.ts';
+import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
-import { writePeftAdapter } from '../../model/peft-files.ts';
 import { hasPooler } from '../../model/state-dict.ts';
-import { type Example, type Objective, encodeExamples } from '../../train/objective.ts';
+import { encodeExamples } from '../../train/objective.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
-import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, type TrainConfig, Trainer } from '../../train/trainer.ts';
-import { numberOption, parseOptions, required } from '../args.ts';
-import { ENCODER_OPTIONS, ENCODER_USAGE, type CliEncoder, openEncoder } from '../encoder.ts';
+import { NonFiniteLossError, Trainer } from '../../train/trainer.ts';
+import { parseOptions, required } from '../args.ts';
+import { type CliEncoder, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
+import { parseModelArgument } from '../model-source.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
-import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
+import { pairOptionsOf, readPairFile } from '../pair-file.ts';
 import { CHECKPOINT_FILE, type TrainCheckpoint, fileSha256, loadTrainCheckpoint, removeTrainCheckpoint, saveTrainCheckpoint } from '../train-checkpoint.ts';
+import { TRAIN_OPTIONS, TRAIN_USAGE, TrainingOrder, trainPlan } from '../train-options.ts';
 
 export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) or labelled pairs; writes a PEFT adapter';
 
 const USAGE = `usage: qlora-lab train --model <dir|hub-id> --data pairs.(csv|tsv|jsonl)[.gz] --out <adapter-dir> [options]
-${ENCODER_USAGE}
-  --r N                 LoRA rank (default 16)
-  --alpha A             LoRA alpha (default 32)
-  --lora-dropout P      dropout on the LoRA input (default 0.1)
-  --rslora              scale alpha/sqrt(r) instead of alpha/r
-  --targets a,b         PEFT target modules (default query,value)
-  --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
-  --scale S             InfoNCE scale (default 20); labelled pairs use CosineSimilarityLoss
-  --symmetric           symmetric InfoNCE
-  --epochs N            passes over the data (default 1)
-  --batch-size N        examples per micro-batch (default 32)
-  --grad-accum N        micro-batches per optimizer step (default 1)
-  --lr LR               peak learning rate (default 2e-4)
-  --warmup-ratio F      fraction of steps of linear warmup (default 0.1)
-  --weight-decay W      AdamW weight decay (default 0.01)
-  --max-grad-norm N     global gradient-norm clip, 0 = off (default 1)
-  --hidden-dropout P    BERT hidden dropout while training (default 0.1)
-  --seed N              seed for the adapter init, shuffling and dropout (default 42)
+${TRAIN_USAGE}
   --checkpoint-every N  write <out>/checkpoint.safetensors every N steps (default 50); one is also
                         written on Ctrl-C / SIGTERM, and removed when the run finishes
   --resume <out>        continue an interrupted run from <out>/checkpoint.safetensors with its own
                         settings and data (give no other option); the result is bit-identical to
-                        an uninterrupted run
-${PAIR_USAGE}`;
+                        an uninterrupted run`;
 
 /** Given alone: every other setting of a resumed run comes from its checkpoint. */
 const RESUME_OPTION = '--resume';
@@ -63,34 +47,7 @@ function withOut(args: string[], out: string): string[] {
 }
 
 async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promise<void> {
-  const { values } = parseOptions(
-    args,
-    {
-      ...ENCODER_OPTIONS,
-      ...PAIR_OPTIONS,
-      data: { type: 'string' },
-      out: { type: 'string' },
-      r: { type: 'string' },
-      alpha: { type: 'string' },
-      'lora-dropout': { type: 'string' },
-      rslora: { type: 'boolean', default: false },
-      targets: { type: 'string', default: 'query,value' },
-      stack: { type: 'string', multiple: true },
-      scale: { type: 'string' },
-      symmetric: { type: 'boolean', default: false },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'grad-accum': { type: 'string' },
-      lr: { type: 'string' },
-      'warmup-ratio': { type: 'string' },
-      'weight-decay': { type: 'string' },
-      'max-grad-norm': { type: 'string' },
-      'hidden-dropout': { type: 'string' },
-      seed: { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-    },
-    USAGE,
-  );
+  const { values } = parseOptions(args, TRAIN_OPTIONS, USAGE);
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'dir');
   const dataPath = required(values, 'data', USAGE);
@@ -99,45 +56,16 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   if (resumeFrom && resumeFrom.dataSha256 !== dataSha256) {
     throw new UsageError(`--resume ${out}: ${dataPath} has changed since the run started (its SHA-256 differs), so the run cannot continue identically`);
   }
-  const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
-  const probability = (n: number) => n >= 0 && n < 1;
-  const lora: TrainingLoraConfig = {
-    r: numberOption(values, 'r', 16, positiveInt),
-    alpha: numberOption(values, 'alpha', 32, (n) => n > 0),
-    dropout: numberOption(values, 'lora-dropout', 0.1, probability),
-    rslora: Boolean(values.rslora),
-    targetModules: String(values.targets).split(',').map((t) => t.trim()).filter(Boolean),
-  };
-  const batchSize = numberOption(values, 'batch-size', 32, positiveInt);
-  const accumulation = numberOption(values, 'grad-accum', 1, positiveInt);
-  const epochs = numberOption(values, 'epochs', 1, positiveInt);
-  const seed = numberOption(values, 'seed', 42, Number.isInteger);
-  const checkpointEvery = numberOption(values, 'checkpoint-every', 50, positiveInt);
-  const objective: Objective =
-    data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', 20), symmetric: Boolean(values.symmetric) };
-  if (objective.kind === 'infonce' && batchSize < 2) throw new UsageError('InfoNCE needs --batch-size ≥ 2 (the other pairs of a batch are the negatives)');
-  const stepsPerEpoch = Math.floor(data.examples.length / (batchSize * accumulation));
-  if (stepsPerEpoch === 0) throw new UsageError(`${data.examples.length} examples are fewer than one step (batch ${batchSize} × accumulation ${accumulation})`);
-  const totalSteps = stepsPerEpoch * epochs;
-  const maxGradNorm = numberOption(values, 'max-grad-norm', 1, (n) => n >= 0);
-  const config: TrainConfig = {
-    ...DEFAULT_TRAIN_CONFIG,
-    objective,
-    learningRate: numberOption(values, 'lr', 2e-4, (n) => n > 0),
-    warmupSteps: Math.round(numberOption(values, 'warmup-ratio', 0.1, (n) => n >= 0 && n <= 1) * totalSteps),
-    totalSteps,
-    gradientAccumulation: accumulation,
-    maxGradNorm: maxGradNorm === 0 ? null : maxGradNorm,
-    weightDecay: numberOption(values, 'weight-decay', 0.01, (n) => n >= 0),
-    hiddenDropout: numberOption(values, 'hidden-dropout', 0.1, probability),
-    seed,
-  };
+  const plan = trainPlan(values, data);
+  const { lora, batchSize, stepsPerEpoch, checkpointEvery, config } = plan;
+  const { objective, totalSteps, gradientAccumulation: accumulation, seed } = config;
 
   const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? []);
   const modelCommit = cli.files.source.commit;
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
   }
+  lora.targetModules = trainingTargets(cli.files.config, lora.targetModules);
   const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed, { pooler: hasPooler(cli.files.weights) }), true);
   cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
@@ -159,23 +87,17 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
     await saveTrainCheckpoint(out, { snapshot, args, dataSha256, ...(modelCommit ? { modelCommit } : {}) });
     lastSane = { step: snapshot.step, tensors: snapshot.adapter };
   };
-  const save = (tensors: HostAdapterTensors) => saveAdapter(cli, tensors, lora, out, String(values.model));
+  const save = (tensors: HostAdapterTensors) => saveAdapter(cli, tensors, lora, out, String(values.model), { trainArgs: withAbsolutePaths(args), dataSha256 });
 
   const interrupt = new InterruptFlag();
   const started = performance.now();
   let examplesSeen = 0;
   let stopped: string | null = null;
   try {
-    const orders = new EpochOrders(data.examples.length, seed);
+    const order = new TrainingOrder(data.examples, plan);
     while (trainer.step < totalSteps) {
       const epoch = Math.floor(trainer.step / stepsPerEpoch);
-      const s = trainer.step % stepsPerEpoch;
-      const order = orders.get(epoch);
-      const micro = Array.from({ length: accumulation }, (_, k) => {
-        const start = (s * accumulation + k) * batchSize;
-        const examples = order.slice(start, start + batchSize).map((i) => data.examples[i] as Example);
-        return encodeExamples(cli.encoder, objective, examples);
-      });
+      const micro = Array.from({ length: accumulation }, (_, k) => encodeExamples(cli.encoder, objective, order.microBatch(trainer.step, k)));
       const report = await trainer.trainStep(micro);
       examplesSeen += report.examples;
       const seconds = (performance.now() - started) / 1000;
@@ -218,24 +140,6 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   throw new UsageError(`${reason} No adapter passed the divergence check, so nothing was written to ${out}. Lower --lr and train again.`);
 }
 
-/** The shuffled example order of each epoch: one seeded stream, replayed from the start on resume. */
-class EpochOrders {
-  private readonly rng: Rng;
-  private readonly orders: number[][] = [];
-
-  constructor(
-    private readonly n: number,
-    seed: number,
-  ) {
-    this.rng = new Rng(seed);
-  }
-
-  get(epoch: number): number[] {
-    while (this.orders.length <= epoch) this.orders.push(this.rng.shuffle(Array.from({ length: this.n }, (_, i) => i)));
-    return this.orders[epoch];
-  }
-}
-
 /** Ctrl-C / SIGTERM ask the loop to checkpoint and stop after the current step; a second one exits at once. */
 class InterruptFlag {
   raised = false;
@@ -256,23 +160,30 @@ class InterruptFlag {
   }
 }
 
-async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: TrainingLoraConfig, out: string, model: string): Promise<void> {
+/** `args` with --data, --stack and a local --model made absolute: the record stays valid whatever folder it is used from. */
+function withAbsolutePaths(args: string[]): string[] {
+  const absolute = (option: string, value: string) => (option === 'model' && parseModelArgument(value).kind === 'hub' ? value : resolve(value));
+  return args.map((arg, i) => {
+    const inline = /^--(data|model|stack)=(.*)$/.exec(arg);
+    if (inline) return `--${inline[1]}=${absolute(inline[1], inline[2])}`;
+    const previous = /^--(data|model|stack)$/.exec(args[i - 1] ?? '');
+    return previous ? absolute(previous[1], arg) : arg;
+  });
+}
+
+/** The adapter in PEFT's layout, with qlora_lab.json recording the sentence settings and the run's arguments. */
+async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: TrainingLoraConfig, out: string, model: string, run: { trainArgs: string[]; dataSha256: string }): Promise<void> {
   const at = model.lastIndexOf('@');
   const isHubWithRevision = cli.files.source.kind === 'hub' && at > 0;
-  const files = writePeftAdapter({
-    config: {
-      r: lora.r,
-      loraAlpha: lora.alpha,
-      loraDropout: lora.dropout,
-      targetModules: lora.targetModules,
-      useRslora: lora.rslora,
-      baseModelNameOrPath: isHubWithRevision ? model.slice(0, at) : cli.files.source.id,
-      // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
-      ...(cli.files.source.commit || cli.files.source.revision ? { revision: cli.files.source.commit ?? cli.files.source.revision } : {}),
-    },
+  const baseModel = isHubWithRevision ? model.slice(0, at) : cli.files.source.id;
+  // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
+  const revision = cli.files.source.commit ?? cli.files.source.revision;
+  const adapter = {
+    config: { r: lora.r, loraAlpha: lora.alpha, loraDropout: lora.dropout, targetModules: lora.targetModules, useRslora: lora.rslora, baseModelNameOrPath: baseModel, ...(revision ? { revision } : {}) },
     tensors,
-  });
-  await writeOutputDir(out, files);
+  };
+  const settings = { baseModel, ...(revision ? { revision } : {}), quantization: cli.bert.quantization, sentence: cli.settings, ...run };
+  await writeOutputDir(out, adapterFolder(adapter, cli.files.config, settings));
 }
 
 const round = (x: number) => Math.round(x * 1e5) / 1e5;

@@ -181,7 +181,12 @@ def tokenizer_json(vocab, lowercase):
     }
 
 
-for name, cased in (("uncased", False), ("cased", True)):
+def main():
+    for name, cased in (("uncased", False), ("cased", True)):
+        write_folder(name, cased)
+
+
+def write_folder(name, cased):
     tokens = vocab_for(cased)
     vocab = {t: i for i, t in enumerate(tokens)}
     out = HERE / name
@@ -191,3 +196,7 @@ for name, cased in (("uncased", False), ("cased", True)):
     (out / "tokenizer.json").write_text(json.dumps(tokenizer_json(vocab, not cased), ensure_ascii=False, indent=2) + "\n")
     reference = {"texts": TEXTS, "ids": [encode(t, vocab, not cased) for t in TEXTS]}
     (out / "reference.json").write_text(json.dumps(reference, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+/**
+ * `qlora-lab train`'s options and what they make of a pair file: the adapter, the objective, the
+ * trainer settings and the order examples are fed in. Shared by `train`, which runs it, and
+ * `export-run`, which writes the same run out for sentence-transformers.
+ */
+import { Rng } from '../engine/rng.ts';
+import type { TrainingLoraConfig } from '../model/lora.ts';
+import type { SentenceOverrides } from '../model/sentence-config.ts';
+import type { Example, Objective } from '../train/objective.ts';
+import { DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../train/trainer.ts';
+import { numberOption } from './args.ts';
+import { ENCODER_OPTIONS, ENCODER_USAGE, encoderOverrides } from './encoder.ts';
+import { UsageError } from './errors.ts';
+import { PAIR_OPTIONS, PAIR_USAGE, type PairExamples } from './pair-file.ts';
+
+export const TRAIN_OPTIONS = {
+  ...ENCODER_OPTIONS,
+  ...PAIR_OPTIONS,
+  data: { type: 'string' },
+  out: { type: 'string' },
+  r: { type: 'string' },
+  alpha: { type: 'string' },
+  'lora-dropout': { type: 'string' },
+  rslora: { type: 'boolean', default: false },
+  targets: { type: 'string', default: 'query,value' },
+  stack: { type: 'string', multiple: true },
+  scale: { type: 'string' },
+  symmetric: { type: 'boolean', default: false },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'grad-accum': { type: 'string' },
+  lr: { type: 'string' },
+  'warmup-ratio': { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'max-grad-norm': { type: 'string' },
+  'hidden-dropout': { type: 'string' },
+  seed: { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+} as const;
+
+export const TRAIN_USAGE = `${ENCODER_USAGE}
+  --r N                 LoRA rank (default 16)
+  --alpha A             LoRA alpha (default 32)
+  --lora-dropout P      dropout on the LoRA input (default 0.1)
+  --rslora              scale alpha/sqrt(r) instead of alpha/r
+  --targets a,b         PEFT target modules, BERT's names or the model's own (default query,value)
+  --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
+  --scale S             InfoNCE scale (default 20); labelled pairs use CosineSimilarityLoss
+  --symmetric           symmetric InfoNCE
+  --epochs N            passes over the data (default 1)
+  --batch-size N        examples per micro-batch (default 32)
+  --grad-accum N        micro-batches per optimizer step (default 1)
+  --lr LR               peak learning rate (default 2e-4)
+  --warmup-ratio F      fraction of steps of linear warmup (default 0.1)
+  --weight-decay W      AdamW weight decay (default 0.01)
+  --max-grad-norm N     global gradient-norm clip, 0 = off (default 1)
+  --hidden-dropout P    BERT hidden dropout while training (default 0.1)
+  --seed N              seed for the adapter init, shuffling and dropout (default 42)
+${PAIR_USAGE}`;
+
+/** Everything a `train` run does with its data, decided before any GPU work. */
+export interface TrainPlan {
+  lora: TrainingLoraConfig;
+  /** The sentence options given (checked); the model folder decides the rest. */
+  sentence: SentenceOverrides;
+  /** Examples per micro-batch. */
+  batchSize: number;
+  epochs: number;
+  stepsPerEpoch: number;
+  checkpointEvery: number;
+  /** The trainer's settings; totalSteps = stepsPerEpoch × epochs, seed = --seed. */
+  config: TrainConfig;
+}
+
+/** The plan `values` (parsed with TRAIN_OPTIONS) make for `data`; a bad value is a UsageError naming its option. */
+export function trainPlan(values: Record<string, unknown>, data: PairExamples): TrainPlan {
+  const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+  const probability = (n: number) => n >= 0 && n < 1;
+  const lora: TrainingLoraConfig = {
+    r: numberOption(values, 'r', 16, positiveInt),
+    alpha: numberOption(values, 'alpha', 32, (n) => n > 0),
+    dropout: numberOption(values, 'lora-dropout', 0.1, probability),
+    rslora: Boolean(values.rslora),
+    targetModules: String(values.targets).split(',').map((t) => t.trim()).filter(Boolean),
+  };
+  const batchSize = numberOption(values, 'batch-size', 32, positiveInt);
+  const accumulation = numberOption(values, 'grad-accum', 1, positiveInt);
+  const epochs = numberOption(values, 'epochs', 1, positiveInt);
+  const seed = numberOption(values, 'seed', 42, Number.isInteger);
+  const checkpointEvery = numberOption(values, 'checkpoint-every', 50, positiveInt);
+  const objective: Objective =
+    data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', 20), symmetric: Boolean(values.symmetric) };
+  if (objective.kind === 'infonce' && batchSize < 2) throw new UsageError('InfoNCE needs --batch-size ≥ 2 (the other pairs of a batch are the negatives)');
+  const stepsPerEpoch = Math.floor(data.examples.length / (batchSize * accumulation));
+  if (stepsPerEpoch === 0) throw new UsageError(`${data.examples.length} examples are fewer than one step (batch ${batchSize} × accumulation ${accumulation})`);
+  const totalSteps = stepsPerEpoch * epochs;
+  const maxGradNorm = numberOption(values, 'max-grad-norm', 1, (n) => n >= 0);
+  const config: TrainConfig = {
+    ...DEFAULT_TRAIN_CONFIG,
+    objective,
+    learningRate: numberOption(values, 'lr', 2e-4, (n) => n > 0),
+    warmupSteps: Math.round(numberOption(values, 'warmup-ratio', 0.1, (n) => n >= 0 && n <= 1) * totalSteps),
+    totalSteps,
+    gradientAccumulation: accumulation,
+    maxGradNorm: maxGradNorm === 0 ? null : maxGradNorm,
+    weightDecay: numberOption(values, 'weight-decay', 0.01, (n) => n >= 0),
+    hiddenDropout: numberOption(values, 'hidden-dropout', 0.1, probability),
+    seed,
+  };
+  return { lora, sentence: encoderOverrides(values), batchSize, epochs, stepsPerEpoch, checkpointEvery, config };
+}
+
+/**
+ * The examples of optimizer step `step`, micro-batch `micro`: each epoch is one seeded shuffle of
+ * the file (one stream, replayed from the start on resume), cut into batches in order.
+ */
+export class TrainingOrder {
+  private readonly rng: Rng;
+  private readonly orders: number[][] = [];
+
+  constructor(
+    private readonly examples: readonly Example[],
+    private readonly plan: TrainPlan,
+  ) {
+    this.rng = new Rng(plan.config.seed);
+  }
+
+  microBatch(step: number, micro: number): Example[] {
+    const { batchSize, stepsPerEpoch, config } = this.plan;
+    const epoch = Math.floor(step / stepsPerEpoch);
+    const start = ((step % stepsPerEpoch) * config.gradientAccumulation + micro) * batchSize;
+    return this.epoch(epoch)
+      .slice(start, start + batchSize)
+      .map((i) => this.examples[i]);
+  }
+
+  /** Every example the run feeds, in order: steps × accumulation × batch size of them. */
+  all(): Example[] {
+    const out: Example[] = [];
+    for (let step = 0; step < this.plan.config.totalSteps; step++) {
+      for (let micro = 0; micro < this.plan.config.gradientAccumulation; micro++) out.push(...this.microBatch(step, micro));
+    }
+    return out;
+  }
+
+  private epoch(epoch: number): number[] {
+    while (this.orders.length <= epoch) this.orders.push(this.rng.shuffle(Array.from({ length: this.examples.length }, (_, i) => i)));
+    return this.orders[epoch];
+  }
+}
