@@ -106,6 +106,8 @@ export function makeDemoModel(texts: string[], options: DemoModelOptions): Recor
     'vocab.txt': vocab.map((t) => `${t}\n`).join(''),
     'tokenizer_config.json': `${JSON.stringify(tokenizerConfig, null, 2)}\n`,
     'tokenizer.json': `${JSON.stringify(bertTokenizerJson(vocab.join('\n'), tokenizerConfig), null, 2)}\n`,
+    // Every file the loader asks for exists, so the offline app finds each one in the service worker's cache.
+    'special_tokens_map.json': `${JSON.stringify({ unk_token: '[UNK]', sep_token: '[SEP]', pad_token: '[PAD]', cls_token: '[CLS]', mask_token: '[MASK]' }, null, 2)}\n`,
     ...sentenceTransformersFiles(DEMO_SENTENCE, { hiddenSize: config.hiddenSize, lowercase: false, includePrompt: true }),
     'README.md': readme(vocab.length, options),
   };

@@ -70,6 +70,7 @@ describe('demo model script', () => {
       'model.safetensors',
       'modules.json',
       'sentence_bert_config.json',
+      'special_tokens_map.json',
       'tokenizer.json',
       'tokenizer_config.json',
       'vocab.txt',
