@@ -132,8 +132,9 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   // Diverged (a non-finite loss, or an update larger than the weights it adapts): keep the last
   // adapter that is still sane, and never replace what --out held with a diverged one.
   const reason = stopped ?? `Training diverged at step ${trainer.step}: ${health.reason}.`;
+  // Checkpoints start at step 1, so lastSane is never the untrained adapter.
   const keep = health.sane && trainer.step > 0 ? { step: trainer.step, tensors: final } : lastSane;
-  if (keep && keep.step > 0) {
+  if (keep) {
     await save(keep.tensors);
     throw new UsageError(`${reason} The adapter of step ${keep.step}, the last that passed the divergence check, was written to ${out}. Lower --lr and train again.`);
   }
