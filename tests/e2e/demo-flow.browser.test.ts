@@ -84,7 +84,8 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   const firstMap = page.getByRole('figure', { name: /t-SNE map/ }).first();
   expect(await firstMap.locator('canvas').getAttribute('tabindex')).toBe('0');
   await firstMap.getByText('The points as a table').click();
-  expect(await firstMap.locator('tbody tr').count()).toBeGreaterThan(10);
+  // The table is rendered on the details' toggle event, a task after the click.
+  await expect.poll(() => firstMap.locator('tbody tr').count(), { timeout: 10_000 }).toBeGreaterThan(10);
 
   await page.getByLabel('Find the evaluation texts nearest to').fill('aortic valve stenosis');
   await page.getByRole('button', { name: 'Search' }).click();
