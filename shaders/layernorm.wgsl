@@ -1,15 +1,29 @@
 // LayerNorm over rows of length H: y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps).
 // Needs row-reduce.wgsl in front (row_slot, row_sum). Mean and variance are two passes over the row
 // (no E[x^2] - E[x]^2 cancellation).
+// gamma and beta are bound as u32 words: f32 bits, or with PARAMS_HALF two f16 per word (half.wgsl);
+// either way the arithmetic is f32.
 
 struct RowParams { rows: u32, width: u32, eps: f32 }
 
 @group(0) @binding(0) var<uniform> lp: RowParams;
 
+override PARAMS_HALF: bool = false;
+
+// Element j of a gamma or beta vector is in word ln_word(j); ln_param(that word, j) is its value.
+fn ln_word(j: u32) -> u32 {
+  return select(j, j >> 1u, PARAMS_HALF);
+}
+
+fn ln_param(word: u32, j: u32) -> f32 {
+  if (PARAMS_HALF) { return unpack2x16float(word)[j & 1u]; }
+  return bitcast<f32>(word);
+}
+
 // layernorm_forward
 @group(0) @binding(1) var<storage, read> lnf_x: array<f32>;
-@group(0) @binding(2) var<storage, read> lnf_gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> lnf_beta: array<f32>;
+@group(0) @binding(2) var<storage, read> lnf_gamma: array<u32>;
+@group(0) @binding(3) var<storage, read> lnf_beta: array<u32>;
 @group(0) @binding(4) var<storage, read_write> lnf_y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lnf_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lnf_rstd: array<f32>;
@@ -31,7 +45,9 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
   }
   let rstd = inverseSqrt(row_sum(at, ss) / width + lp.eps);
   for (var j = at.lane; j < end; j += ROW_LANES) {
-    lnf_y[base + j] = (lnf_x[base + j] - mean) * rstd * lnf_gamma[j] + lnf_beta[j];
+    let gamma = ln_param(lnf_gamma[ln_word(j)], j);
+    let beta = ln_param(lnf_beta[ln_word(j)], j);
+    lnf_y[base + j] = (lnf_x[base + j] - mean) * rstd * gamma + beta;
   }
   if (at.lane == 0u && at.row < lp.rows) {
     lnf_mean[at.row] = mean;
@@ -42,7 +58,7 @@ fn layernorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 // layernorm_backward: with g = gamma * dy and xhat = (x - mean) * rstd,
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
 @group(0) @binding(1) var<storage, read> lnb_x: array<f32>;
-@group(0) @binding(2) var<storage, read> lnb_gamma: array<f32>;
+@group(0) @binding(2) var<storage, read> lnb_gamma: array<u32>;
 @group(0) @binding(3) var<storage, read> lnb_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> lnb_rstd: array<f32>;
 @group(0) @binding(5) var<storage, read> lnb_dy: array<f32>;
@@ -60,7 +76,7 @@ fn layernorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
   var sg = 0.0;
   var sgx = 0.0;
   for (var j = at.lane; j < end; j += ROW_LANES) {
-    let g = lnb_gamma[j] * lnb_dy[base + j];
+    let g = ln_param(lnb_gamma[ln_word(j)], j) * lnb_dy[base + j];
     sg += g;
     sgx += g * (lnb_x[base + j] - mean) * rstd;
   }
@@ -69,7 +85,8 @@ fn layernorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
   let mean_gx = row_sum(at, sgx) / width;
   for (var j = at.lane; j < end; j += ROW_LANES) {
     let xhat = (lnb_x[base + j] - mean) * rstd;
-    lnb_dx[base + j] = rstd * (lnb_gamma[j] * lnb_dy[base + j] - mean_g - xhat * mean_gx);
+    let gamma = ln_param(lnb_gamma[ln_word(j)], j);
+    lnb_dx[base + j] = rstd * (gamma * lnb_dy[base + j] - mean_g - xhat * mean_gx);
   }
 }
 

@@ -34,6 +34,17 @@ export interface AdapterDescription {
 
 export interface EngineOptions {
   powerPreference?: GPUPowerPreference;
+  /**
+   * 'adapter' (default): ask for the adapter's maximum limits. 'default': ask for none, so the
+   * device has WebGPU's spec defaults (128 MiB storage binding, 256 MiB buffer), as some browsers
+   * and devices grant; everything must still run.
+   */
+  limits?: 'adapter' | 'default';
+  /**
+   * Treat storage bindings and buffers as capped at this many bytes (below the device's limits):
+   * large tensors are then split into smaller blocks; tests use it to split tiny models.
+   */
+  maxBindingBytes?: number;
 }
 
 /** Limits the engine asks for at the adapter's maximum: big models need big storage buffers. */
@@ -68,9 +79,11 @@ export async function createEngine(gpu: GPU | undefined, options: EngineOptions 
     );
   }
   const requiredLimits: Record<string, number> = {};
-  for (const name of REQUESTED_LIMITS) requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name];
+  if (options.limits !== 'default') {
+    for (const name of REQUESTED_LIMITS) requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name];
+  }
   const device = await adapter.requestDevice({ requiredLimits });
-  return new Engine(adapter, device);
+  return new Engine(adapter, device, options.maxBindingBytes);
 }
 
 /** Names the CPU implementations of WebGPU report (Chrome's SwiftShader, Mesa's lavapipe / llvmpipe). */
@@ -112,10 +125,11 @@ export class Engine {
   peakBytes = 0;
   private pooledBytes = 0;
 
-  constructor(adapter: GPUAdapter, device: GPUDevice) {
+  /** `maxBindingBytes` lowers the engine's view of the binding and buffer size limits (EngineOptions). */
+  constructor(adapter: GPUAdapter, device: GPUDevice, maxBindingBytes?: number) {
     this.device = device;
     this.adapter = describeAdapter(adapter);
-    this.limits = device.limits;
+    this.limits = maxBindingBytes === undefined ? device.limits : cappedLimits(device.limits, maxBindingBytes);
     device.lost.then((info) => {
       this.lostError = new DeviceLostError(`The GPU device was lost (${info.reason || 'unknown'}): ${info.message}`, info.reason);
       for (const listener of this.lostListeners) listener(this.lostError);
@@ -139,22 +153,33 @@ export class Engine {
 
   // ---------------------------------------------------------------- tensors
 
-  /** A tensor from the pool (contents undefined unless `zero` is set). */
-  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false): Tensor {
+  /** The largest tensor one buffer can hold and one kernel can bind: the smaller of the two limits. */
+  get maxBindingBytes(): number {
+    return Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+  }
+
+  /**
+   * A tensor from the pool (contents undefined unless `zero` is set). `name` (e.g. the weight's)
+   * is what a too-large tensor's error calls it.
+   */
+  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor'): Tensor {
     this.assertAlive();
     const bytes = numel(shape) * 4;
-    if (!Number.isInteger(bytes) || bytes <= 0) throw new ShapeError(`cannot allocate a tensor of shape ${shapeString(shape)}`);
-    const maxBinding = this.limits.maxStorageBufferBindingSize;
+    if (!Number.isInteger(bytes) || bytes <= 0) throw new ShapeError(`cannot allocate ${name} of shape ${shapeString(shape)}`);
+    const maxBinding = this.maxBindingBytes;
     if (bytes > maxBinding) {
+      const limit = maxBinding === this.limits.maxStorageBufferBindingSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
       throw new DeviceLimitError(
-        `a tensor of shape ${shapeString(shape)} needs ${bytes} bytes, over this device's maxStorageBufferBindingSize of ${maxBinding} bytes`,
+        `${name} of shape ${shapeString(shape)} needs ${bytes} bytes, over this device's ${limit} of ${maxBinding} bytes; ` +
+          'a smaller batch or sequence length, or a device with larger limits, is needed',
       );
     }
     let buffer = this.takePooled(bytes);
     if (buffer) {
       if (zero) this.recordClear(buffer, buffer.size);
     } else {
-      const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), this.limits.maxBufferSize));
+      // A whole buffer is bound, so its size class never rounds past the binding limit.
+      const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
       buffer = this.device.createBuffer({ size, usage: BUFFER_USAGE });
     }
     this.liveBytes += buffer.size;
@@ -168,8 +193,9 @@ export class Engine {
    */
   private takePooled(bytes: number): GPUBuffer | undefined {
     let best = 0;
+    const maxBinding = this.maxBindingBytes;
     for (const [size, free] of this.pool) {
-      if (free.length > 0 && size >= bytes && size <= 2 * bytes + 256 && (best === 0 || size < best)) best = size;
+      if (free.length > 0 && size >= bytes && size <= 2 * bytes + 256 && size <= maxBinding && (best === 0 || size < best)) best = size;
     }
     if (best === 0) return undefined;
     this.pooledBytes -= best;
@@ -196,14 +222,14 @@ export class Engine {
     this.pooledBytes = 0;
   }
 
-  /** A tensor holding `data`. */
-  upload(data: Float32Array | Uint32Array | Int32Array | ArrayLike<number>, shape: readonly number[], dtype?: DType): Tensor {
+  /** A tensor holding `data`; `name` as in `alloc`. */
+  upload(data: Float32Array | Uint32Array | Int32Array | ArrayLike<number>, shape: readonly number[], dtype?: DType, name?: string): Tensor {
     const kind: DType = dtype ?? (data instanceof Uint32Array ? 'u32' : data instanceof Int32Array ? 'i32' : 'f32');
     if (numel(shape) !== data.length) {
       throw new ShapeError(`upload: ${data.length} values do not fill shape ${shapeString(shape)}`);
     }
     const typed = ArrayBuffer.isView(data) ? data : kind === 'f32' ? Float32Array.from(data) : kind === 'u32' ? Uint32Array.from(data) : Int32Array.from(data);
-    const t = this.alloc(shape, kind);
+    const t = this.alloc(shape, kind, false, name);
     this.write(t, typed as Float32Array | Uint32Array | Int32Array);
     return t;
   }
@@ -413,6 +439,16 @@ export class Engine {
     this.device.queue.writeBuffer(this.paramArena!, 0, this.paramStaging.buffer, 0, this.paramSlots * PARAM_SLOT_BYTES);
     this.paramSlots = 0;
   }
+}
+
+/** The device's limits with the storage binding and buffer sizes lowered to at most `bytes`. */
+function cappedLimits(limits: GPUSupportedLimits, bytes: number): GPUSupportedLimits {
+  if (!Number.isInteger(bytes) || bytes < 4) throw new ShapeError(`maxBindingBytes must be an integer of at least 4, got ${bytes}`);
+  const capped: Record<string, number> = {};
+  for (const name in limits) capped[name] = (limits as unknown as Record<string, number>)[name];
+  capped.maxStorageBufferBindingSize = Math.min(capped.maxStorageBufferBindingSize, bytes);
+  capped.maxBufferSize = Math.min(capped.maxBufferSize, bytes);
+  return capped as unknown as GPUSupportedLimits;
 }
 
 /** Builds a uniform parameter block: every field is 4 bytes, in WGSL struct order. */

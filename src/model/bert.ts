@@ -1,6 +1,7 @@
 /**
  * A BERT encoder on the GPU engine: frozen base (encoder linears in NF4 or f32; embeddings and
- * LayerNorms f32), a stack of LoRA adapters (frozen ones under at most one trainable one), forward
+ * LayerNorms stored in f32 or f16, computed in f32; the word table in row blocks that fit the
+ * device's storage binding limit), a stack of LoRA adapters (frozen ones under at most one trainable one), forward
  * with saved activations and backward into the trainable adapter's gradients only.
  *
  * Attention-probability dropout is not applied (hidden and embedding dropout are); with dropout off
@@ -10,6 +11,7 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import { hash32 } from '../engine/rng.ts';
+import { type StoragePrecision, type StoredMatrix, releaseStored, storeMatrix } from '../engine/stored.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { geluBackward, geluForward } from '../engine/ops/activation.ts';
 import { type AttentionShape, attentionBackward, attentionForward } from '../engine/ops/attention.ts';
@@ -38,6 +40,12 @@ export type BaseQuantization = 'nf4' | 'f32';
 export interface BaseOptions {
   quantization: BaseQuantization;
   doubleQuant?: boolean;
+  /**
+   * Storage of the embedding tables and LayerNorm gammas/betas (default f32). f16 halves their memory
+   * (BERT-large's word table: 118 MB → 59 MB); the kernels still compute in f32. Accuracy cost on the
+   * test fixtures: tests/model/half-base.gpu.test.ts.
+   */
+  baseParts?: StoragePrecision;
 }
 
 export interface ForwardMode {
@@ -58,10 +66,15 @@ interface Linear {
   bias: Tensor;
 }
 
+interface LayerNormParams {
+  gamma: StoredMatrix;
+  beta: StoredMatrix;
+}
+
 interface Layer {
   linears: Record<LinearSuffix, Linear>;
-  ln1: { gamma: Tensor; beta: Tensor };
-  ln2: { gamma: Tensor; beta: Tensor };
+  ln1: LayerNormParams;
+  ln2: LayerNormParams;
 }
 
 /** Activations one layer keeps for its backward pass. */
@@ -103,7 +116,7 @@ function siteSeed(seed: number, site: number): number {
 
 export class BertEncoder {
   private readonly layers: Layer[] = [];
-  private readonly embeddings: { word: Tensor; position: Tensor; tokenType: Tensor; gamma: Tensor; beta: Tensor };
+  private readonly embeddings: { word: StoredMatrix; position: StoredMatrix; tokenType: StoredMatrix } & LayerNormParams;
   /** Adapters applied in order; at most one (the last) is trainable. */
   adapters: GpuAdapter[] = [];
 
@@ -118,20 +131,25 @@ export class BertEncoder {
 
   /** Upload canonical BertModel weights; encoder linears are quantised to NF4 on the GPU unless f32 is asked for. */
   static async create(engine: Engine, config: BertConfig, weights: StateDict, options: BaseOptions): Promise<BertEncoder> {
-    const upload = (name: string, firstRow = 0): Tensor => {
+    const host = (name: string) => {
       const t = weights.get(name);
       if (!t) throw new Error(`missing weight ${name}`);
-      if (firstRow === 0) return engine.upload(t.data, t.shape);
-      const [rows, cols] = t.shape;
-      return engine.upload(t.data.subarray(firstRow * cols), [rows - firstRow, cols]);
+      return t;
     };
+    const upload = (name: string): Tensor => engine.upload(host(name).data, host(name).shape, 'f32', name);
+    // Embedding tables and LayerNorm vectors (one row) in the base parts' precision, from row firstRow on.
+    const store = (name: string, firstRow = 0): StoredMatrix => {
+      const t = host(name);
+      const [rows, cols] = t.shape.length === 2 ? t.shape : [1, t.shape[0]];
+      return storeMatrix(engine, name, t.data.subarray(firstRow * cols), [rows - firstRow, cols], options.baseParts ?? 'f32');
+    };
+    const layerNorm = (prefix: string): LayerNormParams => ({ gamma: store(`${prefix}.weight`), beta: store(`${prefix}.bias`) });
     const encoder = new BertEncoder(engine, config, options.quantization, {
-      word: upload('embeddings.word_embeddings.weight'),
+      word: store('embeddings.word_embeddings.weight'),
       // Row t of the uploaded table is the t-th token's position (RoBERTa's start at pad_token_id + 1).
-      position: upload('embeddings.position_embeddings.weight', config.positionOffset),
-      tokenType: upload('embeddings.token_type_embeddings.weight'),
-      gamma: upload('embeddings.LayerNorm.weight'),
-      beta: upload('embeddings.LayerNorm.bias'),
+      position: store('embeddings.position_embeddings.weight', config.positionOffset),
+      tokenType: store('embeddings.token_type_embeddings.weight'),
+      ...layerNorm('embeddings.LayerNorm'),
     });
     for (let i = 0; i < config.numHiddenLayers; i++) {
       const linears = {} as Record<LinearSuffix, Linear>;
@@ -146,11 +164,7 @@ export class BertEncoder {
         linears[suffix] = { name, in: w.shape[1], out: w.shape[0], base, bias: upload(`${name}.bias`) };
       }
       const prefix = `encoder.layer.${i}`;
-      encoder.layers.push({
-        linears,
-        ln1: { gamma: upload(`${prefix}.attention.output.LayerNorm.weight`), beta: upload(`${prefix}.attention.output.LayerNorm.bias`) },
-        ln2: { gamma: upload(`${prefix}.output.LayerNorm.weight`), beta: upload(`${prefix}.output.LayerNorm.bias`) },
-      });
+      encoder.layers.push({ linears, ln1: layerNorm(`${prefix}.attention.output.LayerNorm`), ln2: layerNorm(`${prefix}.output.LayerNorm`) });
     }
     engine.flush();
     return encoder;
@@ -222,14 +236,14 @@ export class BertEncoder {
   destroy(): void {
     const { engine } = this;
     const e = this.embeddings;
-    engine.release(e.word, e.position, e.tokenType, e.gamma, e.beta);
+    releaseStored(engine, e.word, e.position, e.tokenType, e.gamma, e.beta);
     for (const layer of this.layers) {
       for (const lin of Object.values(layer.linears)) {
         if (lin.base.kind === 'nf4') releaseNf4(engine, lin.base.weight);
         else engine.release(lin.base.weight);
         engine.release(lin.bias);
       }
-      engine.release(layer.ln1.gamma, layer.ln1.beta, layer.ln2.gamma, layer.ln2.beta);
+      releaseStored(engine, layer.ln1.gamma, layer.ln1.beta, layer.ln2.gamma, layer.ln2.beta);
     }
     for (const a of this.adapters) a.release();
     this.layers.length = 0;

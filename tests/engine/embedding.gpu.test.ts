@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import type { Tensor } from '../../src/engine/tensor.ts';
+import { createNodeEngine } from '../../src/engine/node-gpu.ts';
 import { embeddingForward } from '../../src/engine/ops/embedding.ts';
 import { embeddingForwardRef } from '../../src/engine/ops/embedding.ref.ts';
+import { packHalfRef, unpackHalfRef } from '../../src/engine/ops/half.ref.ts';
+import { type StoragePrecision, releaseStored, storeMatrix } from '../../src/engine/stored.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { type TorchEmbeddingCase, layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { expectBitIdentical, expectClose, randomArray } from '../helpers/numeric.ts';
@@ -37,6 +40,28 @@ async function runEmbedding(engine: Engine, s: Sizes, data: ReturnType<typeof in
   const result = await engine.readF32(out);
   engine.release(ids, types, word, position, tokenType, out);
   return result;
+}
+
+/** The embedding with the tables stored (f16 or f32, split to the engine's binding limit); returns the word table's block count too. */
+async function runStored(engine: Engine, s: Sizes, data: ReturnType<typeof inputs>, precision: StoragePrecision) {
+  const ids = engine.upload(data.inputIds, [s.batch, s.seq]);
+  const types = engine.upload(data.tokenTypeIds, [s.batch, s.seq]);
+  const word = storeMatrix(engine, 'word', data.tables.word, [s.vocab, s.hidden], precision);
+  const position = storeMatrix(engine, 'position', data.tables.position, [s.positions, s.hidden], precision);
+  const tokenType = storeMatrix(engine, 'tokenType', data.tables.tokenType, [s.typeVocab, s.hidden], precision);
+  const out = engine.alloc([s.batch, s.seq, s.hidden]);
+  embeddingForward(engine, ids, types, word, position, tokenType, out);
+  const result = await engine.readF32(out);
+  engine.release(ids, types, out);
+  releaseStored(engine, word, position, tokenType);
+  return { result, wordBlocks: word.blocks.length };
+}
+
+/** The tables rounded to f16, as f32 arrays. */
+function halvedTables(data: ReturnType<typeof inputs>): ReturnType<typeof inputs> {
+  const halve = (x: Float32Array) => Float32Array.from(unpackHalfRef(packHalfRef(x), x.length));
+  const { word, position, tokenType } = data.tables;
+  return { ...data, tables: { word: halve(word), position: halve(position), tokenType: halve(tokenType) } };
 }
 
 /** The same sum in f32, in Hugging Face BERT's order: (word + token type) + position. */
@@ -98,6 +123,22 @@ describe('embedding', () => {
     const data = inputs(s, 5);
     expectBitIdentical(await runEmbedding(engine, s, data), huggingFaceOrderF32(s, data), 'out');
     engine.destroy();
+  });
+
+  it('splits the word table into row blocks under a lowered binding limit and equals the unsplit run bit for bit, f32 and f16', async () => {
+    const s = { batch: 3, seq: 7, hidden: 9, vocab: 100, positions: 7, typeVocab: 2 };
+    const data = inputs(s, 21, 130); // ids past the end clamp into the last block
+    const small = await createNodeEngine({ maxBindingBytes: 1000 });
+    const unsplit = await runEmbedding(await gpuEngine(), s, data);
+    const split = await runStored(small, s, data, 'f32');
+    expect(split.wordBlocks).toBe(4); // 27 rows of 36 bytes per block
+    expectBitIdentical(split.result, unsplit, 'split f32 vs unsplit');
+    // f16 tables: the f32 sum of the halved values, bit for bit; 55 rows per block (495 halves: odd).
+    const half = await runStored(small, s, data, 'f16');
+    expect(half.wordBlocks).toBe(2);
+    expectBitIdentical(half.result, huggingFaceOrderF32(s, halvedTables(data)), 'split f16 vs f32 sum of the halved tables');
+    expectBitIdentical((await runStored(await gpuEngine(), s, data, 'f16')).result, half.result, 'unsplit f16 vs split f16');
+    small.destroy();
   });
 
   it('is deterministic and rejects bad shapes, naming the tensor', async () => {

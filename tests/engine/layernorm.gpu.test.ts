@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { layerNormBackward, layerNormForward } from '../../src/engine/ops/layernorm.ts';
 import { layerNormBackwardRef, layerNormForwardRef } from '../../src/engine/ops/layernorm.ref.ts';
+import { packHalfRef, unpackHalfRef } from '../../src/engine/ops/half.ref.ts';
+import { releaseStored, storeMatrix } from '../../src/engine/stored.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
@@ -19,10 +21,12 @@ function inputs(rows: number, width: number, seed: number) {
   };
 }
 
-async function runLayerNorm(engine: Engine, rows: number, width: number, data: ReturnType<typeof inputs>, eps: number) {
+/** gamma and beta as f32 tensors, or with `half` stored as packed f16 (stored.ts). */
+async function runLayerNorm(engine: Engine, rows: number, width: number, data: ReturnType<typeof inputs>, eps: number, half = false) {
   const x = engine.upload(data.x, [rows, width]);
-  const gamma = engine.upload(data.gamma, [width]);
-  const beta = engine.upload(data.beta, [width]);
+  const store = (name: string, v: Float32Array) => (half ? storeMatrix(engine, name, v, [1, width], 'f16') : engine.upload(v, [width]));
+  const gamma = store('gamma', data.gamma);
+  const beta = store('beta', data.beta);
   const dy = engine.upload(data.dy, [rows, width]);
   const y = engine.alloc([rows, width]);
   const mean = engine.alloc([rows]);
@@ -40,7 +44,11 @@ async function runLayerNorm(engine: Engine, rows: number, width: number, data: R
     dgamma: await engine.readF32(dgamma),
     dbeta: await engine.readF32(dbeta),
   };
-  engine.release(x, gamma, beta, dy, y, mean, rstd, dx, dgamma, dbeta);
+  engine.release(x, dy, y, mean, rstd, dx, dgamma, dbeta);
+  for (const v of [gamma, beta]) {
+    if ('blocks' in v) releaseStored(engine, v);
+    else engine.release(v);
+  }
   return out;
 }
 
@@ -121,6 +129,20 @@ describe('LayerNorm', () => {
     expectClose(back.dx, finiteDifferenceGrad((x) => loss(x, data.gamma, data.beta), data.x), tol, 'dx');
     expectClose(back.dgamma, finiteDifferenceGrad((g) => loss(data.x, g, data.beta), data.gamma), tol, 'dgamma');
     expectClose(back.dbeta, finiteDifferenceGrad((b) => loss(data.x, data.gamma, b), data.beta), tol, 'dbeta');
+  });
+
+  it.each([
+    [5, 7],
+    [33, 768 + 1],
+    [70, 2],
+  ])('with gamma and beta stored in f16 equals the f32 kernels on the halved values bit for bit, %i x %i', async (rows, width) => {
+    const engine = await gpuEngine();
+    const data = inputs(rows, width, rows + width);
+    const halve = (v: Float32Array) => Float32Array.from(unpackHalfRef(packHalfRef(v), v.length));
+    const halved = { ...data, gamma: halve(data.gamma), beta: halve(data.beta) };
+    const got = await runLayerNorm(engine, rows, width, data, BERT_EPS, true);
+    const want = await runLayerNorm(engine, rows, width, halved, BERT_EPS);
+    for (const key of ['y', 'mean', 'rstd', 'dx', 'dgamma', 'dbeta'] as const) expectBitIdentical(got[key], want[key], key);
   });
 
   it('is deterministic: two runs are bit-identical', async () => {

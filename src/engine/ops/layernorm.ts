@@ -2,9 +2,11 @@
 import layernormSource from '../../../shaders/layernorm.wgsl?raw';
 import rowReduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import { ShapeError } from '../errors.ts';
-import { type Engine, Params, ceilDiv } from '../engine.ts';
+import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import { type StoredMatrix, singleBlock, storedView } from '../stored.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
+import { halfWords } from './half.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 
 const kernel = kernelFamily('layernorm', rowReduceSource + layernormSource);
@@ -21,6 +23,24 @@ const PARAM_GRAD_COLS = 64;
 const MAX_CHUNKS = 256;
 const MIN_CHUNK_ROWS = 64;
 
+/** gamma or beta (an f32 tensor [H], or a stored one-row matrix, f32 or f16) as the buffer to bind. */
+function paramVector(op: string, name: string, v: Tensor | StoredMatrix, width: number): { data: Tensor; half: boolean } {
+  if (!('blocks' in v)) {
+    expectShape(op, name, v, [width]);
+    return { data: v, half: false };
+  }
+  if (v.rows !== 1 || v.cols !== width) throw new ShapeError(`${op}: ${name} (${v.name}) is [${v.rows}, ${v.cols}], expected one row of ${width}`);
+  const data = singleBlock(op, v);
+  const half = v.precision === 'f16';
+  expectShape(op, name, data, half ? [halfWords(width)] : data.shape.length === 1 ? [width] : [1, width], half ? 'u32' : 'f32');
+  return { data, half };
+}
+
+/** The kernel, specialised to how gamma (and beta) are stored. */
+function specFor(spec: KernelSpec, half: boolean): KernelSpec {
+  return half ? { ...spec, constants: { PARAMS_HALF: 1 } } : spec;
+}
+
 function rowsAndWidth(op: string, x: Tensor): [number, number] {
   if (x.shape.length !== 2) throw new ShapeError(`${op}: x must be [rows, hidden], got shape ${shapeString(x.shape)}`);
   const [rows, width] = x.shape;
@@ -28,12 +48,15 @@ function rowsAndWidth(op: string, x: Tensor): [number, number] {
   return [rows, width];
 }
 
-/** y = (x - mean)/sqrt(var + eps)·gamma + beta per row of x [R, H]; saves mean [R] and rstd [R] for the backward. */
+/**
+ * y = (x - mean)/sqrt(var + eps)·gamma + beta per row of x [R, H]; saves mean [R] and rstd [R] for
+ * the backward. gamma and beta are f32 [H] tensors or stored one-row matrices of one precision.
+ */
 export function layerNormForward(
   engine: Engine,
   x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
+  gammaIn: Tensor | StoredMatrix,
+  betaIn: Tensor | StoredMatrix,
   y: Tensor,
   mean: Tensor,
   rstd: Tensor,
@@ -42,15 +65,17 @@ export function layerNormForward(
   const op = 'layerNormForward';
   const [rows, width] = rowsAndWidth(op, x);
   expectShape(op, 'x', x, [rows, width]);
-  expectShape(op, 'gamma', gamma, [width]);
-  expectShape(op, 'beta', beta, [width]);
+  const gamma = paramVector(op, 'gamma', gammaIn, width);
+  const beta = paramVector(op, 'beta', betaIn, width);
+  if (gamma.half !== beta.half) throw new ShapeError(`${op}: gamma and beta must share one precision`);
   expectShape(op, 'y', y, [rows, width]);
   expectShape(op, 'mean', mean, [rows]);
   expectShape(op, 'rstd', rstd, [rows]);
   if (!(eps > 0) || !Number.isFinite(eps)) throw new ShapeError(`${op}: eps must be a positive number, got ${eps}`);
-  expectDistinct(op, { y, mean, rstd }, { x, gamma, beta });
+  expectDistinct(op, { y, mean, rstd }, { x, gamma: gamma.data, beta: beta.data });
   const params = new Params().u32(rows, width).f32(eps).build();
-  dispatchFolded(engine, FORWARD, params, [x.buffer, gamma.buffer, beta.buffer, y.buffer, mean.buffer, rstd.buffer], ceilDiv(rows, ROWS_PER_WG));
+  const buffers = [x.buffer, gamma.data.buffer, beta.data.buffer, y.buffer, mean.buffer, rstd.buffer];
+  dispatchFolded(engine, specFor(FORWARD, gamma.half), params, buffers, ceilDiv(rows, ROWS_PER_WG));
 }
 
 /**
@@ -60,7 +85,7 @@ export function layerNormForward(
 export function layerNormBackward(
   engine: Engine,
   x: Tensor,
-  gamma: Tensor,
+  gammaIn: Tensor | StoredMatrix,
   mean: Tensor,
   rstd: Tensor,
   dy: Tensor,
@@ -70,12 +95,12 @@ export function layerNormBackward(
   const op = 'layerNormBackward';
   const [rows, width] = rowsAndWidth(op, x);
   expectShape(op, 'x', x, [rows, width]);
-  expectShape(op, 'gamma', gamma, [width]);
+  const gamma = paramVector(op, 'gamma', gammaIn, width);
   expectShape(op, 'mean', mean, [rows]);
   expectShape(op, 'rstd', rstd, [rows]);
   expectShape(op, 'dy', dy, [rows, width]);
   expectShape(op, 'dx', dx, [rows, width]);
-  const inputs = { x, gamma, mean, rstd, dy };
+  const inputs = { x, gamma: gamma.data, mean, rstd, dy };
   if (grads) {
     expectShape(op, 'dgamma', grads.dgamma, [width]);
     expectShape(op, 'dbeta', grads.dbeta, [width]);
@@ -84,7 +109,8 @@ export function layerNormBackward(
     expectDistinct(op, { dx }, inputs);
   }
   const params = new Params().u32(rows, width).build();
-  dispatchFolded(engine, BACKWARD, params, [x.buffer, gamma.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer], ceilDiv(rows, ROWS_PER_WG));
+  const buffers = [x.buffer, gamma.data.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer];
+  dispatchFolded(engine, specFor(BACKWARD, gamma.half), params, buffers, ceilDiv(rows, ROWS_PER_WG));
   if (grads) paramGrads(engine, x, mean, rstd, dy, grads.dgamma, grads.dbeta, rows, width);
 }
 
