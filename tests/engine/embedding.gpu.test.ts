@@ -2,12 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import type { Tensor } from '../../src/engine/tensor.ts';
-import { createNodeEngine } from '../../src/engine/node-gpu.ts';
 import { embeddingForward } from '../../src/engine/ops/embedding.ts';
 import { embeddingForwardRef } from '../../src/engine/ops/embedding.ref.ts';
 import { packHalfRef, unpackHalfRef } from '../../src/engine/ops/half.ref.ts';
 import { type StoragePrecision, releaseStored, storeMatrix } from '../../src/engine/stored.ts';
-import { gpuEngine } from '../helpers/gpu.ts';
+import { gpuEngine, testEngine } from '../helpers/gpu.ts';
 import { type TorchEmbeddingCase, layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { expectBitIdentical, expectClose, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
@@ -128,7 +127,7 @@ describe('embedding', () => {
   it('splits the word table into row blocks under a lowered binding limit and equals the unsplit run bit for bit, f32 and f16', async () => {
     const s = { batch: 3, seq: 7, hidden: 9, vocab: 100, positions: 7, typeVocab: 2 };
     const data = inputs(s, 21, 130); // ids past the end clamp into the last block
-    const small = await createNodeEngine({ maxBindingBytes: 1000 });
+    const small = await testEngine({ maxBindingBytes: 1000 });
     const unsplit = await runEmbedding(await gpuEngine(), s, data);
     const split = await runStored(small, s, data, 'f32');
     expect(split.wordBlocks).toBe(4); // 27 rows of 36 bytes per block
@@ -138,6 +137,11 @@ describe('embedding', () => {
     expect(half.wordBlocks).toBe(2);
     expectBitIdentical(half.result, huggingFaceOrderF32(s, halvedTables(data)), 'split f16 vs f32 sum of the halved tables');
     expectBitIdentical((await runStored(await gpuEngine(), s, data, 'f16')).result, half.result, 'unsplit f16 vs split f16');
+    // Only the word table may be split: a position table over the limit is named.
+    const long = { ...s, positions: 40 }; // 40 × 9 f32 = 1440 bytes: two blocks
+    await expect(runStored(small, long, inputs(long, 4), 'f32')).rejects.toThrow(
+      /embeddingForward: position \[40, 9\] is split into 2 blocks, and this kernel binds it whole/,
+    );
     small.destroy();
   });
 

@@ -5,10 +5,10 @@
  * over the lowered limit, so a launch that forgot to fold fails.
  */
 import type { Engine } from '../../src/engine/engine.ts';
-import { createNodeEngine } from '../../src/engine/node-gpu.ts';
+import { testEngine } from './gpu.ts';
 
 export async function smallGridEngine(maxWorkgroupsPerDimension: number): Promise<Engine> {
-  const engine = await createNodeEngine();
+  const engine = await testEngine();
   const limits: Record<string, number> = {};
   for (const name in engine.limits) limits[name] = (engine.limits as unknown as Record<string, number>)[name];
   limits.maxComputeWorkgroupsPerDimension = maxWorkgroupsPerDimension;

@@ -3,7 +3,6 @@
  * determinism with dropout, memory estimate vs measurement.
  */
 import { describe, expect, it } from 'vitest';
-import { createNodeEngine } from '../../src/engine/node-gpu.ts';
 import { BertEncoder } from '../../src/model/bert.ts';
 import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../../src/model/lora.ts';
 import { estimateTrainingMemory } from '../../src/model/memory.ts';
@@ -12,7 +11,7 @@ import { SentenceEncoder } from '../../src/model/sentence.ts';
 import { recordMicroBatch } from '../../src/train/objective.ts';
 import { DEFAULT_TRAIN_CONFIG, NonFiniteLossError, Trainer } from '../../src/train/trainer.ts';
 import { fixtureBatch, loadFixtureModel, readFixtureAdapter } from '../helpers/fixtures.ts';
-import { gpuEngine } from '../helpers/gpu.ts';
+import { gpuEngine, testEngine } from '../helpers/gpu.ts';
 import { expectBitIdentical, expectClose } from '../helpers/numeric.ts';
 
 const ALL_MODULES = ['query', 'key', 'value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
@@ -129,7 +128,7 @@ describe('trainer', () => {
   });
 
   it('measured peak GPU memory of a training step stays within the estimate', async () => {
-    const engine = await createNodeEngine(); // a fresh engine: peakBytes counts only this test
+    const engine = await testEngine(); // a fresh engine: peakBytes counts only this test
     const files = await loadFixtureModel('odd');
     const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
     const lora: TrainingLoraConfig = { ...taskConfig, targetModules: ALL_MODULES };
