@@ -3,7 +3,9 @@
 // their executed count is printed so a run without GPU tests is visible.
 // A full run (no arguments) also runs the kernel tests on a second driver when the machine has
 // one, Mesa's lavapipe (LLVM-compiled, with shader-f16, subgroups and timestamp queries, which
-// SwiftShader lacks): kernels must be right on more than one compiler.
+// SwiftShader lacks): kernels must be right on more than one compiler. It also runs the embedding
+// and training tests again on a device requested with WebGPU's default limits (128 MiB storage
+// binding, 256 MiB buffer, 16 KiB workgroup storage, 8 storage buffers), as some devices grant.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
@@ -46,6 +48,20 @@ if (args.length === 0 && existsSync(LAVAPIPE_ICD)) {
   // stalls the whole pass. Until that is understood the f32 matmul is verified on SwiftShader only.
   const files = ['tests/engine', '--exclude', 'tests/engine/matmul.gpu.test.ts'];
   runs.push({ name: 'lavapipe', ...runVitest('lavapipe', files, { VK_ICD_FILENAMES: LAVAPIPE_ICD }) });
+}
+if (args.length === 0) {
+  console.log('\nEmbedding and training tests on a device with WebGPU\'s default limits:');
+  const files = [
+    'tests/engine/embedding.gpu.test.ts',
+    'tests/engine/layernorm.gpu.test.ts',
+    'tests/model/bert-pytorch.gpu.test.ts',
+    'tests/model/sentence-pytorch.gpu.test.ts',
+    'tests/model/families-pytorch.gpu.test.ts',
+    'tests/model/training.gpu.test.ts',
+    'tests/model/half-base.gpu.test.ts',
+    'tests/model/device-limits.gpu.test.ts',
+  ];
+  runs.push({ name: 'default-limits', ...runVitest('default-limits', files, { QLORA_LAB_GPU_LIMITS: 'default' }) });
 }
 const total = (key) => runs.reduce((n, r) => n + r[key], 0);
 for (const r of runs) console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed, ${r.gpuExecuted} GPU tests executed`);

@@ -13,7 +13,11 @@ const f32Bits = new Uint32Array(f32.buffer);
 /** binary16 bits of x (first rounded to f32, as a GPU's f32 input is), round to nearest even; past ±65504 gives ±Infinity. */
 export function halfBits(x: number): number {
   f32[0] = x;
-  const bits = f32Bits[0];
+  return halfFromF32Bits(f32Bits[0]);
+}
+
+/** binary16 bits of the f32 with these bits (integer arithmetic only: packing a large table stays fast). */
+function halfFromF32Bits(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exponent = (bits >>> 23) & 0xff;
   const mantissa = bits & 0x7fffff;
@@ -24,9 +28,9 @@ export function halfBits(x: number): number {
   const full = e > 0 ? mantissa : mantissa | 0x800000;
   const shift = e > 0 ? 13 : 14 - e;
   if (shift > 24) return sign;
-  let m = Math.floor(full / 2 ** shift);
-  const rest = full - m * 2 ** shift;
-  const half = 2 ** (shift - 1);
+  let m = full >>> shift;
+  const rest = full & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
   if (rest > half || (rest === half && (m & 1) === 1)) m++;
   // A carry out of the mantissa moves to the next exponent (and from subnormal to normal) by itself.
   return e > 0 ? sign | ((e << 10) + m) : sign | m;
@@ -44,8 +48,12 @@ export function halfValue(bits: number): number {
 
 /** Pack values two per u32 (an odd count leaves the last high half 0). */
 export function packHalfRef(values: ArrayLike<number>): Uint32Array {
-  const packed = new Uint32Array(Math.ceil(values.length / 2));
-  for (let i = 0; i < values.length; i++) packed[i >> 1] |= halfBits(values[i]) << (16 * (i & 1));
+  const floats = values instanceof Float32Array ? values : Float32Array.from(values);
+  const bits = new Uint32Array(floats.buffer, floats.byteOffset, floats.length);
+  const packed = new Uint32Array(Math.ceil(bits.length / 2));
+  const pairs = bits.length >> 1;
+  for (let k = 0; k < pairs; k++) packed[k] = halfFromF32Bits(bits[2 * k]) | (halfFromF32Bits(bits[2 * k + 1]) << 16);
+  if (bits.length & 1) packed[pairs] = halfFromF32Bits(bits[bits.length - 1]);
   return packed;
 }
 
