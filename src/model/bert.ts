@@ -1,8 +1,9 @@
 /**
  * A BERT encoder on the GPU engine: frozen base (encoder linears in NF4 or f32; embeddings and
- * LayerNorms stored in f32 or f16, computed in f32; the word table in row blocks that fit the
- * device's storage binding limit), a stack of LoRA adapters (frozen ones under at most one trainable one), forward
- * with saved activations and backward into the trainable adapter's gradients only.
+ * LayerNorms stored in f32 or f16 and computed in f32, the word table in row blocks that each fit
+ * the device's storage binding limit), a stack of LoRA adapters (frozen ones under at most one
+ * trainable one), forward with saved activations and backward into the trainable adapter's
+ * gradients only.
  *
  * Attention-probability dropout is not applied (hidden and embedding dropout are); with dropout off
  * the forward matches Hugging Face's BertModel, and RobertaModel, XLMRobertaModel and DistilBertModel
@@ -168,6 +169,11 @@ export class BertEncoder {
     }
     engine.flush();
     return encoder;
+  }
+
+  /** How many bindings the word table is split into: 1 unless it is larger than the device's binding limit. */
+  get wordTableBlocks(): number {
+    return this.embeddings.word.blocks.length;
   }
 
   get trainableAdapter(): GpuAdapter | null {
