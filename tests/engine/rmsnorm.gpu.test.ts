@@ -52,6 +52,19 @@ describe('RMSNorm', () => {
     expectMatchesReference(await runRmsNorm(await gpuEngine(), rows, width, data, 1e-6), data, rows, width, 1e-6);
   });
 
+  it("Qwen3's per-head q/k norm: a [tokens, heads·headDim] projection viewed as [tokens·heads, headDim]", async () => {
+    const engine = await gpuEngine();
+    const [tokens, heads, headDim] = [5, 3, 16];
+    const data = inputs(tokens * heads, headDim, 12);
+    const projection = engine.upload(data.x, [tokens, heads * headDim]);
+    const y = engine.alloc([tokens * heads, headDim]);
+    const rstd = engine.alloc([tokens * heads]);
+    rmsNormForward(engine, { ...projection, shape: [tokens * heads, headDim] }, engine.upload(data.weight, [headDim]), y, rstd, 1e-6);
+    const ref = rmsNormForwardRef(data.x, data.weight, headDim, 1e-6);
+    expectClose(await engine.readF32(y), ref.y, { atol: 5e-6, rtol: 1e-6 }, 'y');
+    engine.release(projection, y, rstd);
+  });
+
   it('a zero row gives y = 0 and finite gradients (rstd = 1/sqrt(eps))', async () => {
     const width = 8;
     const data = inputs(2, width, 4);
