@@ -13,6 +13,11 @@ struct LossParams { rows: u32, cols: u32, col_start: u32, first_chunk: u32, igno
 
 @group(0) @binding(0) var<uniform> lp: LossParams;
 
+// exp(d) for d ≤ 0, exactly 0 below -104 where f32 underflows anyway (platform exp may not).
+fn exp_nonpositive(d: f32) -> f32 {
+  return select(0.0, exp(d), d > -104.0);
+}
+
 // lm_loss_chunk_forward: running [3, rows] = (max, sum of exp(z - max), target logit).
 @group(0) @binding(1) var<storage, read> lf_logits: array<f32>;
 @group(0) @binding(2) var<storage, read> lf_targets: array<i32>;
@@ -30,10 +35,10 @@ fn lm_loss_chunk_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
   var target_logit = 0.0;
   if (lp.first_chunk == 0u) {
     mx = max(lf_running[r], chunk_max);
-    total = lf_running[lp.rows + r] * exp(lf_running[r] - mx);
+    total = lf_running[lp.rows + r] * exp_nonpositive(lf_running[r] - mx);
     target_logit = lf_running[2u * lp.rows + r];
   }
-  for (var j = 0u; j < lp.cols; j++) { total += exp(lf_logits[base + j] - mx); }
+  for (var j = 0u; j < lp.cols; j++) { total += exp_nonpositive(lf_logits[base + j] - mx); }
   let t = lf_targets[r];
   if (t != lp.ignore_index && u32(t) >= lp.col_start && u32(t) < lp.col_start + lp.cols) {
     target_logit = lf_logits[base + u32(t) - lp.col_start];
@@ -80,5 +85,5 @@ fn lm_loss_chunk_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     return;
   }
   let onehot = select(0.0, 1.0, u32(t) == lp.col_start + e % lp.cols);
-  lg_logits[e] = (exp(lg_logits[e] - lg_lse[r]) - onehot) * lp.inv_count;
+  lg_logits[e] = (exp_nonpositive(lg_logits[e] - lg_lse[r]) - onehot) * lp.inv_count;
 }
