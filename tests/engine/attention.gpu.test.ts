@@ -3,7 +3,7 @@ import type { Engine } from '../../src/engine/engine.ts';
 import { type AttentionShape, attentionBackward, attentionForward } from '../../src/engine/ops/attention.ts';
 import { attentionBackwardRef, attentionForwardRef } from '../../src/engine/ops/attention.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
-import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
+import { expectAttentionMatchesTorch, layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
@@ -111,13 +111,7 @@ describe('attention', () => {
   it.each(layerOpsFixture.attention)('float64 reference matches torch (Hugging Face BERT attention, committed fixture), lengths $lengths', (c) => {
     const shape = { batch: c.batch, seq: c.seq, heads: c.heads, headDim: c.headDim };
     const ref = attentionForwardRef(c.q, c.k, c.v, c.mask, shape);
-    const back = attentionBackwardRef(c.q, c.k, c.v, ref.probs, c.dContext, shape);
-    const tol = { atol: 1e-12, rtol: 1e-12 };
-    expectClose(ref.probs, c.probs, tol, 'probs');
-    expectClose(ref.context, c.context, tol, 'context');
-    expectClose(back.dq, c.dq, tol, 'dq');
-    expectClose(back.dk, c.dk, tol, 'dk');
-    expectClose(back.dv, c.dv, tol, 'dv');
+    expectAttentionMatchesTorch(ref, attentionBackwardRef(c.q, c.k, c.v, ref.probs, c.dContext, shape), c);
   });
 
   it('float64 backward matches central finite differences (q, k, v), with padded tails', () => {

@@ -1,5 +1,6 @@
 /** The torch fixture of the transformer layer kernels (tests/fixtures/layer_ops, see its generator script). */
 import { readFileSync } from 'node:fs';
+import { expectClose } from './numeric.ts';
 
 export interface TorchAttentionCase {
   batch: number;
@@ -76,3 +77,17 @@ export const layerOpsFixture = JSON.parse(readFileSync(new URL('../fixtures/laye
   meanPool: TorchMeanPoolCase[];
   embedding: TorchEmbeddingCase[];
 };
+
+/** Assert a float64 attention reference (forward and backward) equals a torch case to 1e-12. */
+export function expectAttentionMatchesTorch(
+  forward: { probs: ArrayLike<number>; context: ArrayLike<number> },
+  backward: { dq: ArrayLike<number>; dk: ArrayLike<number>; dv: ArrayLike<number> },
+  c: TorchAttentionCase,
+): void {
+  const tol = { atol: 1e-12, rtol: 1e-12 };
+  expectClose(forward.probs, c.probs, tol, 'probs');
+  expectClose(forward.context, c.context, tol, 'context');
+  expectClose(backward.dq, c.dq, tol, 'dq');
+  expectClose(backward.dk, c.dk, tol, 'dk');
+  expectClose(backward.dv, c.dv, tol, 'dv');
+}

@@ -8,8 +8,8 @@
 import source from '../../../shaders/attention.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params, ceilDiv } from '../engine.ts';
-import { type Tensor, shapeString } from '../tensor.ts';
-import { expectDims, expectShape } from './check.ts';
+import type { Tensor } from '../tensor.ts';
+import { expectDims, expectShape, expectTokens } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 
 const kernel = kernelFamily('attention', source);
@@ -38,16 +38,8 @@ function checkShape(op: string, shape: AttentionShape): void {
 }
 
 /** q, k, v, context and their gradients: [B, T, heads·D], or the same memory viewed as [B·T, heads·D]. */
-function expectTokens(op: string, name: string, t: Tensor, shape: AttentionShape): void {
-  const { batch, seq, heads, headDim } = shape;
-  const width = heads * headDim;
-  const flat = t.shape.length === 2 && t.shape[0] === batch * seq && t.shape[1] === width;
-  if (!flat && (t.shape.length !== 3 || t.shape[0] !== batch || t.shape[1] !== seq || t.shape[2] !== width)) {
-    throw new ShapeError(
-      `${op}: ${name} has shape ${shapeString(t.shape)}, expected [batch, seq, heads·headDim] = ${shapeString([batch, seq, width])} (or ${shapeString([batch * seq, width])})`,
-    );
-  }
-  expectShape(op, name, t, t.shape);
+function expectHeads(op: string, name: string, t: Tensor, shape: AttentionShape): void {
+  expectTokens(op, name, t, shape.batch, shape.seq, shape.heads * shape.headDim);
 }
 
 function params(shape: AttentionShape): ArrayBuffer {
@@ -76,10 +68,10 @@ export function attentionForward(
   const op = 'attentionForward';
   checkShape(op, shape);
   const { batch, seq, heads } = shape;
-  expectTokens(op, 'q', q, shape);
-  expectTokens(op, 'k', k, shape);
-  expectTokens(op, 'v', v, shape);
-  expectTokens(op, 'context', context, shape);
+  expectHeads(op, 'q', q, shape);
+  expectHeads(op, 'k', k, shape);
+  expectHeads(op, 'v', v, shape);
+  expectHeads(op, 'context', context, shape);
   expectShape(op, 'mask', mask, [batch, seq]);
   expectShape(op, 'probs', probs, [batch, heads, seq, seq]);
   expectDistinct(op, { context, probs }, { q, k, v, mask });
@@ -103,7 +95,7 @@ export function attentionBackward(
   const op = 'attentionBackward';
   checkShape(op, shape);
   const { batch, seq, heads } = shape;
-  for (const [name, t] of Object.entries({ q, k, v, dContext, dq, dk, dv })) expectTokens(op, name, t, shape);
+  for (const [name, t] of Object.entries({ q, k, v, dContext, dq, dk, dv })) expectHeads(op, name, t, shape);
   expectShape(op, 'probs', probs, [batch, heads, seq, seq]);
   expectDistinct(op, { dq, dk, dv }, { q, k, v, probs, dContext });
   const dScores = engine.alloc([batch, heads, seq, seq]);

@@ -33,3 +33,14 @@ export function expectMatrix(op: string, name: string, t: Tensor): [number, numb
   expectShape(op, name, t, [rows, cols]);
   return [rows, cols];
 }
+
+/** Tokens of width `width` as [batch, seq, width], or the same memory viewed as [batch·seq, width]. */
+export function expectTokens(op: string, name: string, t: Tensor, batch: number, seq: number, width: number, widthName = 'heads·headDim'): void {
+  const flat = t.shape.length === 2 && t.shape[0] === batch * seq && t.shape[1] === width;
+  if (!flat && (t.shape.length !== 3 || t.shape[0] !== batch || t.shape[1] !== seq || t.shape[2] !== width)) {
+    throw new ShapeError(
+      `${op}: ${name} has shape ${shapeString(t.shape)}, expected [batch, seq, ${widthName}] = ${shapeString([batch, seq, width])} (or ${shapeString([batch * seq, width])})`,
+    );
+  }
+  expectShape(op, name, t, t.shape);
+}
