@@ -3,7 +3,7 @@
  * trainer settings and the order examples are fed in. Shared by `train`, which runs it, and
  * `export-run`, which writes the same run out for sentence-transformers.
  */
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 import type { TrainingLoraConfig } from '../model/lora.ts';
 import type { SentenceOverrides } from '../model/sentence-config.ts';
 import type { Example, Objective } from '../train/objective.ts';

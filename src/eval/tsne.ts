@@ -8,7 +8,7 @@
  * early exaggeration, momentum 0.5 then 0.8, Jacobs gains (+0.2 / ×0.8, floor 0.01).
  */
 import type { Engine } from '../engine/engine.ts';
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import {
   type TsneAffinities,
