@@ -14,6 +14,7 @@ import {
   type SettingOrigins,
   sentenceSettings,
 } from '../model/sentence-config.ts';
+import { APP_LORA_DEFAULTS, APP_SEEDS, APP_TRAIN_DEFAULTS } from './defaults.ts';
 import type { TrainConfig } from './trainer.ts';
 
 export const RUN_CONFIG_VERSION = 1;
@@ -107,22 +108,6 @@ export const HUB_PRESETS: readonly { label: string; id: string; note: string }[]
   { label: 'E5 small', id: 'intfloat/e5-small-v2', note: '33M parameters, general-purpose embeddings' },
 ];
 
-const DEFAULT_TRAIN: TrainSettings = {
-  objective: { kind: 'infonce', scale: 20, symmetric: false },
-  learningRate: 2e-4,
-  warmupSteps: 2,
-  steps: 20,
-  batchSize: 8,
-  gradientAccumulation: 1,
-  maxGradNorm: 1,
-  weightDecay: 0.01,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  hiddenDropout: 0,
-  checkpointEvery: 5,
-};
-
 export interface StudyPreset {
   name: string;
   description: string;
@@ -184,14 +169,14 @@ export function defaultRunConfig(data: DataRef): RunConfig {
     quantization: 'nf4',
     frozenAdapter: null,
     data,
-    lora: { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] },
+    lora: { ...APP_LORA_DEFAULTS, targetModules: [...APP_LORA_DEFAULTS.targetModules] },
     // A model's folder replaces these when it is loaded.
     pooling: FALLBACK_POOLING,
     normalize: FALLBACK_NORMALIZE,
     maxLength: APP_FALLBACK_MAX_LENGTH,
     prompts: { ...NO_PROMPTS },
-    train: DEFAULT_TRAIN,
-    seeds: { init: 1, train: 2, data: 3, eval: 4 },
+    train: APP_TRAIN_DEFAULTS,
+    seeds: { ...APP_SEEDS },
   };
   return STUDY_PRESETS[0].apply(base);
 }

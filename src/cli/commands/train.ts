@@ -7,6 +7,7 @@ import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
 import { hasPooler } from '../../model/state-dict.ts';
 import { encodeExamples } from '../../train/objective.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
+import { CLI_TRAIN_DEFAULTS } from '../../train/defaults.ts';
 import { NonFiniteLossError, Trainer } from '../../train/trainer.ts';
 import { parseOptions, required } from '../args.ts';
 import { type CliEncoder, openEncoder } from '../encoder.ts';
@@ -21,7 +22,7 @@ export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) 
 
 const USAGE = `usage: qlora-lab train --model <dir|hub-id> --data pairs.(csv|tsv|jsonl)[.gz] --out <adapter-dir> [options]
 ${TRAIN_USAGE}
-  --checkpoint-every N  write <out>/checkpoint.safetensors every N steps (default 50); one is also
+  --checkpoint-every N  write <out>/checkpoint.safetensors every N steps (default ${CLI_TRAIN_DEFAULTS.checkpointEvery}); one is also
                         written on Ctrl-C / SIGTERM, and removed when the run finishes
   --resume <out>        continue an interrupted run from <out>/checkpoint.safetensors with its own
                         settings and data (give no other option); the result is bit-identical to
