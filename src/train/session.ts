@@ -22,7 +22,7 @@ import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../
 import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraTensors } from '../model/lora.ts';
 import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
 import { adapterFolder } from '../model/adapter-settings.ts';
-import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
+import { type PeftAdapter, type PeftAdapterFiles, loraConfigOf, peftConfigOf, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
 import { sentenceTransformersFolder } from '../model/sentence-folder.ts';
 import { mergeAdapters } from '../model/merge.ts';
 import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
@@ -529,18 +529,9 @@ export class LabSession {
     const { ref, files } = this.requireModel();
     const run = this.runAdapter;
     if (!run?.host) throw new Error('No adapter has been trained or loaded yet.');
-    const { lora } = run.config;
     return {
-      config: {
-        r: lora.r,
-        loraAlpha: lora.alpha,
-        loraDropout: lora.dropout,
-        targetModules: lora.targetModules,
-        useRslora: lora.rslora,
-        baseModelNameOrPath: ref.id,
-        // The commit, not a branch that may move: PEFT then loads the very base the adapter was trained on.
-        ...(ref.kind === 'hub' ? { revision: files.source.commit ?? ref.revision } : {}),
-      },
+      // The commit, not a branch that may move: PEFT then loads the very base the adapter was trained on.
+      config: peftConfigOf(run.config.lora, { id: ref.id, revision: ref.kind === 'hub' ? (files.source.commit ?? ref.revision) : undefined }),
       tensors: run.host,
     };
   }
@@ -758,12 +749,6 @@ function zip(files: Record<string, string | Uint8Array>): Uint8Array {
   return zipSync(
     Object.fromEntries(Object.entries(files).map(([name, content]) => [name, typeof content === 'string' ? [strToU8(content), { level: 6 }] : [content, { level: 0 }]])),
   );
-}
-
-/** PEFT's adapter_config fields as the engine's LoRA config (dropout off: a frozen adapter does not train). */
-function loraConfigOf(adapter: PeftAdapter): LoraConfig {
-  const c = adapter.config;
-  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules, modulePrefix: c.modulePrefix };
 }
 
 function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {

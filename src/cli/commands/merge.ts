@@ -4,10 +4,11 @@
  */
 import { POOLING_MODES } from '../../engine/ops/pooling-modes.ts';
 import { mergeAdapters } from '../../model/merge.ts';
+import { loraConfigOf } from '../../model/peft-files.ts';
 import type { SentenceSettings } from '../../model/sentence-config.ts';
 import { sentenceTransformersFolder } from '../../model/sentence-folder.ts';
 import { parseOptions, required } from '../args.ts';
-import { SENTENCE_OPTIONS, cliSentenceSettings, encoderOverrides, loraConfigOf, readAdapterDir, readAdapterSettingsFile } from '../encoder.ts';
+import { SENTENCE_OPTIONS, cliSentenceSettings, encoderOverrides, readAdapterDir, readAdapterSettingsFile } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { loadModelArgument } from '../model-source.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';

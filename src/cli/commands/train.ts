@@ -4,6 +4,7 @@ import { adapterFolder } from '../../model/adapter-settings.ts';
 import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
+import { peftConfigOf } from '../../model/peft-files.ts';
 import { hasPooler } from '../../model/state-dict.ts';
 import { encodeExamples } from '../../train/objective.ts';
 import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
@@ -180,10 +181,7 @@ async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: T
   const baseModel = isHubWithRevision ? model.slice(0, at) : cli.files.source.id;
   // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
   const revision = cli.files.source.commit ?? cli.files.source.revision;
-  const adapter = {
-    config: { r: lora.r, loraAlpha: lora.alpha, loraDropout: lora.dropout, targetModules: lora.targetModules, useRslora: lora.rslora, baseModelNameOrPath: baseModel, ...(revision ? { revision } : {}) },
-    tensors,
-  };
+  const adapter = { config: peftConfigOf(lora, { id: baseModel, revision }), tensors };
   const settings = { baseModel, ...(revision ? { revision } : {}), quantization: cli.bert.quantization, sentence: cli.settings, ...run };
   await writeOutputDir(out, adapterFolder(adapter, cli.files.config, settings));
 }
