@@ -50,6 +50,11 @@ export interface TsneOptions {
   pcaDims?: number;
 }
 
+/** A perplexity `n` points allow: the usual 30, lowered for small sets (it must stay below (n − 1) / 3). */
+export function perplexityFor(n: number): number {
+  return Math.min(30, Math.max(2, Math.floor((n - 1) / 3)));
+}
+
 export type ResolvedTsneOptions = Required<TsneOptions>;
 
 export function resolveTsneOptions(n: number, options: TsneOptions = {}): ResolvedTsneOptions {

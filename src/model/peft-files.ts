@@ -8,7 +8,7 @@
 import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
 import { FAMILIES, type ModelFamily, canonicalName, canonicalTargets, familyConfigJson, familyName, familyTargets, familyWeights } from './families.ts';
-import { LINEAR_SUFFIXES, type LinearSuffix, type LoraConfig, POOLER_MODULE, type TrainingLoraConfig, fullMatch, isLinearModule } from './lora.ts';
+import { LINEAR_SUFFIXES, type LinearSuffix, type LoraConfig, POOLER_MODULE, type TrainingLoraConfig, describeTargets, fullMatch, isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
 
@@ -49,6 +49,12 @@ export function peftConfigOf(lora: TrainingLoraConfig, base: { id: string; revis
 export function loraConfigOf(peft: PeftAdapter): LoraConfig {
   const c = peft.config;
   return { r: c.r, alpha: c.loraAlpha, dropout: c.loraDropout, rslora: c.useRslora, targetModules: c.targetModules, modulePrefix: c.modulePrefix };
+}
+
+/** One line naming an adapter: its rank, alpha, targets and base. */
+export function describePeftAdapter(adapter: PeftAdapter): string {
+  const c = adapter.config;
+  return `LoRA r${c.r} α${c.loraAlpha} on ${describeTargets(c.targetModules)}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
 }
 
 export interface PeftAdapterFiles {

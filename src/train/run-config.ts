@@ -4,6 +4,7 @@
  * run history stores and what the engine worker's session runs, so one value reproduces a run.
  */
 import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
+import type { ModelRef } from '../model/model-ref.ts';
 import { TARGETABLE_MODULES, type TrainingLoraConfig, validateLoraConfig } from '../model/lora.ts';
 import {
   FALLBACK_NORMALIZE,
@@ -18,12 +19,6 @@ import { APP_LORA_DEFAULTS, APP_SEEDS, APP_TRAIN_DEFAULTS } from './defaults.ts'
 import type { TrainConfig } from './trainer.ts';
 
 export const RUN_CONFIG_VERSION = 1;
-
-/** Where the base model comes from. A local folder is named and fingerprinted; the user picks it again. */
-export type ModelRef =
-  | { kind: 'bundled'; id: string }
-  | { kind: 'hub'; id: string; revision: string }
-  | { kind: 'local'; id: string; fingerprint: string };
 
 /** How a training set is built from an ingested file (the seed is the run's data seed). */
 export type BuildRecipe =
@@ -84,6 +79,11 @@ export interface RunConfig {
   prompts: RolePrompts;
   train: TrainSettings;
   seeds: Seeds;
+}
+
+/** A new run's id: when it started, and a random suffix for runs started in the same millisecond. */
+export function newRunId(): string {
+  return `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
 }
 
 /** The dataset id a bundled demo set is ingested under, so it is found again and not ingested twice. */

@@ -59,10 +59,6 @@ function db(): Promise<IDBPDatabase<RunSchema>> {
   return opened;
 }
 
-export function newRunId(): string {
-  return `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
-}
-
 export async function createRun(id: string, config: RunConfig): Promise<RunRecord> {
   const now = Date.now();
   const run: RunRecord = { id, createdAt: now, updatedAt: now, config, status: 'running', checkpointStep: 0, history: [], metrics: null, evaluation: null, adapter: null, error: null };
