@@ -21,7 +21,7 @@ import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoin
 import type { ModelFileSource } from '../model/file-source.ts';
 import type { HubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
-import { estimateTrainingMemory } from '../model/memory.ts';
+import { bufferLimitProblems, estimateTrainingMemory } from '../model/memory.ts';
 import { type ModelRef, modelRefSource } from '../model/model-ref.ts';
 import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf, peftConfigOf, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
 import { mergedModelFolder } from '../model/sentence-folder.ts';
@@ -156,14 +156,7 @@ export class LabSession {
     const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
     const estimate = estimateTrainingMemory(model.files.config, config.lora, { sequences, seq }, { quantization: config.quantization });
     const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
-    const problems: string[] = [];
-    if (estimate.largestBuffer > maxStorageBufferBindingSize) {
-      problems.push(
-        `The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxStorageBufferBindingSize of ${maxStorageBufferBindingSize}: lower the batch size or the maximum length.`,
-      );
-    }
-    if (estimate.largestBuffer > maxBufferSize) problems.push(`The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxBufferSize of ${maxBufferSize}.`);
-    return { estimate, maxBufferSize, maxStorageBufferBindingSize, problems };
+    return { estimate, maxBufferSize, maxStorageBufferBindingSize, problems: bufferLimitProblems(estimate, engine.limits) };
   }
 
   /**
