@@ -11,12 +11,10 @@ import type { TrainConfig } from './trainer.ts';
 const INFONCE_SCALE = 20;
 const MAX_GRAD_NORM = 1;
 
-/** What a Trainer gets when nothing else is said (tests, benchmarks); both surfaces start from it. */
-export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
+/** The optimizer and objective settings every run starts from. */
+const SHARED: Omit<TrainConfig, 'totalSteps' | 'seed' | 'warmupSteps'> = {
   objective: { kind: 'infonce', scale: INFONCE_SCALE, symmetric: false },
   learningRate: 2e-4,
-  warmupSteps: 10,
-  totalSteps: 100,
   gradientAccumulation: 1,
   maxGradNorm: MAX_GRAD_NORM,
   weightDecay: 0.01,
@@ -24,13 +22,13 @@ export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
   beta2: 0.999,
   eps: 1e-8,
   hiddenDropout: 0,
-  seed: 42,
 };
 
-const { totalSteps: _steps, seed: _seed, ...shared } = DEFAULT_TRAIN_CONFIG;
+/** What a Trainer gets when nothing else is said (tests, benchmarks). */
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = { ...SHARED, warmupSteps: 10, totalSteps: 100, seed: 42 };
 
 /** A new run in the app: about a minute of training on the bundled demo model. */
-export const APP_TRAIN_DEFAULTS: TrainSettings = { ...shared, warmupSteps: 2, steps: 20, batchSize: 8, checkpointEvery: 5 };
+export const APP_TRAIN_DEFAULTS: TrainSettings = { ...SHARED, warmupSteps: 2, steps: 20, batchSize: 8, checkpointEvery: 5 };
 export const APP_LORA_DEFAULTS: TrainingLoraConfig = { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] };
 export const APP_SEEDS: Seeds = { init: 1, train: 2, data: 3, eval: 4 };
 
@@ -43,10 +41,10 @@ export const CLI_TRAIN_DEFAULTS = {
   scale: INFONCE_SCALE,
   epochs: 1,
   batchSize: 32,
-  gradientAccumulation: shared.gradientAccumulation,
-  learningRate: shared.learningRate,
+  gradientAccumulation: SHARED.gradientAccumulation,
+  learningRate: SHARED.learningRate,
   warmupRatio: 0.1,
-  weightDecay: shared.weightDecay,
+  weightDecay: SHARED.weightDecay,
   maxGradNorm: MAX_GRAD_NORM,
   hiddenDropout: 0.1,
   seed: DEFAULT_TRAIN_CONFIG.seed,
