@@ -16,7 +16,7 @@ import type { Engine } from '../src/engine/engine.ts';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
 import { matmul, matmulNaive } from '../src/engine/ops/matmul.ts';
 import { nf4Matmul, nf4Quantize, releaseNf4 } from '../src/engine/ops/nf4.ts';
-import { Rng } from '../src/engine/rng.ts';
+import { Rng } from '../src/data/rng.ts';
 import { median } from './lib/stats.ts';
 import { markdownTable } from './lib/table.ts';
 

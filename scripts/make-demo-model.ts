@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Rng } from '../src/engine/rng.ts';
+import { Rng } from '../src/data/rng.ts';
 import { parseBertConfig } from '../src/model/config.ts';
 import { writeBertCheckpoint } from '../src/model/peft-files.ts';
 import { sentenceTransformersFiles } from '../src/model/sentence-config.ts';

@@ -3,6 +3,6 @@
  * thread only draws. The page talks to one LabSession.
  */
 import * as Comlink from 'comlink';
-import { LabSession } from '../src/train/session.ts';
+import { LabSession } from '../src/app/session.ts';
 
 Comlink.expose(new LabSession());

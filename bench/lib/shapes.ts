@@ -2,7 +2,7 @@
  * The model shapes the benchmarks use (random weights of real models' sizes) and the token batches
  * they feed: fixed, seeded ids so every runtime sees exactly the same input.
  */
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import type { TokenBatch } from '../../src/model/bert.ts';
 
 /** Hugging Face BertConfig sizes, as the fixture exporter takes them. */

@@ -7,8 +7,8 @@ import { checkAdapter } from '../model/adapter-check.ts';
 import { ADAPTER_SETTINGS_FILE, type AdapterSettings, readAdapterSettings } from '../model/adapter-settings.ts';
 import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
-import { GpuAdapter, type LoraConfig } from '../model/lora.ts';
-import { type PeftAdapter, readPeftAdapter } from '../model/peft-files.ts';
+import { GpuAdapter } from '../model/lora.ts';
+import { type PeftAdapter, loraConfigOf, readPeftAdapter } from '../model/peft-files.ts';
 import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
 import { type Pooling, SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
 import { type SentenceConfig, type SentenceOverrides, type SentenceSettings, type SettingOrigins, describeSettings, sentenceSettings } from '../model/sentence-config.ts';
@@ -78,10 +78,6 @@ export async function readAdapterDir(dir: string, base: Pick<ModelFiles, 'config
     throw new UsageError((e as Error).message);
   }
   return peft;
-}
-
-export function loraConfigOf(peft: PeftAdapter): LoraConfig {
-  return { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: peft.config.loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules, modulePrefix: peft.config.modulePrefix };
 }
 
 export function baseOption(values: Record<string, unknown>): BaseQuantization {

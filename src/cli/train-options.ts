@@ -3,11 +3,12 @@
  * trainer settings and the order examples are fed in. Shared by `train`, which runs it, and
  * `export-run`, which writes the same run out for sentence-transformers.
  */
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 import type { TrainingLoraConfig } from '../model/lora.ts';
 import type { SentenceOverrides } from '../model/sentence-config.ts';
 import type { Example, Objective } from '../train/objective.ts';
-import { DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../train/trainer.ts';
+import { CLI_TRAIN_DEFAULTS as D, DEFAULT_TRAIN_CONFIG } from '../train/defaults.ts';
+import type { TrainConfig } from '../train/trainer.ts';
 import { numberOption } from './args.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, encoderOverrides } from './encoder.ts';
 import { UsageError } from './errors.ts';
@@ -22,7 +23,7 @@ export const TRAIN_OPTIONS = {
   alpha: { type: 'string' },
   'lora-dropout': { type: 'string' },
   rslora: { type: 'boolean', default: false },
-  targets: { type: 'string', default: 'query,value' },
+  targets: { type: 'string', default: D.targets },
   stack: { type: 'string', multiple: true },
   scale: { type: 'string' },
   symmetric: { type: 'boolean', default: false },
@@ -39,23 +40,23 @@ export const TRAIN_OPTIONS = {
 } as const;
 
 export const TRAIN_USAGE = `${ENCODER_USAGE}
-  --r N                 LoRA rank (default 16)
-  --alpha A             LoRA alpha (default 32)
-  --lora-dropout P      dropout on the LoRA input (default 0.1)
+  --r N                 LoRA rank (default ${D.r})
+  --alpha A             LoRA alpha (default ${D.alpha})
+  --lora-dropout P      dropout on the LoRA input (default ${D.loraDropout})
   --rslora              scale alpha/sqrt(r) instead of alpha/r
-  --targets a,b         PEFT target modules, BERT's names or the model's own (default query,value)
+  --targets a,b         PEFT target modules, BERT's names or the model's own (default ${D.targets})
   --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
-  --scale S             InfoNCE scale (default 20); labelled pairs use CosineSimilarityLoss
+  --scale S             InfoNCE scale (default ${D.scale}); labelled pairs use CosineSimilarityLoss
   --symmetric           symmetric InfoNCE
-  --epochs N            passes over the data (default 1)
-  --batch-size N        examples per micro-batch (default 32)
-  --grad-accum N        micro-batches per optimizer step (default 1)
-  --lr LR               peak learning rate (default 2e-4)
-  --warmup-ratio F      fraction of steps of linear warmup (default 0.1)
-  --weight-decay W      AdamW weight decay (default 0.01)
-  --max-grad-norm N     global gradient-norm clip, 0 = off (default 1)
-  --hidden-dropout P    BERT hidden dropout while training (default 0.1)
-  --seed N              seed for the adapter init, shuffling and dropout (default 42)
+  --epochs N            passes over the data (default ${D.epochs})
+  --batch-size N        examples per micro-batch (default ${D.batchSize})
+  --grad-accum N        micro-batches per optimizer step (default ${D.gradientAccumulation})
+  --lr LR               peak learning rate (default ${D.learningRate})
+  --warmup-ratio F      fraction of steps of linear warmup (default ${D.warmupRatio})
+  --weight-decay W      AdamW weight decay (default ${D.weightDecay})
+  --max-grad-norm N     global gradient-norm clip, 0 = off (default ${D.maxGradNorm})
+  --hidden-dropout P    BERT hidden dropout while training (default ${D.hiddenDropout})
+  --seed N              seed for the adapter init, shuffling and dropout (default ${D.seed})
 ${PAIR_USAGE}`;
 
 /** Everything a `train` run does with its data, decided before any GPU work. */
@@ -77,34 +78,34 @@ export function trainPlan(values: Record<string, unknown>, data: PairExamples): 
   const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
   const probability = (n: number) => n >= 0 && n < 1;
   const lora: TrainingLoraConfig = {
-    r: numberOption(values, 'r', 16, positiveInt),
-    alpha: numberOption(values, 'alpha', 32, (n) => n > 0),
-    dropout: numberOption(values, 'lora-dropout', 0.1, probability),
+    r: numberOption(values, 'r', D.r, positiveInt),
+    alpha: numberOption(values, 'alpha', D.alpha, (n) => n > 0),
+    dropout: numberOption(values, 'lora-dropout', D.loraDropout, probability),
     rslora: Boolean(values.rslora),
     targetModules: String(values.targets).split(',').map((t) => t.trim()).filter(Boolean),
   };
-  const batchSize = numberOption(values, 'batch-size', 32, positiveInt);
-  const accumulation = numberOption(values, 'grad-accum', 1, positiveInt);
-  const epochs = numberOption(values, 'epochs', 1, positiveInt);
-  const seed = numberOption(values, 'seed', 42, Number.isInteger);
-  const checkpointEvery = numberOption(values, 'checkpoint-every', 50, positiveInt);
+  const batchSize = numberOption(values, 'batch-size', D.batchSize, positiveInt);
+  const accumulation = numberOption(values, 'grad-accum', D.gradientAccumulation, positiveInt);
+  const epochs = numberOption(values, 'epochs', D.epochs, positiveInt);
+  const seed = numberOption(values, 'seed', D.seed, Number.isInteger);
+  const checkpointEvery = numberOption(values, 'checkpoint-every', D.checkpointEvery, positiveInt);
   const objective: Objective =
-    data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', 20), symmetric: Boolean(values.symmetric) };
+    data.layout === 'labelled' ? { kind: 'cosine-pairs' } : { kind: 'infonce', scale: numberOption(values, 'scale', D.scale), symmetric: Boolean(values.symmetric) };
   if (objective.kind === 'infonce' && batchSize < 2) throw new UsageError('InfoNCE needs --batch-size ≥ 2 (the other pairs of a batch are the negatives)');
   const stepsPerEpoch = Math.floor(data.examples.length / (batchSize * accumulation));
   if (stepsPerEpoch === 0) throw new UsageError(`${data.examples.length} examples are fewer than one step (batch ${batchSize} × accumulation ${accumulation})`);
   const totalSteps = stepsPerEpoch * epochs;
-  const maxGradNorm = numberOption(values, 'max-grad-norm', 1, (n) => n >= 0);
+  const maxGradNorm = numberOption(values, 'max-grad-norm', D.maxGradNorm, (n) => n >= 0);
   const config: TrainConfig = {
     ...DEFAULT_TRAIN_CONFIG,
     objective,
-    learningRate: numberOption(values, 'lr', 2e-4, (n) => n > 0),
-    warmupSteps: Math.round(numberOption(values, 'warmup-ratio', 0.1, (n) => n >= 0 && n <= 1) * totalSteps),
+    learningRate: numberOption(values, 'lr', D.learningRate, (n) => n > 0),
+    warmupSteps: Math.round(numberOption(values, 'warmup-ratio', D.warmupRatio, (n) => n >= 0 && n <= 1) * totalSteps),
     totalSteps,
     gradientAccumulation: accumulation,
     maxGradNorm: maxGradNorm === 0 ? null : maxGradNorm,
-    weightDecay: numberOption(values, 'weight-decay', 0.01, (n) => n >= 0),
-    hiddenDropout: numberOption(values, 'hidden-dropout', 0.1, probability),
+    weightDecay: numberOption(values, 'weight-decay', D.weightDecay, (n) => n >= 0),
+    hiddenDropout: numberOption(values, 'hidden-dropout', D.hiddenDropout, probability),
     seed,
   };
   return { lora, sentence: encoderOverrides(values), batchSize, epochs, stepsPerEpoch, checkpointEvery, config };

@@ -5,7 +5,8 @@
  * from the previous group) before cutting batches. Memory: about (bufferShards + 1) shards.
  * Every example is yielded exactly once per epoch; (seed, epoch) fixes the order.
  */
-import { Rng, hash32 } from '../engine/rng.ts';
+import { Rng } from './rng.ts';
+import { hash32 } from '../engine/rng.ts';
 import type { Example, Split } from './builder.ts';
 import { DatasetError } from './errors.ts';
 import type { DataDB } from './store.ts';

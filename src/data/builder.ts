@@ -17,7 +17,8 @@
  * negatives are drawn within each side so the sides share no gene and no disease). Both compare
  * genes and diseases by their normalised text, so associations that read the same stay on one side.
  */
-import { Rng, hash32 } from '../engine/rng.ts';
+import { Rng } from './rng.ts';
+import { hash32 } from '../engine/rng.ts';
 import { entityHeldOut } from './entity-split.ts';
 import { DatasetError } from './errors.ts';
 import { type CtdGraph, adjacency } from './graph.ts';

@@ -12,7 +12,7 @@
  * of being one disease area. Growth stops when test holds `testFraction` of the kept associations.
  * On CTD's curated file this drops about 17% of associations instead of 44%.
  */
-import type { Rng } from '../engine/rng.ts';
+import type { Rng } from './rng.ts';
 import { adjacency } from './graph.ts';
 
 export const REGIONS = 20;

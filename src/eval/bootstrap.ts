@@ -4,7 +4,7 @@
  * given (so a resample of similar and different pairs keeps both groups at their sizes).
  * Interval = [q_{α/2}, q_{1−α/2}] of the resampled statistics (linear-interpolated quantiles).
  */
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 
 export interface Interval {
   /** The statistic on the whole sample. */

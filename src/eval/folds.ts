@@ -1,5 +1,5 @@
 /** Seeded stratified splits: each class is shuffled, then dealt out, so every part keeps the class mix. */
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 
 function byClass(labels: ArrayLike<number>, rng: Rng): number[][] {
   const classes = new Map<number, number[]>();

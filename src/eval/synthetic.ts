@@ -1,5 +1,5 @@
 /** Seeded Gaussian clusters with known labels: ground truth for t-SNE tests and benchmarks. */
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 
 export interface LabelledVectors {
   vectors: Float32Array[];

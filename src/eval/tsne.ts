@@ -8,7 +8,7 @@
  * early exaggeration, momentum 0.5 then 0.8, Jacobs gains (+0.2 / ×0.8, floor 0.01).
  */
 import type { Engine } from '../engine/engine.ts';
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import {
   type TsneAffinities,
@@ -48,6 +48,11 @@ export interface TsneOptions {
   seed?: number;
   /** Inputs wider than this are PCA-reduced before the neighbour search. Default 50. */
   pcaDims?: number;
+}
+
+/** A perplexity `n` points allow: the usual 30, lowered for small sets (it must stay below (n − 1) / 3). */
+export function perplexityFor(n: number): number {
+  return Math.min(30, Math.max(2, Math.floor((n - 1) / 3)));
 }
 
 export type ResolvedTsneOptions = Required<TsneOptions>;

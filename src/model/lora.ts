@@ -5,7 +5,7 @@
  * with `.entry`; a string is a regular expression the whole name must match.
  */
 import type { Engine } from '../engine/engine.ts';
-import { Rng } from '../engine/rng.ts';
+import { Rng } from '../data/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkAdapter } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';

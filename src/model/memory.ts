@@ -81,6 +81,19 @@ export function estimateTrainingMemory(
   };
 }
 
+/** Why `estimate` cannot run on a device with these limits, one sentence each; empty when it fits. */
+export function bufferLimitProblems(estimate: MemoryEstimate, limits: { maxBufferSize: number; maxStorageBufferBindingSize: number }): string[] {
+  const { maxBufferSize, maxStorageBufferBindingSize } = limits;
+  const problems: string[] = [];
+  if (estimate.largestBuffer > maxStorageBufferBindingSize) {
+    problems.push(
+      `The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxStorageBufferBindingSize of ${maxStorageBufferBindingSize}: lower the batch size or the maximum length.`,
+    );
+  }
+  if (estimate.largestBuffer > maxBufferSize) problems.push(`The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxBufferSize of ${maxBufferSize}.`);
+  return problems;
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let value = bytes;

@@ -8,7 +8,7 @@
 import { checkAdapterTensors } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
 import { FAMILIES, type ModelFamily, canonicalName, canonicalTargets, familyConfigJson, familyName, familyTargets, familyWeights } from './families.ts';
-import { LINEAR_SUFFIXES, type LinearSuffix, POOLER_MODULE, fullMatch, isLinearModule } from './lora.ts';
+import { LINEAR_SUFFIXES, type LinearSuffix, type LoraConfig, POOLER_MODULE, type TrainingLoraConfig, describeTargets, fullMatch, isLinearModule } from './lora.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type HostTensor, type StateDict, canonicalBertWeights } from './state-dict.ts';
 
@@ -27,6 +27,34 @@ export interface PeftAdapter {
   };
   /** `${module}.lora_A` [r, in] and `${module}.lora_B` [out, r], module like 'encoder.layer.0.attention.self.query' or 'pooler.dense' (canonical names, whatever the family). */
   tensors: Map<string, HostTensor>;
+}
+
+/**
+ * The one mapping between the engine's LoRA config and PEFT's adapter_config fields. `base` is the
+ * model the adapter was trained on, its revision the commit where known: PEFT then loads that very base.
+ */
+export function peftConfigOf(lora: TrainingLoraConfig, base: { id: string; revision?: string }): PeftAdapter['config'] {
+  return {
+    r: lora.r,
+    loraAlpha: lora.alpha,
+    loraDropout: lora.dropout,
+    targetModules: lora.targetModules,
+    useRslora: lora.rslora,
+    baseModelNameOrPath: base.id,
+    ...(base.revision ? { revision: base.revision } : {}),
+  };
+}
+
+/** An adapter's PEFT config as the engine's LoRA config (its dropout matters only if it trains). */
+export function loraConfigOf(peft: PeftAdapter): LoraConfig {
+  const c = peft.config;
+  return { r: c.r, alpha: c.loraAlpha, dropout: c.loraDropout, rslora: c.useRslora, targetModules: c.targetModules, modulePrefix: c.modulePrefix };
+}
+
+/** One line naming an adapter: its rank, alpha, targets and base. */
+export function describePeftAdapter(adapter: PeftAdapter): string {
+  const c = adapter.config;
+  return `LoRA r${c.r} α${c.loraAlpha} on ${describeTargets(c.targetModules)}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
 }
 
 export interface PeftAdapterFiles {

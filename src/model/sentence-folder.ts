@@ -6,9 +6,11 @@
  * (written by sentence-config.ts, the same code that reads them).
  */
 import type { ModelFiles } from './checkpoint.ts';
+import type { LoraConfig } from './lora.ts';
+import { mergeAdapters } from './merge.ts';
 import { writeBertCheckpoint } from './peft-files.ts';
 import { type SentenceSettings, sentenceTransformersFiles } from './sentence-config.ts';
-import type { StateDict } from './state-dict.ts';
+import type { HostTensor, StateDict } from './state-dict.ts';
 
 export type FolderFiles = Record<string, string | Uint8Array>;
 
@@ -26,4 +28,13 @@ export function sentenceTransformersFolder(base: Pick<ModelFiles, 'config' | 'to
     ...Object.fromEntries(base.tokenizerFiles),
     ...sentenceTransformersFiles(written, { hiddenSize: config.hiddenSize, lowercase: sentence.lowercase, includePrompt: sentence.includePrompt }),
   };
+}
+
+/** The base with `adapters` folded in (in order, each checked first; `source` names it in errors), as a sentence-transformers folder. */
+export function mergedModelFolder(
+  base: Pick<ModelFiles, 'config' | 'weights' | 'tokenizerFiles' | 'sentence'>,
+  adapters: { config: LoraConfig; tensors: Map<string, HostTensor>; source?: string }[],
+  settings: SentenceSettings,
+): FolderFiles {
+  return sentenceTransformersFolder(base, mergeAdapters(base.config, base.weights, adapters), settings);
 }

@@ -4,6 +4,7 @@
  * run history stores and what the engine worker's session runs, so one value reproduces a run.
  */
 import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
+import type { ModelRef } from '../model/model-ref.ts';
 import { TARGETABLE_MODULES, type TrainingLoraConfig, validateLoraConfig } from '../model/lora.ts';
 import {
   FALLBACK_NORMALIZE,
@@ -14,15 +15,10 @@ import {
   type SettingOrigins,
   sentenceSettings,
 } from '../model/sentence-config.ts';
+import { APP_LORA_DEFAULTS, APP_SEEDS, APP_TRAIN_DEFAULTS } from './defaults.ts';
 import type { TrainConfig } from './trainer.ts';
 
 export const RUN_CONFIG_VERSION = 1;
-
-/** Where the base model comes from. A local folder is named and fingerprinted; the user picks it again. */
-export type ModelRef =
-  | { kind: 'bundled'; id: string }
-  | { kind: 'hub'; id: string; revision: string }
-  | { kind: 'local'; id: string; fingerprint: string };
 
 /** How a training set is built from an ingested file (the seed is the run's data seed). */
 export type BuildRecipe =
@@ -85,6 +81,11 @@ export interface RunConfig {
   seeds: Seeds;
 }
 
+/** A new run's id: when it started, and a random suffix for runs started in the same millisecond. */
+export function newRunId(): string {
+  return `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+}
+
 /** The dataset id a bundled demo set is ingested under, so it is found again and not ingested twice. */
 export function demoDatasetId(id: string): string {
   return `demo-${id}`;
@@ -106,22 +107,6 @@ export const HUB_PRESETS: readonly { label: string; id: string; note: string }[]
   { label: 'MiniLM', id: 'sentence-transformers/all-MiniLM-L6-v2', note: '23M parameters, fast' },
   { label: 'E5 small', id: 'intfloat/e5-small-v2', note: '33M parameters, general-purpose embeddings' },
 ];
-
-const DEFAULT_TRAIN: TrainSettings = {
-  objective: { kind: 'infonce', scale: 20, symmetric: false },
-  learningRate: 2e-4,
-  warmupSteps: 2,
-  steps: 20,
-  batchSize: 8,
-  gradientAccumulation: 1,
-  maxGradNorm: 1,
-  weightDecay: 0.01,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  hiddenDropout: 0,
-  checkpointEvery: 5,
-};
 
 export interface StudyPreset {
   name: string;
@@ -184,14 +169,14 @@ export function defaultRunConfig(data: DataRef): RunConfig {
     quantization: 'nf4',
     frozenAdapter: null,
     data,
-    lora: { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] },
+    lora: { ...APP_LORA_DEFAULTS, targetModules: [...APP_LORA_DEFAULTS.targetModules] },
     // A model's folder replaces these when it is loaded.
     pooling: FALLBACK_POOLING,
     normalize: FALLBACK_NORMALIZE,
     maxLength: APP_FALLBACK_MAX_LENGTH,
     prompts: { ...NO_PROMPTS },
-    train: DEFAULT_TRAIN,
-    seeds: { init: 1, train: 2, data: 3, eval: 4 },
+    train: APP_TRAIN_DEFAULTS,
+    seeds: { ...APP_SEEDS },
   };
   return STUDY_PRESETS[0].apply(base);
 }

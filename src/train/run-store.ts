@@ -1,7 +1,7 @@
 /**
- * Run history and training checkpoints in IndexedDB (idb). The engine worker writes a run's
- * progress and its latest checkpoint; the page reads the history, offers to resume a run a closed
- * tab left unfinished, and compares runs. Checkpoints hold the trainer's full state (adapter and
+ * Run history and training checkpoints in IndexedDB (idb), used only by the engine worker's
+ * session (src/app): it writes a run's progress and its latest checkpoint, and hands the page the
+ * history, which offers to resume a run a closed tab left unfinished and compares runs. Checkpoints hold the trainer's full state (adapter and
  * AdamW moments), so a resumed run continues exactly where it stopped.
  */
 import type { BeforeAfterResult } from '../eval/before-after.ts';
@@ -57,10 +57,6 @@ function db(): Promise<IDBPDatabase<RunSchema>> {
     },
   });
   return opened;
-}
-
-export function newRunId(): string {
-  return `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
 }
 
 export async function createRun(id: string, config: RunConfig): Promise<RunRecord> {

@@ -26,21 +26,6 @@ export interface TrainConfig {
   seed: number;
 }
 
-export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
-  objective: { kind: 'infonce', scale: 20, symmetric: false },
-  learningRate: 2e-4,
-  warmupSteps: 10,
-  totalSteps: 100,
-  gradientAccumulation: 1,
-  maxGradNorm: 1,
-  weightDecay: 0.01,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  hiddenDropout: 0,
-  seed: 42,
-};
-
 export interface StepReport {
   /** 1-based number of the optimizer step just taken. */
   step: number;

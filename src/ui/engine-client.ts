@@ -1,6 +1,7 @@
 /** The page's handle on the engine worker (workers/engine.worker.ts): a comlink proxy of its LabSession. */
 import * as Comlink from 'comlink';
-import type { LabSession, SessionListener } from '../train/session.ts';
+import type { SessionListener } from '../app/protocol.ts';
+import type { LabSession } from '../app/session.ts';
 
 export type RemoteSession = Comlink.Remote<LabSession>;
 

@@ -10,9 +10,9 @@ import type { FileProgress } from '../model/file-source.ts';
 import { formatBytes } from '../model/memory.ts';
 import { describeSettings } from '../model/sentence-config.ts';
 import type { PeftAdapterFiles } from '../model/peft-files.ts';
-import { type BuildRecipe, type DataRef, type ModelRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, withSentenceSettings } from '../train/run-config.ts';
-import { type RunRecord, deleteRun, listRuns, newRunId, unfinishedRuns, updateRun } from '../train/run-store.ts';
-import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunState, SessionEvent, TsneMap } from '../train/session.ts';
+import type { ModelRef } from '../model/model-ref.ts';
+import { type BuildRecipe, type DataRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, newRunId, withSentenceSettings } from '../train/run-config.ts';
+import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
 import type { StepReport } from '../train/trainer.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
@@ -332,7 +332,7 @@ export class Lab {
   }
 
   async discardRun(record: RunRecord): Promise<void> {
-    await updateRun(record.id, { status: 'cancelled' });
+    await this.requireSession().discardRun(record.id);
     await this.refreshHistory();
   }
 
@@ -437,11 +437,12 @@ export class Lab {
   // ---------------------------------------------------------------- history and share links
 
   async refreshHistory(): Promise<void> {
-    [this.history, this.unfinished] = await Promise.all([listRuns(), unfinishedRuns()]);
+    const { runs, unfinished } = await this.requireSession().runHistory();
+    [this.history, this.unfinished] = [runs, unfinished];
   }
 
   async deleteRun(id: string): Promise<void> {
-    await deleteRun(id);
+    await this.requireSession().deleteRun(id);
     await this.refreshHistory();
   }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { EVIDENCE_INFERRED, EVIDENCE_MARKER, EVIDENCE_THERAPEUTIC, type CtdChunk, type CtdOptions, evidenceClass, parseCtd } from '../../src/data/ctd.ts';
 import { DataFormatError, TruncatedInputError } from '../../src/data/errors.ts';
 import { blobSource, openText } from '../../src/data/source.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { CTD_CURATED, collect, fileStream, textStream } from './streams.ts';
 
 async function parseAll(stream: ReadableStream<Uint8Array>, options?: CtdOptions) {

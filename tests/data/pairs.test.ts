@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DataFormatError } from '../../src/data/errors.ts';
 import { type LabelledRow, type PairOptions, type TripletRow, parsePairs } from '../../src/data/pairs.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { collect, textStream } from './streams.ts';
 
 async function parseAll(text: string, rng?: Rng, options: PairOptions = {}) {

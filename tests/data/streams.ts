@@ -1,6 +1,6 @@
 /** Byte streams for data tests: text cut at chosen or seeded random byte positions, and whole files. */
 import { openAsBlob } from 'node:fs';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 
 export const CTD_CURATED = new URL('../../../shared/data/ctd/CTD_curated_genes_diseases.csv', import.meta.url).pathname;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { DataFormatError } from '../../src/data/errors.ts';
 import { type RecordChunk, badRow, describeBadRows, readRecords, splitCsv } from '../../src/data/text.ts';
 import { collect, streamOf, textStream } from './streams.ts';

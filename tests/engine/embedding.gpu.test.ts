@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import type { Tensor } from '../../src/engine/tensor.ts';
 import { embeddingForward } from '../../src/engine/ops/embedding.ts';
 import { embeddingForwardRef } from '../../src/engine/ops/embedding.ref.ts';

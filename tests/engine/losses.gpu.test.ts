@@ -15,7 +15,7 @@ import {
   infoNceBackwardRef,
   infoNceForwardRef,
 } from '../../src/engine/ops/losses.ref.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import type { Tensor } from '../../src/engine/tensor.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { auroc } from '../../src/eval/auroc.ts';
 import { bootstrap, bootstrapTogether, quantile } from '../../src/eval/bootstrap.ts';
 import { stratifiedFolds, stratifiedSplit } from '../../src/eval/folds.ts';

@@ -1,6 +1,6 @@
 /** Numeric helpers for kernel tests: seeded data, tolerant comparison, finite differences. */
 import { expect } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 
 export function randomArray(seed: number, n: number, scale = 1): Float32Array {
   const rng = new Rng(seed);

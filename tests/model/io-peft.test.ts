@@ -4,7 +4,7 @@ import { loadModelFiles } from '../../src/model/checkpoint.ts';
 import { parseBertConfig } from '../../src/model/config.ts';
 import { fileMapSource } from '../../src/model/file-source.ts';
 import { checkAdapter } from '../../src/model/adapter-check.ts';
-import { type PeftAdapter, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../../src/model/peft-files.ts';
+import { type PeftAdapter, loraConfigOf, peftConfigOf, readPeftAdapter, writeBertCheckpoint, writePeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.ts';
 import type { HostTensor } from '../../src/model/state-dict.ts';
 
@@ -113,6 +113,15 @@ describe('PEFT adapter files', () => {
     ['a raw state dict with the adapter name', (m, ab) => `base_model.model.${m}.lora_${ab}.default.weight`, ''],
     ['no prefix, with the adapter name', (m, ab) => `${m}.lora_${ab}.default.weight`, ''],
   ];
+  it('maps a trained LoRA config to PEFT fields and back through the files (the one mapping the app and the CLI use)', () => {
+    const lora = { r: 2, alpha: 16, dropout: 0.05, rslora: true, targetModules: ['query', 'value'] };
+    const peft = peftConfigOf(lora, { id: 'BAAI/bge-small-en-v1.5', revision: 'abc123' });
+    expect(peft).toEqual(smallAdapter().config);
+    expect(peftConfigOf(lora, { id: 'demo-bert' })).not.toHaveProperty('revision');
+    const back = readPeftAdapter(writePeftAdapter({ config: peft, tensors: smallAdapter().tensors }, config));
+    expect(loraConfigOf(back)).toMatchObject(lora);
+  });
+
   it.each(keyForms)('reads tensor names written by %s and writes them back as PeftModel would', (_, form, prefix) => {
     const adapter = smallAdapter();
     const files = writePeftAdapter(adapter, config);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { unzipSync, zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { PickleError, readTorchCheckpoint } from '../../src/model/pickle-checkpoint.ts';
 
 // Made by tests/model/io-fixtures/make_torch_checkpoints.py with torch 1.13's torch.save.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { SafetensorsError, parseSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.ts';
 import type { HostTensor } from '../../src/model/state-dict.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { type HostAdapterTensors, initLoraTensors, loraScale } from '../../src/model/lora.ts';
 import type { HostTensor, StateDict } from '../../src/model/state-dict.ts';
 import { adapterHealth } from '../../src/train/divergence.ts';

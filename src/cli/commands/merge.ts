@@ -3,11 +3,11 @@
  * (no PEFT needed to load it): weights with the pooler, config, tokenizer and the pooling modules.
  */
 import { POOLING_MODES } from '../../engine/ops/pooling-modes.ts';
-import { mergeAdapters } from '../../model/merge.ts';
+import { loraConfigOf } from '../../model/peft-files.ts';
 import type { SentenceSettings } from '../../model/sentence-config.ts';
-import { sentenceTransformersFolder } from '../../model/sentence-folder.ts';
+import { mergedModelFolder } from '../../model/sentence-folder.ts';
 import { parseOptions, required } from '../args.ts';
-import { SENTENCE_OPTIONS, cliSentenceSettings, encoderOverrides, loraConfigOf, readAdapterDir, readAdapterSettingsFile } from '../encoder.ts';
+import { SENTENCE_OPTIONS, cliSentenceSettings, encoderOverrides, readAdapterDir, readAdapterSettingsFile } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { loadModelArgument } from '../model-source.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
@@ -52,8 +52,7 @@ export async function run(args: string[]): Promise<void> {
     const peft = await readAdapterDir(dir, files);
     adapters.push({ config: loraConfigOf(peft), tensors: peft.tensors, source: `adapter ${dir}` });
   }
-  const weights = mergeAdapters(files.config, files.weights, adapters);
-  await writeOutputDir(out, sentenceTransformersFolder(files, weights, sentence));
+  await writeOutputDir(out, mergedModelFolder(files, adapters, sentence));
   process.stderr.write(
     `merged ${dirs.length} adapter(s) into ${out}: a sentence-transformers folder (${sentence.pooling} pooling${sentence.normalize ? ', normalised' : ''}, max length ${sentence.maxLength})\n`,
   );

@@ -4,9 +4,11 @@ import { adapterFolder } from '../../model/adapter-settings.ts';
 import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
 import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
+import { peftConfigOf } from '../../model/peft-files.ts';
 import { hasPooler } from '../../model/state-dict.ts';
-import { encodeExamples } from '../../train/objective.ts';
-import { DivergedError, adapterHealth, assertAdapterSane } from '../../train/divergence.ts';
+import { DivergedError, adapterHealth } from '../../train/divergence.ts';
+import { runTrainingLoop } from '../../train/loop.ts';
+import { CLI_TRAIN_DEFAULTS } from '../../train/defaults.ts';
 import { NonFiniteLossError, Trainer } from '../../train/trainer.ts';
 import { parseOptions, required } from '../args.ts';
 import { type CliEncoder, openEncoder } from '../encoder.ts';
@@ -21,7 +23,7 @@ export const summary = 'train a LoRA adapter on (anchor, positive[, negatives]) 
 
 const USAGE = `usage: qlora-lab train --model <dir|hub-id> --data pairs.(csv|tsv|jsonl)[.gz] --out <adapter-dir> [options]
 ${TRAIN_USAGE}
-  --checkpoint-every N  write <out>/checkpoint.safetensors every N steps (default 50); one is also
+  --checkpoint-every N  write <out>/checkpoint.safetensors every N steps (default ${CLI_TRAIN_DEFAULTS.checkpointEvery}); one is also
                         written on Ctrl-C / SIGTERM, and removed when the run finishes
   --resume <out>        continue an interrupted run from <out>/checkpoint.safetensors with its own
                         settings and data (give no other option); the result is bit-identical to
@@ -58,7 +60,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   }
   const plan = trainPlan(values, data);
   const { lora, batchSize, stepsPerEpoch, checkpointEvery, config } = plan;
-  const { objective, totalSteps, gradientAccumulation: accumulation, seed } = config;
+  const { totalSteps, seed } = config;
 
   const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? []);
   const modelCommit = cli.files.source.commit;
@@ -81,12 +83,6 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   }
   // The last checkpointed adapter that passed the divergence rule: what a diverged run falls back to.
   let lastSane: { step: number; tensors: HostAdapterTensors } | null = resumeFrom ? { step: resumeFrom.snapshot.step, tensors: resumeFrom.snapshot.adapter } : null;
-  const checkpoint = async (): Promise<void> => {
-    const snapshot = await trainer.snapshot();
-    assertAdapterSane(cli.files.weights, snapshot.adapter, lora, snapshot.step);
-    await saveTrainCheckpoint(out, { snapshot, args, dataSha256, ...(modelCommit ? { modelCommit } : {}) });
-    lastSane = { step: snapshot.step, tensors: snapshot.adapter };
-  };
   const save = (tensors: HostAdapterTensors) => saveAdapter(cli, tensors, lora, out, String(values.model), { trainArgs: withAbsolutePaths(args), dataSha256 });
 
   const interrupt = new InterruptFlag();
@@ -95,23 +91,28 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   let stopped: string | null = null;
   try {
     const order = new TrainingOrder(data.examples, plan);
-    while (trainer.step < totalSteps) {
-      const epoch = Math.floor(trainer.step / stepsPerEpoch);
-      const micro = Array.from({ length: accumulation }, (_, k) => encodeExamples(cli.encoder, objective, order.microBatch(trainer.step, k)));
-      const report = await trainer.trainStep(micro);
-      examplesSeen += report.examples;
-      const seconds = (performance.now() - started) / 1000;
-      process.stderr.write(
-        `${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), examples_per_s: round(examplesSeen / seconds) })}\n`,
-      );
-      if (report.step % checkpointEvery === 0 || interrupt.raised) {
-        await checkpoint();
-        process.stderr.write(`checkpoint at step ${report.step} written to ${join(out, CHECKPOINT_FILE)}\n`);
-      }
-      if (interrupt.raised && report.step < totalSteps) {
-        throw new UsageError(`interrupted at step ${report.step} of ${totalSteps}; continue with: qlora-lab train --resume ${out}`);
-      }
-    }
+    await runTrainingLoop(trainer, { weights: cli.files.weights, lora }, {
+      examples: (step, micro) => order.microBatch(step, micro),
+      onStep: (report) => {
+        examplesSeen += report.examples;
+        const seconds = (performance.now() - started) / 1000;
+        const epoch = Math.floor((report.step - 1) / stepsPerEpoch);
+        process.stderr.write(
+          `${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), examples_per_s: round(examplesSeen / seconds) })}\n`,
+        );
+      },
+      checkpointDue: (step) => step % checkpointEvery === 0 || interrupt.raised,
+      saveCheckpoint: async (snapshot) => {
+        await saveTrainCheckpoint(out, { snapshot, args, dataSha256, ...(modelCommit ? { modelCommit } : {}) });
+        lastSane = { step: snapshot.step, tensors: snapshot.adapter };
+        process.stderr.write(`checkpoint at step ${snapshot.step} written to ${join(out, CHECKPOINT_FILE)}\n`);
+      },
+      afterStep: (report) => {
+        if (interrupt.raised && report.step < totalSteps) {
+          throw new UsageError(`interrupted at step ${report.step} of ${totalSteps}; continue with: qlora-lab train --resume ${out}`);
+        }
+      },
+    });
   } catch (e) {
     if (!(e instanceof NonFiniteLossError || e instanceof DivergedError)) throw e;
     stopped = e.message;
@@ -179,10 +180,7 @@ async function saveAdapter(cli: CliEncoder, tensors: HostAdapterTensors, lora: T
   const baseModel = isHubWithRevision ? model.slice(0, at) : cli.files.source.id;
   // The commit a Hub revision resolved to, so the adapter names the exact base it was trained on.
   const revision = cli.files.source.commit ?? cli.files.source.revision;
-  const adapter = {
-    config: { r: lora.r, loraAlpha: lora.alpha, loraDropout: lora.dropout, targetModules: lora.targetModules, useRslora: lora.rslora, baseModelNameOrPath: baseModel, ...(revision ? { revision } : {}) },
-    tensors,
-  };
+  const adapter = { config: peftConfigOf(lora, { id: baseModel, revision }), tensors };
   const settings = { baseModel, ...(revision ? { revision } : {}), quantization: cli.bert.quantization, sentence: cli.settings, ...run };
   await writeOutputDir(out, adapterFolder(adapter, cli.files.config, settings));
 }

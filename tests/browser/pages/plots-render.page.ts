@@ -1,6 +1,6 @@
 // Mounts every plot component with data computed here, for plots.browser.test.ts to screenshot and probe.
 import { mount, tick } from 'svelte';
-import { Rng } from '../../../src/engine/rng.ts';
+import { Rng } from '../../../src/data/rng.ts';
 import { evaluateBeforeAfter } from '../../../src/eval/before-after.ts';
 import type { Embedder, EvalSet } from '../../../src/eval/types.ts';
 import CurvePlot from '../../../src/ui/plots/CurvePlot.svelte';

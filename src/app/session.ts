@@ -1,129 +1,61 @@
 /**
  * The lab session the engine worker hosts: one GPU engine, one loaded model (frozen base, an
- * optional frozen adapter under the run's adapter), and the run lifecycle around it — train with
- * progress, pause/resume/cancel, periodic checkpoints, recovery from a lost GPU device, before/after
- * evaluation, nearest-neighbour exploration, t-SNE maps and exports. No DOM: it runs in a worker.
+ * optional frozen adapter under the run's adapter), the run history, and the run lifecycle around
+ * them — train with progress, pause/resume/cancel, IndexedDB checkpoints, recovery from a lost GPU
+ * device, before/after evaluation, nearest-neighbour exploration, t-SNE maps and exports. The
+ * pieces are the other layers' (the training loop is train/loop.ts, shared with the CLI); this
+ * module holds them together. No DOM: it runs in a worker.
  */
-import { strToU8, zipSync } from 'fflate';
 import { type DataDB, openDataStore } from '../data/index.ts';
-import { type AdapterDescription, type Engine, createEngine } from '../engine/engine.ts';
+import { type Engine, createEngine } from '../engine/engine.ts';
 import { DeviceLostError } from '../engine/errors.ts';
-import { type BeforeAfterResult, FEATURE_ROLE, evaluateBeforeAfter } from '../eval/before-after.ts';
+import { FEATURE_ROLE, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { projectorTsv } from '../eval/export.ts';
-import { runTsne } from '../eval/tsne.ts';
+import { nearestNeighbours } from '../eval/neighbours.ts';
+import { perplexityFor, runTsne } from '../eval/tsne.ts';
 import type { Embedder, LabelledText } from '../eval/types.ts';
-import { cosine } from '../eval/vectors.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
+import { adapterFolder } from '../model/adapter-settings.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
-import type { FileProgress, ModelFileSource } from '../model/file-source.ts';
-import { fileMapSource } from '../model/file-source.ts';
-import { type HubSource, bundledSource, cacheStorageCache, hubSource } from '../model/hub.ts';
-import { GpuAdapter, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraTensors } from '../model/lora.ts';
-import { type MemoryEstimate, estimateTrainingMemory } from '../model/memory.ts';
-import { adapterFolder } from '../model/adapter-settings.ts';
-import { type PeftAdapter, type PeftAdapterFiles, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
-import { sentenceTransformersFolder } from '../model/sentence-folder.ts';
-import { mergeAdapters } from '../model/merge.ts';
+import type { ModelFileSource } from '../model/file-source.ts';
+import type { HubSource } from '../model/hub.ts';
+import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
+import { bufferLimitProblems, estimateTrainingMemory } from '../model/memory.ts';
+import { type ModelRef, modelRefSource } from '../model/model-ref.ts';
+import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf, peftConfigOf, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
+import { mergedModelFolder } from '../model/sentence-folder.ts';
 import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
-import { type SentenceSettings, type SettingOrigins, type TextRole, describeSettings } from '../model/sentence-config.ts';
+import type { TextRole } from '../model/sentence-config.ts';
 import { hasPooler } from '../model/state-dict.ts';
-import { DivergedError, adapterHealth, assertAdapterSane } from './divergence.ts';
-import { encodeExamples } from './objective.ts';
-import { DEMO_MODEL_NOTICE, type ModelRef, type RunConfig, modelSentenceSettings, runSentenceSettings } from './run-config.ts';
-import { evaluationData, evaluationRows, findBuild, trainingFeed } from './run-data.ts';
-import { appRunExport, runExportFiles } from './run-export.ts';
-import { createRun, deleteCheckpoint, getCheckpoint, getRun, runLockName, saveCheckpoint, updateRun } from './run-store.ts';
-import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
-
-export interface GpuInfo {
-  adapter: AdapterDescription;
-}
-
-export interface ModelSummary {
-  label: string;
-  files: string[];
-  layers: number;
-  hidden: number;
-  heads: number;
-  intermediate: number;
-  vocab: number;
-  maxPositions: number;
-  /** Parameters of the frozen base. */
-  parameters: number;
-  quantization: 'nf4' | 'f32';
-  /** The commit a Hub revision resolved to. */
-  commit?: string;
-  /** The model folder's sentence settings (fallbacks where it says nothing), where each came from, and what it asks for that is not applied. */
-  sentence: { settings: SentenceSettings; origins: SettingOrigins; unsupported: string[] };
-}
-
-/** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
-export interface ModelPreview {
-  /** Bytes the model's files take, and how many of them are not in this browser yet; null when unknown. */
-  bytes: number | null;
-  toDownload: number | null;
-  /** The commit a Hub revision resolves to now. */
-  commit?: string;
-}
-
-export interface MemoryCheck {
-  estimate: MemoryEstimate;
-  maxBufferSize: number;
-  maxStorageBufferBindingSize: number;
-  /** Reasons the run cannot start on this device; empty when it fits. */
-  problems: string[];
-}
-
-export type RunState = 'training' | 'paused' | 'recovering' | 'done' | 'cancelled' | 'failed';
-
-export type SessionEvent =
-  | { type: 'download'; progress: FileProgress }
-  | { type: 'log'; message: string }
-  | { type: 'step'; runId: string; report: StepReport; totalSteps: number; examplesPerSecond: number; etaSeconds: number }
-  | { type: 'checkpoint'; runId: string; step: number }
-  | { type: 'state'; runId: string; state: RunState; message?: string }
-  | { type: 'evaluation'; done: number; total: number }
-  | { type: 'live-map'; runId: string; map: TsneMap & { step: number } };
-
-export interface TrainOptions {
-  /** Continue a stored run from its checkpoint. */
-  resume: boolean;
-  /** Send a t-SNE map of the evaluation texts at every checkpoint (slows training down). */
-  liveMap: boolean;
-}
-
-export type SessionListener = (event: SessionEvent) => void;
-
-export interface Evaluation {
-  runId: string;
-  result: BeforeAfterResult;
-}
-
-export interface Neighbour {
-  text: string;
-  label: string;
-  cosine: number;
-}
-
-export interface TsneMap {
-  model: 'base' | 'adapted';
-  dims: 2 | 3;
-  positions: Float32Array;
-  texts: string[];
-  labels: string[];
-}
+import { adapterReadme } from '../train/adapter-readme.ts';
+import { DivergedError, adapterHealth } from '../train/divergence.ts';
+import { runTrainingLoop } from '../train/loop.ts';
+import { type RunConfig, modelSentenceSettings, runSentenceSettings } from '../train/run-config.ts';
+import { evaluationData, evaluationRows, findBuild, trainingFeed } from '../train/run-data.ts';
+import { appRunExport, runExportFiles } from '../train/run-export.ts';
+import {
+  createRun,
+  deleteCheckpoint,
+  deleteRun,
+  getCheckpoint,
+  getRun,
+  listRuns,
+  runLockName,
+  saveCheckpoint,
+  unfinishedRuns,
+  updateRun,
+} from '../train/run-store.ts';
+import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
+import { ActiveRun } from './active-run.ts';
+import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunHistory, RunState, SessionListener, TrainOptions, TsneMap } from './protocol.ts';
+import { zip } from './zip.ts';
 
 /** How many times in a row a lost device is recovered from before the run is stopped. */
 const MAX_RECOVERIES = 3;
 const EMBED_BATCH = 32;
 /** Iterations of a live map: a rough picture, quick enough to redraw at every checkpoint. */
 const LIVE_MAP_ITERATIONS = 300;
-
-/** t-SNE needs perplexity < n / 3; 30 is the usual value. */
-function perplexityFor(n: number): number {
-  return Math.min(30, Math.max(2, Math.floor((n - 1) / 3)));
-}
 
 /** The adapter of a run (being trained, or loaded back from the run history) and its host copy. */
 interface RunAdapter {
@@ -176,7 +108,7 @@ export class LabSession {
    */
   async loadModel(ref: ModelRef, quantization: 'nf4' | 'f32', localFiles?: Map<string, Blob>, siteUrl?: string): Promise<ModelSummary> {
     this.assertIdle('load another model');
-    const source = modelSource(ref, localFiles, siteUrl);
+    const source = modelRefSource(ref, localFiles, siteUrl ?? self.location.href);
     const files = await loadModelFiles(source, {
       onProgress: (progress) => this.listener({ type: 'download', progress }),
       log: (message) => this.listener({ type: 'log', message }),
@@ -194,7 +126,7 @@ export class LabSession {
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
   async previewModel(ref: ModelRef): Promise<ModelPreview> {
     if (ref.kind !== 'hub') return { bytes: null, toDownload: ref.kind === 'bundled' ? 0 : null };
-    const source = modelSource(ref, undefined, undefined) as HubSource;
+    const source = modelRefSource(ref, undefined, self.location.href) as HubSource;
     const { commit, files } = await source.resolve();
     return { ...(await source.sizeOf(filesToLoad(new Set(files.keys())))), commit };
   }
@@ -212,7 +144,7 @@ export class LabSession {
     this.runAdapter = null;
     this.analysis = null;
     await this.buildEncoder(this.encoder?.quantization ?? 'nf4');
-    return adapter ? describeAdapter(adapter) : null;
+    return adapter ? describePeftAdapter(adapter) : null;
   }
 
   /** The training memory estimate for `config`, checked against this device's limits. */
@@ -224,14 +156,7 @@ export class LabSession {
     const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
     const estimate = estimateTrainingMemory(model.files.config, config.lora, { sequences, seq }, { quantization: config.quantization });
     const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
-    const problems: string[] = [];
-    if (estimate.largestBuffer > maxStorageBufferBindingSize) {
-      problems.push(
-        `The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxStorageBufferBindingSize of ${maxStorageBufferBindingSize}: lower the batch size or the maximum length.`,
-      );
-    }
-    if (estimate.largestBuffer > maxBufferSize) problems.push(`The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxBufferSize of ${maxBufferSize}.`);
-    return { estimate, maxBufferSize, maxStorageBufferBindingSize, problems };
+    return { estimate, maxBufferSize, maxStorageBufferBindingSize, problems: bufferLimitProblems(estimate, engine.limits) };
   }
 
   /**
@@ -317,6 +242,23 @@ export class LabSession {
     this.active?.cancel();
   }
 
+  // ---------------------------------------------------------------- run history (IndexedDB, read and written only here)
+
+  async runHistory(): Promise<RunHistory> {
+    const [runs, unfinished] = await Promise.all([listRuns(), unfinishedRuns()]);
+    return { runs, unfinished };
+  }
+
+  /** Give up an unfinished run: it stays in the history as cancelled. */
+  async discardRun(runId: string): Promise<void> {
+    await updateRun(runId, { status: 'cancelled' });
+  }
+
+  /** Remove a run and its checkpoint. */
+  async deleteRun(runId: string): Promise<void> {
+    await deleteRun(runId);
+  }
+
   /** Test hook: destroy the GPU device as a driver reset would, to exercise recovery. */
   loseDeviceForTest(): void {
     this.requireEngine().device.destroy();
@@ -376,10 +318,7 @@ export class LabSession {
       const embed = this.embedder(adapter.config, adapted, vectors);
       const corpus = await embed(analysis.labelled.map((t) => t.text), 'passage');
       const [q] = await this.embedder(adapter.config, adapted, roleVectors())([query], 'query');
-      return analysis.labelled
-        .map((t, i) => ({ text: t.text, label: t.label, cosine: cosine(q, corpus[i]) }))
-        .sort((a, b) => b.cosine - a.cosine)
-        .slice(0, k);
+      return nearestNeighbours(q, analysis.labelled.map((t, i) => ({ ...t, vector: corpus[i] })), k);
     };
     return { base: await rank(false), adapted: await rank(true) };
   }
@@ -413,8 +352,7 @@ export class LabSession {
   exportMergedZip(): Uint8Array {
     const { files } = this.requireModel();
     const adapters = [...(this.frozen ? [this.frozen.adapter] : []), this.peftAdapter()].map((a) => ({ config: loraConfigOf(a), tensors: a.tensors }));
-    const weights = mergeAdapters(files.config, files.weights, adapters);
-    return zip(sentenceTransformersFolder(files, weights, runSentenceSettings(this.runAdapter!.config)));
+    return zip(mergedModelFolder(files, adapters, runSentenceSettings(this.runAdapter!.config)));
   }
 
   /**
@@ -459,35 +397,31 @@ export class LabSession {
       run.history = checkpoint ? [...checkpoint.history] : [];
       this.emitState(run, run.paused ? 'paused' : 'training');
       const total = config.train.steps;
-      while (trainer.step < total) {
-        await run.whenRunning();
-        if (run.cancelled) break;
-        const started = performance.now();
-        const micro = [];
-        for (let k = 0; k < config.train.gradientAccumulation; k++) {
-          micro.push(encodeExamples(trainer.encoder, config.train.objective, await feed.examples(trainer.step, k)));
-        }
-        const report = await trainer.trainStep(micro);
-        run.history.push(report);
-        const seconds = (performance.now() - started) / 1000;
-        run.recordStepTime(seconds);
-        this.listener({
-          type: 'step',
-          runId: run.id,
-          report,
-          totalSteps: total,
-          examplesPerSecond: report.examples / seconds,
-          etaSeconds: (total - report.step) * run.secondsPerStep(),
-        });
-        if (report.step % config.train.checkpointEvery === 0 || report.step === total) {
-          const snapshot = await trainer.snapshot();
-          // A diverged adapter is never checkpointed: the stored checkpoint stays the last sane one.
-          assertAdapterSane(this.requireModel().files.weights, snapshot.adapter, config.lora, report.step);
+      await runTrainingLoop(trainer, { weights: this.requireModel().files.weights, lora: config.lora }, {
+        examples: (step, micro) => feed.examples(step, micro),
+        beforeStep: async () => {
+          await run.whenRunning();
+          return !run.cancelled;
+        },
+        onStep: (report, seconds) => {
+          run.history.push(report);
+          run.recordStepTime(seconds);
+          this.listener({
+            type: 'step',
+            runId: run.id,
+            report,
+            totalSteps: total,
+            examplesPerSecond: report.examples / seconds,
+            etaSeconds: (total - report.step) * run.secondsPerStep(),
+          });
+        },
+        checkpointDue: (step) => step % config.train.checkpointEvery === 0 || step === total,
+        saveCheckpoint: async (snapshot) => {
           await saveCheckpoint(run.id, snapshot, run.history);
-          this.listener({ type: 'checkpoint', runId: run.id, step: report.step });
-          if (run.liveMap) await this.emitLiveMap(run, report.step);
-        }
-      }
+          this.listener({ type: 'checkpoint', runId: run.id, step: snapshot.step });
+          if (run.liveMap) await this.emitLiveMap(run, snapshot.step);
+        },
+      });
       this.runAdapter!.host = await this.runAdapter!.gpu.download();
     } finally {
       trainer.release();
@@ -529,18 +463,9 @@ export class LabSession {
     const { ref, files } = this.requireModel();
     const run = this.runAdapter;
     if (!run?.host) throw new Error('No adapter has been trained or loaded yet.');
-    const { lora } = run.config;
     return {
-      config: {
-        r: lora.r,
-        loraAlpha: lora.alpha,
-        loraDropout: lora.dropout,
-        targetModules: lora.targetModules,
-        useRslora: lora.rslora,
-        baseModelNameOrPath: ref.id,
-        // The commit, not a branch that may move: PEFT then loads the very base the adapter was trained on.
-        ...(ref.kind === 'hub' ? { revision: files.source.commit ?? ref.revision } : {}),
-      },
+      // The commit, not a branch that may move: PEFT then loads the very base the adapter was trained on.
+      config: peftConfigOf(run.config.lora, { id: ref.id, revision: ref.kind === 'hub' ? (files.source.commit ?? ref.revision) : undefined }),
       tensors: run.host,
     };
   }
@@ -689,106 +614,4 @@ export class LabSession {
   private emitState(run: ActiveRun, state: RunState, message?: string): void {
     this.listener({ type: 'state', runId: run.id, state, message });
   }
-}
-
-/** The mutable state of the run being trained. */
-class ActiveRun {
-  history: StepReport[] = [];
-  cancelled = false;
-  /** Durations of this session's steps, the first left out: it includes compiling the GPU pipelines. */
-  private stepSeconds: number[] | null = null;
-  /** The labelled evaluation texts the live map shows, read once. */
-  mapTexts: LabelledText[] | null = null;
-  private gate: { promise: Promise<void>; open: () => void } | null = null;
-
-  recordStepTime(seconds: number): void {
-    if (this.stepSeconds === null) this.stepSeconds = [];
-    else this.stepSeconds = [...this.stepSeconds.slice(-9), seconds];
-  }
-
-  /** The median of the last ten step times once three are measured (a stable estimate), else NaN. */
-  secondsPerStep(): number {
-    const s = [...(this.stepSeconds ?? [])].sort((a, b) => a - b);
-    return s.length < 3 ? Number.NaN : s[Math.floor(s.length / 2)];
-  }
-
-  constructor(
-    readonly id: string,
-    readonly config: RunConfig,
-    readonly liveMap: boolean,
-  ) {}
-
-  get paused(): boolean {
-    return this.gate !== null;
-  }
-
-  pause(): void {
-    if (this.gate) return;
-    let open = () => {};
-    const promise = new Promise<void>((resolve) => (open = resolve));
-    this.gate = { promise, open };
-  }
-
-  resume(): void {
-    this.gate?.open();
-    this.gate = null;
-  }
-
-  cancel(): void {
-    this.cancelled = true;
-    this.resume();
-  }
-
-  whenRunning(): Promise<void> {
-    return this.gate?.promise ?? Promise.resolve();
-  }
-}
-
-function modelSource(ref: ModelRef, localFiles: Map<string, Blob> | undefined, siteUrl: string | undefined): ModelFileSource {
-  if (ref.kind === 'hub') return hubSource(ref.id, { revision: ref.revision, cache: typeof caches === 'undefined' ? null : cacheStorageCache() });
-  if (ref.kind === 'local') {
-    if (!localFiles) throw new Error(`Pick the folder of ${ref.id} again: local files are not kept between visits.`);
-    return fileMapSource(localFiles, ref.id);
-  }
-  return bundledSource(new URL(`models/${encodeURIComponent(ref.id)}/`, siteUrl ?? self.location.href), ref.id);
-}
-
-/** Text compressed; binary weights stored (float32 barely compresses, and a large model would take minutes). */
-function zip(files: Record<string, string | Uint8Array>): Uint8Array {
-  return zipSync(
-    Object.fromEntries(Object.entries(files).map(([name, content]) => [name, typeof content === 'string' ? [strToU8(content), { level: 6 }] : [content, { level: 0 }]])),
-  );
-}
-
-/** PEFT's adapter_config fields as the engine's LoRA config (dropout off: a frozen adapter does not train). */
-function loraConfigOf(adapter: PeftAdapter): LoraConfig {
-  const c = adapter.config;
-  return { r: c.r, alpha: c.loraAlpha, dropout: 0, rslora: c.useRslora, targetModules: c.targetModules, modulePrefix: c.modulePrefix };
-}
-
-function adapterReadme(adapter: PeftAdapter, config: RunConfig): string {
-  const c = adapter.config;
-  return `# LoRA adapter trained with qlora-lab
-${config.model.kind === 'bundled' ? `\n**${DEMO_MODEL_NOTICE}**\n` : ''}
-Base model: ${c.baseModelNameOrPath}${c.revision ? ` (revision ${c.revision})` : ''}, ${config.quantization === 'nf4' ? 'frozen in NF4 (QLoRA)' : 'frozen in f32'}.
-LoRA: r=${c.r}, alpha=${c.loraAlpha}, dropout=${c.loraDropout}, rsLoRA=${c.useRslora}, target modules ${describeTargets(c.targetModules)}.
-Training: ${config.train.steps} steps, ${config.train.objective.kind}, learning rate ${config.train.learningRate}, batch ${config.train.batchSize}×${config.train.gradientAccumulation}, seeds ${JSON.stringify(config.seeds)}.
-Data fingerprint: ${config.data.fingerprint}.${config.frozenAdapter ? `\nTrained on top of the frozen adapter ${config.frozenAdapter.name}: load that adapter first.` : ''}
-
-Load it with PEFT:
-
-    from transformers import AutoModel
-    from peft import PeftModel
-    base = AutoModel.from_pretrained("${c.baseModelNameOrPath}"${c.revision ? `, revision="${c.revision}"` : ''})
-    model = PeftModel.from_pretrained(base, "path/to/this/folder")
-
-Embed as in training: ${describeSettings(runSentenceSettings(config))}.
-qlora_lab.json records these settings (pooling, normalize, max_seq_length, prompts), the base revision
-and precision; PEFT ignores it, qlora-lab merge reads it.
-`;
-}
-
-function describeAdapter(adapter: PeftAdapter): string {
-  const c = adapter.config;
-  return `LoRA r${c.r} α${c.loraAlpha} on ${describeTargets(c.targetModules)}${c.baseModelNameOrPath ? ` (trained on ${c.baseModelNameOrPath})` : ''}`;
 }

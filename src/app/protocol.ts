@@ -1,0 +1,92 @@
+/**
+ * What the engine worker's session (session.ts) and the page exchange: the values its methods
+ * return and the events it sends while it works. Types only, so the page imports no worker code.
+ */
+import type { AdapterDescription } from '../engine/engine.ts';
+import type { BeforeAfterResult } from '../eval/before-after.ts';
+import type { FileProgress } from '../model/file-source.ts';
+import type { MemoryEstimate } from '../model/memory.ts';
+import type { SentenceSettings, SettingOrigins } from '../model/sentence-config.ts';
+import type { RunRecord } from '../train/run-store.ts';
+import type { StepReport } from '../train/trainer.ts';
+
+export type { Neighbour } from '../eval/neighbours.ts';
+export type { RunRecord };
+
+export interface GpuInfo {
+  adapter: AdapterDescription;
+}
+
+export interface ModelSummary {
+  label: string;
+  files: string[];
+  layers: number;
+  hidden: number;
+  heads: number;
+  intermediate: number;
+  vocab: number;
+  maxPositions: number;
+  /** Parameters of the frozen base. */
+  parameters: number;
+  quantization: 'nf4' | 'f32';
+  /** The commit a Hub revision resolved to. */
+  commit?: string;
+  /** The model folder's sentence settings (fallbacks where it says nothing), where each came from, and what it asks for that is not applied. */
+  sentence: { settings: SentenceSettings; origins: SettingOrigins; unsupported: string[] };
+}
+
+/** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
+export interface ModelPreview {
+  /** Bytes the model's files take, and how many of them are not in this browser yet; null when unknown. */
+  bytes: number | null;
+  toDownload: number | null;
+  /** The commit a Hub revision resolves to now. */
+  commit?: string;
+}
+
+export interface MemoryCheck {
+  estimate: MemoryEstimate;
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  /** Reasons the run cannot start on this device; empty when it fits. */
+  problems: string[];
+}
+
+export type RunState = 'training' | 'paused' | 'recovering' | 'done' | 'cancelled' | 'failed';
+
+export type SessionEvent =
+  | { type: 'download'; progress: FileProgress }
+  | { type: 'log'; message: string }
+  | { type: 'step'; runId: string; report: StepReport; totalSteps: number; examplesPerSecond: number; etaSeconds: number }
+  | { type: 'checkpoint'; runId: string; step: number }
+  | { type: 'state'; runId: string; state: RunState; message?: string }
+  | { type: 'evaluation'; done: number; total: number }
+  | { type: 'live-map'; runId: string; map: TsneMap & { step: number } };
+
+export interface TrainOptions {
+  /** Continue a stored run from its checkpoint. */
+  resume: boolean;
+  /** Send a t-SNE map of the evaluation texts at every checkpoint (slows training down). */
+  liveMap: boolean;
+}
+
+export type SessionListener = (event: SessionEvent) => void;
+
+export interface Evaluation {
+  runId: string;
+  result: BeforeAfterResult;
+}
+
+export interface TsneMap {
+  model: 'base' | 'adapted';
+  dims: 2 | 3;
+  positions: Float32Array;
+  texts: string[];
+  labels: string[];
+}
+
+/** The run history, newest first, and the runs a closed tab left unfinished (offered for resuming). */
+export interface RunHistory {
+  runs: RunRecord[];
+  unfinished: RunRecord[];
+}

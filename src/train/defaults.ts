@@ -1,0 +1,52 @@
+/**
+ * Every training default in one place. The optimizer settings are shared; the app and the command
+ * line differ where their runs differ: a browser tab trains a short run on small batches and
+ * checkpoints often, `qlora-lab train` trains epochs of a file with the regularisation of
+ * sentence-transformers' recipes.
+ */
+import type { TrainingLoraConfig } from '../model/lora.ts';
+import type { Seeds, TrainSettings } from './run-config.ts';
+import type { TrainConfig } from './trainer.ts';
+
+const INFONCE_SCALE = 20;
+const MAX_GRAD_NORM = 1;
+
+/** The optimizer and objective settings every run starts from. */
+const SHARED: Omit<TrainConfig, 'totalSteps' | 'seed' | 'warmupSteps'> = {
+  objective: { kind: 'infonce', scale: INFONCE_SCALE, symmetric: false },
+  learningRate: 2e-4,
+  gradientAccumulation: 1,
+  maxGradNorm: MAX_GRAD_NORM,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  hiddenDropout: 0,
+};
+
+/** What a Trainer gets when nothing else is said (tests, benchmarks). */
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = { ...SHARED, warmupSteps: 10, totalSteps: 100, seed: 42 };
+
+/** A new run in the app: about a minute of training on the bundled demo model. */
+export const APP_TRAIN_DEFAULTS: TrainSettings = { ...SHARED, warmupSteps: 2, steps: 20, batchSize: 8, checkpointEvery: 5 };
+export const APP_LORA_DEFAULTS: TrainingLoraConfig = { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] };
+export const APP_SEEDS: Seeds = { init: 1, train: 2, data: 3, eval: 4 };
+
+/** `qlora-lab train`'s option defaults (its usage text quotes them). */
+export const CLI_TRAIN_DEFAULTS = {
+  r: APP_LORA_DEFAULTS.r,
+  alpha: APP_LORA_DEFAULTS.alpha,
+  loraDropout: 0.1,
+  targets: APP_LORA_DEFAULTS.targetModules.join(','),
+  scale: INFONCE_SCALE,
+  epochs: 1,
+  batchSize: 32,
+  gradientAccumulation: SHARED.gradientAccumulation,
+  learningRate: SHARED.learningRate,
+  warmupRatio: 0.1,
+  weightDecay: SHARED.weightDecay,
+  maxGradNorm: MAX_GRAD_NORM,
+  hiddenDropout: 0.1,
+  seed: DEFAULT_TRAIN_CONFIG.seed,
+  checkpointEvery: 50,
+} as const;
