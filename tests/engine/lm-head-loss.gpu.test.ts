@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { IGNORE_INDEX, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../../src/engine/ops/lm-head-loss.ts';
 import { lmHeadLossRef } from '../../src/engine/ops/lm-head-loss.ref.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { gpuEngine, readAll } from '../helpers/gpu.ts';
 import { expectBitIdentical, expectClose, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';

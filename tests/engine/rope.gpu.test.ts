@@ -4,7 +4,7 @@ import type { RopeConfig } from '../../src/engine/ops/rope-frequencies.ts';
 import { ropeInverseFrequencies } from '../../src/engine/ops/rope-frequencies.ts';
 import { createRopeTable, ropeBackward, ropeForward, uploadRopePositions } from '../../src/engine/ops/rope.ts';
 import { ropeRef } from '../../src/engine/ops/rope.ref.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
