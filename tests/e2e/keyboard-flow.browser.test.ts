@@ -77,6 +77,8 @@ it('goes through the whole guided flow with the keyboard alone', async () => {
   const headline = page.getByTestId('headline');
   await headline.waitFor({ timeout: 300_000 });
   expect(await headline.textContent()).toMatch(/Before training .* after training .*: (a clear increase|a clear decrease|no clear change)/);
+  // The evaluation disabled Start for a while; the focus came back to it rather than staying on <body>.
+  await expect.poll(() => focused(page)).toBe('button: Start training');
   await tabTo(page, 'button', { text: 'Draw the maps' });
   await page.keyboard.press('Enter');
   await expect.poll(() => page.getByRole('figure', { name: /t-SNE map/ }).count(), { timeout: 300_000 }).toBe(2);
