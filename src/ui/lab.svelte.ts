@@ -16,6 +16,7 @@ import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neig
 import type { StepReport } from '../train/trainer.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
+import { GUIDED_PRESETS } from './guided-presets.ts';
 import { type RemoteSession, startEngineWorker } from './engine-client.ts';
 import { readShareLink, shareLink } from './share-link.ts';
 
@@ -48,7 +49,8 @@ export class Lab {
   gpuError = $state<string | null>(null);
   gpuErrorName = $state<string | null>(null);
 
-  config = $state<RunConfig>(defaultRunConfig(DEMO_SETS[0].dataRef('')));
+  /** The guided flow's default path: the demo preset, whose before/after change shows in a short run. */
+  config = $state<RunConfig>(GUIDED_PRESETS[0].apply(defaultRunConfig(GUIDED_PRESETS[0].demo.dataRef(''))));
 
   modelPhase = $state<Phase>('idle');
   model = $state<ModelSummary | null>(null);
@@ -86,6 +88,8 @@ export class Lab {
   exploreError = $state<string | null>(null);
 
   history = $state<RunRecord[]>([]);
+  /** Runs something was exported from in this page, so that deleting one that was not can say so. */
+  exportedRuns = $state<string[]>([]);
   unfinished = $state<RunRecord[]>([]);
   /**
    * A configuration opened from a share link: what its model will download (looked up before the
@@ -126,7 +130,7 @@ export class Lab {
 
   private async openDemo(): Promise<void> {
     await this.loadModel(this.config.model);
-    await this.useDemo(DEMO_SETS[0]);
+    await this.useDemo(GUIDED_PRESETS[0].demo);
   }
 
   // ---------------------------------------------------------------- model
@@ -421,10 +425,15 @@ export class Lab {
   /** Zipped exports made in the engine worker: the PEFT adapter, the merged model, the run for sentence-transformers, the embeddings (TSV). */
   async exportZip(what: 'adapter' | 'merged' | 'run' | 'embeddings-base' | 'embeddings-adapted'): Promise<Uint8Array> {
     const session = this.requireSession();
-    if (what === 'adapter') return session.exportAdapterZip();
-    if (what === 'merged') return session.exportMergedZip();
-    if (what === 'run') return session.exportRunZip();
-    return session.exportEmbeddingsZip(what === 'embeddings-base' ? 'base' : 'adapted');
+    const bytes = await (what === 'adapter'
+      ? session.exportAdapterZip()
+      : what === 'merged'
+        ? session.exportMergedZip()
+        : what === 'run'
+          ? session.exportRunZip()
+          : session.exportEmbeddingsZip(what === 'embeddings-base' ? 'base' : 'adapted'));
+    if (this.run && !this.exportedRuns.includes(this.run.id)) this.exportedRuns.push(this.run.id);
+    return bytes;
   }
 
   private clearEvaluation(): void {

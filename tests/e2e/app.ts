@@ -46,6 +46,28 @@ export async function horizontalOverflow(page: Page): Promise<string[]> {
   });
 }
 
+/**
+ * Horizontal overflow at the widths the app must fit without sideways scrolling: a 1280 px desktop,
+ * the same window at 200% zoom (640 CSS px at device scale 2, as browser zoom lays it out) and a
+ * 390 px phone. Returns the problems per width (empty when none); the viewport is restored after.
+ */
+export async function overflowAtWidths(page: Page): Promise<string[]> {
+  const restore = page.viewportSize() ?? { width: 1200, height: 900 };
+  const problems: string[] = [];
+  const check = async (what: string) => problems.push(...(await horizontalOverflow(page)).map((p) => `${what}: ${p}`));
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await check('1280 px');
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Emulation.setDeviceMetricsOverride', { width: 640, height: 450, deviceScaleFactor: 2, mobile: false });
+  await check('200% zoom (640 CSS px at device scale 2)');
+  await cdp.send('Emulation.clearDeviceMetricsOverride');
+  await cdp.detach();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await check('390 px');
+  await page.setViewportSize(restore);
+  return problems;
+}
+
 export interface AppPage {
   page: Page;
   context: BrowserContext;
@@ -193,18 +215,29 @@ export async function waitForDemoReady(page: Page, timeoutMs = 240_000): Promise
   await page.getByText(/^Training on /).waitFor({ timeout: timeoutMs });
 }
 
-/** Fill labelled number fields (their labels are their accessible names). */
-export async function setFields(page: Page, values: Record<string, number>): Promise<void> {
-  for (const [label, value] of Object.entries(values)) await page.getByLabel(label, { exact: true }).fill(String(value));
+/** The labels of the training fields the tests set: the plain name, then the technical term. */
+export const FIELD = {
+  steps: 'How many training steps — optimizer steps',
+  batchSize: 'Examples per step — micro-batch size',
+  checkpointEvery: 'Save progress every — checkpoint interval (steps)',
+  warmupSteps: 'Gentle start — warmup steps',
+  learningRate: 'How big each step is — learning rate',
+} as const;
+
+/** Open every "Advanced settings" drawer that is closed, as a user does: by clicking its summary. */
+export async function openAdvanced(page: Page): Promise<void> {
+  const closed = page.locator('details.advanced:not([open]) > summary');
+  while ((await closed.count()) > 0) await closed.first().click();
+}
+
+/** Fill labelled number fields (their labels are their accessible names), opening the drawers they are in. */
+export async function setFields(page: Page, values: Partial<Record<keyof typeof FIELD, number>>): Promise<void> {
+  await openAdvanced(page);
+  for (const [field, value] of Object.entries(values)) await page.getByLabel(FIELD[field as keyof typeof FIELD], { exact: true }).fill(String(value));
 }
 
 export async function setQuickRun(page: Page): Promise<void> {
-  await setFields(page, {
-    'Optimizer steps': QUICK_RUN.steps,
-    'Examples per micro-batch': QUICK_RUN.batchSize,
-    'Checkpoint every (steps)': QUICK_RUN.checkpointEvery,
-    'Warmup steps': QUICK_RUN.warmupSteps,
-  });
+  await setFields(page, { steps: QUICK_RUN.steps, batchSize: QUICK_RUN.batchSize, checkpointEvery: QUICK_RUN.checkpointEvery, warmupSteps: QUICK_RUN.warmupSteps });
 }
 
 /** A stored run (the run history in IndexedDB), read the way the app stores it. */

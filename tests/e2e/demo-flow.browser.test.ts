@@ -1,8 +1,10 @@
 /**
- * The demo flow end to end in headless Chromium (SwiftShader WebGPU): the bundled demo model and
- * demo data load by themselves, a few training steps run in the engine worker with no main-thread
- * task over 50 ms, the run is evaluated, explored and exported, and the exports are what other
- * tools read (PEFT key names, a merged BertModel equal to base + scale·B·A).
+ * The guided flow end to end in headless Chromium (SwiftShader WebGPU), as a first visit follows it:
+ * the bundled demo model and the demo preset's data load by themselves (1 Choose data), the demo
+ * preset trains in the engine worker with no main-thread task over 50 ms (2 Train), and the run is
+ * evaluated with a visible before/after change, explored and exported (3 See what changed); the
+ * exports are what other tools read (PEFT key names, a merged BertModel equal to base + scale·B·A).
+ * At each stage: axe (0 violations), no sideways scrolling, a screenshot checked not to be blank.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -12,16 +14,17 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loraScale } from '../../src/model/lora.ts';
 import { readPeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
+import { DEMO_SCHEDULE } from '../../src/ui/guided-presets.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import {
   QUICK_RUN,
   axeViolations,
   evaluatedRun,
-  horizontalOverflow,
   longTasks,
   now,
   openApp,
   openBuiltAppSession,
+  overflowAtWidths,
   runDoneAt,
   screenshot,
   setQuickRun,
@@ -46,21 +49,33 @@ async function download(page: Page, button: string, name: RegExp): Promise<Recor
   return unzipSync(new Uint8Array(readFileSync(await file.path())));
 }
 
-it('trains the demo model on the demo data, evaluates, explores and exports', async () => {
+/** The checks every stage of the guided flow passes: axe, no sideways scrolling, a screenshot that is not blank. */
+async function checkStage(page: Page, stage: string, shot: string): Promise<void> {
+  await screenshot(page, shot);
+  expect(await axeViolations(page), `accessibility violations ${stage}`).toEqual([]);
+  expect(await overflowAtWidths(page), `horizontal scroll ${stage}`).toEqual([]);
+}
+
+it('walks the guided flow on the demo preset: choose data, train, see a clear change; explores and exports', async () => {
   const { page, errors } = await openApp(session);
   await waitForDemoReady(page);
-  await screenshot(page, '01-demo-ready');
-  expect(await axeViolations(page), 'accessibility violations with the demo loaded').toEqual([]);
+  // The first screen: what the tool does for a clinician, three steps, the demo preset chosen, every hyperparameter tucked away.
+  await page.getByText(/^Teach a medical text-search model your own vocabulary/).waitFor();
+  expect(await page.getByRole('navigation', { name: 'Steps' }).getByRole('link').allTextContents()).toEqual(['Choose data', 'Train', 'See what changed']);
+  expect(await page.getByRole('radio', { name: 'Demo: see a change in about a minute' }).isChecked()).toBe(true);
+  expect(await page.locator('details.advanced').count()).toBeGreaterThanOrEqual(3);
+  expect(await page.locator('details.advanced[open]').count()).toBe(0);
+  expect(await page.getByRole('spinbutton').count(), 'number fields outside the Advanced settings drawers').toBe(0);
+  await checkStage(page, 'at step 1 (the demo chosen)', '01-choose-data');
 
-  await setQuickRun(page);
   await page.getByRole('button', { name: 'Start training' }).click();
   await waitForRunState(page, 'training', 60_000);
   const started = await now(page);
   await watchRunDone(page);
-  await waitForCheckpoint(page, QUICK_RUN.checkpointEvery);
-  // The screenshot lays out and paints the whole page on the main thread: the test's own work, not the app's.
+  await waitForCheckpoint(page, DEMO_SCHEDULE.checkpointEvery);
+  // The stage's checks lay out, paint and scan the whole page on the main thread: the test's own work, not the app's.
   const shotStart = await now(page);
-  await screenshot(page, '02-training');
+  await checkStage(page, 'at step 2 (training)', '02-training');
   const shotEnd = await now(page);
   const finished = await runDoneAt(page);
   const tasks = [...(await longTasks(page, started, shotStart)), ...(await longTasks(page, shotEnd, finished))];
@@ -72,10 +87,14 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   await page.getByRole('table', { name: /Base vs adapted model/ }).waitFor({ timeout: 300_000 });
   const [run] = await storedRuns(page);
   expect(run.status).toBe('done');
-  expect(run.history.map((s) => s.step)).toEqual(Array.from({ length: QUICK_RUN.steps }, (_, i) => i + 1));
+  expect(run.history.map((s) => s.step)).toEqual(Array.from({ length: DEMO_SCHEDULE.steps }, (_, i) => i + 1));
   expect(run.history.every((s) => Number.isFinite(s.loss) && s.loss > 0)).toBe(true);
   expect(Object.keys(run.metrics ?? {})).toContain('cardio_separation');
-  await screenshot(page, '03-evaluated');
+  // The demo preset is tuned to show a change: the separation's interval excludes zero, and the page says so in plain words.
+  const headline = await page.getByTestId('headline').textContent();
+  expect(headline).toMatch(/^Cardiology separation/);
+  expect(headline).toMatch(/a clear increase of \+0\.\d{3} \(95% interval \+0\.\d{3} to \+0\.\d{3}, which excludes zero\)/);
+  await checkStage(page, 'at step 3 (evaluated)', '03-evaluated');
 
   await page.getByRole('button', { name: 'Draw the maps' }).click();
   await expect.poll(() => page.getByRole('figure', { name: /t-SNE map/ }).count(), { timeout: 300_000 }).toBe(2);
@@ -92,14 +111,9 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   const adaptedList = page.getByRole('list', { name: 'Nearest under the adapted model' });
   await expect.poll(() => adaptedList.getByRole('listitem').count(), { timeout: 60_000 }).toBe(5);
   expect(await page.getByRole('list', { name: 'Nearest under the base model' }).getByRole('listitem').count()).toBe(5);
-  await screenshot(page, '05-explore');
   // Demo numbers never appear without the demo notice.
-  expect(await page.getByRole('region', { name: '5. Explore' }).getByText(/^The bundled demo model has random weights/).count()).toBe(1);
-  expect(await axeViolations(page), 'accessibility violations with the run evaluated, mapped and explored').toEqual([]);
-  expect(await horizontalOverflow(page), 'horizontal scroll at 1200 px with a run in the history').toEqual([]);
-  await page.setViewportSize({ width: 390, height: 844 });
-  expect(await horizontalOverflow(page), 'horizontal scroll at 390 px').toEqual([]);
-  await page.setViewportSize({ width: 1200, height: 900 });
+  expect(await page.getByRole('region', { name: 'Ask both models — nearest texts' }).getByText(/^The bundled demo model has random weights/).count()).toBe(1);
+  await checkStage(page, 'at step 3 (mapped and explored, a run in the history)', '05-explore');
 
   // PEFT adapter: PEFT's key names and shapes, readable by the PEFT reader.
   const adapterZip = await download(page, 'PEFT adapter (zip)', /^demo-bert-run-[\w-]+-adapter-peft\.zip$/);
@@ -145,8 +159,8 @@ it('trains the demo model on the demo data, evaluates, explores and exports', as
   // The run for sentence-transformers: the rows it fed (steps × batch), its test rows, run.json, train.py.
   const runExport = await download(page, 'Run for sentence-transformers (zip)', /^demo-bert-run-[\w-]+-run-sentence-transformers\.zip$/);
   expect(Object.keys(runExport).sort()).toEqual(['README.md', 'requirements.txt', 'run.json', 'test.jsonl', 'train.jsonl', 'train.py']);
-  expect(new TextDecoder().decode(runExport['train.jsonl']).trim().split('\n')).toHaveLength(QUICK_RUN.steps * QUICK_RUN.batchSize);
-  expect(JSON.parse(new TextDecoder().decode(runExport['run.json']))).toMatchObject({ model: { name_or_path: 'demo-bert', kind: 'bundled' }, steps: QUICK_RUN.steps, batch_size: QUICK_RUN.batchSize });
+  expect(new TextDecoder().decode(runExport['train.jsonl']).trim().split('\n')).toHaveLength(DEMO_SCHEDULE.steps * DEMO_SCHEDULE.batchSize);
+  expect(JSON.parse(new TextDecoder().decode(runExport['run.json']))).toMatchObject({ model: { name_or_path: 'demo-bert', kind: 'bundled' }, steps: DEMO_SCHEDULE.steps, batch_size: DEMO_SCHEDULE.batchSize });
 
   // Embeddings for the Projector: one metadata row per vector.
   const tsv = await download(page, 'Embeddings, adapted (TSV, zip)', /^demo-bert-run-[\w-]+-embeddings-adapted\.zip$/);
@@ -174,7 +188,7 @@ it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked; a
   await page.getByLabel(/Redraw a t-SNE map of the evaluation texts at every checkpoint/).check();
   await page.getByRole('button', { name: 'Start training' }).click();
   await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.checkpointEvery}` }).waitFor({ timeout: 300_000 });
-  await page.getByRole('region', { name: '3. Train' }).getByRole('figure', { name: /t-SNE map/ }).waitFor();
+  await page.getByRole('region', { name: 'Training' }).getByRole('figure', { name: /t-SNE map/ }).waitFor();
   await screenshot(page, '18-live-map');
   await waitForRunState(page, 'done');
   await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.steps}` }).waitFor({ timeout: 120_000 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { evaluatedRun, openApp, openAppSession, screenshot, setFields, setQuickRun, storedRuns, waitForDemoReady, waitForRunState } from './app.ts';
+import { evaluatedRun, openAdvanced, openApp, openAppSession, screenshot, setFields, setQuickRun, storedRuns, waitForDemoReady, waitForRunState } from './app.ts';
 
 describe('without WebGPU', () => {
   let session: BrowserSession;
@@ -40,10 +40,11 @@ describe('with WebGPU', () => {
   it('reports malformed files with a message and loses nothing already stored; data text is never HTML', async () => {
     const { page } = await openApp(session);
     await waitForDemoReady(page);
+    await openAdvanced(page);
     const datasets = page.getByRole('table', { name: 'Datasets stored in this browser' });
     const storedBefore = await datasets.getByRole('row').count();
     const dataFile = page.getByLabel('CTD gene–disease file (CSV/TSV, .gz) or pair file (CSV, TSV, JSONL)');
-    const dataAlert = page.getByRole('region', { name: '2. Data' }).getByRole('alert');
+    const dataAlert = page.getByRole('region', { name: 'Your data' }).getByRole('alert');
 
     // Not text at all.
     await dataFile.setInputFiles({ name: 'scan.csv', mimeType: 'text/csv', buffer: Buffer.from([0, 159, 146, 150, 0, 1, 2, 3, 255, 254, 10, 0, 0, 7]) });
@@ -71,7 +72,7 @@ describe('with WebGPU', () => {
     const folder = tempDir('qlora-gpt2-');
     writeFileSync(join(folder, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2Model'] }));
     writeFileSync(join(folder, 'model.safetensors'), Buffer.from([1, 2, 3]));
-    const model = page.getByRole('region', { name: '1. Model' });
+    const model = page.getByRole('region', { name: 'The model being trained' });
     await model.getByLabel('A model folder on this computer').check();
     await model.getByLabel('Folder with config.json, the weights and the tokenizer').setInputFiles(folder);
     await model.getByRole('button', { name: 'Load model' }).click();
@@ -95,7 +96,8 @@ describe('with WebGPU', () => {
   it('builds the bundled CTD demo with the split and negatives chosen in the form', async () => {
     const { page } = await openApp(session);
     await waitForDemoReady(page);
-    const data = page.getByRole('region', { name: '2. Data' });
+    await openAdvanced(page);
+    const data = page.getByRole('region', { name: 'Your data' });
     for (const [split, negatives] of [['random', 'hard'], ['entity', 'random']]) {
       await data.getByLabel('CTD split').selectOption(split);
       await data.getByLabel('CTD negatives').selectOption(negatives);
@@ -114,7 +116,7 @@ describe('with WebGPU', () => {
     await page.keyboard.press('Enter');
     expect(await focused()).toBe('Start training');
     await setQuickRun(page);
-    await setFields(page, { 'Optimizer steps': 500 }); // long enough to still be running at the end
+    await setFields(page, { steps: 500 }); // long enough to still be running at the end
     await page.getByRole('button', { name: 'Start training' }).focus();
     await page.keyboard.press('Enter');
     await waitForRunState(page, 'training', 60_000);
@@ -146,7 +148,7 @@ describe('with WebGPU', () => {
     await waitForDemoReady(page);
     await setQuickRun(page);
     // At a learning rate of 1 the loss stays finite (embeddings are normalised) while the adapter explodes.
-    await setFields(page, { 'Learning rate': 1 });
+    await setFields(page, { learningRate: 1 });
     await page.getByRole('button', { name: 'Start training' }).click();
     await waitForRunState(page, 'failed');
     await page.getByText(/Training diverged at step 2: the update of encoder\.layer\.\d\.attention\.self\.(query|value) is .*× the size of the frozen weight/).first().waitFor();
@@ -174,7 +176,7 @@ describe('offline after the first visit', () => {
     await page.reload();
     await waitForDemoReady(page);
     await setQuickRun(page);
-    await setFields(page, { 'Optimizer steps': 2 });
+    await setFields(page, { steps: 2 });
     await page.getByRole('button', { name: 'Start training' }).click();
     await waitForRunState(page, 'done');
     const run = await evaluatedRun(page);
@@ -207,7 +209,7 @@ describe('with a full disk', () => {
     });
     await setQuickRun(page);
     await page.getByRole('button', { name: 'Start training' }).click();
-    const alert = page.getByRole('region', { name: '3. Train' }).getByRole('alert');
+    const alert = page.getByRole('region', { name: 'Training' }).getByRole('alert');
     await alert.waitFor({ timeout: 300_000 });
     expect(await alert.textContent()).toMatch(/storage is full: saving the checkpoint of run .* at step \d+ needs about \d+(\.\d)? (KiB|MiB)/);
     await screenshot(page, '16-quota');
