@@ -32,6 +32,16 @@ export const APP_TRAIN_DEFAULTS: TrainSettings = { ...SHARED, warmupSteps: 2, st
 export const APP_LORA_DEFAULTS: TrainingLoraConfig = { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] };
 export const APP_SEEDS: Seeds = { init: 1, train: 2, data: 3, eval: 4 };
 
+/**
+ * The demo's schedule, tuned by steps (not seconds) so that the bundled random-weights model's
+ * cardiology separation moves clearly beyond its bootstrap interval in 64 examples. At 8 steps of 8
+ * (the CLI, SwiftShader) learning rate 2e-3 moved it by +0.001 [+0.001, +0.001], 5e-3 by +0.004
+ * [+0.003, +0.004]; in the app 5e-3 moves it by +0.005 [+0.004, +0.006], while 1e-2 diverges at
+ * step 8 (an update 1.15× the weight it adapts). A far larger learning rate than a real model
+ * wants, and one warmup step: the run is too short for more.
+ */
+export const DEMO_SCHEDULE = { steps: 8, batchSize: 8, learningRate: 5e-3, warmupSteps: 1, checkpointEvery: 4 } as const;
+
 /** `qlora-lab train`'s option defaults (its usage text quotes them). */
 export const CLI_TRAIN_DEFAULTS = {
   r: APP_LORA_DEFAULTS.r,

@@ -4,6 +4,7 @@
  * editable under "Advanced settings"; a configuration edited there matches no preset any more.
  */
 import { type RunConfig, STUDY_PRESETS, defaultRunConfig } from '../train/run-config.ts';
+import { DEMO_SCHEDULE } from '../train/defaults.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
 
 export interface GuidedPreset {
@@ -26,16 +27,6 @@ function fromDefaults(config: RunConfig): RunConfig {
   const defaults = defaultRunConfig(config.data);
   return { ...config, lora: defaults.lora, train: defaults.train, seeds: defaults.seeds };
 }
-
-/**
- * The demo's schedule, tuned by steps (not seconds) so that the bundled random-weights model's
- * cardiology separation moves clearly beyond its bootstrap interval in 64 examples. At 8 steps of 8
- * (the CLI, SwiftShader) learning rate 2e-3 moved it by +0.001 [+0.001, +0.001], 5e-3 by +0.004
- * [+0.003, +0.004]; in the app 5e-3 moves it by +0.005 [+0.004, +0.006], while 1e-2 diverges at
- * step 8 (an update 1.15× the weight it adapts). A far larger learning rate than a real model
- * wants, and one warmup step: the run is too short for more.
- */
-export const DEMO_SCHEDULE = { steps: 8, batchSize: 8, learningRate: 5e-3, warmupSteps: 1, checkpointEvery: 4 } as const;
 
 const cardiology = studyPreset('cardiology');
 const ctd = studyPreset('CTD');

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loraScale } from '../../src/model/lora.ts';
 import { readPeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors, readSafetensorsHeader } from '../../src/model/safetensors.ts';
-import { DEMO_SCHEDULE } from '../../src/ui/guided-presets.ts';
+import { DEMO_SCHEDULE } from '../../src/train/defaults.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import {
   QUICK_RUN,
