@@ -19,12 +19,6 @@ import { decodeToFloat32 } from './dtypes.ts';
 import type { RawTensor } from './safetensors.ts';
 import { shapeSize } from './state-dict.ts';
 
-/** Suffixes, after a quantised weight's name, of the tensors holding its quantisation state. */
-const STATE_SUFFIX = /\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__\w+)$/;
-
-/** Whether a checkpoint tensor is part of a quantised weight's state rather than a weight of its own. */
-export const isBnbStateTensor = (name: string) => STATE_SUFFIX.test(name);
-
 /** Whether `name` is a bitsandbytes-quantised weight, judged by its quant_state companion. */
 export const isBnbWeight = (name: string, has: (name: string) => boolean) =>
   has(`${name}.quant_state.bitsandbytes__nf4`) || has(`${name}.quant_state.bitsandbytes__fp4`);
