@@ -5,17 +5,22 @@
  * with nested_offset as a number; tests/helpers/bnb-checkpoint.ts) from the reference quantiser, read back through safetensors, and
  * mapped onto the engine's Nf4Host: bytes equal, dequantised values bit-identical.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DYNAMIC_MAP, NF4_CODE, nf4DequantizeRef, nf4QuantizeRef } from '../../src/engine/ops/nf4.ref.ts';
 import { Rng } from '../../src/engine/rng.ts';
 import { bnbNf4Weight, bnbStateNames, isBnbWeight } from '../../src/model/bnb4bit.ts';
 import { decodeToFloat32 } from '../../src/model/dtypes.ts';
-import { type RawTensor, readSafetensorsHeader, writeRawSafetensors } from '../../src/model/safetensors.ts';
+import { type RawTensor, parseSafetensors, readSafetensorsHeader, writeRawSafetensors } from '../../src/model/safetensors.ts';
 import { bnbTensors, f32Bytes, f32Tensor, u8Tensor } from '../helpers/bnb-checkpoint.ts';
 
 /** Through a safetensors file and back, as a loader sees it. */
 function roundTrip(tensors: Map<string, RawTensor>): (name: string) => RawTensor | undefined {
-  const file = writeRawSafetensors(tensors);
+  return roundTripBytes(writeRawSafetensors(tensors));
+}
+
+function roundTripBytes(file: Uint8Array): (name: string) => RawTensor | undefined {
   const { entries, dataStart } = readSafetensorsHeader(file);
   const read = new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape, bytes: file.subarray(dataStart + e.begin, dataStart + e.end) }]));
   return (name) => read.get(name);
@@ -88,5 +93,27 @@ describe('bitsandbytes 4-bit weights', () => {
     const missing = bnbTensors(NAME, 4, 64, q);
     missing.delete(`${NAME}.nested_absmax`);
     expect(mapped(missing)).toThrow(`${NAME}.nested_absmax is missing`);
+  });
+
+  it('the Python fixture (bitsandbytes\' as_dict(packed=True) from the formulas in nf4.py): dequantises to its expected values bit for bit', () => {
+    const dir = join(import.meta.dirname, '../fixtures/bnb4bit');
+    const file = new Uint8Array(readFileSync(join(dir, 'model.safetensors')));
+    const expected = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'expected.safetensors')))).tensors;
+    const get = roundTripBytes(file);
+    for (const [name, shape, nested] of [
+      ['model.layers.0.self_attn.q_proj.weight', [131, 129], true],
+      ['model.layers.0.mlp.down_proj.weight', [7, 33], false],
+    ] as const) {
+      const { shape: got, host } = bnbNf4Weight(name, get);
+      expect(got).toEqual(shape);
+      expect(host.doubleQuant !== null).toBe(nested);
+      const want = expected.get(`${name}.dequantized`)?.data as Float32Array;
+      expect(new Uint32Array(nf4DequantizeRef(host).buffer), name).toEqual(new Uint32Array(want.buffer.slice(want.byteOffset, want.byteOffset + want.byteLength)));
+      // And the TypeScript quantiser, given the file's offset, writes the same bytes.
+      const original = expected.get(`${name}.original`)?.data as Float32Array;
+      const ours = nf4QuantizeRef(original, { doubleQuant: nested, offset: host.doubleQuant?.offset });
+      expect(ours.packed).toEqual(host.packed);
+      expect(ours.doubleQuant?.codes).toEqual(host.doubleQuant?.codes);
+    }
   });
 });
