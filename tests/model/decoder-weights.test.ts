@@ -7,11 +7,13 @@
 import { describe, expect, it } from 'vitest';
 import { nf4QuantizeRef } from '../../src/engine/ops/nf4.ref.ts';
 import { Rng } from '../../src/engine/rng.ts';
+import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { type DecoderConfig, parseDecoderConfig } from '../../src/model/decoder-config.ts';
 import { type DecoderTensor, allLinearTargets, decoderGlobalShapes, decoderLayerShapes, openDecoderWeights } from '../../src/model/decoder-weights.ts';
 import { type ModelFileSource, fileMapSource } from '../../src/model/file-source.ts';
 import { type RawTensor, writeRawSafetensors } from '../../src/model/safetensors.ts';
 import { bnbTensors, f32Tensor } from '../helpers/bnb-checkpoint.ts';
+import { byteLevelTokenizer } from '../helpers/byte-level-bpe.ts';
 
 const sizes = { vocab_size: 40, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
 
@@ -203,5 +205,29 @@ describe('decoder weights', () => {
     const wrongShape = bf16Weights(allShapes(parseDecoderConfig({ ...sizes, model_type: 'llama', num_key_value_heads: 4 })), 4).raw;
     const reader = await openDecoderWeights(fileMapSource(checkpointFiles(wrongShape)), parseDecoderConfig({ ...sizes, model_type: 'llama' }), 'tiny');
     await expect(reader.readLayer(0)).rejects.toThrow('tiny: model.layers.0.self_attn.k_proj.weight has shape [64, 64], the config needs [32, 64] for model.layers.0.self_attn.k_proj.weight');
+  });
+});
+
+describe('openDecoderModel', () => {
+  it('a folder: config, tokenizer with its chat template, and the weight reader', async () => {
+    const json = { ...sizes, vocab_size: 300, model_type: 'llama', tie_word_embeddings: true };
+    const config = parseDecoderConfig(json);
+    const { raw, values } = bf16Weights(allShapes(config), 6);
+    const tok = byteLevelTokenizer({ bosTemplate: true });
+    const files = checkpointFiles(raw);
+    files.set('config.json', new Blob([JSON.stringify(json)]));
+    files.set('tokenizer.json', new Blob([tok.tokenizerJson]));
+    files.set('tokenizer_config.json', new Blob([tok.tokenizerConfig()]));
+    const model = await openDecoderModel(fileMapSource(files, 'tiny-llama'));
+    expect(model.config.tieWordEmbeddings).toBe(true);
+    expect(model.tokenizer.prefixIds).toEqual([263]);
+    expect([...model.tokenizerFiles.keys()]).toEqual(['tokenizer.json', 'tokenizer_config.json']);
+    const globals = await model.weights.readGlobals();
+    expect(f32Of(globals.get('model.embed_tokens.weight')).data).toEqual(values.get('model.embed_tokens.weight'));
+
+    files.set('config.json', new Blob([JSON.stringify({ ...json, vocab_size: 200 })]));
+    await expect(openDecoderModel(fileMapSource(files, 'tiny-llama'))).rejects.toThrow('tiny-llama: the tokenizer has 268 tokens but config.json says vocab_size 200');
+    files.delete('tokenizer.json');
+    await expect(openDecoderModel(fileMapSource(files, 'tiny-llama'))).rejects.toThrow('tiny-llama has no tokenizer.json');
   });
 });
