@@ -82,11 +82,11 @@ describe('bitsandbytes 4-bit weights', () => {
     expect(mapped(bnbTensors(NAME, 4, 64, q, { quant_type: 'fp4' }))).toThrow(/quant_type "fp4" is not supported/);
     expect(mapped(bnbTensors(NAME, 4, 64, q, { nested_blocksize: 128 }))).toThrow(/nested_blocksize 128 is not supported/);
     expect(mapped(bnbTensors(NAME, 4, 32, q))).toThrow(/packed weight must be 64 U8 bytes for shape \[4, 32\]/);
-    const otherMap = bnbTensors(NAME, 4, 64, q);
-    const map = DYNAMIC_MAP.slice();
-    map[200] += 1e-3;
-    otherMap.set(`${NAME}.nested_quant_map`, f32Tensor(map));
-    expect(mapped(otherMap)).toThrow(/nested_quant_map entry 200/);
+    const otherTable = bnbTensors(NAME, 4, 64, q);
+    const table = NF4_CODE.slice();
+    table[3] += 1e-3;
+    otherTable.set(`${NAME}.quant_map`, f32Tensor(table));
+    expect(mapped(otherTable)).toThrow(/quant_map is not the NF4 table the kernels decode with/);
     const fp4 = bnbTensors(NAME, 4, 64, q);
     fp4.set(`${NAME}.quant_state.bitsandbytes__fp4`, u8Tensor(new Uint8Array(2)));
     expect(mapped(fp4)).toThrow(/fp4 is not supported/);
@@ -115,5 +115,21 @@ describe('bitsandbytes 4-bit weights', () => {
       expect(ours.packed).toEqual(host.packed);
       expect(ours.doubleQuant?.codes).toEqual(host.doubleQuant?.codes);
     }
+  });
+
+  it('a nested map other than the kernels\' one: absmax decoded with the file\'s map and kept in f32, exact', () => {
+    const [rows, cols] = [130, 256];
+    const q = nf4QuantizeRef(randomWeight(rows * cols, 11), { doubleQuant: true });
+    const tensors = bnbTensors(NAME, rows, cols, q);
+    const map = DYNAMIC_MAP.slice();
+    for (let i = 130; i < 255; i += 7) map[i] = Math.fround(map[i] * (1 + 2 ** -20));
+    tensors.set(`${NAME}.nested_quant_map`, f32Tensor(map));
+    const { host } = bnbNf4Weight(NAME, roundTrip(tensors));
+    expect(host.doubleQuant).toBeNull();
+    const dq = q.doubleQuant as NonNullable<typeof q.doubleQuant>;
+    const absmax = Float32Array.from(dq.codes, (c, i) => Math.fround(Math.fround(map[c] * dq.absmaxScale[Math.floor(i / 256)]) + dq.offset));
+    expect(host.absmax).toEqual(absmax);
+    expect(host.absmax).not.toEqual(q.absmax);
+    expect(host.packed).toEqual(q.packed);
   });
 });
