@@ -1,12 +1,12 @@
 /**
- * Decoder tokenizers on a tiny byte-level BPE tokenizer.json (tests/helpers/byte-level-bpe.ts): Llama
- * 3's layout (a <|begin_of_text|> template, eos <|eot_id|>, no pad token) and Qwen2's (no template
- * tokens), truncation that keeps the template's tokens, right padding, byte-exact decoding, and the
+ * Decoder tokenizers on tiny tokenizer.json files (tests/helpers/decoder-tokenizers.ts): byte-level BPE in
+ * Llama 3's layout (a <|begin_of_text|> template, eos <|eot_id|>, no pad token) and Qwen2's (no template
+ * tokens), SentencePiece-style BPE with byte fallback in Mistral's and Phi-3's, truncation that keeps the template's tokens, right padding, byte-exact decoding, and the
  * chat template.
  */
 import { describe, expect, it } from 'vitest';
 import { loadDecoderTokenizer } from '../../src/model/decoder-tokenizer.ts';
-import { SPECIAL, byteLevelTokenizer } from '../helpers/byte-level-bpe.ts';
+import { SPECIAL, byteLevelTokenizer, sentencePieceTokenizer } from '../helpers/decoder-tokenizers.ts';
 
 const llama3 = byteLevelTokenizer({ bosTemplate: true });
 const qwen = byteLevelTokenizer({ bosTemplate: false });
@@ -54,5 +54,15 @@ describe('decoder tokenizer', () => {
 
   it('a tokenizer with nothing to pad with is refused', () => {
     expect(() => loadDecoderTokenizer({ tokenizerJson: qwen.tokenizerJson, tokenizerConfig: '{}' })).toThrow(/neither pad_token nor eos_token/);
+  });
+
+  it('SentencePiece-style (Mistral, Phi-3): ▁ for spaces, <s> first, byte fallback for unknown characters', () => {
+    const sp = sentencePieceTokenizer();
+    const tok = loadDecoderTokenizer(sp);
+    expect(tok).toMatchObject({ prefixIds: [1], suffixIds: [], eosId: 2, padId: 2 });
+    // ▁the, ▁can c er, ▁is, ▁ then é as its two UTF-8 bytes <0xC3> <0xA9>.
+    expect(tok.encode('the cancer is é')).toEqual([1, 270, 274, 266, 273, 272, 259, 3 + 0xc3, 3 + 0xa9]);
+    expect(tok.decode(tok.encode('the cancer is é'), { skipSpecialTokens: true })).toBe('the cancer is é');
+    expect(tok.applyChatTemplate([{ role: 'user', content: 'the' }]).text).toBe('<s>[INST] the [/INST]');
   });
 });

@@ -13,7 +13,7 @@ import { type DecoderTensor, allLinearTargets, decoderGlobalShapes, decoderLayer
 import { type ModelFileSource, fileMapSource } from '../../src/model/file-source.ts';
 import { type RawTensor, writeRawSafetensors } from '../../src/model/safetensors.ts';
 import { bnbTensors, f32Tensor } from '../helpers/bnb-checkpoint.ts';
-import { byteLevelTokenizer } from '../helpers/byte-level-bpe.ts';
+import { byteLevelTokenizer } from '../helpers/decoder-tokenizers.ts';
 
 const sizes = { vocab_size: 40, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
 
