@@ -4,6 +4,8 @@
  * into their parts, bitsandbytes 4-bit weights as NF4, and a checkpoint that does not fit the config
  * refused with the names that are missing or unexpected.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nf4QuantizeRef } from '../../src/engine/ops/nf4.ref.ts';
 import { Rng } from '../../src/engine/rng.ts';
@@ -11,9 +13,11 @@ import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { type DecoderConfig, parseDecoderConfig } from '../../src/model/decoder-config.ts';
 import { type DecoderTensor, allLinearTargets, decoderGlobalShapes, decoderLayerShapes, openDecoderWeights } from '../../src/model/decoder-weights.ts';
 import { type ModelFileSource, fileMapSource } from '../../src/model/file-source.ts';
+import { localDirSource } from '../../src/model/node-files.ts';
 import { type RawTensor, writeRawSafetensors } from '../../src/model/safetensors.ts';
 import { bnbTensors, f32Tensor } from '../helpers/bnb-checkpoint.ts';
 import { byteLevelTokenizer } from '../helpers/decoder-tokenizers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const sizes = { vocab_size: 40, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 };
 
@@ -128,6 +132,18 @@ describe('decoder weights', () => {
       }
     });
   }
+
+  it('a folder on disk (the CLI) is read by byte range', async () => {
+    const config = parseDecoderConfig({ ...sizes, model_type: 'mistral', sliding_window: 64 });
+    const { raw, values } = bf16Weights(allShapes(config), 8);
+    const dir = tempDir('decoder-weights-');
+    for (const [name, blob] of checkpointFiles(raw, 2)) writeFileSync(join(dir, name), new Uint8Array(await blob.arrayBuffer()));
+    const source = localDirSource(dir);
+    expect(await source.ranges?.size('absent.safetensors')).toBeNull();
+    await expect(source.ranges?.read('model-00001-of-00002.safetensors', 0, 1e9)).rejects.toThrow(/bytes \[0, 1000000000\) run past its end/);
+    const layer = await (await openDecoderWeights(source, config)).readLayer(2);
+    for (const [name, t] of layer) expect(f32Of(t).data, name).toEqual(values.get(name));
+  });
 
   it("Phi-3: qkv_proj and gate_up_proj are cut into q, k, v and gate, up", async () => {
     const config = parseDecoderConfig({ ...sizes, model_type: 'phi3' });
