@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DYNAMIC_MAP, NF4_CODE, nf4DequantizeRef, nf4QuantizeRef } from '../../src/engine/ops/nf4.ref.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { bnbNf4Weight, bnbStateNames, isBnbWeight } from '../../src/model/bnb4bit.ts';
 import { decodeToFloat32 } from '../../src/model/dtypes.ts';
 import { type RawTensor, parseSafetensors, readSafetensorsHeader, writeRawSafetensors } from '../../src/model/safetensors.ts';

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nf4QuantizeRef } from '../../src/engine/ops/nf4.ref.ts';
-import { Rng } from '../../src/engine/rng.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { type DecoderConfig, parseDecoderConfig } from '../../src/model/decoder-config.ts';
 import { type DecoderTensor, allLinearTargets, decoderGlobalShapes, decoderLayerShapes, openDecoderWeights } from '../../src/model/decoder-weights.ts';
