@@ -49,6 +49,9 @@ const REQUESTED_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
+/** Features the engine turns on where the adapter has them; kernels pick variants that use them. */
+const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups'];
+
 const PARAM_SLOT_BYTES = 256; // minUniformBufferOffsetAlignment is at most 256 everywhere
 const PARAM_ARENA_SLOTS = 512;
 const EMPTY_PARAMS = new ArrayBuffer(16);
@@ -69,7 +72,8 @@ export async function createEngine(gpu: GPU | undefined, options: EngineOptions 
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of REQUESTED_LIMITS) requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name];
-  const device = await adapter.requestDevice({ requiredLimits });
+  const requiredFeatures = OPTIONAL_FEATURES.filter((name) => adapter.features.has(name));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   return new Engine(adapter, device);
 }
 
@@ -350,6 +354,11 @@ export class Engine {
 
   get pipelineCount(): number {
     return this.pipelines.size;
+  }
+
+  /** `module.entryPoint` of every compiled pipeline: which kernel variants have run. */
+  get compiledKernels(): string[] {
+    return [...new Set([...this.pipelines.keys()].map((key) => key.split('|').slice(0, 2).join('.')))];
   }
 
   destroy(): void {
