@@ -34,6 +34,8 @@ export interface AdapterDescription {
 
 export interface EngineOptions {
   powerPreference?: GPUPowerPreference;
+  /** Optional features to leave off even where the adapter has them: tests run the fallback kernels so. */
+  withoutFeatures?: readonly GPUFeatureName[];
 }
 
 /** Limits the engine asks for at the adapter's maximum: big models need big storage buffers. */
@@ -72,7 +74,7 @@ export async function createEngine(gpu: GPU | undefined, options: EngineOptions 
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of REQUESTED_LIMITS) requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name];
-  const requiredFeatures = OPTIONAL_FEATURES.filter((name) => adapter.features.has(name));
+  const requiredFeatures = OPTIONAL_FEATURES.filter((name) => adapter.features.has(name) && !options.withoutFeatures?.includes(name));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   return new Engine(adapter, device);
 }
