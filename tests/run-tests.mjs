@@ -2,8 +2,8 @@
 // GPU test files are named *.gpu.test.ts (Node + Dawn) or *.browser.test.ts (headless Chromium);
 // their executed count is printed so a run without GPU tests is visible.
 // A full run (no arguments) also runs the kernel tests on a second driver when the machine has
-// one, Mesa's lavapipe (LLVM-compiled, with shader-f16, subgroups and timestamp queries, which
-// SwiftShader lacks): kernels must be right on more than one compiler.
+// one, Mesa's lavapipe (LLVM-compiled, with shader-f16, which SwiftShader lacks; both offer
+// subgroups and timestamp queries): kernels must be right on more than one compiler.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
