@@ -9,17 +9,12 @@
 // shape; a cell stops repeating once --budget-s is spent (at least one timed step).
 import { loadavg } from 'node:os';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
-import { BertEncoder } from '../src/model/bert.ts';
 import { loadModelFiles } from '../src/model/checkpoint.ts';
-import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../src/model/lora.ts';
 import { estimateTrainingMemory } from '../src/model/memory.ts';
 import { localDirSource } from '../src/model/node-files.ts';
-import { SentenceEncoder } from '../src/model/sentence.ts';
-import { hasPooler } from '../src/model/state-dict.ts';
-import { DEFAULT_TRAIN_CONFIG } from '../src/train/defaults.ts';
-import { Trainer } from '../src/train/trainer.ts';
 import { ensureBenchModel } from './lib/models.ts';
-import { type BenchShape, benchTokenBatch, forwardFlops } from './lib/shapes.ts';
+import { type BenchShape, forwardFlops } from './lib/shapes.ts';
+import { BENCH_LORA, benchTrainer } from './lib/training.ts';
 import { type DispatchProfile, profileDispatches, profileFigures, profileTable } from './lib/profile.ts';
 import { median, processCpuMs, timeRuns } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
@@ -27,7 +22,7 @@ import { parseBenchOptions } from './lib/options.ts';
 
 const PAIRS = 32;
 const WEIGHT_SEED = 5;
-const LORA: TrainingLoraConfig = { r: 16, alpha: 32, dropout: 0.1, rslora: false, targetModules: ['query', 'value'] };
+const LORA = BENCH_LORA;
 
 interface Row {
   shape: BenchShape;
@@ -55,13 +50,10 @@ export default async function bench(args: string[]): Promise<void> {
   const rows: Row[] = [];
   for (const shape of shapes) {
     const files = await loadModelFiles(localDirSource(await ensureBenchModel(shape, WEIGHT_SEED, log)));
-    const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
-    bert.adapters = [new GpuAdapter(engine, files.config, LORA, initLoraTensors(files.config, LORA, 7, { pooler: hasPooler(files.weights) }), true)];
-    const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: files.config.maxSequenceLength });
-    const trainer = new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000 });
+    const { trainer, batch: stepBatch, release } = await benchTrainer(engine, files);
     try {
       for (const seq of seqs) {
-        const batch = { tokens: benchTokenBatch(2 * PAIRS, seq, shape.config.vocab_size, 2000 + seq), anchors: PAIRS, labels: null };
+        const batch = stepBatch(PAIRS, seq);
         engine.trimPool();
         engine.peakBytes = engine.liveBytes;
         let loss = Number.NaN;
@@ -83,9 +75,7 @@ export default async function bench(args: string[]): Promise<void> {
         rows.push({ shape, seq, warmupMs, timesMs, cpuMs, peakBytes, estimateBytes: estimate.total, loss, profile: kernels });
       }
     } finally {
-      trainer.release();
-      bert.destroy();
-      engine.trimPool();
+      release();
     }
   }
   engine.destroy();

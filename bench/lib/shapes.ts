@@ -22,18 +22,21 @@ export interface BenchShape {
   config: BenchShapeConfig;
 }
 
-export const MINILM_L6: BenchShape = {
-  key: 'minilm_l6',
-  label: 'MiniLM-L6 shape',
-  config: { vocab_size: 30522, hidden_size: 384, num_hidden_layers: 6, num_attention_heads: 12, intermediate_size: 1536, max_position_embeddings: 512 },
-};
+/** A BERT-vocabulary shape of 512 positions. */
+function bertShape(key: string, label: string, hidden: number, layers: number, heads: number, intermediate: number): BenchShape {
+  return {
+    key,
+    label,
+    config: { vocab_size: 30522, hidden_size: hidden, num_hidden_layers: layers, num_attention_heads: heads, intermediate_size: intermediate, max_position_embeddings: 512 },
+  };
+}
 
-export const BGE_SMALL: BenchShape = {
-  key: 'bge_small',
-  label: 'BGE-small shape',
-  config: { vocab_size: 30522, hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 1536, max_position_embeddings: 512 },
-};
+export const MINILM_L6 = bertShape('minilm_l6', 'MiniLM-L6 shape', 384, 6, 12, 1536);
+export const BGE_SMALL = bertShape('bge_small', 'BGE-small shape', 384, 12, 12, 1536);
+export const BERT_BASE = bertShape('bert_base', 'BERT-base shape', 768, 12, 12, 3072);
+export const BERT_LARGE = bertShape('bert_large', 'BERT-large shape', 1024, 24, 16, 4096);
 
+/** The shapes the torch-exported benchmarks (embed, train) take; bench/gpu.ts also runs BERT-base and -large. */
 export const BENCH_SHAPES: readonly BenchShape[] = [MINILM_L6, BGE_SMALL];
 
 export function shapeByKey(key: string): BenchShape {

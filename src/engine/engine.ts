@@ -45,6 +45,8 @@ export interface EngineOptions {
    * large tensors are then split into smaller blocks; tests use it to split tiny models.
    */
   maxBindingBytes?: number;
+  /** Optional features to leave off even where the adapter has them: tests run the fallback kernels so. */
+  withoutFeatures?: readonly GPUFeatureName[];
 }
 
 /** Limits the engine asks for at the adapter's maximum: big models need big storage buffers. */
@@ -59,6 +61,9 @@ const REQUESTED_LIMITS = [
   'maxComputeWorkgroupSizeZ',
   'maxComputeWorkgroupsPerDimension',
 ] as const;
+
+/** Features the engine turns on where the adapter has them; kernels pick variants that use them. */
+const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups'];
 
 const PARAM_SLOT_BYTES = 256; // minUniformBufferOffsetAlignment is at most 256 everywhere
 const PARAM_ARENA_SLOTS = 512;
@@ -82,7 +87,8 @@ export async function createEngine(gpu: GPU | undefined, options: EngineOptions 
   if (options.limits !== 'default') {
     for (const name of REQUESTED_LIMITS) requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name];
   }
-  const device = await adapter.requestDevice({ requiredLimits });
+  const requiredFeatures = OPTIONAL_FEATURES.filter((name) => adapter.features.has(name) && !options.withoutFeatures?.includes(name));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   return new Engine(adapter, device, options.maxBindingBytes);
 }
 
@@ -376,6 +382,11 @@ export class Engine {
 
   get pipelineCount(): number {
     return this.pipelines.size;
+  }
+
+  /** `module.entryPoint` of every compiled pipeline: which kernel variants have run. */
+  get compiledKernels(): string[] {
+    return [...new Set([...this.pipelines.keys()].map((key) => key.split('|').slice(0, 2).join('.')))];
   }
 
   destroy(): void {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
-import { type AttentionShape, attentionBackward, attentionForward } from '../../src/engine/ops/attention.ts';
+import { type AttentionShape, attentionBackward, attentionForward, attentionForwardTiled, attentionProbs } from '../../src/engine/ops/attention.ts';
 import { attentionBackwardRef, attentionForwardRef } from '../../src/engine/ops/attention.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectAttentionMatchesTorch, layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
@@ -185,5 +185,51 @@ describe('attention', () => {
     expect(() => attentionBackward(engine, q, k, v, probs, context, wrongTokens, k, v, shape)).toThrow(/attentionBackward: dq has shape \[2, 3, 9\]/);
     expect(() => attentionBackward(engine, q, k, v, probs, context, context, q, v, shape)).toThrow(/output(s)? .*share/);
     engine.release(q, k, v, context, mask, probs, wrongTokens, wrongProbs, wrongMask);
+  });
+});
+
+describe('attention tiled over K/V (flash-style forward, probs recomputed for the backward)', () => {
+  async function runTiled(engine: Engine, shape: AttentionShape, data: ReturnType<typeof inputs>) {
+    const { batch, seq, heads, headDim } = shape;
+    const tokens = [batch, seq, heads * headDim];
+    const [q, k, v] = [data.q, data.k, data.v].map((x) => engine.upload(x, tokens));
+    const mask = engine.upload(data.mask, [batch, seq]);
+    const context = engine.alloc(tokens);
+    const stats = engine.alloc([batch, heads, seq, 2]);
+    const probs = engine.alloc([batch, heads, seq, seq]);
+    attentionForwardTiled(engine, { q, k, v, mask }, { context, stats }, shape);
+    attentionProbs(engine, q, k, mask, stats, probs, shape);
+    const out = { context: await engine.readF32(context), probs: await engine.readF32(probs) };
+    engine.release(q, k, v, mask, context, stats, probs);
+    return out;
+  }
+
+  // Seq 512 and odd lengths; partial K/V tiles and query tiles, padded tails, a sequence with no
+  // real token (uniform attention), and the largest head dimension the tiled kernel takes.
+  it.each([
+    { shape: { batch: 1, seq: 512, heads: 1, headDim: 4 }, lengths: [500] },
+    { shape: { batch: 2, seq: 7, heads: 3, headDim: 5 }, lengths: [7, 3] },
+    { shape: { batch: 2, seq: 130, heads: 2, headDim: 64 }, lengths: [129, 0] },
+    { shape: { batch: 1, seq: 33, heads: 1, headDim: 128 }, lengths: [20] },
+  ])('matches the float64 reference: $shape.batch × $shape.seq, $shape.heads heads of $shape.headDim, lengths $lengths', async ({ shape, lengths }) => {
+    const data = inputs(shape, lengths, shape.seq);
+    const got = await runTiled(await gpuEngine(), shape, data);
+    const ref = attentionForwardRef(data.q, data.k, data.v, data.mask, shape);
+    expectClose(got.context, ref.context, { atol: 5e-6, rtol: 1e-6 }, 'context');
+    expectClose(got.probs, ref.probs, { atol: 1e-6, rtol: 0 }, 'recomputed probs');
+    expectPaddedKeysExactlyZero(got.probs, shape, lengths);
+  });
+
+  it('rejects a head dimension over its limit of 128, naming it', async () => {
+    const engine = await gpuEngine();
+    const shape = { batch: 1, seq: 2, heads: 1, headDim: 129 };
+    const t = engine.alloc([1, 2, 129]);
+    const mask = engine.alloc([1, 2]);
+    const stats = engine.alloc([1, 1, 2, 2]);
+    const context = engine.alloc([1, 2, 129]);
+    expect(() => attentionForwardTiled(engine, { q: t, k: t, v: t, mask }, { context, stats }, shape)).toThrow(
+      "attentionForwardTiled: headDim 129 exceeds the tiled kernel's limit of 128",
+    );
+    engine.release(t, mask, stats, context);
   });
 });

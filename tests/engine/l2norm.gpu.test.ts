@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { l2NormalizeBackward, l2NormalizeForward } from '../../src/engine/ops/l2norm.ts';
 import { l2NormalizeBackwardRef, l2NormalizeForwardRef } from '../../src/engine/ops/l2norm.ref.ts';
+import { rowsPerWorkgroup } from '../../src/engine/ops/reductions.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
@@ -81,7 +82,7 @@ describe('L2 normalisation', () => {
 
   it('folds launches over a 2-D grid past the per-dimension workgroup limit (limit lowered to 3)', async () => {
     const engine = await smallGridEngine(3);
-    const rows = 16 * 4 + 1; // 5 workgroups of 16 rows: a 3x2 grid with one idle workgroup
+    const rows = rowsPerWorkgroup(engine) * 4 + 1; // 5 workgroups (16 rows, or 1 with subgroups): a 3x2 grid with one idle workgroup
     const data = inputs(rows, 33, 12);
     expectMatchesReference(await runL2Normalize(engine, rows, 33, data), rows, 33, data);
     engine.destroy();

@@ -4,6 +4,7 @@ import { layerNormBackward, layerNormForward } from '../../src/engine/ops/layern
 import { layerNormBackwardRef, layerNormForwardRef } from '../../src/engine/ops/layernorm.ref.ts';
 import { packHalfRef, unpackHalfRef } from '../../src/engine/ops/half.ref.ts';
 import { releaseStored, storeMatrix } from '../../src/engine/stored.ts';
+import { rowsPerWorkgroup } from '../../src/engine/ops/reductions.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
@@ -99,8 +100,9 @@ describe('LayerNorm', () => {
 
   it('folds launches over a 2-D grid past the per-dimension workgroup limit (limit lowered to 5)', async () => {
     const engine = await smallGridEngine(5);
-    const rows = 16 * 10 + 1; // 11 row workgroups: a 4x3 grid with one idle workgroup
-    const width = 200; // 4 column blocks x 3 row chunks for dgamma/dbeta, 200 columns for the final sum
+    // 11 row workgroups (of 16 rows, or 1 with subgroups): a 4x3 grid with one idle workgroup
+    const rows = rowsPerWorkgroup(engine) * 10 + 1;
+    const width = 200; // 4 column blocks x (3 or 1) row chunks for dgamma/dbeta, 200 columns for the final sum
     const data = inputs(rows, width, 11);
     expectMatchesReference(await runLayerNorm(engine, rows, width, data, 1e-5), data, rows, width, 1e-5);
     engine.destroy();

@@ -3,15 +3,15 @@
  * √v̂), after torch.nn.utils.clip_grad_norm_ over all gradients. Everything runs on the GPU inside the
  * open batch: the global norm is reduced deterministically into a 1-element tensor the update reads.
  */
-import reduceSource from '../../../shaders/reduce.wgsl?raw';
 import adamwSource from '../../../shaders/adamw.wgsl?raw';
-import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import { type Engine, Params, ceilDiv } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import { type Tensor, numel } from '../tensor.ts';
 import { expectShape } from './check.ts';
 import { dispatchFolded, dispatchPerElement } from './launch.ts';
+import { workgroupKernelFamily } from './reductions.ts';
 
-const source = reduceSource + adamwSource;
+const kernel = workgroupKernelFamily('adamw', adamwSource);
 
 export interface AdamWHyper {
   lr: number;
@@ -25,14 +25,9 @@ export interface AdamWHyper {
   step: number;
 }
 
-const PARTIALS: KernelSpec = { module: 'adamw', source, entryPoint: 'grad_sq_partials', storage: ['read', 'read_write'] };
-const FINISH: KernelSpec = { module: 'adamw', source, entryPoint: 'grad_norm_finish', storage: ['read', 'read_write'] };
-const UPDATE: KernelSpec = {
-  module: 'adamw',
-  source,
-  entryPoint: 'adamw_update',
-  storage: ['read', 'read', 'read_write', 'read_write', 'read_write'],
-};
+const PARTIALS = kernel('grad_sq_partials', ['read', 'read_write']);
+const FINISH = kernel('grad_norm_finish', ['read', 'read_write']);
+const UPDATE = kernel('adamw_update', ['read', 'read', 'read_write', 'read_write', 'read_write']);
 const CHUNK = 1024; // elements per partial sum, as in adamw.wgsl
 
 function checkHyper(h: AdamWHyper): void {
@@ -100,9 +95,9 @@ export class AdamW {
     grads.forEach((g, i) => {
       const n = numel(g.shape);
       const params = new Params().u32(n, this.partialOffsets[i]).build();
-      dispatchFolded(engine, PARTIALS, params, [g.buffer, this.partials.buffer], ceilDiv(n, CHUNK));
+      dispatchFolded(engine, PARTIALS(engine), params, [g.buffer, this.partials.buffer], ceilDiv(n, CHUNK));
     });
-    engine.dispatch(FINISH, new Params().u32(numel(this.partials.shape)).build(), [this.partials.buffer, this.gradNorm.buffer], [1]);
+    engine.dispatch(FINISH(engine), new Params().u32(numel(this.partials.shape)).build(), [this.partials.buffer, this.gradNorm.buffer], [1]);
     const { lr, beta1, beta2, eps, weightDecay, maxGradNorm, step } = hyper;
     // Scalars as torch forms them (float64, then applied to float32 tensors).
     const stepSize = lr / (1 - beta1 ** step);
@@ -113,7 +108,7 @@ export class AdamW {
         .u32(n, Number(maxGradNorm !== null))
         .f32(maxGradNorm ?? 0, 1 - lr * weightDecay, beta1, 1 - beta1, beta2, 1 - beta2, stepSize, bias2Sqrt, eps)
         .build();
-      dispatchPerElement(engine, UPDATE, params, [g.buffer, this.gradNorm.buffer, this.params[i].buffer, this.m[i].buffer, this.v[i].buffer], n);
+      dispatchPerElement(engine, UPDATE(engine), params, [g.buffer, this.gradNorm.buffer, this.params[i].buffer, this.m[i].buffer, this.v[i].buffer], n);
     });
   }
 

@@ -5,6 +5,7 @@
  * Limits: headDim ≤ MAX_HEAD_DIM (256; the kernels keep head vectors in private arrays). Sequence
  * length has no kernel limit; probs [B, heads, T, T] must fit one storage buffer.
  */
+import tiledSource from '../../../shaders/attention-tiled.wgsl?raw';
 import source from '../../../shaders/attention.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params, ceilDiv } from '../engine.ts';
@@ -13,6 +14,7 @@ import { expectDims, expectShape, expectTokens } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 
 const kernel = kernelFamily('attention', source);
+const tiledKernel = kernelFamily('attention-tiled', source + tiledSource);
 export interface AttentionShape {
   batch: number;
   seq: number;
@@ -28,6 +30,11 @@ const WG = 64;
 const FORWARD = kernel('attention_forward', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
 const BACKWARD_QUERY = kernel('attention_backward_query', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
 const BACKWARD_KEY = kernel('attention_backward_key', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
+const FORWARD_TILED = tiledKernel('attention_forward_tiled', ['read', 'read', 'read', 'read', 'read_write', 'read_write']);
+const PROBS = tiledKernel('attention_probs', ['read', 'read', 'read', 'read', 'read_write']);
+
+/** Largest head dimension of the K/V-tiled forward (TILED_MAX_HEAD_DIM in attention-tiled.wgsl). */
+export const TILED_MAX_HEAD_DIM = 128;
 
 function checkShape(op: string, shape: AttentionShape): void {
   const { batch, seq, heads, headDim } = shape;
@@ -104,4 +111,44 @@ export function attentionBackward(
   dispatchFolded(engine, BACKWARD_QUERY, p, [k.buffer, v.buffer, probs.buffer, dContext.buffer, dq.buffer, dScores.buffer], groups);
   dispatchFolded(engine, BACKWARD_KEY, p, [q.buffer, probs.buffer, dContext.buffer, dScores.buffer, dk.buffer, dv.buffer], groups);
   engine.release(dScores); // reuse of the buffer is ordered after these dispatches
+}
+
+/**
+ * The forward tiled over K/V (flash-style, shaders/attention-tiled.wgsl) for long sequences: the same
+ * context as attentionForward without writing probs [B, heads, T, T]; it writes each query row's
+ * softmax statistics to `stats` [B, heads, T, 2] (running max, sum of exp) instead, from which
+ * attentionProbs recomputes probs when the backward needs them.
+ */
+export function attentionForwardTiled(
+  engine: Engine,
+  { q, k, v, mask }: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor },
+  { context, stats }: { context: Tensor; stats: Tensor },
+  shape: AttentionShape,
+): void {
+  const op = 'attentionForwardTiled';
+  checkShape(op, shape);
+  const { batch, seq, heads, headDim } = shape;
+  if (headDim > TILED_MAX_HEAD_DIM) {
+    throw new ShapeError(`${op}: headDim ${headDim} exceeds the tiled kernel's limit of ${TILED_MAX_HEAD_DIM}; use attentionForward`);
+  }
+  for (const [name, t] of Object.entries({ q, k, v, context })) expectHeads(op, name, t, shape);
+  expectShape(op, 'mask', mask, [batch, seq]);
+  expectShape(op, 'stats', stats, [batch, heads, seq, 2]);
+  expectDistinct(op, { context, stats }, { q, k, v, mask });
+  const buffers = [q.buffer, k.buffer, v.buffer, mask.buffer, context.buffer, stats.buffer];
+  dispatchFolded(engine, FORWARD_TILED, params(shape), buffers, batch * heads * ceilDiv(seq, WG));
+}
+
+/** probs [B, heads, T, T] (overwritten) as attentionForward writes them, from attentionForwardTiled's stats. */
+export function attentionProbs(engine: Engine, q: Tensor, k: Tensor, mask: Tensor, stats: Tensor, probs: Tensor, shape: AttentionShape): void {
+  const op = 'attentionProbs';
+  checkShape(op, shape);
+  const { batch, seq, heads } = shape;
+  expectHeads(op, 'q', q, shape);
+  expectHeads(op, 'k', k, shape);
+  expectShape(op, 'mask', mask, [batch, seq]);
+  expectShape(op, 'stats', stats, [batch, heads, seq, 2]);
+  expectShape(op, 'probs', probs, [batch, heads, seq, seq]);
+  expectDistinct(op, { probs }, { q, k, mask, stats });
+  dispatchFolded(engine, PROBS, params(shape), [q.buffer, k.buffer, mask.buffer, stats.buffer, probs.buffer], ceilDiv(rows(shape) * seq, WG));
 }

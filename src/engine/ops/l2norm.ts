@@ -1,18 +1,15 @@
 /** Row-wise L2 normalisation (torch.nn.functional.normalize, eps 1e-12), forward and backward. */
 import l2normSource from '../../../shaders/l2norm.wgsl?raw';
-import rowReduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params, ceilDiv } from '../engine.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
-import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
+import { dispatchFolded, expectDistinct } from './launch.ts';
+import { rowKernelFamily, rowsPerWorkgroup } from './reductions.ts';
 
-const kernel = kernelFamily('l2norm', rowReduceSource + l2normSource);
+const kernel = rowKernelFamily('l2norm', l2normSource);
 const FORWARD = kernel('l2norm_forward', ['read', 'read_write', 'read_write']);
 const BACKWARD = kernel('l2norm_backward', ['read', 'read', 'read', 'read_write']);
-
-/** Rows per workgroup (ROWS_PER_WG in row-reduce.wgsl). */
-const ROWS_PER_WG = 16;
 
 function rowsAndWidth(op: string, name: string, t: Tensor): [number, number] {
   if (t.shape.length !== 2) throw new ShapeError(`${op}: ${name} must be [rows, width], got shape ${shapeString(t.shape)}`);
@@ -30,7 +27,7 @@ export function l2NormalizeForward(engine: Engine, x: Tensor, y: Tensor, norms: 
   expectShape(op, 'norms', norms, [rows]);
   expectDistinct(op, { y, norms }, { x });
   const params = new Params().u32(rows, width).build();
-  dispatchFolded(engine, FORWARD, params, [x.buffer, y.buffer, norms.buffer], ceilDiv(rows, ROWS_PER_WG));
+  dispatchFolded(engine, FORWARD(engine), params, [x.buffer, y.buffer, norms.buffer], ceilDiv(rows, rowsPerWorkgroup(engine)));
 }
 
 /** dx (overwritten) from the forward's y and norms: (dy − y·(y·dy))/||x||, or dy/1e-12 where the norm was clamped. */
@@ -42,5 +39,5 @@ export function l2NormalizeBackward(engine: Engine, y: Tensor, norms: Tensor, dy
   expectShape(op, 'dx', dx, [rows, width]);
   expectDistinct(op, { dx }, { y, norms, dy });
   const params = new Params().u32(rows, width).build();
-  dispatchFolded(engine, BACKWARD, params, [y.buffer, norms.buffer, dy.buffer, dx.buffer], ceilDiv(rows, ROWS_PER_WG));
+  dispatchFolded(engine, BACKWARD(engine), params, [y.buffer, norms.buffer, dy.buffer, dx.buffer], ceilDiv(rows, rowsPerWorkgroup(engine)));
 }

@@ -1,22 +1,20 @@
 /** LayerNorm over the last dimension, forward and backward (BERT: eps from the config, e.g. 1e-12). */
 import layernormSource from '../../../shaders/layernorm.wgsl?raw';
-import rowReduceSource from '../../../shaders/row-reduce.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
 import { type StoredMatrix, singleBlock, storedView } from '../stored.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectDims, expectShape } from './check.ts';
 import { halfWords } from './half.ts';
-import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
+import { dispatchFolded, expectDistinct } from './launch.ts';
+import { rowKernelFamily, rowsPerWorkgroup } from './reductions.ts';
 
-const kernel = kernelFamily('layernorm', rowReduceSource + layernormSource);
-const FORWARD = kernel('layernorm_forward', ['read', 'read', 'read', 'read_write', 'read_write', 'read_write']);
-const BACKWARD = kernel('layernorm_backward', ['read', 'read', 'read', 'read', 'read', 'read_write']);
-const PARAM_GRAD_PARTIAL = kernel('layernorm_param_grad_partial', ['read', 'read', 'read', 'read', 'read_write']);
-const PARAM_GRAD_FINAL = kernel('layernorm_param_grad_final', ['read', 'read_write', 'read_write']);
+const rowKernel = rowKernelFamily('layernorm', layernormSource);
+const FORWARD = rowKernel('layernorm_forward', ['read', 'read', 'read', 'read_write', 'read_write', 'read_write']);
+const BACKWARD = rowKernel('layernorm_backward', ['read', 'read', 'read', 'read', 'read', 'read_write']);
+const PARAM_GRAD_PARTIAL = rowKernel('layernorm_param_grad_partial', ['read', 'read', 'read', 'read', 'read_write']);
+const PARAM_GRAD_FINAL = rowKernel('layernorm_param_grad_final', ['read', 'read_write', 'read_write']);
 
-/** Rows per workgroup of the row kernels (ROWS_PER_WG in row-reduce.wgsl). */
-const ROWS_PER_WG = 16;
 /** Columns per workgroup of the dgamma/dbeta kernels (PG_COLS in layernorm.wgsl). */
 const PARAM_GRAD_COLS = 64;
 /** dgamma/dbeta are summed over at most this many row chunks, each at least MIN_CHUNK_ROWS long. */
@@ -75,7 +73,7 @@ export function layerNormForward(
   expectDistinct(op, { y, mean, rstd }, { x, gamma: gamma.data, beta: beta.data });
   const params = new Params().u32(rows, width).f32(eps).build();
   const buffers = [x.buffer, gamma.data.buffer, beta.data.buffer, y.buffer, mean.buffer, rstd.buffer];
-  dispatchFolded(engine, specFor(FORWARD, gamma.half), params, buffers, ceilDiv(rows, ROWS_PER_WG));
+  dispatchFolded(engine, specFor(FORWARD(engine), gamma.half), params, buffers, ceilDiv(rows, rowsPerWorkgroup(engine)));
 }
 
 /**
@@ -110,7 +108,7 @@ export function layerNormBackward(
   }
   const params = new Params().u32(rows, width).build();
   const buffers = [x.buffer, gamma.data.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer];
-  dispatchFolded(engine, specFor(BACKWARD, gamma.half), params, buffers, ceilDiv(rows, ROWS_PER_WG));
+  dispatchFolded(engine, specFor(BACKWARD(engine), gamma.half), params, buffers, ceilDiv(rows, rowsPerWorkgroup(engine)));
   if (grads) paramGrads(engine, x, mean, rstd, dy, grads.dgamma, grads.dbeta, rows, width);
 }
 
@@ -122,7 +120,7 @@ function paramGrads(engine: Engine, x: Tensor, mean: Tensor, rstd: Tensor, dy: T
   const columnBlocks = ceilDiv(width, PARAM_GRAD_COLS);
   const params = new Params().u32(rows, width, rowsPerChunk, chunks, columnBlocks).build();
   const buffers = [x.buffer, mean.buffer, rstd.buffer, dy.buffer, partials.buffer];
-  dispatchFolded(engine, PARAM_GRAD_PARTIAL, params, buffers, columnBlocks * chunks);
-  dispatchFolded(engine, PARAM_GRAD_FINAL, params, [partials.buffer, dgamma.buffer, dbeta.buffer], ceilDiv(width, PARAM_GRAD_COLS));
+  dispatchFolded(engine, PARAM_GRAD_PARTIAL(engine), params, buffers, columnBlocks * chunks);
+  dispatchFolded(engine, PARAM_GRAD_FINAL(engine), params, [partials.buffer, dgamma.buffer, dbeta.buffer], ceilDiv(width, PARAM_GRAD_COLS));
   engine.release(partials); // reuse of the buffer is ordered after these dispatches
 }

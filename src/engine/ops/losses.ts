@@ -3,15 +3,15 @@
  * InfoNCE with in-batch and shared hard negatives (sentence-transformers' MultipleNegativesRankingLoss,
  * and its symmetric variant), and the cosine pair loss (CosineSimilarityLoss) for labelled pairs.
  */
-import reduceSource from '../../../shaders/reduce.wgsl?raw';
 import lossesSource from '../../../shaders/losses.wgsl?raw';
-import { type Engine, type KernelSpec, Params, ceilDiv } from '../engine.ts';
+import { type Engine, Params, ceilDiv } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, dispatchPerElement, expectDistinct } from './launch.ts';
+import { workgroupKernelFamily } from './reductions.ts';
 
-const source = reduceSource + lossesSource;
+const kernel = workgroupKernelFamily('losses', lossesSource);
 
 export interface InfoNceOptions {
   /** Multiplies the cosine similarities (sentence-transformers' default is 20). */
@@ -20,17 +20,12 @@ export interface InfoNceOptions {
   symmetric: boolean;
 }
 
-const GEMM: KernelSpec = { module: 'losses', source, entryPoint: 'small_gemm', storage: ['read', 'read', 'read_write'] };
-const SOFTMAX: KernelSpec = { module: 'losses', source, entryPoint: 'softmax_lines', storage: ['read', 'read_write', 'read_write'] };
-const SUM: KernelSpec = { module: 'losses', source, entryPoint: 'sum_terms', storage: ['read', 'read_write'] };
-const GRAD_LOGITS: KernelSpec = { module: 'losses', source, entryPoint: 'infonce_grad_logits', storage: ['read', 'read', 'read_write'] };
-const PAIR_TERMS: KernelSpec = { module: 'losses', source, entryPoint: 'cosine_pair_terms', storage: ['read', 'read', 'read', 'read_write'] };
-const PAIR_BACKWARD: KernelSpec = {
-  module: 'losses',
-  source,
-  entryPoint: 'cosine_pair_backward',
-  storage: ['read', 'read', 'read', 'read_write', 'read_write'],
-};
+const GEMM = kernel('small_gemm', ['read', 'read', 'read_write']);
+const SOFTMAX = kernel('softmax_lines', ['read', 'read_write', 'read_write']);
+const SUM = kernel('sum_terms', ['read', 'read_write']);
+const GRAD_LOGITS = kernel('infonce_grad_logits', ['read', 'read', 'read_write']);
+const PAIR_TERMS = kernel('cosine_pair_terms', ['read', 'read', 'read', 'read_write']);
+const PAIR_BACKWARD = kernel('cosine_pair_backward', ['read', 'read', 'read', 'read_write', 'read_write']);
 const GEMM_TILE = 16;
 
 /** out(p, q) = scale·Σ_k lhs(p, k)·rhs(k, q); lhs stored [k, p] if lhsKMajor, rhs stored [q, k] if rhsQMajor. */
@@ -45,7 +40,7 @@ function smallGemm(
   scale: number,
 ): void {
   const params = new Params().u32(dims.p, dims.q, dims.k, Number(lhsKMajor), Number(rhsQMajor)).f32(scale).build();
-  engine.dispatch(GEMM, params, [lhs.buffer, rhs.buffer, out.buffer], [ceilDiv(dims.q, GEMM_TILE), ceilDiv(dims.p, GEMM_TILE)]);
+  engine.dispatch(GEMM(engine), params, [lhs.buffer, rhs.buffer, out.buffer], [ceilDiv(dims.q, GEMM_TILE), ceilDiv(dims.p, GEMM_TILE)]);
 }
 
 /** Softmax of `lines` strided lines of `logits` into `out`; terms[termsOffset + l] = CE of line l with target l. */
@@ -58,12 +53,12 @@ function softmaxLines(
 ): void {
   const { lines, length, inElem, inLine, outElem, outLine, termsOffset } = layout;
   const params = new Params().u32(lines, length, inElem, inLine, outElem, outLine, termsOffset).build();
-  dispatchFolded(engine, SOFTMAX, params, [logits.buffer, out.buffer, terms.buffer], lines);
+  dispatchFolded(engine, SOFTMAX(engine), params, [logits.buffer, out.buffer, terms.buffer], lines);
 }
 
 /** loss[0] = weight·Σ terms, in a fixed order. */
 function sumTerms(engine: Engine, terms: Tensor, loss: Tensor, count: number, weight: number): void {
-  engine.dispatch(SUM, new Params().u32(count).f32(weight).build(), [terms.buffer, loss.buffer], [1]);
+  engine.dispatch(SUM(engine), new Params().u32(count).f32(weight).build(), [terms.buffer, loss.buffer], [1]);
 }
 
 function expectFinite(op: string, name: string, value: number): void {
@@ -149,7 +144,7 @@ export function infoNceBackward(
   const dLogits = engine.alloc([b, c]);
   const params = new Params().u32(b, c).f32(rowCoef, colCoef).build();
   // Without probsT the kernel never reads its binding; probs stands in (two read-only bindings may alias).
-  dispatchPerElement(engine, GRAD_LOGITS, params, [probs.buffer, (probsT ?? probs).buffer, dLogits.buffer], b * c);
+  dispatchPerElement(engine, GRAD_LOGITS(engine), params, [probs.buffer, (probsT ?? probs).buffer, dLogits.buffer], b * c);
   smallGemm(engine, dLogits, candidates, dAnchors, { p: b, q: h, k: c }, false, false, options.scale);
   smallGemm(engine, dLogits, anchors, dCandidates, { p: c, q: h, k: b }, true, false, options.scale);
   engine.release(dLogits);
@@ -170,7 +165,7 @@ export function cosinePairLossForward(engine: Engine, a: Tensor, b: Tensor, labe
   expectShape(op, 'loss', loss, [1]);
   expectDistinct(op, { loss }, { a, b, labels });
   const terms = engine.alloc([rows]);
-  dispatchFolded(engine, PAIR_TERMS, new Params().u32(rows, h).build(), [a.buffer, b.buffer, labels.buffer, terms.buffer], rows);
+  dispatchFolded(engine, PAIR_TERMS(engine), new Params().u32(rows, h).build(), [a.buffer, b.buffer, labels.buffer, terms.buffer], rows);
   sumTerms(engine, terms, loss, rows, 1 / rows);
   engine.release(terms);
 }
@@ -184,5 +179,5 @@ export function cosinePairLossBackward(engine: Engine, a: Tensor, b: Tensor, lab
   expectDistinct(op, { da, db }, { a, b, labels });
   expectFinite(op, 'lossScale', lossScale);
   const params = new Params().u32(rows, h).f32((2 * lossScale) / rows).build();
-  dispatchFolded(engine, PAIR_BACKWARD, params, [a.buffer, b.buffer, labels.buffer, da.buffer, db.buffer], rows);
+  dispatchFolded(engine, PAIR_BACKWARD(engine), params, [a.buffer, b.buffer, labels.buffer, da.buffer, db.buffer], rows);
 }
