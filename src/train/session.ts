@@ -38,6 +38,8 @@ import { NonFiniteLossError, type StepReport, Trainer } from './trainer.ts';
 
 export interface GpuInfo {
   adapter: AdapterDescription;
+  /** Matmul variant per shape class, as the autotuner chose (engine.kernelChoices); empty until it runs. */
+  kernels: Record<string, string>;
 }
 
 export interface ModelSummary {
@@ -167,7 +169,7 @@ export class LabSession {
   /** Open the GPU. Throws WebGPUUnavailableError (naming the browsers that have WebGPU) when there is none. */
   async connect(): Promise<GpuInfo> {
     const engine = await this.ensureEngine();
-    return { adapter: engine.adapter };
+    return { adapter: engine.adapter, kernels: Object.fromEntries(engine.kernelChoices) };
   }
 
   /**
