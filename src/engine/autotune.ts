@@ -61,6 +61,8 @@ export interface TimingOptions {
   runs?: number;
   /** Launches per run are chosen to take about this long (default 50 ms, at least one launch). */
   targetMs?: number;
+  /** Progress: each candidate's check and first timing. */
+  log?: (line: string) => void;
 }
 
 /** The fastest candidate that passes its check; throws when none does. */
@@ -68,13 +70,18 @@ export async function pickFastest(engine: Engine, candidates: readonly TuneCandi
   const runs = options.runs ?? 3;
   const targetMs = options.targetMs ?? 50;
   const passed: TuneCandidate[] = [];
-  for (const c of candidates) if (await c.check().catch(() => false)) passed.push(c);
+  for (const c of candidates) {
+    const ok = await c.check().catch(() => false);
+    options.log?.(`autotune: ${c.name} ${ok ? 'passes' : 'fails'} its check`);
+    if (ok) passed.push(c);
+  }
   if (passed.length === 0) throw new Error(`autotune: no candidate passed its check (${candidates.map((c) => c.name).join(', ')})`);
   const repeats = new Map<TuneCandidate, number>();
   for (const c of passed) {
     c.launch(); // compiles the pipeline
     await engine.sync();
     const once = await engine.timeDispatches(() => c.launch());
+    options.log?.(`autotune: ${c.name} ${once.toFixed(3)} ms per launch`);
     repeats.set(c, Math.max(1, Math.min(64, Math.round(targetMs / Math.max(once, 1e-3)))));
   }
   const times = new Map<TuneCandidate, number[]>(passed.map((c) => [c, []]));
@@ -153,7 +160,6 @@ export interface AutotuneOptions extends TimingOptions {
   cache?: TuneCache;
   /** Candidates (default: every variant; those that do not apply on this device are skipped). */
   variants?: readonly MatmulVariant[];
-  log?: (line: string) => void;
 }
 
 /**
