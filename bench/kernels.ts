@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--quick] [--runs 3] [--budget-s 90]`
+// `npm run bench -- kernels [--quick | --autotune-only] [--runs 3] [--budget-s 90]`
 //
 // GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
 // weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
@@ -16,7 +16,9 @@
 // candidate there, slow on CPU drivers); that shape is then also timed with its choices
 // (f32_autotuned, nf4_autotuned), giving ratio_autotuned_vs_fixed (the fixed kernel is a candidate,
 // so it is ≥ 1 up to timing noise). Where the device has shader-f16, ratio_f16_vs_f32 is the
-// tuner's fastest f32 candidate time over its fastest f16 one.
+// tuner's fastest f32 candidate time over its fastest f16 one. --autotune-only times just the
+// tuned shape's fixed and autotuned f32 and NF4 kernels (the other ratios are then null): on a
+// loaded CPU driver the full set takes tens of minutes.
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type TuneChoice, autotuneMatmuls } from '../src/engine/autotune.ts';
@@ -157,7 +159,7 @@ async function timeShape(
 export default async function bench(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '90' } },
+    options: { quick: { type: 'boolean', default: false }, 'autotune-only': { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '90' } },
   });
   const positive = (name: string, text: string | undefined): number => {
     const n = Number(text);
@@ -170,7 +172,8 @@ export default async function bench(args: string[]): Promise<void> {
   const adapter = engine.adapter;
   log(`adapter: ${adapter.vendor} ${adapter.architecture} ${adapter.device} ${adapter.description}`.trim());
 
-  const shapes: Shape[] = values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
+  const autotuneOnly = values['autotune-only'];
+  const shapes: Shape[] = autotuneOnly ? [TUNE_SHAPE] : values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
   const perKernel = () => Object.fromEntries(KERNELS.map((k) => [k, {}])) as Record<Kernel, Record<string, number>>;
   const figures = perKernel();
   const cpuFigures = perKernel();
@@ -185,8 +188,8 @@ export default async function bench(args: string[]): Promise<void> {
   const tuningSeconds = (performance.now() - started) / 1000;
   for (const shape of shapes) {
     const kernels: Kernel[] = ['f32', 'nf4'];
-    if (key(shape) === key(NAIVE_SHAPE)) kernels.push('naive');
-    if (key(shape) === key(NF4_SHAPE)) kernels.push('nf4_double_quant');
+    if (key(shape) === key(NAIVE_SHAPE) && !autotuneOnly) kernels.push('naive');
+    if (key(shape) === key(NF4_SHAPE) && !autotuneOnly) kernels.push('nf4_double_quant');
     if (key(shape) === key(TUNE_SHAPE)) kernels.push('f32_autotuned', 'nf4_autotuned');
     const ratioShape = key(shape) === key(NAIVE_SHAPE) || key(shape) === key(NF4_SHAPE);
     const result = await timeShape(engine, shape, kernels, { max: runs, min: ratioShape ? runs : 1 }, budgetMs, tuned);
@@ -222,6 +225,7 @@ export default async function bench(args: string[]): Promise<void> {
       runs,
       budget_s: budgetMs / 1000,
       quick: values.quick,
+      autotune_only: autotuneOnly,
       unit: 'GFLOP/s',
       f32: figures.f32,
       nf4: figures.nf4,
