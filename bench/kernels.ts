@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--quick] [--runs 3] [--budget-s 90]`
+// `npm run bench -- kernels [--quick | --autotune-only] [--runs 3] [--budget-s 90]`
 //
 // GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
 // weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
@@ -10,10 +10,21 @@
 // figures, GFLOP per CPU-second of this process (SwiftShader runs in it) is reported: on a machine
 // shared with other jobs it moves far less with their load. --quick times only the two shapes the
 // ratios need. The last line is one JSON object with every figure.
+//
+// Before timing, the autotuner (src/engine/autotune.ts, no cache: it always tunes here) chooses the
+// f32 and NF4 matmul variants at M=128, K=768, N=3072 (the smaller ratio shape: tuning times every
+// candidate there, slow on CPU drivers); that shape is then also timed with its choices
+// (f32_autotuned, nf4_autotuned), giving ratio_autotuned_vs_fixed (the fixed kernel is a candidate,
+// so it is ≥ 1 up to timing noise). Where the device has shader-f16, ratio_f16_vs_f32 is the
+// tuner's fastest f32 candidate time over its fastest f16 one. --autotune-only times just the
+// tuned shape's fixed and autotuned f32 and NF4 kernels (the other ratios are then null): on a
+// loaded CPU driver the full set takes tens of minutes.
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type TuneChoice, autotuneMatmuls } from '../src/engine/autotune.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
+import { type Product, shapeClass } from '../src/engine/ops/matmul-variants.ts';
 import { matmul, matmulNaive } from '../src/engine/ops/matmul.ts';
 import { nf4Matmul, nf4Quantize, releaseNf4 } from '../src/engine/ops/nf4.ts';
 import { Rng } from '../src/data/rng.ts';
@@ -31,9 +42,11 @@ const PROJECTIONS: Array<[number, number]> = [
 /** Where the ratios are taken (the issue's targets). */
 const NAIVE_SHAPE = { M: 128, K: 768, N: 3072 };
 const NF4_SHAPE = { M: 2048, K: 768, N: 3072 };
+const TUNE_SHAPE = NAIVE_SHAPE;
 const TARGET_RUN_MS = 300;
 
-type Kernel = 'f32' | 'nf4' | 'nf4_double_quant' | 'naive';
+type Kernel = 'f32' | 'nf4' | 'nf4_double_quant' | 'naive' | 'f32_autotuned' | 'nf4_autotuned';
+const KERNELS: Kernel[] = ['f32', 'nf4', 'nf4_double_quant', 'naive', 'f32_autotuned', 'nf4_autotuned'];
 interface Shape {
   M: number;
   K: number;
@@ -54,22 +67,62 @@ interface Figures {
   cpu: number;
 }
 
-/** Median GFLOP/s of each kernel at one shape; kernels alternate within every run. */
-async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: { max: number; min: number }, budgetMs: number): Promise<Map<Kernel, Figures>> {
+/** The products the tuner chooses for: a Linear's forward in f32 (X·Wᵀ) and in NF4. */
+const f32Product = ({ M, K, N }: Shape): Product => ({ op: 'matmul', batch: 1, M, N, K, transA: false, transB: true });
+const nf4Product = ({ M, K, N }: Shape): Product => ({ op: 'nf4Matmul', batch: 1, M, N, K, transA: false, transB: true });
+
+/** Fastest f32 candidate time over fastest f16 one (null without f16 candidates). */
+function f16Ratio(choice: TuneChoice): number | null {
+  const best = (f16: boolean) => Math.min(...Object.entries(choice.ms).filter(([name]) => name.endsWith('-f16') === f16).map(([, ms]) => ms));
+  const f16 = best(true);
+  return Number.isFinite(f16) ? best(false) / f16 : null;
+}
+
+/** Median GFLOP/s of each kernel at one shape; kernels alternate within every run. `tuned`: the autotuner's variants. */
+async function timeShape(
+  engine: Engine,
+  shape: Shape,
+  kernels: Kernel[],
+  runs: { max: number; min: number },
+  budgetMs: number,
+  tuned: { f32: string; nf4: string },
+): Promise<Map<Kernel, Figures>> {
   const { M, K, N } = shape;
   const rng = new Rng(M * 7 + K * 3 + N);
   const x = randomUpload(engine, rng, [M, K], 1);
   const w = randomUpload(engine, rng, [N, K], 1 / Math.sqrt(K));
   const y = engine.alloc([M, N]);
-  const q = kernels.includes('nf4') ? await nf4Quantize(engine, w) : null;
+  const q = kernels.includes('nf4') || kernels.includes('nf4_autotuned') ? await nf4Quantize(engine, w) : null;
   const qdq = kernels.includes('nf4_double_quant') ? await nf4Quantize(engine, w, { doubleQuant: true }) : null;
   // The naive kernel computes X·B with B = Wᵀ stored [K, N]: same flops, its natural layout.
   const wt = kernels.includes('naive') ? randomUpload(engine, rng, [K, N], 1 / Math.sqrt(K)) : null;
+  // The fixed kernels run with no choice for their class, the autotuned ones with the tuner's.
+  const choose = (product: Product, variant: string | null) => {
+    if (variant === null) engine.kernelChoices.delete(shapeClass(product));
+    else engine.kernelChoices.set(shapeClass(product), variant);
+  };
   const launch: Record<Kernel, () => void> = {
-    f32: () => matmul(engine, x, w, y, { transB: true }),
-    nf4: () => nf4Matmul(engine, x, q!, y),
-    nf4_double_quant: () => nf4Matmul(engine, x, qdq!, y),
+    f32: () => {
+      choose(f32Product(shape), null);
+      matmul(engine, x, w, y, { transB: true });
+    },
+    nf4: () => {
+      choose(nf4Product(shape), null);
+      nf4Matmul(engine, x, q!, y);
+    },
+    nf4_double_quant: () => {
+      choose(nf4Product(shape), null);
+      nf4Matmul(engine, x, qdq!, y);
+    },
     naive: () => matmulNaive(engine, x, wt!, y),
+    f32_autotuned: () => {
+      choose(f32Product(shape), tuned.f32);
+      matmul(engine, x, w, y, { transB: true });
+    },
+    nf4_autotuned: () => {
+      choose(nf4Product(shape), tuned.nf4);
+      nf4Matmul(engine, x, q!, y);
+    },
   };
   const repeats = new Map<Kernel, number>();
   const started = performance.now();
@@ -94,6 +147,7 @@ async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: 
       cpu.get(k)!.push((used.user + used.system) / 1000 / reps);
     }
   }
+  engine.kernelChoices.clear();
   engine.release(x, w, y, wt);
   if (q) releaseNf4(engine, q);
   if (qdq) releaseNf4(engine, qdq);
@@ -105,7 +159,7 @@ async function timeShape(engine: Engine, shape: Shape, kernels: Kernel[], runs: 
 export default async function bench(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '90' } },
+    options: { quick: { type: 'boolean', default: false }, 'autotune-only': { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '90' } },
   });
   const positive = (name: string, text: string | undefined): number => {
     const n = Number(text);
@@ -118,18 +172,27 @@ export default async function bench(args: string[]): Promise<void> {
   const adapter = engine.adapter;
   log(`adapter: ${adapter.vendor} ${adapter.architecture} ${adapter.device} ${adapter.description}`.trim());
 
-  const shapes: Shape[] = values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
-  const figures: Record<Kernel, Record<string, number>> = { f32: {}, nf4: {}, nf4_double_quant: {}, naive: {} };
-  const cpuFigures: Record<Kernel, Record<string, number>> = { f32: {}, nf4: {}, nf4_double_quant: {}, naive: {} };
+  const autotuneOnly = values['autotune-only'];
+  const shapes: Shape[] = autotuneOnly ? [TUNE_SHAPE] : values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
+  const perKernel = () => Object.fromEntries(KERNELS.map((k) => [k, {}])) as Record<Kernel, Record<string, number>>;
+  const figures = perKernel();
+  const cpuFigures = perKernel();
   const loadBefore = loadavg()[0];
   const rows: (string | number)[][] = [];
   const started = performance.now();
+  const tuning = await autotuneMatmuls(engine, [f32Product(TUNE_SHAPE), nf4Product(TUNE_SHAPE)], { runs: 1, targetMs: 1, log });
+  engine.kernelChoices.clear();
+  const f32Choice = tuning[shapeClass(f32Product(TUNE_SHAPE))];
+  const nf4Choice = tuning[shapeClass(nf4Product(TUNE_SHAPE))];
+  const tuned = { f32: f32Choice.variant, nf4: nf4Choice.variant };
+  const tuningSeconds = (performance.now() - started) / 1000;
   for (const shape of shapes) {
     const kernels: Kernel[] = ['f32', 'nf4'];
-    if (key(shape) === key(NAIVE_SHAPE)) kernels.push('naive');
-    if (key(shape) === key(NF4_SHAPE)) kernels.push('nf4_double_quant');
+    if (key(shape) === key(NAIVE_SHAPE) && !autotuneOnly) kernels.push('naive');
+    if (key(shape) === key(NF4_SHAPE) && !autotuneOnly) kernels.push('nf4_double_quant');
+    if (key(shape) === key(TUNE_SHAPE)) kernels.push('f32_autotuned', 'nf4_autotuned');
     const ratioShape = key(shape) === key(NAIVE_SHAPE) || key(shape) === key(NF4_SHAPE);
-    const result = await timeShape(engine, shape, kernels, { max: runs, min: ratioShape ? runs : 1 }, budgetMs);
+    const result = await timeShape(engine, shape, kernels, { max: runs, min: ratioShape ? runs : 1 }, budgetMs, tuned);
     for (const [k, g] of result) {
       figures[k][key(shape)] = g.wall;
       cpuFigures[k][key(shape)] = g.cpu;
@@ -141,6 +204,8 @@ export default async function bench(args: string[]): Promise<void> {
   const ratios = (f: Record<Kernel, Record<string, number>>) => ({
     tiledVsNaive: f.f32[key(NAIVE_SHAPE)] / f.naive[key(NAIVE_SHAPE)],
     nf4VsF32: f.nf4[key(NF4_SHAPE)] / f.f32[key(NF4_SHAPE)],
+    autotunedVsFixed: f.f32_autotuned[key(TUNE_SHAPE)] / f.f32[key(TUNE_SHAPE)],
+    autotunedVsFixedNf4: f.nf4_autotuned[key(TUNE_SHAPE)] / f.nf4[key(TUNE_SHAPE)],
   });
   const { tiledVsNaive: ratioTiledVsNaive, nf4VsF32: ratioNf4VsF32 } = ratios(figures);
   const cpuRatios = ratios(cpuFigures);
@@ -148,6 +213,11 @@ export default async function bench(args: string[]): Promise<void> {
   console.log(markdownTable(['M', 'K', 'N', 'f32 tiled', 'NF4', 'NF4 + double quant', 'naive'], rows));
   console.log(`ratio tiled / naive at ${key(NAIVE_SHAPE)}: ${ratioTiledVsNaive.toFixed(2)} (per CPU-second ${cpuRatios.tiledVsNaive.toFixed(2)}; target ≥ 8)`);
   console.log(`ratio NF4 / f32 at ${key(NF4_SHAPE)}: ${ratioNf4VsF32.toFixed(2)} (per CPU-second ${cpuRatios.nf4VsF32.toFixed(2)}; target ≥ 0.8)`);
+  const wallRatios = ratios(figures);
+  console.log(
+    `autotuned / fixed at ${key(TUNE_SHAPE)}: f32 ${wallRatios.autotunedVsFixed.toFixed(2)} (${tuned.f32}), NF4 ${wallRatios.autotunedVsFixedNf4.toFixed(2)} (${tuned.nf4}); ` +
+      `f16 / f32 (tuner's best of each): f32 matmul ${f16Ratio(f32Choice)?.toFixed(2) ?? 'no shader-f16'}, NF4 ${f16Ratio(nf4Choice)?.toFixed(2) ?? 'no shader-f16'}`,
+  );
   console.log(
     JSON.stringify({
       bench: 'kernels',
@@ -155,13 +225,21 @@ export default async function bench(args: string[]): Promise<void> {
       runs,
       budget_s: budgetMs / 1000,
       quick: values.quick,
+      autotune_only: autotuneOnly,
       unit: 'GFLOP/s',
       f32: figures.f32,
       nf4: figures.nf4,
       nf4_double_quant: figures.nf4_double_quant,
       naive: figures.naive,
+      f32_autotuned: figures.f32_autotuned,
+      nf4_autotuned: figures.nf4_autotuned,
       ratio_tiled_vs_naive: ratioTiledVsNaive,
       ratio_nf4_vs_f32: ratioNf4VsF32,
+      ratio_autotuned_vs_fixed: wallRatios.autotunedVsFixed,
+      ratio_autotuned_vs_fixed_nf4: wallRatios.autotunedVsFixedNf4,
+      ratio_f16_vs_f32: f16Ratio(f32Choice),
+      ratio_f16_vs_f32_nf4: f16Ratio(nf4Choice),
+      autotune: { seconds: tuningSeconds, f32: f32Choice, nf4: nf4Choice },
       cpu: { unit: 'GFLOP per CPU-second', ...cpuFigures, ratio_tiled_vs_naive: cpuRatios.tiledVsNaive, ratio_nf4_vs_f32: cpuRatios.nf4VsF32 },
       load_average: { before: loadBefore, after: loadavg()[0], cpus: availableParallelism() },
       seconds: (performance.now() - started) / 1000,

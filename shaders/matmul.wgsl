@@ -104,7 +104,22 @@ fn mm_fma_step(acc: ptr<function, MmAcc>, k: u32, b_lo: vec4<f32>, b_hi: vec4<f3
   }
 }
 
-// out (=|+=) act(alpha · acc + bias) for the tile's rows < M and columns < N.
+// out[at] (=|+=) act(alpha · value + bias[bias_at]): the epilogue every tiled kernel stores with.
+fn mm_write(at: u32, bias_at: u32, value: f32) {
+  var r = mm.alpha * value;
+  if (HAS_BIAS) {
+    r += mm_bias[bias_at];
+  }
+  if (ACTIVATION == 1u) {
+    r = gelu(r);
+  }
+  if (ACCUMULATE) {
+    r += mm_out[at];
+  }
+  mm_out[at] = r;
+}
+
+// mm_write of the tile's rows < M and columns < N.
 fn mm_store(out_base: u32, tile: MmTile, lane: u32, acc: ptr<function, MmAcc>) {
   // @unroll
   for (var c = 0u; c < 8u; c++) {
@@ -114,18 +129,8 @@ fn mm_store(out_base: u32, tile: MmTile, lane: u32, acc: ptr<function, MmAcc>) {
       for (var i = 0u; i < 16u; i++) {
         let gm = tile.m0 + i;
         if (gm < mm.M) {
-          var r = mm.alpha * (*acc)[2u * i + c / 4u][c % 4u];
-          if (HAS_BIAS) {
-            r += mm_bias[select(gn, gm, OUT_TRANSPOSED)];
-          }
-          if (ACTIVATION == 1u) {
-            r = gelu(r);
-          }
           let at = out_base + select(gm * mm.N + gn, gn * mm.M + gm, OUT_TRANSPOSED);
-          if (ACCUMULATE) {
-            r += mm_out[at];
-          }
-          mm_out[at] = r;
+          mm_write(at, select(gn, gm, OUT_TRANSPOSED), (*acc)[2u * i + c / 4u][c % 4u]);
         }
       }
     }

@@ -15,6 +15,8 @@ export type { RunRecord };
 
 export interface GpuInfo {
   adapter: AdapterDescription;
+  /** Matmul variant per shape class, as the autotuner chose (engine.kernelChoices); empty until it runs. */
+  kernels: Record<string, string>;
 }
 
 export interface ModelSummary {

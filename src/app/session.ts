@@ -7,6 +7,8 @@
  * module holds them together. No DOM: it runs in a worker.
  */
 import { type DataDB, openDataStore } from '../data/index.ts';
+import { autotuneMatmuls } from '../engine/autotune.ts';
+import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
 import { type Engine, createEngine } from '../engine/engine.ts';
 import { DeviceLostError } from '../engine/errors.ts';
 import { FEATURE_ROLE, evaluateBeforeAfter } from '../eval/before-after.ts';
@@ -28,6 +30,7 @@ import { mergedModelFolder } from '../model/sentence-folder.ts';
 import { SentenceEncoder, sentenceOptions } from '../model/sentence.ts';
 import type { TextRole } from '../model/sentence-config.ts';
 import { hasPooler } from '../model/state-dict.ts';
+import { linearProducts } from '../model/kernel-products.ts';
 import { adapterReadme } from '../train/adapter-readme.ts';
 import { DivergedError, adapterHealth } from '../train/divergence.ts';
 import { runTrainingLoop } from '../train/loop.ts';
@@ -99,7 +102,7 @@ export class LabSession {
   /** Open the GPU. Throws WebGPUUnavailableError (naming the browsers that have WebGPU) when there is none. */
   async connect(): Promise<GpuInfo> {
     const engine = await this.ensureEngine();
-    return { adapter: engine.adapter };
+    return { adapter: engine.adapter, kernels: Object.fromEntries(engine.kernelChoices) };
   }
 
   /**
@@ -174,6 +177,7 @@ export class LabSession {
   private async trainHoldingLock(runId: string, config: RunConfig, options: TrainOptions): Promise<RunState> {
     this.assertIdle('start another run');
     await this.prepareModel(config);
+    await this.tuneKernels(config);
     const db = await this.data();
     const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
     const run = new ActiveRun(runId, config, options.liveMap);
@@ -537,6 +541,20 @@ export class LabSession {
       const { adapter } = this.frozen;
       this.encoder.adapters.push(new GpuAdapter(engine, model.files.config, loraConfigOf(adapter), adapter.tensors, false));
     }
+  }
+
+  /**
+   * On a real GPU, choose the fastest matmul variants for the run's linear layers (cached per
+   * adapter and browser in IndexedDB, so only the first run on a GPU pays for it). A software
+   * fallback keeps the fixed kernels: tuning there takes minutes and gains nothing. Token rows per
+   * step are taken as anchors plus positives at the maximum length; nearby sizes share a shape class.
+   */
+  private async tuneKernels(config: RunConfig): Promise<void> {
+    const engine = this.requireEngine();
+    if (engine.adapter.software) return;
+    const { files } = this.requireModel();
+    const seq = config.maxLength ?? files.config.maxSequenceLength;
+    await autotuneMatmuls(engine, linearProducts(files.config, 2 * config.train.batchSize * seq, config.quantization), { cache: indexedDbTuneCache() });
   }
 
   /** The loaded model must be the run's; the base is re-quantised if the run asks for the other precision. */

@@ -62,8 +62,8 @@ const REQUESTED_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
-/** Features the engine turns on where the adapter has them; kernels pick variants that use them. */
-const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups'];
+/** Features the engine turns on where the adapter has them: subgroup reductions, f16 matmul variants, timestamps for the autotuner. */
+const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups', 'shader-f16', 'timestamp-query'];
 
 const PARAM_SLOT_BYTES = 256; // minUniformBufferOffsetAlignment is at most 256 everywhere
 const PARAM_ARENA_SLOTS = 512;
@@ -114,6 +114,11 @@ export class Engine {
   readonly device: GPUDevice;
   readonly adapter: AdapterDescription;
   readonly limits: GPUSupportedLimits;
+  /**
+   * Matmul variant chosen per shape class (src/engine/ops/matmul-variants.ts), filled by the
+   * autotuner; a class without an entry runs the fixed kernel. The GPU panel shows it.
+   */
+  readonly kernelChoices = new Map<string, string>();
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly pool = new Map<number, GPUBuffer[]>();
@@ -347,6 +352,33 @@ export class Engine {
     await this.device.queue.onSubmittedWorkDone();
     this.assertAlive();
     this.throwPendingError();
+  }
+
+  /**
+   * Milliseconds the GPU spends on the dispatches `record` makes, run as one compute pass: from
+   * timestamp queries where the device has them, else wall time from submit to onSubmittedWorkDone.
+   * `record` must only dispatch (at most 512 times): anything that ends the pass is refused.
+   */
+  async timeDispatches(record: () => void): Promise<number> {
+    await this.sync();
+    if (!this.device.features.has('timestamp-query')) {
+      record();
+      const t0 = performance.now();
+      await this.sync();
+      return performance.now() - t0;
+    }
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 });
+    const resolved = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const pass = this.commandEncoder().beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    this.pass = pass;
+    record();
+    if (this.pass !== pass) throw new ShapeError('timeDispatches: the recorded work ended the timed pass (more than 512 dispatches, or a copy or write)');
+    this.endPass();
+    this.commandEncoder().resolveQuerySet(querySet, 0, 2, resolved, 0);
+    const [start, end] = new BigUint64Array(await this.readBytes(resolved, 0, 16));
+    resolved.destroy();
+    querySet.destroy();
+    return Number(end - start) / 1e6;
   }
 
   /** Compile (or fetch from the cache) the pipeline for a kernel. */

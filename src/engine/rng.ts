@@ -18,3 +18,8 @@ export function hash32(x: number): number {
 export function counterUniform(seed: number, index: number): number {
   return hash32((hash32(seed) ^ index) >>> 0) / 4294967296;
 }
+
+/** `n` values uniform in [-scale, scale) from the stream `seed`: operands for the engine's own kernel checks. */
+export function counterValues(seed: number, n: number, scale = 1): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => (2 * counterUniform(seed, i) - 1) * scale);
+}

@@ -366,6 +366,8 @@ export class Lab {
       if (this.run?.id === id) this.run.state = 'failed';
     }
     await this.refreshHistory();
+    // The run may have tuned the matmul kernels for this GPU: the panel shows the choices.
+    this.gpu = await session.connect();
     if (state === 'done') await this.evaluate();
   }
 

@@ -9,6 +9,8 @@ import { ShapeError } from '../errors.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
+import { unrollLoops } from './unroll.ts';
+import { type Product, chosenVariant, regtileSpec, regtileTile } from './matmul-variants.ts';
 
 export type Activation = 'none' | 'gelu';
 
@@ -19,32 +21,6 @@ export interface MatmulOptions {
   activation?: Activation;
   accumulate?: boolean;
   alpha?: number;
-}
-
-/**
- * Expand every loop marked `// @unroll` (`for (var i = 0u; i < 8u; i++) { body }`) into its copies
- * `{ body }` with i replaced by 0u, 1u, ...; loops inside an expanded body are expanded in turn.
- * With constant indices, CPU Vulkan drivers (SwiftShader) keep the matmul's accumulators in
- * registers and read the staged tile with plain loads instead of per-lane gathers.
- */
-export function unrollLoops(source: string): string {
-  const marker = /\/\/ @unroll\s*\n\s*for \(var (\w+) = 0u; \1 < (\d+)u; \1\+\+\) \{/;
-  let out = source;
-  for (let m = marker.exec(out); m; m = marker.exec(out)) {
-    const [header, name, count] = m;
-    const bodyStart = m.index + header.length;
-    let end = bodyStart;
-    for (let depth = 1; depth > 0; end++) {
-      if (end >= out.length) throw new Error(`unrollLoops: the loop over ${name} has no closing brace`);
-      if (out[end] === '{') depth++;
-      else if (out[end] === '}') depth--;
-    }
-    const body = out.slice(bodyStart, end - 1);
-    const variable = new RegExp(`\\b${name}\\b`, 'g');
-    const copies = Array.from({ length: Number(count) }, (_, i) => `{${body.replace(variable, `${i}u`)}}`);
-    out = out.slice(0, m.index) + copies.join('\n') + out.slice(end);
-  }
-  return out;
 }
 
 /** The tiled kernels' helpers; nf4.ts appends its kernels to this source. */
@@ -157,11 +133,21 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
   if (!Number.isFinite(alpha)) throw new ShapeError(`${op}: alpha must be a finite number, got ${alpha}`);
   if (options.bias) expectShape(op, 'bias', options.bias, [dims.N]);
   expectDistinct(op, { out }, options.bias ? { a, b, bias: options.bias } : { a, b });
+  const epilogue = epilogueConstants(op, options);
+  // Without a bias the binding still needs a buffer; a is bound there and never read.
+  const buffers = [a.buffer, b.buffer, out.buffer, (options.bias ?? a).buffer];
+  const product: Product = { op, batch: dims.batch, M: dims.M, N: dims.N, K: dims.K, transA, transB };
+  const variant = chosenVariant(engine, product);
+  if (variant.kind === 'regtile') {
+    const spec = { ...regtileSpec(variant, false, TILED.storage), constants: { TRANS_A: Number(transA), TRANS_B: Number(transB), ...epilogue } };
+    const { params, workgroups } = tiledLaunch(dims, alpha, regtileTile(variant));
+    dispatchFolded(engine, spec, params, buffers, workgroups);
+    return;
+  }
   // A product with few columns and many rows runs as outᵀ = op(b)ᵀ·op(a)ᵀ: wide column tiles
   // would otherwise be mostly idle (LoRA's rank-r products, for one).
   const swap = computedOutputs(dims.N, dims.M) < computedOutputs(dims.M, dims.N);
   const kernelDims = swap ? { ...dims, M: dims.N, N: dims.M, aBatchStride: dims.bBatchStride, bBatchStride: dims.aBatchStride } : dims;
-  const [first, second] = swap ? [b, a] : [a, b];
   const tile = tiledTile(kernelDims.N);
   const spec: KernelSpec = {
     ...TILED,
@@ -170,12 +156,12 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
       TRANS_A: Number(swap ? !transB : transA),
       TRANS_B: Number(swap ? !transA : transB),
       OUT_TRANSPOSED: Number(swap),
-      ...epilogueConstants(op, options),
+      ...epilogue,
     },
   };
   const { params, workgroups } = tiledLaunch(kernelDims, alpha, tile);
-  // Without a bias the binding still needs a buffer; a is bound there and never read.
-  dispatchFolded(engine, spec, params, [first.buffer, second.buffer, out.buffer, (options.bias ?? a).buffer], workgroups);
+  if (swap) [buffers[0], buffers[1]] = [buffers[1], buffers[0]];
+  dispatchFolded(engine, spec, params, buffers, workgroups);
 }
 
 /** out[..., M, N] = a[..., M, K] · b[..., K, N] (or b [K, N] shared), one thread per output, no tiling: the benchmark's baseline. */

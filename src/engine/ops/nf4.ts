@@ -9,7 +9,9 @@ import { ShapeError } from '../errors.ts';
 import { type Tensor, numel, shapeString } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
-import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, tiledTile, unrollLoops } from './matmul.ts';
+import { type Product, chosenVariant, regtileSpec, regtileTile } from './matmul-variants.ts';
+import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, tiledTile } from './matmul.ts';
+import { unrollLoops } from './unroll.ts';
 import { ABSMAX_BLOCK, DYNAMIC_MAP, NF4_BLOCK, type Nf4Host, bytesToWords, dequantizeAbsmaxRef, wordsToBytes } from './nf4.ref.ts';
 
 export interface Nf4Weight {
@@ -128,7 +130,7 @@ export function nf4Dequantize(engine: Engine, q: Nf4Weight, out: Tensor): void {
 }
 
 function nf4Product(
-  op: string,
+  op: 'nf4Matmul' | 'nf4MatmulInputGrad',
   engine: Engine,
   x: Tensor,
   q: Nf4Weight,
@@ -147,22 +149,28 @@ function nf4Product(
   expectShape(op, forward ? 'y' : 'dx', out, [rows, N]);
   if (options.bias) expectShape(op, 'bias', options.bias, [N]);
   expectDistinct(op, { [forward ? 'y' : 'dx']: out }, { x, packed: q.packed, absmax: q.absmax, ...(options.bias ? { bias: options.bias } : {}) });
-  const tile = tiledTile(N);
-  const spec: KernelSpec = {
-    ...MATMUL,
-    constants: {
-      MM_LANES: tile.lanes,
-      TRANS_B: Number(forward),
-      // dX = dY·W reads 8 adjacent columns of W from one word.
-      COLS_CONTIGUOUS: Number(!forward),
-      NF4_ALIGNED: Number(wIn % 8 === 0),
-      DOUBLE_QUANT: Number(q.doubleQuant !== null),
-      ...epilogueConstants(op, options),
-    },
+  const shared = {
+    TRANS_B: Number(forward),
+    NF4_ALIGNED: Number(wIn % 8 === 0),
+    DOUBLE_QUANT: Number(q.doubleQuant !== null),
+    ...epilogueConstants(op, options),
   };
-  const { params, workgroups } = tiledLaunch({ batch: 1, M: rows, N, K, aBatchStride: 0, bBatchStride: 0 }, 1, tile, q.doubleQuant?.offset ?? 0);
+  const dims = { batch: 1, M: rows, N, K, aBatchStride: 0, bBatchStride: 0 };
   // Without a bias, x is bound in its place and never read.
-  dispatchFolded(engine, spec, params, decodeBuffers(engine, q, x.buffer, out, (options.bias ?? x).buffer), workgroups);
+  const buffers = decodeBuffers(engine, q, x.buffer, out, (options.bias ?? x).buffer);
+  const product: Product = { op, batch: 1, M: rows, N, K, transA: false, transB: forward };
+  const variant = chosenVariant(engine, product);
+  if (variant.kind === 'regtile') {
+    const spec = { ...regtileSpec(variant, true, MATMUL.storage), constants: shared };
+    const { params, workgroups } = tiledLaunch(dims, 1, regtileTile(variant), q.doubleQuant?.offset ?? 0);
+    dispatchFolded(engine, spec, params, buffers, workgroups);
+    return;
+  }
+  const tile = tiledTile(N);
+  // dX = dY·W reads 8 adjacent columns of W from one word.
+  const spec: KernelSpec = { ...MATMUL, constants: { MM_LANES: tile.lanes, COLS_CONTIGUOUS: Number(!forward), ...shared } };
+  const { params, workgroups } = tiledLaunch(dims, 1, tile, q.doubleQuant?.offset ?? 0);
+  dispatchFolded(engine, spec, params, buffers, workgroups);
 }
 
 /** y[M, N] (=|+=) act(x[M, K]·Wᵀ + bias) with W = the dequantised q [N, K]; accumulate adds act(...) to y. */
