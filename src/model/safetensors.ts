@@ -122,18 +122,38 @@ export function parseSafetensors(bytes: Uint8Array, label = 'safetensors file'):
   return { tensors, metadata };
 }
 
+/** A tensor as its little-endian bytes, in any element type. */
+export interface RawTensor {
+  dtype: ElementType;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
 /** Write float32 tensors in the order given; the header is space-padded so data starts 8-aligned. */
 export function writeSafetensors(tensors: ReadonlyMap<string, HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
+  const raw = new Map<string, RawTensor>();
+  for (const [name, t] of tensors) {
+    if (t.data.length !== shapeSize(t.shape)) {
+      throw new SafetensorsError(`tensor "${name}": shape [${t.shape.join(', ')}] needs ${shapeSize(t.shape)} values, has ${t.data.length}`);
+    }
+    raw.set(name, { dtype: 'F32', shape: t.shape, bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+  }
+  return writeRawSafetensors(raw, metadata);
+}
+
+/** Write tensors of any element type, as given, in the order given; data starts 8-aligned. */
+export function writeRawSafetensors(tensors: ReadonlyMap<string, RawTensor>, metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of tensors) {
     if (name === '__metadata__') throw new SafetensorsError('"__metadata__" is reserved and cannot name a tensor');
-    if (t.data.length !== shapeSize(t.shape)) {
-      throw new SafetensorsError(`tensor "${name}": shape [${t.shape.join(', ')}] needs ${shapeSize(t.shape)} values, has ${t.data.length}`);
+    const bytes = shapeSize(t.shape) * ELEMENT_BYTES[t.dtype];
+    if (t.bytes.byteLength !== bytes) {
+      throw new SafetensorsError(`tensor "${name}": shape [${t.shape.join(', ')}] of ${t.dtype} needs ${bytes} bytes, has ${t.bytes.byteLength}`);
     }
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.data.length] };
-    offset += 4 * t.data.length;
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   const encoder = new TextEncoder();
@@ -148,8 +168,8 @@ export function writeSafetensors(tensors: ReadonlyMap<string, HostTensor>, metad
   out.set(headerBytes, 8);
   let at = 8 + headerBytes.byteLength;
   for (const t of tensors.values()) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
+    out.set(t.bytes, at);
+    at += t.bytes.byteLength;
   }
   return out;
 }
