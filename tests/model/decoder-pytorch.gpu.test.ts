@@ -3,7 +3,8 @@
  * LlamaForCausalLM): hidden states after the final norm without and with the adapter (1e-4, real
  * tokens), the causal-LM loss (1e-4) and every LoRA gradient (1e-3 relative to each tensor's largest
  * |gradient|). Llama with llama3 rope scaling and an untied head (LoRA on q, v and on every linear;
- * f32 and NF4 base), Qwen2 (q/k/v biases, tied head) and Qwen3 (per-head q/k RMSNorm, head_dim ≠ hidden/heads).
+ * f32 and NF4 base), Qwen2 (q/k/v biases, tied head) and Qwen3 (per-head q/k RMSNorm, head_dim ≠ hidden/heads) and Phi-3 (fused qkv_proj and gate_up_proj split at
+ * load; LoRA on o_proj and down_proj).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ const CASES: [model: string, reference: string][] = [
   ['llama', 'nf4_all'],
   ['qwen2', 'f32_all'],
   ['qwen3', 'f32_all'],
+  ['phi3', 'f32_o_down'],
 ];
 
 /** Vocabulary rows per LM-head chunk: 61 tokens in 4 chunks. */
