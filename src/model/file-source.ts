@@ -26,6 +26,16 @@ export interface ModelFileSource {
   commit?(): Promise<string>;
   /** The file's bytes, or null when the source has no file at `path`. */
   read(path: string, onProgress?: OnProgress): Promise<Uint8Array | null>;
+  /**
+   * Sources that can read part of a file: its size (null when absent) and bytes [begin, end). A large
+   * checkpoint is then read tensor by tensor instead of whole.
+   */
+  ranges?: RangeReader;
+}
+
+export interface RangeReader {
+  size(path: string): Promise<number | null>;
+  read(path: string, begin: number, end: number): Promise<Uint8Array>;
 }
 
 /**
@@ -69,6 +79,17 @@ export function fileMapSource(files: ReadonlyMap<string, Blob>, id = 'local file
       const blob = files.get(path);
       if (!blob) return null;
       return readStream(blob.stream(), blob.size, (loaded, done) => onProgress?.({ file: path, loaded, total: blob.size, cached: false, done }));
+    },
+    ranges: {
+      async size(path) {
+        return files.get(path)?.size ?? null;
+      },
+      async read(path, begin, end) {
+        const blob = files.get(path);
+        if (!blob) throw new Error(`${id}: no file ${path}`);
+        if (!(0 <= begin && begin <= end && end <= blob.size)) throw new Error(`${id}/${path}: bytes [${begin}, ${end}) are outside its ${blob.size} bytes`);
+        return new Uint8Array(await blob.slice(begin, end).arrayBuffer());
+      },
     },
   };
 }

@@ -3,7 +3,7 @@
  * folder ($QLORA_LAB_CACHE, else ~/.cache/qlora-lab). Browser code must not import this module.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ModelFileSource } from './file-source.ts';
@@ -18,6 +18,28 @@ export function localDirSource(dir: string): ModelFileSource {
       const bytes = await readOptional(join(root, path));
       if (bytes) onProgress?.({ file: path, loaded: bytes.byteLength, total: bytes.byteLength, cached: false, done: true });
       return bytes;
+    },
+    ranges: {
+      async size(path) {
+        return stat(join(root, path)).then(
+          (s) => s.size,
+          (e: NodeJS.ErrnoException) => {
+            if (e.code === 'ENOENT') return null;
+            throw new Error(`could not read ${join(root, path)}: ${e.message}`);
+          },
+        );
+      },
+      async read(path, begin, end) {
+        const file = await open(join(root, path), 'r');
+        try {
+          const bytes = new Uint8Array(end - begin);
+          const { bytesRead } = await file.read(bytes, 0, bytes.length, begin);
+          if (bytesRead !== bytes.length) throw new Error(`${join(root, path)}: bytes [${begin}, ${end}) run past its end`);
+          return bytes;
+        } finally {
+          await file.close();
+        }
+      },
     },
   };
 }

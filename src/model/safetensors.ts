@@ -29,18 +29,29 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
-/** Parse and validate the header; returns the entries (in file order) and where the data starts. */
-export function readSafetensorsHeader(bytes: Uint8Array, label = 'safetensors file'): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
+/** The JSON header's length, from a file's first 8 bytes (little-endian u64). */
+export function safetensorsHeaderLength(first: Uint8Array): number {
+  const view = new DataView(first.buffer, first.byteOffset, 8);
+  return view.getUint32(4, true) * 2 ** 32 + view.getUint32(0, true);
+}
+
+/**
+ * Parse and validate the header; returns the entries (in file order) and where the data starts.
+ * `bytes` is the file, or (with fileLength, for reading by byte range) its first 8 + header-length bytes.
+ */
+export function readSafetensorsHeader(
+  bytes: Uint8Array,
+  label = 'safetensors file',
+  fileLength = bytes.byteLength,
+): { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
   const fail = (why: string): never => {
     throw new SafetensorsError(`${label}: ${why}`);
   };
-  if (bytes.byteLength < 8) fail(`${bytes.byteLength} bytes is too short for a safetensors file (8-byte header length first)`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const low = view.getUint32(0, true);
-  const high = view.getUint32(4, true);
-  const headerLength = high * 2 ** 32 + low;
+  if (fileLength < 8 || bytes.byteLength < 8) fail(`${fileLength} bytes is too short for a safetensors file (8-byte header length first)`);
+  const headerLength = safetensorsHeaderLength(bytes);
   if (headerLength > MAX_HEADER_BYTES) fail(`header length ${headerLength} is over the ${MAX_HEADER_BYTES}-byte limit`);
-  if (headerLength > bytes.byteLength - 8) fail(`header length ${headerLength} runs past the end of the file (${bytes.byteLength} bytes)`);
+  if (headerLength > fileLength - 8) fail(`header length ${headerLength} runs past the end of the file (${fileLength} bytes)`);
+  if (headerLength > bytes.byteLength - 8) fail(`header length ${headerLength}: only ${bytes.byteLength - 8} header bytes were read`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
@@ -56,7 +67,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, label = 'safetensors fi
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('header is not a JSON object');
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
+  const dataLength = fileLength - dataStart;
   let metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
@@ -130,7 +141,7 @@ export interface RawTensor {
 }
 
 /** Write float32 tensors in the order given; the header is space-padded so data starts 8-aligned. */
-export function writeSafetensors(tensors: ReadonlyMap<string, HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
+export function writeSafetensors(tensors: ReadonlyMap<string, HostTensor>, metadata: Record<string, string> = {}): Uint8Array<ArrayBuffer> {
   const raw = new Map<string, RawTensor>();
   for (const [name, t] of tensors) {
     if (t.data.length !== shapeSize(t.shape)) {
@@ -142,7 +153,7 @@ export function writeSafetensors(tensors: ReadonlyMap<string, HostTensor>, metad
 }
 
 /** Write tensors of any element type, as given, in the order given; data starts 8-aligned. */
-export function writeRawSafetensors(tensors: ReadonlyMap<string, RawTensor>, metadata: Record<string, string> = {}): Uint8Array {
+export function writeRawSafetensors(tensors: ReadonlyMap<string, RawTensor>, metadata: Record<string, string> = {}): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;

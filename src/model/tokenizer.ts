@@ -32,7 +32,7 @@ export function loadTokenizer(files: TokenizerFiles): Tokenizer {
   throw new Error('no tokenizer: the model has neither tokenizer.json nor vocab.txt');
 }
 
-function parseJsonObject(text: string, name: string): Record<string, unknown> {
+export function parseJsonObject(text: string, name: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -142,15 +142,21 @@ export function createTokenizer(tokenizerJson: Record<string, unknown>, tokenize
         if (typeof text !== 'string') throw new Error(`tokenizer: text ${k} is not a string`);
         return [clsId, ...tok.encode(text, { add_special_tokens: false }).slice(0, maxLength - 2), sepId];
       });
-      const batch = rows.length;
-      const seq = Math.max(...rows.map((r) => r.length));
-      const inputIds = new Uint32Array(batch * seq).fill(padId);
-      const attentionMask = new Float32Array(batch * seq);
-      rows.forEach((row, b) => {
-        inputIds.set(row, b * seq);
-        attentionMask.fill(1, b * seq, b * seq + row.length);
-      });
-      return { inputIds, tokenTypeIds: new Uint32Array(batch * seq), attentionMask, batch, seq };
+      const padded = padRows(rows, padId);
+      return { ...padded, tokenTypeIds: new Uint32Array(padded.batch * padded.seq) };
     },
   };
+}
+
+/** Rows of token ids as one batch, right-padded to the longest with padId; the mask is 1 on real tokens. */
+export function padRows(rows: number[][], padId: number): { inputIds: Uint32Array; attentionMask: Float32Array; batch: number; seq: number } {
+  const batch = rows.length;
+  const seq = Math.max(...rows.map((r) => r.length));
+  const inputIds = new Uint32Array(batch * seq).fill(padId);
+  const attentionMask = new Float32Array(batch * seq);
+  rows.forEach((row, b) => {
+    inputIds.set(row, b * seq);
+    attentionMask.fill(1, b * seq, b * seq + row.length);
+  });
+  return { inputIds, attentionMask, batch, seq };
 }

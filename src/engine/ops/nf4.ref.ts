@@ -189,9 +189,12 @@ export function nf4QuantizeRef(w: ArrayLike<number>, options: { doubleQuant?: bo
   return { numel: n, packed, absmax: dequantizeAbsmaxRef(doubleQuant), doubleQuant };
 }
 
-/** Double-quantised absmax back to f32: map[code]·scale + offset in bitsandbytes' float32 arithmetic. */
-export function dequantizeAbsmaxRef(dq: { codes: Uint8Array; absmaxScale: Float32Array; offset: number }): Float32Array {
-  return Float32Array.from(dq.codes, (c, i) => Math.fround(Math.fround(DYNAMIC_MAP[c] * dq.absmaxScale[Math.floor(i / ABSMAX_BLOCK)]) + dq.offset));
+/**
+ * Double-quantised absmax back to f32: map[code]·scale + offset in bitsandbytes' float32 arithmetic.
+ * `map` is the dynamic map unless a checkpoint stored another (bitsandbytes saves the one it used).
+ */
+export function dequantizeAbsmaxRef(dq: { codes: Uint8Array; absmaxScale: Float32Array; offset: number }, map: Float32Array = DYNAMIC_MAP): Float32Array {
+  return Float32Array.from(dq.codes, (c, i) => Math.fround(Math.fround(map[c] * dq.absmaxScale[Math.floor(i / ABSMAX_BLOCK)]) + dq.offset));
 }
 
 /** bitsandbytes' dequantize_4bit: NF4_CODE[code] · absmax (float32), flattened. */
