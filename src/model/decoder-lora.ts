@@ -5,11 +5,8 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import type { DecoderConfig } from './decoder-config.ts';
+import { DECODER_LINEARS, type DecoderLinear } from './decoder-weights.ts';
 import { GpuLoraModules, type HostAdapterTensors, type LoraConfig, describeTargets, targetsModule, validateLoraConfig } from './lora.ts';
-
-/** Every linear of a decoder layer, by its name under the layer (Phi-3's fused projections split into these at load). */
-export const DECODER_LINEARS = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'] as const;
-export type DecoderLinear = (typeof DECODER_LINEARS)[number];
 
 export function decoderModuleName(layer: number, linear: DecoderLinear): string {
   return `model.layers.${layer}.${linear}`;

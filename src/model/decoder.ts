@@ -1,6 +1,6 @@
 /**
  * A Llama-architecture decoder on the GPU engine (Llama 3.x, Qwen2/2.5, Qwen3, SmolLM2, Mistral,
- * Phi-3; decoder-config.ts): frozen base with the layer linears in NF4 or f32 and the embeddings,
+ * Phi-3; decoder-config.ts, weights read by decoder-weights.ts): frozen base with the layer linears in NF4 or f32 and the embeddings,
  * norms, biases and LM head in f32; a stack of LoRA adapters (frozen ones under at most one
  * trainable one); forward with saved activations, the causal-LM loss through the chunked LM head,
  * and backward into the trainable adapter's gradients only.
@@ -20,12 +20,13 @@ import { IGNORE_INDEX, type LmTargets, lmHeadLossBackward, lmHeadLossForward, up
 import { rmsNormBackward, rmsNormForward } from '../engine/ops/rmsnorm.ts';
 import { type RopeTable, createRopeTable, ropeBackward, ropeForward, uploadRopePositions } from '../engine/ops/rope.ts';
 import { swigluBackward, swigluForward } from '../engine/ops/swiglu.ts';
+import { uploadNf4 } from '../engine/ops/nf4.ts';
 import { type AdaptedStep, type BaseQuantization, type Linear, createLinear, linearBackward, linearForward, releaseLinear, siteSeed } from './adapted-linear.ts';
 import { reshape } from './bert.ts';
 import type { DecoderConfig } from './decoder-config.ts';
-import { DECODER_LINEARS, type DecoderLinear, decoderLinearShape, decoderModuleName } from './decoder-lora.ts';
+import { decoderModuleName } from './decoder-lora.ts';
+import { DECODER_LINEARS, type DecoderLinear, type DecoderTensor, type DecoderWeightReader } from './decoder-weights.ts';
 import type { GpuLoraModules } from './lora.ts';
-import type { HostTensor, StateDict } from './state-dict.ts';
 
 export interface DecoderBatch {
   inputIds: Uint32Array;
@@ -119,31 +120,6 @@ export function causalLmTargets(batch: DecoderBatch): Int32Array {
   return targets;
 }
 
-/** Checkpoint weights of one layer linear: Phi-3's fused qkv_proj and gate_up_proj are cut into their parts (rows). */
-function linearWeights(config: DecoderConfig, weights: StateDict, layer: number, linear: DecoderLinear): { weight: HostTensor; bias: HostTensor | null } {
-  const name = decoderModuleName(layer, linear);
-  const shape = decoderLinearShape(config, linear);
-  const fused = config.fusedProjections && linear !== 'self_attn.o_proj' && linear !== 'mlp.down_proj';
-  const source = !fused ? name : linear.startsWith('self_attn.') ? `model.layers.${layer}.self_attn.qkv_proj` : `model.layers.${layer}.mlp.gate_up_proj`;
-  const order: DecoderLinear[] = linear.startsWith('self_attn.') ? ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] : ['mlp.gate_proj', 'mlp.up_proj'];
-  const firstRow = fused ? order.slice(0, order.indexOf(linear)).reduce((n, l) => n + decoderLinearShape(config, l).out, 0) : 0;
-  const rows = fused ? order.reduce((n, l) => n + decoderLinearShape(config, l).out, 0) : shape.out;
-  const part = (key: string, cols: number): HostTensor | null => {
-    const t = weights.get(key);
-    if (!t) return null;
-    const expected = cols > 0 ? [rows, cols] : [rows];
-    if (t.shape.join() !== expected.join()) throw new Error(`weight ${key} has shape [${t.shape.join(', ')}], expected [${expected.join(', ')}]`);
-    const width = Math.max(cols, 1);
-    return { shape: cols > 0 ? [shape.out, cols] : [shape.out], data: t.data.subarray(firstRow * width, (firstRow + shape.out) * width) };
-  };
-  const weight = part(`${source}.weight`, shape.in);
-  if (!weight) throw new Error(`missing weight ${source}.weight`);
-  const wantsBias = (config.qkvBias && ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'].includes(linear)) || (config.outputBias && linear === 'self_attn.o_proj');
-  const bias = wantsBias ? part(`${source}.bias`, 0) : null;
-  if (wantsBias && !bias) throw new Error(`missing weight ${source}.bias (the config asks for ${linear === 'self_attn.o_proj' ? 'an o_proj bias' : 'q/k/v biases'})`);
-  return { weight, bias };
-}
-
 export class DecoderModel {
   private readonly layers: DecoderLayer[] = [];
   private rope: RopeTable | null = null;
@@ -160,38 +136,45 @@ export class DecoderModel {
     private readonly lmHead: Tensor,
   ) {}
 
-  /** Upload a *ForCausalLM checkpoint's f32 weights; layer linears are quantised to NF4 on the GPU unless f32 is asked for. */
-  static async create(engine: Engine, config: DecoderConfig, weights: StateDict, options: DecoderBaseOptions): Promise<DecoderModel> {
-    if (config.quantization) throw new Error('DecoderModel.create takes unquantised weights; this config.json describes a bitsandbytes 4-bit checkpoint');
-    const upload = (name: string, shape: number[]): Tensor => {
-      const t = weights.get(name);
+  /**
+   * Upload a checkpoint layer by layer from its reader (canonical names, Phi-3's fused projections
+   * already cut): f32 layer linears are quantised to NF4 on the GPU unless f32 is asked for, and a
+   * bitsandbytes 4-bit checkpoint's NF4 weights are used as they are.
+   */
+  static async create(engine: Engine, config: DecoderConfig, reader: DecoderWeightReader, options: DecoderBaseOptions): Promise<DecoderModel> {
+    const f32 = (tensors: Map<string, DecoderTensor>, name: string): Tensor => {
+      const t = tensors.get(name);
       if (!t) throw new Error(`missing weight ${name}`);
-      if (t.shape.join() !== shape.join()) throw new Error(`weight ${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-      return engine.upload(t.data, t.shape, 'f32', name);
+      if (t.format !== 'f32') throw new Error(`weight ${name} is quantised; only the layer linears may be`);
+      return engine.upload(t.tensor.data, t.tensor.shape, 'f32', name);
     };
-    const h = config.hiddenSize;
-    const embed = upload('model.embed_tokens.weight', [config.vocabSize, h]);
-    const head = config.tieWordEmbeddings ? embed : upload('lm_head.weight', [config.vocabSize, h]);
-    const model = new DecoderModel(engine, config, options.quantization, embed, upload('model.norm.weight', [h]), head);
-    for (let i = 0; i < config.numHiddenLayers; i++) {
+    const globals = await reader.readGlobals();
+    const embed = f32(globals, 'model.embed_tokens.weight');
+    const head = config.tieWordEmbeddings ? embed : f32(globals, 'lm_head.weight');
+    const model = new DecoderModel(engine, config, options.quantization, embed, f32(globals, 'model.norm.weight'), head);
+    for await (const { layer: i, tensors } of reader.layers()) {
       const linears = {} as Record<DecoderLinear, Linear>;
       for (const linear of DECODER_LINEARS) {
         const name = decoderModuleName(i, linear);
-        const { weight, bias } = linearWeights(config, weights, i, linear);
-        const w = engine.upload(weight.data, weight.shape, 'f32', `${name}.weight`);
-        linears[linear] = await createLinear(engine, name, w, bias && engine.upload(bias.data, bias.shape, 'f32', `${name}.bias`), options);
+        const weight = tensors.get(`${name}.weight`);
+        if (!weight) throw new Error(`missing weight ${name}.weight`);
+        const bias = tensors.has(`${name}.bias`) ? f32(tensors, `${name}.bias`) : null;
+        linears[linear] =
+          weight.format === 'nf4'
+            ? { name, in: weight.shape[1], out: weight.shape[0], base: { kind: 'nf4', weight: uploadNf4(engine, weight.shape, weight.nf4) }, bias }
+            : await createLinear(engine, name, f32(tensors, `${name}.weight`), bias, options);
       }
       const p = `model.layers.${i}`;
-      const headNorm = (which: 'q_norm' | 'k_norm') => (config.qkNorm ? upload(`${p}.self_attn.${which}.weight`, [config.headDim]) : null);
+      const headNorm = (which: 'q_norm' | 'k_norm') => (config.qkNorm ? f32(tensors, `${p}.self_attn.${which}.weight`) : null);
       model.layers.push({
         linears,
-        inputNorm: upload(`${p}.input_layernorm.weight`, [h]),
-        postAttentionNorm: upload(`${p}.post_attention_layernorm.weight`, [h]),
+        inputNorm: f32(tensors, `${p}.input_layernorm.weight`),
+        postAttentionNorm: f32(tensors, `${p}.post_attention_layernorm.weight`),
         qNorm: headNorm('q_norm'),
         kNorm: headNorm('k_norm'),
       });
+      engine.flush();
     }
-    engine.flush();
     return model;
   }
 

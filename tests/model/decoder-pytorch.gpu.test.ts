@@ -13,7 +13,9 @@ import type { BaseQuantization } from '../../src/model/adapted-linear.ts';
 import { type DecoderBatch, DecoderModel, causalLmTargets } from '../../src/model/decoder.ts';
 import { parseDecoderConfig } from '../../src/model/decoder-config.ts';
 import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
+import { openDecoderWeights } from '../../src/model/decoder-weights.ts';
 import type { HostAdapterTensors } from '../../src/model/lora.ts';
+import { localDirSource } from '../../src/model/node-files.ts';
 import { FIXTURES, readSafetensorsFile } from '../helpers/fixtures.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/numeric.ts';
@@ -37,10 +39,10 @@ const CASES: [model: string, reference: string][] = [
 /** Vocabulary rows per LM-head chunk: 61 tokens in 4 chunks. */
 const CHUNK = 16;
 
-function readFixture(model: string, name: string) {
+async function readFixture(model: string, name: string) {
   const dir = join(FIXTURES, 'decoder', model);
   const config = parseDecoderConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
-  const weights = readSafetensorsFile(join(dir, 'model.safetensors'));
+  const weights = await openDecoderWeights(localDirSource(dir), config);
   const reference = readSafetensorsFile(join(dir, 'reference.safetensors'));
   const meta = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
   const c: CaseMeta = meta.cases[name];
@@ -70,7 +72,7 @@ function realTokens(values: ArrayLike<number>, batch: DecoderBatch): number[] {
 describe.each(CASES)('decoder %s, %s vs PyTorch', (model, name) => {
   it('hidden states, causal-LM loss and every LoRA gradient match', async () => {
     const engine = await gpuEngine();
-    const { config, weights, reference, c, batch, adapter, lora } = readFixture(model, name);
+    const { config, weights, reference, c, batch, adapter, lora } = await readFixture(model, name);
     const decoder = await DecoderModel.create(engine, config, weights, { quantization: c.base });
     const targets = causalLmTargets(batch);
 
