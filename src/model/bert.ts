@@ -11,7 +11,6 @@
  * right padding that differs from counting columns only at padding, whose outputs nothing reads.
  */
 import type { Engine } from '../engine/engine.ts';
-import { hash32 } from '../engine/rng.ts';
 import { type StoragePrecision, type StoredMatrix, releaseStored, storeMatrix } from '../engine/stored.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { geluBackward, geluForward } from '../engine/ops/activation.ts';
@@ -20,9 +19,7 @@ import { dropoutBackward, dropoutForward } from '../engine/ops/dropout.ts';
 import { add } from '../engine/ops/elementwise.ts';
 import { embeddingForward } from '../engine/ops/embedding.ts';
 import { layerNormBackward, layerNormForward } from '../engine/ops/layernorm.ts';
-import { loraBackward, loraForward } from '../engine/ops/lora.ts';
-import { matmul } from '../engine/ops/matmul.ts';
-import { type Nf4Weight, nf4Matmul, nf4MatmulInputGrad, nf4Quantize, releaseNf4 } from '../engine/ops/nf4.ts';
+import { type AdaptedStep, type BaseQuantization, type Linear, createLinear, linearBackward, linearForward, releaseLinear, siteSeed } from './adapted-linear.ts';
 import type { BertConfig } from './config.ts';
 import { type GpuAdapter, LINEAR_SUFFIXES, type LinearSuffix, moduleName } from './lora.ts';
 import type { StateDict } from './state-dict.ts';
@@ -36,7 +33,7 @@ export interface TokenBatch {
   seq: number;
 }
 
-export type BaseQuantization = 'nf4' | 'f32';
+export type { BaseQuantization } from './adapted-linear.ts';
 
 export interface BaseOptions {
   quantization: BaseQuantization;
@@ -55,16 +52,6 @@ export interface ForwardMode {
   /** BERT hidden/embedding dropout probability (0 = off) and the step's seed (also drives LoRA dropout). */
   hiddenDropout: number;
   seed: number;
-}
-
-type BaseWeight = { kind: 'f32'; weight: Tensor } | { kind: 'nf4'; weight: Nf4Weight };
-
-interface Linear {
-  name: string;
-  in: number;
-  out: number;
-  base: BaseWeight;
-  bias: Tensor;
 }
 
 interface LayerNormParams {
@@ -110,11 +97,6 @@ export interface ForwardResult {
   caches: LayerCache[] | null;
 }
 
-/** Per-site dropout seeds derived from the step seed, so every mask is distinct and reproducible. */
-function siteSeed(seed: number, site: number): number {
-  return hash32((hash32(seed) ^ Math.imul(site + 1, 0x9e3779b1)) >>> 0);
-}
-
 export class BertEncoder {
   private readonly layers: Layer[] = [];
   private readonly embeddings: { word: StoredMatrix; position: StoredMatrix; tokenType: StoredMatrix } & LayerNormParams;
@@ -156,13 +138,7 @@ export class BertEncoder {
       const linears = {} as Record<LinearSuffix, Linear>;
       for (const suffix of LINEAR_SUFFIXES) {
         const name = moduleName(i, suffix);
-        const w = upload(`${name}.weight`);
-        let base: BaseWeight = { kind: 'f32', weight: w };
-        if (options.quantization === 'nf4') {
-          base = { kind: 'nf4', weight: await nf4Quantize(engine, w, { doubleQuant: options.doubleQuant ?? false }) };
-          engine.release(w);
-        }
-        linears[suffix] = { name, in: w.shape[1], out: w.shape[0], base, bias: upload(`${name}.bias`) };
+        linears[suffix] = await createLinear(engine, name, upload(`${name}.weight`), upload(`${name}.bias`), options);
       }
       const prefix = `encoder.layer.${i}`;
       encoder.layers.push({ linears, ln1: layerNorm(`${prefix}.attention.output.LayerNorm`), ln2: layerNorm(`${prefix}.output.LayerNorm`) });
@@ -244,11 +220,7 @@ export class BertEncoder {
     const e = this.embeddings;
     releaseStored(engine, e.word, e.position, e.tokenType, e.gamma, e.beta);
     for (const layer of this.layers) {
-      for (const lin of Object.values(layer.linears)) {
-        if (lin.base.kind === 'nf4') releaseNf4(engine, lin.base.weight);
-        else engine.release(lin.base.weight);
-        engine.release(lin.bias);
-      }
+      for (const lin of Object.values(layer.linears)) releaseLinear(engine, lin);
       releaseStored(engine, layer.ln1.gamma, layer.ln1.beta, layer.ln2.gamma, layer.ln2.beta);
     }
     for (const a of this.adapters) a.release();
@@ -264,7 +236,7 @@ export class BertEncoder {
     const h = config.hiddenSize;
     const xa = new Map<string, Tensor>();
     const site = (k: number) => (i + 1) * 16 + k;
-    const lin = (suffix: LinearSuffix, input: Tensor, k: number) => this.linearForward(layer.linears[suffix], input, mode, siteSeed(mode.seed, site(k)), xa);
+    const lin = (suffix: LinearSuffix, input: Tensor, k: number) => linearForward(engine, layer.linears[suffix], input, this.step(mode, site(k), xa));
 
     const q = lin('attention.self.query', x, 0);
     const k = lin('attention.self.key', x, 1);
@@ -313,7 +285,7 @@ export class BertEncoder {
     const site = (k: number) => (i + 1) * 16 + k;
     // `accumulate`: dIn already holds a residual gradient to add to; otherwise it is overwritten.
     const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) =>
-      this.linearBackward(layer.linears[suffix], input, dOut, dIn, accumulate, mode, siteSeed(mode.seed, site(k)), c.xa);
+      linearBackward(engine, layer.linears[suffix], input, dOut, dIn, accumulate, this.step(mode, site(k), c.xa));
 
     const dh2 = engine.alloc([m, h]);
     layerNormBackward(engine, c.h2, layer.ln2.gamma, c.mean2, c.rstd2, dy2, dh2);
@@ -354,49 +326,8 @@ export class BertEncoder {
 
   // ---------------------------------------------------------------- linear + LoRA
 
-  private linearForward(lin: Linear, x: Tensor, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): Tensor {
-    const { engine } = this;
-    const rows = x.shape[0];
-    const y = engine.alloc([rows, lin.out]);
-    if (lin.base.kind === 'nf4') nf4Matmul(engine, x, lin.base.weight, y, { bias: lin.bias });
-    else matmul(engine, x, lin.base.weight, y, { transB: true, bias: lin.bias });
-    for (const adapter of this.adapters) {
-      const mod = adapter.modules.get(lin.name);
-      if (!mod) continue;
-      const xa = engine.alloc([rows, mod.r]);
-      const dropout = adapter.trainable && mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed } : null;
-      loraForward(engine, x, mod.a, mod.b, y, xa, mod.scale, dropout);
-      if (adapter.trainable && mode.train) saved.set(lin.name, xa);
-      else engine.release(xa);
-    }
-    return y;
-  }
-
-  /**
-   * dIn (if given) (+)= dOut·W + Σ frozen adapters' input grads + the trainable adapter's input grad
-   * (the base term overwrites dIn unless `accumulate`); the trainable adapter's dA, dB accumulate.
-   */
-  private linearBackward(lin: Linear, x: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): void {
-    const { engine } = this;
-    const rows = x.shape[0];
-    if (dIn) {
-      if (lin.base.kind === 'nf4') nf4MatmulInputGrad(engine, dOut, lin.base.weight, dIn, { accumulate });
-      else matmul(engine, dOut, lin.base.weight, dIn, { accumulate });
-    }
-    for (const adapter of this.adapters) {
-      const mod = adapter.modules.get(lin.name);
-      if (!mod) continue;
-      const scratch = engine.alloc([rows, mod.r]);
-      if (adapter.trainable) {
-        const grads = adapter.grads.get(lin.name)!;
-        const dropout = mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed } : null;
-        loraBackward(engine, x, mod.a, mod.b, saved.get(lin.name)!, dOut, grads.da, grads.db, dIn, mod.scale, dropout, scratch);
-      } else if (dIn) {
-        matmul(engine, dOut, mod.b, scratch); // [rows,out]·[out,r]
-        matmul(engine, scratch, mod.a, dIn, { accumulate: true, alpha: mod.scale }); // [rows,r]·[r,in]
-      }
-      engine.release(scratch);
-    }
+  private step(mode: ForwardMode, site: number, saved: Map<string, Tensor>): AdaptedStep {
+    return { adapters: this.adapters, train: mode.train, seed: siteSeed(mode.seed, site), saved };
   }
 
   private dropout(x: Tensor, mode: ForwardMode, site: number): Tensor {

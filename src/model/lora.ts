@@ -158,37 +158,26 @@ export interface GpuLoraModule {
 }
 
 /**
- * An adapter resident on the GPU. Trainable adapters also hold gradients. The pooler's LoRA, which
- * the engine never runs, stays on the host and comes back unchanged from `download`.
+ * LoRA modules resident on the GPU, for any model: `names` are the modules to upload from `tensors`
+ * (`${name}.lora_A` [r, in], `${name}.lora_B` [out, r]), already checked against the model by the
+ * caller. Trainable ones also hold gradients.
  */
-export class GpuAdapter {
+export class GpuLoraModules {
   readonly modules = new Map<string, GpuLoraModule>();
   readonly grads = new Map<string, { da: Tensor; db: Tensor }>();
-  private readonly carried: HostAdapterTensors = new Map();
 
   constructor(
     readonly engine: Engine,
-    readonly bert: BertConfig,
     readonly config: LoraConfig,
     tensors: HostAdapterTensors,
+    names: readonly string[],
     readonly trainable: boolean,
   ) {
-    validateLoraConfig(config);
-    // Adapters without the pooler's LoRA (from a base without a pooler, or made before it was kept) still
-    // apply: PEFT loads such a file with that LoRA at B = 0, which changes nothing. The engine never runs
-    // the pooler, so the base is taken to have one exactly when the adapter does; where the adapter meets
-    // the checkpoint (import, merge) it is checked against the checkpoint's own.
-    const pooler = tensors.has(`${POOLER_MODULE}.lora_A`) || tensors.has(`${POOLER_MODULE}.lora_B`);
-    checkAdapter(bert, { config, tensors }, 'LoRA adapter', { pooler });
     const scale = loraScale(config);
-    for (const name of resolveTargets(bert, config, { pooler })) {
-      const a = tensors.get(`${name}.lora_A`)!; // checked above
-      const b = tensors.get(`${name}.lora_B`)!;
-      if (name === POOLER_MODULE) {
-        this.carried.set(`${name}.lora_A`, a);
-        this.carried.set(`${name}.lora_B`, b);
-        continue;
-      }
+    for (const name of names) {
+      const a = tensors.get(`${name}.lora_A`);
+      const b = tensors.get(`${name}.lora_B`);
+      if (!a || !b) throw new Error(`LoRA adapter: ${name} needs both lora_A and lora_B`);
       this.modules.set(name, { a: engine.upload(a.data, a.shape), b: engine.upload(b.data, b.shape), r: config.r, scale });
       if (trainable) this.grads.set(name, { da: engine.alloc(a.shape, 'f32', true), db: engine.alloc(b.shape, 'f32', true) });
     }
@@ -222,7 +211,6 @@ export class GpuAdapter {
       out.set(`${name}.lora_A`, { shape: [...m.a.shape], data: await this.engine.readF32(m.a) });
       out.set(`${name}.lora_B`, { shape: [...m.b.shape], data: await this.engine.readF32(m.b) });
     }
-    for (const [name, t] of this.carried) out.set(name, { shape: [...t.shape], data: t.data.slice() });
     return out;
   }
 
@@ -232,8 +220,6 @@ export class GpuAdapter {
       this.engine.write(m.a, tensors.get(`${name}.lora_A`)!.data);
       this.engine.write(m.b, tensors.get(`${name}.lora_B`)!.data);
     }
-    // A snapshot from before the pooler's LoRA was carried lacks it; it never trains, so its init stands.
-    for (const name of this.carried.keys()) this.carried.set(name, tensors.get(name) ?? this.carried.get(name)!);
   }
 
   release(): void {
@@ -241,6 +227,46 @@ export class GpuAdapter {
     for (const g of this.grads.values()) this.engine.release(g.da, g.db);
     this.modules.clear();
     this.grads.clear();
+  }
+}
+
+/**
+ * A BERT adapter resident on the GPU, checked against the model. The pooler's LoRA, which the engine
+ * never runs, stays on the host and comes back unchanged from `download`.
+ */
+export class GpuAdapter extends GpuLoraModules {
+  private readonly carried: HostAdapterTensors = new Map();
+
+  constructor(engine: Engine, bert: BertConfig, config: LoraConfig, tensors: HostAdapterTensors, trainable: boolean) {
+    validateLoraConfig(config);
+    // Adapters without the pooler's LoRA (from a base without a pooler, or made before it was kept) still
+    // apply: PEFT loads such a file with that LoRA at B = 0, which changes nothing. The engine never runs
+    // the pooler, so the base is taken to have one exactly when the adapter does; where the adapter meets
+    // the checkpoint (import, merge) it is checked against the checkpoint's own.
+    const pooler = tensors.has(`${POOLER_MODULE}.lora_A`) || tensors.has(`${POOLER_MODULE}.lora_B`);
+    checkAdapter(bert, { config, tensors }, 'LoRA adapter', { pooler });
+    const modules = resolveTargets(bert, config, { pooler });
+    super(engine, config, tensors, modules.filter((name) => name !== POOLER_MODULE), trainable);
+    for (const half of ['lora_A', 'lora_B']) {
+      const t = pooler ? tensors.get(`${POOLER_MODULE}.${half}`) : undefined;
+      if (t) this.carried.set(`${POOLER_MODULE}.${half}`, t);
+    }
+  }
+
+  override async download(): Promise<HostAdapterTensors> {
+    const out = await super.download();
+    for (const [name, t] of this.carried) out.set(name, { shape: [...t.shape], data: t.data.slice() });
+    return out;
+  }
+
+  override load(tensors: HostAdapterTensors): void {
+    super.load(tensors);
+    // A snapshot from before the pooler's LoRA was carried lacks it; it never trains, so its init stands.
+    for (const name of this.carried.keys()) this.carried.set(name, tensors.get(name) ?? this.carried.get(name)!);
+  }
+
+  override release(): void {
+    super.release();
     this.carried.clear();
   }
 }
