@@ -64,7 +64,6 @@ if (args.length === 0) {
     'tests/model/bert-pytorch.gpu.test.ts',
     'tests/model/sentence-pytorch.gpu.test.ts',
     'tests/model/families-pytorch.gpu.test.ts',
-    'tests/model/decoder-pytorch.gpu.test.ts',
     'tests/model/training.gpu.test.ts',
     'tests/model/half-base.gpu.test.ts',
     'tests/model/device-limits.gpu.test.ts',
