@@ -41,11 +41,34 @@ export interface BaseOptions {
 }
 
 export interface ForwardMode {
-  /** Save activations for backward. */
+  /** Training forward: LoRA dropout on, and activations saved for backward (unless `noGrad`). */
   train: boolean;
   /** BERT hidden/embedding dropout probability (0 = off) and the step's seed (also drives LoRA dropout). */
   hiddenDropout: number;
   seed: number;
+  /** With `train`: the training forward's dropout, but nothing saved (the first pass of a cached step). */
+  noGrad?: boolean;
+  /**
+   * Index of this batch's first sequence in the step's whole batch, when the batch is a slice of it
+   * with the same padded length (default 0): dropout masks are drawn for each element's place in the
+   * whole batch, so a sequence drops the same units whichever slice it is run in.
+   */
+  firstSequence?: number;
+  /**
+   * Activation checkpointing: every n-th layer (0, n, 2n, …) keeps only its input and recomputes its
+   * forward inside backward; 0 or absent = every layer keeps its activations.
+   */
+  checkpointEvery?: number;
+}
+
+/** Whether a forward in `mode` saves what backward needs. */
+function savesActivations(mode: ForwardMode): boolean {
+  return mode.train && !mode.noGrad;
+}
+
+function isCheckpointed(layer: number, mode: ForwardMode): boolean {
+  const every = mode.checkpointEvery ?? 0;
+  return every > 0 && layer % every === 0;
 }
 
 type BaseWeight = { kind: 'f32'; weight: Tensor } | { kind: 'nf4'; weight: Nf4Weight };
@@ -65,7 +88,7 @@ interface Layer {
 }
 
 /** Activations one layer keeps for its backward pass. */
-interface LayerCache {
+export interface LayerCache {
   x: Tensor;
   q: Tensor;
   k: Tensor;
@@ -85,6 +108,9 @@ interface LayerCache {
   xa: Map<string, Tensor>;
 }
 
+/** What a layer keeps between forward and backward: its activations, or (checkpointed) its input only. */
+export type SavedLayer = LayerCache | { input: Tensor };
+
 export interface ForwardResult {
   /** Last hidden state [B·T, H]. */
   hidden: Tensor;
@@ -93,7 +119,7 @@ export interface ForwardResult {
   batch: number;
   seq: number;
   mode: ForwardMode;
-  caches: LayerCache[] | null;
+  caches: SavedLayer[] | null;
 }
 
 /** Per-site dropout seeds derived from the step seed, so every mask is distinct and reproducible. */
@@ -185,13 +211,14 @@ export class BertEncoder {
     const scratchRstd = engine.alloc([m]);
     layerNormForward(engine, reshape(summed, [m, h]), this.embeddings.gamma, this.embeddings.beta, x, scratchMean, scratchRstd, config.layerNormEps);
     engine.release(summed, scratchMean, scratchRstd);
-    x = this.dropout(x, mode, 0);
+    x = this.dropout(x, mode, 0, t);
 
-    const caches: LayerCache[] | null = mode.train ? [] : null;
+    const caches: SavedLayer[] | null = savesActivations(mode) ? [] : null;
     for (let i = 0; i < this.layers.length; i++) {
-      const { output, cache } = this.layerForward(i, x, mask, b, t, mode);
-      if (caches) caches.push(cache!);
-      else engine.release(x);
+      const checkpointed = caches !== null && isCheckpointed(i, mode);
+      const { output, cache } = this.layerForward(i, x, mask, b, t, mode, caches !== null && !checkpointed);
+      if (!caches) engine.release(x);
+      else caches.push(cache ?? { input: x });
       x = output;
     }
     return { hidden: x, mask, batch: b, seq: t, mode, caches };
@@ -199,11 +226,18 @@ export class BertEncoder {
 
   /** Backpropagate dHidden [B·T, H] into the trainable adapter's gradients (accumulated). */
   backward(result: ForwardResult, dHidden: Tensor): void {
-    if (!result.caches) throw new Error('backward needs a forward run with train: true');
+    if (!result.caches) throw new Error('backward needs a forward run with train: true (and not noGrad)');
     if (!this.trainableAdapter) throw new Error('backward needs a trainable adapter');
     let dy = dHidden;
     for (let i = this.layers.length - 1; i >= 0; i--) {
-      const dx = this.layerBackward(i, result.caches[i], dy, result, i > 0);
+      const saved = result.caches[i];
+      // A checkpointed layer runs its forward again, with the same dropout masks, for the activations.
+      const recomputed = 'input' in saved ? this.layerForward(i, saved.input, result.mask, result.batch, result.seq, result.mode, true) : null;
+      const dx = this.layerBackward(i, recomputed?.cache ?? (saved as LayerCache), dy, result, i > 0);
+      if (recomputed) {
+        this.engine.release(recomputed.output);
+        this.releaseActivations(recomputed.cache!);
+      }
       if (dy !== dHidden) this.engine.release(dy);
       dy = dx!;
     }
@@ -212,11 +246,21 @@ export class BertEncoder {
   releaseForward(result: ForwardResult): void {
     const { engine } = this;
     engine.release(result.hidden, result.mask);
-    for (const c of result.caches ?? []) {
-      engine.release(c.x, c.q, c.k, c.v, c.probs, c.context, c.h1, c.mean1, c.rstd1, c.y1, c.u, c.g, c.h2, c.mean2, c.rstd2);
-      for (const xa of c.xa.values()) engine.release(xa);
+    for (const saved of result.caches ?? []) {
+      if ('input' in saved) {
+        engine.release(saved.input);
+      } else {
+        engine.release(saved.x);
+        this.releaseActivations(saved);
+      }
     }
     result.caches = null;
+  }
+
+  /** Everything a layer cache holds but its input. */
+  private releaseActivations(c: LayerCache): void {
+    this.engine.release(c.q, c.k, c.v, c.probs, c.context, c.h1, c.mean1, c.rstd1, c.y1, c.u, c.g, c.h2, c.mean2, c.rstd2);
+    for (const xa of c.xa.values()) this.engine.release(xa);
   }
 
   destroy(): void {
@@ -237,14 +281,17 @@ export class BertEncoder {
 
   // ---------------------------------------------------------------- layers
 
-  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode) {
+  /** One layer's forward; with `save` it returns the activations its backward needs. */
+  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode, save: boolean) {
     const { engine, config } = this;
     const layer = this.layers[i];
     const m = b * t;
     const h = config.hiddenSize;
     const xa = new Map<string, Tensor>();
     const site = (k: number) => (i + 1) * 16 + k;
-    const lin = (suffix: LinearSuffix, input: Tensor, k: number) => this.linearForward(layer.linears[suffix], input, mode, siteSeed(mode.seed, site(k)), xa);
+    const firstRow = (mode.firstSequence ?? 0) * t;
+    const lin = (suffix: LinearSuffix, input: Tensor, k: number) =>
+      this.linearForward(layer.linears[suffix], input, mode, siteSeed(mode.seed, site(k)), firstRow, save ? xa : null);
 
     const q = lin('attention.self.query', x, 0);
     const k = lin('attention.self.key', x, 1);
@@ -254,7 +301,7 @@ export class BertEncoder {
     const probs = engine.alloc([b, config.numAttentionHeads, t, t]);
     attentionForward(engine, q, k, v, mask, context, probs, shape);
 
-    const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4));
+    const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4), t);
     const h1 = engine.alloc([m, h]);
     add(engine, attnOut, x, h1);
     engine.release(attnOut);
@@ -266,7 +313,7 @@ export class BertEncoder {
     const u = lin('intermediate.dense', y1, 5);
     const g = engine.alloc([m, config.intermediateSize]);
     geluForward(engine, u, g);
-    const out = this.dropout(lin('output.dense', g, 6), mode, site(7));
+    const out = this.dropout(lin('output.dense', g, 6), mode, site(7), t);
     const h2 = engine.alloc([m, h]);
     add(engine, out, y1, h2);
     engine.release(out);
@@ -275,7 +322,7 @@ export class BertEncoder {
     const rstd2 = engine.alloc([m]);
     layerNormForward(engine, h2, layer.ln2.gamma, layer.ln2.beta, y2, mean2, rstd2, config.layerNormEps);
 
-    if (!mode.train) {
+    if (!save) {
       engine.release(q, k, v, probs, context, h1, mean1, rstd1, y1, u, g, h2, mean2, rstd2);
       return { output: y2, cache: null };
     }
@@ -291,13 +338,14 @@ export class BertEncoder {
     const m = result.batch * result.seq;
     const h = config.hiddenSize;
     const site = (k: number) => (i + 1) * 16 + k;
+    const firstRow = (mode.firstSequence ?? 0) * result.seq;
     // `accumulate`: dIn already holds a residual gradient to add to; otherwise it is overwritten.
     const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) =>
-      this.linearBackward(layer.linears[suffix], input, dOut, dIn, accumulate, mode, siteSeed(mode.seed, site(k)), c.xa);
+      this.linearBackward(layer.linears[suffix], input, dOut, dIn, accumulate, mode, siteSeed(mode.seed, site(k)), firstRow, c.xa);
 
     const dh2 = engine.alloc([m, h]);
     layerNormBackward(engine, c.h2, layer.ln2.gamma, c.mean2, c.rstd2, dy2, dh2);
-    const dOut = this.dropoutGrad(dh2, mode, site(7));
+    const dOut = this.dropoutGrad(dh2, mode, site(7), result.seq);
     const dg = engine.alloc([m, config.intermediateSize]);
     back('output.dense', c.g, dOut, dg, false, 6);
     if (dOut !== dh2) engine.release(dOut);
@@ -312,7 +360,7 @@ export class BertEncoder {
     const dh1 = engine.alloc([m, h]);
     layerNormBackward(engine, c.h1, layer.ln1.gamma, c.mean1, c.rstd1, dy1, dh1);
     engine.release(dy1);
-    const dAttnOut = this.dropoutGrad(dh1, mode, site(4));
+    const dAttnOut = this.dropoutGrad(dh1, mode, site(4), result.seq);
     const dContext = engine.alloc([m, h]);
     back('attention.output.dense', c.context, dAttnOut, dContext, false, 3);
     if (dAttnOut !== dh1) engine.release(dAttnOut);
@@ -334,7 +382,8 @@ export class BertEncoder {
 
   // ---------------------------------------------------------------- linear + LoRA
 
-  private linearForward(lin: Linear, x: Tensor, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): Tensor {
+  /** `firstRow`: x's first row in the step's whole batch (dropout masks); `saved` receives the trainable adapter's X·Aᵀ. */
+  private linearForward(lin: Linear, x: Tensor, mode: ForwardMode, seed: number, firstRow: number, saved: Map<string, Tensor> | null): Tensor {
     const { engine } = this;
     const rows = x.shape[0];
     const y = engine.alloc([rows, lin.out]);
@@ -344,9 +393,9 @@ export class BertEncoder {
       const mod = adapter.modules.get(lin.name);
       if (!mod) continue;
       const xa = engine.alloc([rows, mod.r]);
-      const dropout = adapter.trainable && mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed } : null;
+      const dropout = adapter.trainable && mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed, indexOffset: firstRow * lin.in } : null;
       loraForward(engine, x, mod.a, mod.b, y, xa, mod.scale, dropout);
-      if (adapter.trainable && mode.train) saved.set(lin.name, xa);
+      if (adapter.trainable && saved) saved.set(lin.name, xa);
       else engine.release(xa);
     }
     return y;
@@ -356,7 +405,17 @@ export class BertEncoder {
    * dIn (if given) (+)= dOut·W + Σ frozen adapters' input grads + the trainable adapter's input grad
    * (the base term overwrites dIn unless `accumulate`); the trainable adapter's dA, dB accumulate.
    */
-  private linearBackward(lin: Linear, x: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, mode: ForwardMode, seed: number, saved: Map<string, Tensor>): void {
+  private linearBackward(
+    lin: Linear,
+    x: Tensor,
+    dOut: Tensor,
+    dIn: Tensor | null,
+    accumulate: boolean,
+    mode: ForwardMode,
+    seed: number,
+    firstRow: number,
+    saved: Map<string, Tensor>,
+  ): void {
     const { engine } = this;
     const rows = x.shape[0];
     if (dIn) {
@@ -369,7 +428,7 @@ export class BertEncoder {
       const scratch = engine.alloc([rows, mod.r]);
       if (adapter.trainable) {
         const grads = adapter.grads.get(lin.name)!;
-        const dropout = mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed } : null;
+        const dropout = mode.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed, indexOffset: firstRow * lin.in } : null;
         loraBackward(engine, x, mod.a, mod.b, saved.get(lin.name)!, dOut, grads.da, grads.db, dIn, mod.scale, dropout, scratch);
       } else if (dIn) {
         matmul(engine, dOut, mod.b, scratch); // [rows,out]·[out,r]
@@ -379,20 +438,26 @@ export class BertEncoder {
     }
   }
 
-  private dropout(x: Tensor, mode: ForwardMode, site: number): Tensor {
+  /** Hidden dropout on x [B·T, H] of sequences `seq` long (masks placed by mode.firstSequence). */
+  private dropout(x: Tensor, mode: ForwardMode, site: number, seq: number): Tensor {
     if (mode.hiddenDropout <= 0) return x;
     const y = this.engine.alloc(x.shape);
-    dropoutForward(this.engine, x, y, mode.hiddenDropout, siteSeed(mode.seed, site));
+    dropoutForward(this.engine, x, y, mode.hiddenDropout, siteSeed(mode.seed, site), hiddenMaskOffset(x, mode, seq));
     this.engine.release(x);
     return y;
   }
 
-  private dropoutGrad(dy: Tensor, mode: ForwardMode, site: number): Tensor {
+  private dropoutGrad(dy: Tensor, mode: ForwardMode, site: number, seq: number): Tensor {
     if (mode.hiddenDropout <= 0) return dy;
     const dx = this.engine.alloc(dy.shape);
-    dropoutBackward(this.engine, dy, dx, mode.hiddenDropout, siteSeed(mode.seed, site));
+    dropoutBackward(this.engine, dy, dx, mode.hiddenDropout, siteSeed(mode.seed, site), hiddenMaskOffset(dy, mode, seq));
     return dx;
   }
+}
+
+/** Index of x's [B·T, H] first element in the whole batch's tensor (see ForwardMode.firstSequence). */
+function hiddenMaskOffset(x: Tensor, mode: ForwardMode, seq: number): number {
+  return (mode.firstSequence ?? 0) * seq * x.shape[x.shape.length - 1];
 }
 
 /** The same buffer viewed with another shape of equal size. */
