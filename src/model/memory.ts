@@ -150,6 +150,8 @@ export interface PlanRequest {
   maxBufferBytes?: number;
   /** Storage precisions the engine offers, preferred first (default f32 only). */
   storages?: StoragePrecision[];
+  /** Choices already made (by the user): the plan chooses only the rest. */
+  fixed?: Partial<Pick<StepLayout, 'sequencesPerPass' | 'checkpointEvery'>>;
 }
 
 export interface MemoryPlan extends StepLayout {
@@ -191,16 +193,20 @@ export function planTraining(request: PlanRequest): MemoryPlan {
     throw new Error(`a training batch needs whole positive sequences and length, got ${shape.sequences} × ${shape.seq}`);
   }
   const maxBuffer = request.maxBufferBytes ?? Number.POSITIVE_INFINITY;
+  const fixed = request.fixed ?? {};
+  const checkpointChoices = fixed.checkpointEvery !== undefined ? [fixed.checkpointEvery] : CHECKPOINT_CHOICES.filter((every) => every <= config.numHiddenLayers);
+  // Slices per micro-batch to try: every count that changes the pass size, or the one asked for.
+  const fixedSlices = fixed.sequencesPerPass !== undefined ? Math.ceil(shape.sequences / Math.min(shape.sequences, fixed.sequencesPerPass || shape.sequences)) : null;
   let smallest: MemoryPlan | null = null;
   for (const storage of request.storages ?? ['f32']) {
     let best: MemoryPlan | null = null;
-    for (const checkpointEvery of CHECKPOINT_CHOICES.filter((every) => every <= config.numHiddenLayers)) {
+    for (const checkpointEvery of checkpointChoices) {
       let previous = 0;
-      for (let slices = 1; slices <= shape.sequences; slices++) {
+      for (let slices = fixedSlices ?? 1; slices <= (fixedSlices ?? shape.sequences); slices++) {
         const perPass = Math.ceil(shape.sequences / slices);
         if (perPass === previous) continue;
         previous = perPass;
-        const layout: StepLayout = { sequencesPerPass: slices === 1 ? null : perPass, checkpointEvery, storage };
+        const layout: StepLayout = { sequencesPerPass: slices === 1 ? null : (fixed.sequencesPerPass ?? perPass), checkpointEvery, storage };
         const estimate = estimateTrainingMemory(config, request.lora, shape, request.base, layout);
         const plan: MemoryPlan = {
           ...layout,

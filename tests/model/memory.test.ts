@@ -4,18 +4,10 @@ import { parseBertConfig } from '../../src/model/config.ts';
 import { checkpointedLayers, describePlan, estimateTrainingMemory, largestBatchWithin, planTraining } from '../../src/model/memory.ts';
 
 const GiB = 2 ** 30;
-const bertConfig = (layers: number, hidden: number, heads: number, intermediate: number, vocab: number) =>
-  parseBertConfig({
-    model_type: 'bert',
-    architectures: ['BertModel'],
-    vocab_size: vocab,
-    hidden_size: hidden,
-    num_hidden_layers: layers,
-    num_attention_heads: heads,
-    intermediate_size: intermediate,
-    max_position_embeddings: 512,
-  });
-const large = bertConfig(24, 1024, 16, 4096, 28895);
+/** config.json of a BERT with `layers`, hidden size `h` (heads of 64), intermediate 4·h and `vocab` tokens. */
+const bertConfig = (layers: number, h: number, vocab: number) =>
+  parseBertConfig({ model_type: 'bert', architectures: ['BertModel'], num_hidden_layers: layers, hidden_size: h, num_attention_heads: h / 64, intermediate_size: 4 * h, vocab_size: vocab });
+const large = bertConfig(24, 1024, 28895);
 const lora = { r: 16, alpha: 32, dropout: 0.1, rslora: false, targetModules: ['query', 'value'] };
 const nf4 = { quantization: 'nf4' } as const;
 const batch = { sequences: 64, seq: 128 };
@@ -90,6 +82,14 @@ describe('automatic memory plan', () => {
     expect(planTraining({ ...request, budgetBytes: 1.5 * GiB, storages: ['f32', 'f16'] }).storage).toBe('f32');
   });
 
+  it('plans only what the user left open', () => {
+    const plan = planTraining({ ...request, budgetBytes: 1.5 * GiB, fixed: { checkpointEvery: 0 } });
+    expect(plan).toMatchObject({ checkpointEvery: 0, fits: true });
+    expect(plan.sequencesPerPass).toBeLessThan(16);
+    expect(planTraining({ ...request, budgetBytes: 1.5 * GiB, fixed: { sequencesPerPass: 7 } })).toMatchObject({ sequencesPerPass: 7, passes: 20 });
+    expect(planTraining({ ...request, budgetBytes: 64 * GiB, fixed: { sequencesPerPass: 0 } })).toMatchObject({ sequencesPerPass: null, checkpointEvery: 0, passes: 1 });
+  });
+
   it('says when nothing fits, with the layout that needs least', () => {
     const plan = planTraining({ ...request, budgetBytes: 100 * 2 ** 20 });
     expect(plan.fits).toBe(false);
@@ -103,7 +103,7 @@ describe('automatic memory plan', () => {
   });
 
   it('finds the largest batch of pairs that fits a budget', () => {
-    const small = bertConfig(2, 64, 2, 128, 500);
+    const small = bertConfig(2, 64, 500);
     const request = { config: small, lora, base: nf4, seq: 16, budgetBytes: 64 * 2 ** 20 };
     const pairs = largestBatchWithin(request);
     expect(pairs).toBeGreaterThan(1);
