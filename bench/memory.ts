@@ -1,4 +1,4 @@
-// `npm run bench -- memory [--reps 3] [--cached-layers 12] [--per-pass 8] [--skip measured,timing]`
+// `npm run bench -- memory [--reps 3] [--cached-layers 12] [--per-pass 8] [--measure-pairs 32] [--measure-seq 128] [--skip measured,timing]`
 //
 // GPU memory of training under the automatic plan (src/model/memory.ts), and what the exact
 // bounded-memory step costs:
@@ -8,7 +8,8 @@
 //   plan under a 1 GiB budget);
 // - est_max_pairs_bge_small_1gib: the most pairs one exact step of BGE-small at seq 64 fits in 1 GiB;
 // - measured_over_estimate: engine.peakBytes of one training step ÷ the estimate, on a 2-layer model
-//   of BERT-large width (random weights, made here) run with BioLinkBERT-large's plan;
+//   of BERT-large width (random weights, made here) run with BioLinkBERT-large's plan (its number of
+//   slices and checkpointing; --measure-pairs / --measure-seq shrink the step for slow emulated GPUs);
 // - cached_step_time_ratio: median step time with --per-pass sequences per pass ÷ the one-shot
 //   step, BGE-small shape (--cached-layers of its 12 layers), 32 pairs × seq 32, steps alternated.
 // --skip leaves out the GPU parts (each is minutes of SwiftShader); their keys are then absent.
@@ -114,7 +115,8 @@ export default async function bench(args: string[]): Promise<void> {
   const engine = await createNodeEngine();
   log(`GPU: ${engine.adapter.vendor} ${engine.adapter.architecture} ${engine.adapter.description}`);
   const figures: Record<string, unknown> = {};
-  if (!skip.has('measured')) Object.assign(figures, await measurePeak(engine, largePlan));
+  const measureShape = { pairs: option(args, 'measure-pairs', PAIRS), seq: option(args, 'measure-seq', 128) };
+  if (!skip.has('measured')) Object.assign(figures, await measurePeak(engine, largePlan, measureShape));
   if (!skip.has('timing')) Object.assign(figures, await timeCachedStep(engine, reps, cachedLayers, perPass));
   engine.destroy();
 
@@ -137,22 +139,33 @@ export default async function bench(args: string[]): Promise<void> {
   );
 }
 
-/** Measured peak of one step of a 2-layer model of BERT-large width under `plan` ÷ its estimate. */
-async function measurePeak(engine: Engine, plan: MemoryPlan): Promise<Record<string, number>> {
+/**
+ * Measured peak of one step of a 2-layer model of BERT-large width ÷ its estimate, `shape.pairs`
+ * pairs × `shape.seq`, cut into as many slices as `plan` cuts 32 pairs, with its checkpointing.
+ */
+async function measurePeak(engine: Engine, plan: MemoryPlan, shape: { pairs: number; seq: number }): Promise<Record<string, unknown>> {
   const config = bertShape(2, 1024, 16, 4096, 28895);
+  const sequences = 2 * shape.pairs;
+  const slices = plan.sequencesPerPass === null ? 1 : Math.ceil((2 * PAIRS) / plan.sequencesPerPass);
+  const layout = { ...plan, sequencesPerPass: slices === 1 ? null : Math.ceil(sequences / slices) };
   const encoder = await randomEncoder(engine, config, 11);
-  const trainer = new Trainer(encoder, trainConfig(plan));
-  const batch = { tokens: benchTokenBatch(2 * PAIRS, 128, config.vocabSize, 12), anchors: PAIRS, labels: null };
+  const trainer = new Trainer(encoder, trainConfig(layout));
+  const batch = { tokens: benchTokenBatch(sequences, shape.seq, config.vocabSize, 12), anchors: shape.pairs, labels: null };
   engine.peakBytes = engine.liveBytes;
-  log('one step of the 2-layer BERT-large-width model…');
+  log(`one step of the 2-layer BERT-large-width model, ${shape.pairs} pairs × ${shape.seq}…`);
   await trainer.trainStep([batch]);
   const measured = engine.peakBytes;
-  const estimate = estimateTrainingMemory(config, LORA, { sequences: 2 * PAIRS, seq: 128, anchors: PAIRS }, NF4, plan).total;
-  console.log(`2-layer BERT-large width, same plan: measured peak ${(measured / 2 ** 20).toFixed(1)} MiB, estimate ${(estimate / 2 ** 20).toFixed(1)} MiB`);
+  const estimate = estimateTrainingMemory(config, LORA, { sequences, seq: shape.seq, anchors: shape.pairs }, NF4, layout).total;
+  console.log(`2-layer BERT-large width, ${shape.pairs} pairs × ${shape.seq}, plan's layout: measured peak ${(measured / 2 ** 20).toFixed(1)} MiB, estimate ${(estimate / 2 ** 20).toFixed(1)} MiB`);
   trainer.release();
   encoder.bert.destroy();
   engine.trimPool();
-  return { measured_over_estimate: +(measured / estimate).toFixed(3), measured_peak_bytes: measured, estimate_bytes: estimate };
+  return {
+    measured_over_estimate: +(measured / estimate).toFixed(3),
+    measured_peak_bytes: measured,
+    estimate_bytes: estimate,
+    measured_step: `2 layers, hidden 1024, ${shape.pairs} pairs × seq ${shape.seq}, ${layout.sequencesPerPass ?? sequences} sequences per pass, checkpoint every ${layout.checkpointEvery}`,
+  };
 }
 
 /** Median cached ÷ one-shot step time on the BGE-small shape, the two kinds of step alternated so both see the same machine load. */
