@@ -7,6 +7,7 @@ struct DropoutParams {
   seed: u32,
   keep_threshold: u32, // ceil(p * 2^32)
   keep_scale: f32,     // 1 / (1 - p)
+  index_offset: u32,   // added to i before hashing: a slice of a larger tensor draws its place's mask
 }
 
 @group(0) @binding(0) var<uniform> dp: DropoutParams;
@@ -17,6 +18,6 @@ struct DropoutParams {
 fn dropout_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= dp.n) { return; }
-  let keep = dropout_keep(dp.seed, i, dp.keep_threshold);
+  let keep = dropout_keep(dp.seed, i + dp.index_offset, dp.keep_threshold);
   dropout_out[i] = select(0.0, dropout_in[i] * dp.keep_scale, keep);
 }

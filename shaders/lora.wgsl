@@ -12,7 +12,7 @@
 // A narrow product has few output tiles but a long k (up to M = batch·seq), so it may be split
 // along k over the grid's z: each split writes raw partial sums and lora_narrow_finish adds them in
 // split order (deterministic) and applies scale/accumulate.
-// The dropout mask always indexes the big tensor's (narrow) or output's (wide) storage.
+// The dropout mask always indexes the big tensor's (narrow) or output's (wide) storage, plus index_offset.
 
 // Output columns per lora_narrow workgroup: 4, 8, 16, 32 or 64 (the rank rounded up). Operand layouts
 // and the accumulate/dropout switches are uniform flags rather than pipeline constants: one pipeline
@@ -68,6 +68,7 @@ struct NarrowParams {
   keep_threshold: u32,
   keep_scale: f32,
   scale: f32,
+  index_offset: u32,     // added to the mask index before hashing (see dropout.wgsl)
 }
 
 @group(0) @binding(0) var<uniform> np: NarrowParams;
@@ -79,7 +80,7 @@ fn narrow_big_at(p: u32, k: u32) -> f32 {
   if (p >= np.p_len || k >= np.k_len) { return 0.0; }
   let index = select(p * np.k_len + k, k * np.p_len + p, np.big_k_major != 0u);
   let v = narrow_big[index];
-  if (np.dropout != 0u) { return select(0.0, v * np.keep_scale, dropout_keep(np.seed, index, np.keep_threshold)); }
+  if (np.dropout != 0u) { return select(0.0, v * np.keep_scale, dropout_keep(np.seed, index + np.index_offset, np.keep_threshold)); }
   return v;
 }
 
@@ -186,6 +187,7 @@ struct WideParams {
   seed: u32,
   keep_threshold: u32,
   scale: f32, // includes 1/(1-p) when dropout
+  index_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> wp: WideParams;
@@ -201,7 +203,7 @@ fn wide_store(m: u32, n0: u32, row: vec4<f32>) {
     if (n < wp.n) {
       let index = m * wp.n + n;
       var v = wp.scale * row[j];
-      if (wp.dropout != 0u) { v = select(0.0, v, dropout_keep(wp.seed, index, wp.keep_threshold)); }
+      if (wp.dropout != 0u) { v = select(0.0, v, dropout_keep(wp.seed, index + wp.index_offset, wp.keep_threshold)); }
       wide_out[index] += v;
     }
   }

@@ -37,6 +37,9 @@ export const TRAIN_OPTIONS = {
   'hidden-dropout': { type: 'string' },
   seed: { type: 'string' },
   'checkpoint-every': { type: 'string' },
+  'micro-batch': { type: 'string' },
+  'checkpoint-every-layers': { type: 'string' },
+  'memory-budget': { type: 'string' },
 } as const;
 
 export const TRAIN_USAGE = `${ENCODER_USAGE}
@@ -57,6 +60,14 @@ export const TRAIN_USAGE = `${ENCODER_USAGE}
   --max-grad-norm N     global gradient-norm clip, 0 = off (default ${D.maxGradNorm})
   --hidden-dropout P    BERT hidden dropout while training (default ${D.hiddenDropout})
   --seed N              seed for the adapter init, shuffling and dropout (default ${D.seed})
+  --micro-batch N       sequences per encoder pass; the step stays exact (gradient caching: the loss
+                        sees the whole batch) with activations for N sequences only; 0 = the whole
+                        micro-batch in one pass (default: the memory plan's choice)
+  --checkpoint-every-layers N
+                        recompute 1 encoder layer in N inside backward instead of keeping its
+                        activations; 0 = off (default: the memory plan's choice)
+  --memory-budget GIB   GPU memory the memory plan fits the step into (default 4; WebGPU does not
+                        report the GPU's size)
 ${PAIR_USAGE}`;
 
 /** Everything a `train` run does with its data, decided before any GPU work. */
@@ -71,6 +82,8 @@ export interface TrainPlan {
   checkpointEvery: number;
   /** The trainer's settings; totalSteps = stepsPerEpoch × epochs, seed = --seed. */
   config: TrainConfig;
+  /** The memory plan's budget and the layout choices given (absent ones are planned once the model is known). */
+  memory: { budgetBytes: number; fixed: { sequencesPerPass?: number; checkpointEvery?: number } };
 }
 
 /** The plan `values` (parsed with TRAIN_OPTIONS) make for `data`; a bad value is a UsageError naming its option. */
@@ -108,7 +121,12 @@ export function trainPlan(values: Record<string, unknown>, data: PairExamples): 
     hiddenDropout: numberOption(values, 'hidden-dropout', D.hiddenDropout, probability),
     seed,
   };
-  return { lora, sentence: encoderOverrides(values), batchSize, epochs, stepsPerEpoch, checkpointEvery, config };
+  const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
+  const fixed: TrainPlan['memory']['fixed'] = {};
+  if (values['micro-batch'] !== undefined) fixed.sequencesPerPass = numberOption(values, 'micro-batch', 0, nonNegativeInt);
+  if (values['checkpoint-every-layers'] !== undefined) fixed.checkpointEvery = numberOption(values, 'checkpoint-every-layers', 0, nonNegativeInt);
+  const budgetBytes = numberOption(values, 'memory-budget', 4, (n) => n > 0) * 2 ** 30;
+  return { lora, sentence: encoderOverrides(values), batchSize, epochs, stepsPerEpoch, checkpointEvery, config, memory: { budgetBytes, fixed } };
 }
 
 /**

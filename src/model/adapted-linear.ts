@@ -56,8 +56,16 @@ export interface AdaptedStep {
   adapters: readonly GpuLoraModules[];
   train: boolean;
   seed: number;
-  /** LoRA X·Aᵀ of the trainable adapter, by module name (written by the forward, read by the backward). */
-  saved: Map<string, Tensor>;
+  /** The input's first row in the step's whole batch, so LoRA dropout masks follow the row, not the slice it runs in (default 0). */
+  firstRow?: number;
+  /** LoRA X·Aᵀ of the trainable adapter, by module name (written by a training forward, read by the backward); null: nothing kept. */
+  saved: Map<string, Tensor> | null;
+}
+
+/** The trainable adapter's LoRA dropout in this step, masks placed by the input's rows in the whole batch. */
+function loraDropout(adapter: GpuLoraModules, lin: Linear, step: AdaptedStep) {
+  if (!(adapter.trainable && step.train && adapter.config.dropout > 0)) return null;
+  return { p: adapter.config.dropout, seed: step.seed, indexOffset: (step.firstRow ?? 0) * lin.in };
 }
 
 /** y [rows, out] = x·Wᵀ + bias + Σ adapters' scale·(x·Aᵀ)·Bᵀ. */
@@ -71,9 +79,8 @@ export function linearForward(engine: Engine, lin: Linear, x: Tensor, step: Adap
     const mod = adapter.modules.get(lin.name);
     if (!mod) continue;
     const xa = engine.alloc([rows, mod.r]);
-    const dropout = adapter.trainable && step.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed: step.seed } : null;
-    loraForward(engine, x, mod.a, mod.b, y, xa, mod.scale, dropout);
-    if (adapter.trainable && step.train) step.saved.set(lin.name, xa);
+    loraForward(engine, x, mod.a, mod.b, y, xa, mod.scale, loraDropout(adapter, lin, step));
+    if (adapter.trainable && step.train && step.saved) step.saved.set(lin.name, xa);
     else engine.release(xa);
   }
   return y;
@@ -95,8 +102,9 @@ export function linearBackward(engine: Engine, lin: Linear, x: Tensor, dOut: Ten
     const scratch = engine.alloc([rows, mod.r]);
     if (adapter.trainable) {
       const grads = adapter.grads.get(lin.name)!;
-      const dropout = step.train && adapter.config.dropout > 0 ? { p: adapter.config.dropout, seed: step.seed } : null;
-      loraBackward(engine, x, mod.a, mod.b, step.saved.get(lin.name)!, dOut, grads.da, grads.db, dIn, mod.scale, dropout, scratch);
+      const xa = step.saved?.get(lin.name);
+      if (!xa) throw new Error(`${lin.name}: the backward needs the forward's saved LoRA activations (a training forward that keeps them)`);
+      loraBackward(engine, x, mod.a, mod.b, xa, dOut, grads.da, grads.db, dIn, mod.scale, loraDropout(adapter, lin, step), scratch);
     } else if (dIn) {
       matmul(engine, dOut, mod.b, scratch); // [rows,out]·[out,r]
       matmul(engine, scratch, mod.a, dIn, { accumulate: true, alpha: mod.scale }); // [rows,r]·[r,in]

@@ -47,11 +47,34 @@ export interface BaseOptions {
 }
 
 export interface ForwardMode {
-  /** Save activations for backward. */
+  /** Training forward: LoRA dropout on, and activations saved for backward (unless `noGrad`). */
   train: boolean;
   /** BERT hidden/embedding dropout probability (0 = off) and the step's seed (also drives LoRA dropout). */
   hiddenDropout: number;
   seed: number;
+  /** With `train`: the training forward's dropout, but nothing saved (the first pass of a cached step). */
+  noGrad?: boolean;
+  /**
+   * Index of this batch's first sequence in the step's whole batch, when the batch is a slice of it
+   * with the same padded length (default 0): dropout masks are drawn for each element's place in the
+   * whole batch, so a sequence drops the same units whichever slice it is run in.
+   */
+  firstSequence?: number;
+  /**
+   * Activation checkpointing: every n-th layer (0, n, 2n, …) keeps only its input and recomputes its
+   * forward inside backward; 0 or absent = every layer keeps its activations.
+   */
+  checkpointEvery?: number;
+}
+
+/** Whether a forward in `mode` saves what backward needs. */
+function savesActivations(mode: ForwardMode): boolean {
+  return mode.train && !mode.noGrad;
+}
+
+function isCheckpointed(layer: number, mode: ForwardMode): boolean {
+  const every = mode.checkpointEvery ?? 0;
+  return every > 0 && layer % every === 0;
 }
 
 interface LayerNormParams {
@@ -66,7 +89,7 @@ interface Layer {
 }
 
 /** Activations one layer keeps for its backward pass. */
-interface LayerCache {
+export interface LayerCache {
   x: Tensor;
   q: Tensor;
   k: Tensor;
@@ -86,6 +109,9 @@ interface LayerCache {
   xa: Map<string, Tensor>;
 }
 
+/** What a layer keeps between forward and backward: its activations, or (checkpointed) its input only. */
+export type SavedLayer = LayerCache | { input: Tensor };
+
 export interface ForwardResult {
   /** Last hidden state [B·T, H]. */
   hidden: Tensor;
@@ -94,7 +120,7 @@ export interface ForwardResult {
   batch: number;
   seq: number;
   mode: ForwardMode;
-  caches: LayerCache[] | null;
+  caches: SavedLayer[] | null;
 }
 
 export class BertEncoder {
@@ -181,13 +207,14 @@ export class BertEncoder {
     const scratchRstd = engine.alloc([m]);
     layerNormForward(engine, reshape(summed, [m, h]), this.embeddings.gamma, this.embeddings.beta, x, scratchMean, scratchRstd, config.layerNormEps);
     engine.release(summed, scratchMean, scratchRstd);
-    x = this.dropout(x, mode, 0);
+    x = this.dropout(x, mode, 0, t);
 
-    const caches: LayerCache[] | null = mode.train ? [] : null;
+    const caches: SavedLayer[] | null = savesActivations(mode) ? [] : null;
     for (let i = 0; i < this.layers.length; i++) {
-      const { output, cache } = this.layerForward(i, x, mask, b, t, mode);
-      if (caches) caches.push(cache!);
-      else engine.release(x);
+      const checkpointed = caches !== null && isCheckpointed(i, mode);
+      const { output, cache } = this.layerForward(i, x, mask, b, t, mode, caches !== null && !checkpointed);
+      if (!caches) engine.release(x);
+      else caches.push(cache ?? { input: x });
       x = output;
     }
     return { hidden: x, mask, batch: b, seq: t, mode, caches };
@@ -195,11 +222,18 @@ export class BertEncoder {
 
   /** Backpropagate dHidden [B·T, H] into the trainable adapter's gradients (accumulated). */
   backward(result: ForwardResult, dHidden: Tensor): void {
-    if (!result.caches) throw new Error('backward needs a forward run with train: true');
+    if (!result.caches) throw new Error('backward needs a forward run with train: true (and not noGrad)');
     if (!this.trainableAdapter) throw new Error('backward needs a trainable adapter');
     let dy = dHidden;
     for (let i = this.layers.length - 1; i >= 0; i--) {
-      const dx = this.layerBackward(i, result.caches[i], dy, result, i > 0);
+      const saved = result.caches[i];
+      // A checkpointed layer runs its forward again, with the same dropout masks, for the activations.
+      const recomputed = 'input' in saved ? this.layerForward(i, saved.input, result.mask, result.batch, result.seq, result.mode, true) : null;
+      const dx = this.layerBackward(i, recomputed?.cache ?? (saved as LayerCache), dy, result, i > 0);
+      if (recomputed) {
+        this.engine.release(recomputed.output);
+        this.releaseActivations(recomputed.cache!);
+      }
       if (dy !== dHidden) this.engine.release(dy);
       dy = dx!;
     }
@@ -208,11 +242,21 @@ export class BertEncoder {
   releaseForward(result: ForwardResult): void {
     const { engine } = this;
     engine.release(result.hidden, result.mask);
-    for (const c of result.caches ?? []) {
-      engine.release(c.x, c.q, c.k, c.v, c.probs, c.context, c.h1, c.mean1, c.rstd1, c.y1, c.u, c.g, c.h2, c.mean2, c.rstd2);
-      for (const xa of c.xa.values()) engine.release(xa);
+    for (const saved of result.caches ?? []) {
+      if ('input' in saved) {
+        engine.release(saved.input);
+      } else {
+        engine.release(saved.x);
+        this.releaseActivations(saved);
+      }
     }
     result.caches = null;
+  }
+
+  /** Everything a layer cache holds but its input. */
+  private releaseActivations(c: LayerCache): void {
+    this.engine.release(c.q, c.k, c.v, c.probs, c.context, c.h1, c.mean1, c.rstd1, c.y1, c.u, c.g, c.h2, c.mean2, c.rstd2);
+    for (const xa of c.xa.values()) this.engine.release(xa);
   }
 
   destroy(): void {
@@ -229,14 +273,16 @@ export class BertEncoder {
 
   // ---------------------------------------------------------------- layers
 
-  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode) {
+  /** One layer's forward; with `save` it returns the activations its backward needs. */
+  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode, save: boolean) {
     const { engine, config } = this;
     const layer = this.layers[i];
     const m = b * t;
     const h = config.hiddenSize;
     const xa = new Map<string, Tensor>();
     const site = (k: number) => (i + 1) * 16 + k;
-    const lin = (suffix: LinearSuffix, input: Tensor, k: number) => linearForward(engine, layer.linears[suffix], input, this.step(mode, site(k), xa));
+    const firstRow = (mode.firstSequence ?? 0) * t;
+    const lin = (suffix: LinearSuffix, input: Tensor, k: number) => linearForward(engine, layer.linears[suffix], input, this.step(mode, site(k), firstRow, save ? xa : null));
 
     const q = lin('attention.self.query', x, 0);
     const k = lin('attention.self.key', x, 1);
@@ -246,7 +292,7 @@ export class BertEncoder {
     const probs = engine.alloc([b, config.numAttentionHeads, t, t]);
     attentionForward(engine, q, k, v, mask, context, probs, shape);
 
-    const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4));
+    const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4), t);
     const h1 = engine.alloc([m, h]);
     add(engine, attnOut, x, h1);
     engine.release(attnOut);
@@ -258,7 +304,7 @@ export class BertEncoder {
     const u = lin('intermediate.dense', y1, 5);
     const g = engine.alloc([m, config.intermediateSize]);
     geluForward(engine, u, g);
-    const out = this.dropout(lin('output.dense', g, 6), mode, site(7));
+    const out = this.dropout(lin('output.dense', g, 6), mode, site(7), t);
     const h2 = engine.alloc([m, h]);
     add(engine, out, y1, h2);
     engine.release(out);
@@ -267,7 +313,7 @@ export class BertEncoder {
     const rstd2 = engine.alloc([m]);
     layerNormForward(engine, h2, layer.ln2.gamma, layer.ln2.beta, y2, mean2, rstd2, config.layerNormEps);
 
-    if (!mode.train) {
+    if (!save) {
       engine.release(q, k, v, probs, context, h1, mean1, rstd1, y1, u, g, h2, mean2, rstd2);
       return { output: y2, cache: null };
     }
@@ -283,13 +329,14 @@ export class BertEncoder {
     const m = result.batch * result.seq;
     const h = config.hiddenSize;
     const site = (k: number) => (i + 1) * 16 + k;
+    const firstRow = (mode.firstSequence ?? 0) * result.seq;
     // `accumulate`: dIn already holds a residual gradient to add to; otherwise it is overwritten.
     const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) =>
-      linearBackward(engine, layer.linears[suffix], input, dOut, dIn, accumulate, this.step(mode, site(k), c.xa));
+      linearBackward(engine, layer.linears[suffix], input, dOut, dIn, accumulate, this.step(mode, site(k), firstRow, c.xa));
 
     const dh2 = engine.alloc([m, h]);
     layerNormBackward(engine, c.h2, layer.ln2.gamma, c.mean2, c.rstd2, dy2, dh2);
-    const dOut = this.dropoutGrad(dh2, mode, site(7));
+    const dOut = this.dropoutGrad(dh2, mode, site(7), result.seq);
     const dg = engine.alloc([m, config.intermediateSize]);
     back('output.dense', c.g, dOut, dg, false, 6);
     if (dOut !== dh2) engine.release(dOut);
@@ -304,7 +351,7 @@ export class BertEncoder {
     const dh1 = engine.alloc([m, h]);
     layerNormBackward(engine, c.h1, layer.ln1.gamma, c.mean1, c.rstd1, dy1, dh1);
     engine.release(dy1);
-    const dAttnOut = this.dropoutGrad(dh1, mode, site(4));
+    const dAttnOut = this.dropoutGrad(dh1, mode, site(4), result.seq);
     const dContext = engine.alloc([m, h]);
     back('attention.output.dense', c.context, dAttnOut, dContext, false, 3);
     if (dAttnOut !== dh1) engine.release(dAttnOut);
@@ -326,24 +373,31 @@ export class BertEncoder {
 
   // ---------------------------------------------------------------- linear + LoRA
 
-  private step(mode: ForwardMode, site: number, saved: Map<string, Tensor>): AdaptedStep {
-    return { adapters: this.adapters, train: mode.train, seed: siteSeed(mode.seed, site), saved };
+  /** `firstRow`: the layer input's first row in the step's whole batch (LoRA dropout masks); `saved` receives the trainable adapter's X·Aᵀ (null: nothing kept). */
+  private step(mode: ForwardMode, site: number, firstRow: number, saved: Map<string, Tensor> | null): AdaptedStep {
+    return { adapters: this.adapters, train: mode.train, seed: siteSeed(mode.seed, site), firstRow, saved };
   }
 
-  private dropout(x: Tensor, mode: ForwardMode, site: number): Tensor {
+  /** Hidden dropout on x [B·T, H] of sequences `seq` long (masks placed by mode.firstSequence). */
+  private dropout(x: Tensor, mode: ForwardMode, site: number, seq: number): Tensor {
     if (mode.hiddenDropout <= 0) return x;
     const y = this.engine.alloc(x.shape);
-    dropoutForward(this.engine, x, y, mode.hiddenDropout, siteSeed(mode.seed, site));
+    dropoutForward(this.engine, x, y, mode.hiddenDropout, siteSeed(mode.seed, site), hiddenMaskOffset(x, mode, seq));
     this.engine.release(x);
     return y;
   }
 
-  private dropoutGrad(dy: Tensor, mode: ForwardMode, site: number): Tensor {
+  private dropoutGrad(dy: Tensor, mode: ForwardMode, site: number, seq: number): Tensor {
     if (mode.hiddenDropout <= 0) return dy;
     const dx = this.engine.alloc(dy.shape);
-    dropoutBackward(this.engine, dy, dx, mode.hiddenDropout, siteSeed(mode.seed, site));
+    dropoutBackward(this.engine, dy, dx, mode.hiddenDropout, siteSeed(mode.seed, site), hiddenMaskOffset(dy, mode, seq));
     return dx;
   }
+}
+
+/** Index of x's [B·T, H] first element in the whole batch's tensor (see ForwardMode.firstSequence). */
+function hiddenMaskOffset(x: Tensor, mode: ForwardMode, seq: number): number {
+  return (mode.firstSequence ?? 0) * seq * x.shape[x.shape.length - 1];
 }
 
 /** The same buffer viewed with another shape of equal size. */

@@ -1,8 +1,11 @@
 /**
  * GPU memory needed to train: base weights, LoRA parameters (+ gradients), optimizer state and
- * activations, estimated from the config and batch shape before anything is allocated. The engine's
+ * activations, estimated from the config, batch shape and step layout (gradient caching,
+ * checkpointing, storage precision) before anything is allocated, buffer by buffer as the engine's
+ * pool sizes them; and the automatic plan that picks a layout to fit a budget. The engine's
  * `peakBytes` gives the measured figure after a step.
  */
+import { sizeClass } from '../engine/engine.ts';
 import type { BertConfig } from './config.ts';
 import { type LoraConfig, moduleShape, resolveTargets } from './lora.ts';
 
@@ -15,15 +18,35 @@ export interface MemoryEstimate {
   total: number;
   /** The largest single buffer: must fit maxStorageBufferBindingSize. */
   largestBuffer: number;
+  /** The largest buffer whose size the step's layout controls (activations, the loss's matrices). */
+  largestActivationBuffer: number;
 }
 
 export interface TrainingShape {
   /** Sequences per micro-batch (for InfoNCE: anchors + positives + negatives). */
   sequences: number;
   seq: number;
+  /** Anchors (text_a) among them, which sizes the loss's similarity matrices; default half. */
+  anchors?: number;
 }
 
+/** Precision of what is stored but not trained: saved activations and the base's f32 parts. */
+export type StoragePrecision = 'f32' | 'f16';
+
+/** How a step runs: what the automatic plan chooses. */
+export interface StepLayout {
+  /** Sequences per encoder pass (gradient caching, exact); null = the whole micro-batch in one pass. */
+  sequencesPerPass: number | null;
+  /** Activation checkpointing of every n-th encoder layer; 0 = off. */
+  checkpointEvery: number;
+  /** Saved activations, word/position/token-type embeddings and LayerNorms in f32 or packed f16. */
+  storage: StoragePrecision;
+}
+
+export const ONE_SHOT_LAYOUT: StepLayout = { sequencesPerPass: null, checkpointEvery: 0, storage: 'f32' };
+
 const F32 = 4;
+const F16 = 2;
 
 /** Bytes of an NF4 weight of `n` elements: packed nibbles + absmax (fp32, or 8-bit with fp32 per 256 blocks). */
 export function nf4Bytes(n: number, doubleQuant: boolean): number {
@@ -32,43 +55,77 @@ export function nf4Bytes(n: number, doubleQuant: boolean): number {
   return packed + (doubleQuant ? Math.ceil(blocks / 4) * 4 + Math.ceil(blocks / 256) * F32 : blocks * F32);
 }
 
+/** What one buffer of `elements` values of `width` bytes takes from the engine's pool (its size class). */
+function buffer(elements: number, width = F32): number {
+  return sizeClass(Math.ceil((elements * width) / 4) * 4);
+}
+
+/** Layers that keep only their input when checkpointing every n-th (layers 0, n, 2n, …). */
+export function checkpointedLayers(layers: number, every: number): number {
+  return every > 0 ? Math.floor((layers - 1) / every) + 1 : 0;
+}
+
 export function estimateTrainingMemory(
   config: BertConfig,
   lora: LoraConfig | null,
   shape: TrainingShape,
   base: { quantization: 'nf4' | 'f32'; doubleQuant?: boolean },
+  layout: Partial<StepLayout> = {},
 ): MemoryEstimate {
+  const { sequencesPerPass, checkpointEvery, storage } = { ...ONE_SHOT_LAYOUT, ...layout };
   const h = config.hiddenSize;
   const i = config.intermediateSize;
   const layers = config.numHiddenLayers;
-  const embeddings = (config.vocabSize + config.maxPositionEmbeddings + config.typeVocabSize) * h * F32 + 2 * h * F32;
+  const stored = storage === 'f16' ? F16 : F32;
+  const words = config.vocabSize * h;
+  const embeddings = buffer(words, stored) + buffer(config.maxPositionEmbeddings * h, stored) + buffer(config.typeVocabSize * h, stored) + 2 * buffer(h, stored);
   const linearWeights = [h * h, h * h, h * h, h * h, h * i, i * h];
   const linearBytes = linearWeights.reduce(
     (sum, n) => sum + (base.quantization === 'nf4' ? nf4Bytes(n, base.doubleQuant ?? false) : n * F32),
     0,
   );
-  const biasesAndNorms = (4 * h + i + h + 4 * h) * F32;
-  const baseWeights = embeddings + layers * (linearBytes + biasesAndNorms);
+  const biases = (4 * h + i + h) * F32;
+  const norms = 4 * h * stored;
+  const baseWeights = embeddings + layers * (linearBytes + biases + norms);
 
   let loraParameters = 0;
-  let xaPerToken = 0;
+  const ranks: number[] = []; // one X·Aᵀ per adapted linear
   if (lora) {
     // GPU memory: the pooler's LoRA, if any, stays on the host (the engine does not run the pooler).
     for (const name of resolveTargets(config, lora, { pooler: false })) {
       const s = moduleShape(config, name);
       loraParameters += lora.r * (s.in + s.out) * F32;
-      xaPerToken += lora.r * F32;
+      if (name.startsWith('encoder.layer.0.')) ranks.push(lora.r);
     }
   }
-  const m = shape.sequences * shape.seq;
-  const probs = shape.sequences * config.numAttentionHeads * shape.seq * shape.seq * F32;
-  // Saved per layer: x q k v context h1 y1 h2 (8·H), u g (2·I), LayerNorm stats (4 floats), LoRA X·Aᵀ.
-  const perLayer = m * (8 * h + 2 * i + 4) * F32 + probs;
-  const saved = layers * perLayer + m * xaPerToken + m * h * F32;
-  // Backward holds a few transient [M,H] / [M,I] buffers and one probs-sized gradient at once.
-  const transient = m * (6 * h + 2 * i) * F32 + probs;
-  const activations = saved + transient;
-  const largestBuffer = Math.max(config.vocabSize * h * F32, m * i * F32, probs);
+
+  const n = shape.sequences;
+  const seq = shape.seq;
+  const anchors = shape.anchors ?? Math.ceil(n / 2);
+  const perPass = Math.min(n, sequencesPerPass || n);
+  const cached = perPass < n;
+  const pass = (p: number) => {
+    const m = p * seq;
+    const probs = p * config.numAttentionHeads * seq * seq;
+    // Saved per layer: x q k v context h1 y1 h2 (8·H), u g (2·I), probs, LoRA X·Aᵀ, LayerNorm mean/rstd (f32).
+    const layerSaved = 8 * buffer(m * h, stored) + 2 * buffer(m * i, stored) + buffer(probs, stored) + ranks.reduce((sum, r) => sum + buffer(m * r, stored), 0) + 4 * buffer(m);
+    const kept = checkpointedLayers(layers, checkpointEvery);
+    // A checkpointed layer keeps its input; backward rebuilds one layer's activations at a time.
+    const saved = kept * buffer(m * h, stored) + (layers - kept) * layerSaved + (kept > 0 ? layerSaved + buffer(m * h) : 0);
+    // Last hidden state, mask, pooling weights, pooled and normalised embeddings, norms.
+    const outputs = buffer(m * h) + 2 * buffer(m) + 2 * buffer(p * h) + buffer(p);
+    // Backward of a layer: up to 8 [M,H] gradients (dropout copies and the pooling's dHidden included), dG and dU, dScores.
+    const backward = 8 * buffer(m * h) + 2 * buffer(m * i) + buffer(probs);
+    return { total: saved + outputs + backward, largest: Math.max(buffer(m * i, F32), buffer(probs)) };
+  };
+  // The loss on all n embeddings: anchor/other copies and their gradients, dEmbeddings, logits, probabilities (and transposed), dLogits.
+  const others = n - anchors;
+  const lossBytes = 2 * buffer(anchors * h) + 2 * buffer(others * h) + buffer(n * h) + 3 * buffer(anchors * others) + buffer(anchors * anchors);
+  const step = pass(perPass);
+  // Gradient caching adds the batch's embeddings (pass 1) and a slice of dEmbeddings (pass 2); pass 1's
+  // in-flight layer is smaller than pass 2's saved activations and reuses their buffers.
+  const activations = step.total + lossBytes + (cached ? buffer(n * h) + buffer(perPass * h) : 0);
+  const largestActivationBuffer = Math.max(step.largest, buffer(anchors * others));
   const total = baseWeights + 2 * loraParameters + 2 * loraParameters + activations;
   return {
     baseWeights,
@@ -77,7 +134,8 @@ export function estimateTrainingMemory(
     optimizerState: 2 * loraParameters,
     activations,
     total,
-    largestBuffer,
+    largestBuffer: Math.max(buffer(words, stored), largestActivationBuffer),
+    largestActivationBuffer,
   };
 }
 
@@ -92,6 +150,117 @@ export function bufferLimitProblems(estimate: MemoryEstimate, limits: { maxBuffe
   }
   if (estimate.largestBuffer > maxBufferSize) problems.push(`The largest buffer needs ${estimate.largestBuffer} bytes, over this GPU's maxBufferSize of ${maxBufferSize}.`);
   return problems;
+}
+
+export interface PlanRequest {
+  config: BertConfig;
+  lora: LoraConfig | null;
+  shape: TrainingShape;
+  base: { quantization: 'nf4' | 'f32'; doubleQuant?: boolean };
+  /** GPU memory the step may use, in bytes. */
+  budgetBytes: number;
+  /** The device's largest binding (maxStorageBufferBindingSize): every activation buffer must fit. */
+  maxBufferBytes?: number;
+  /** Storage precisions the engine offers, preferred first (default f32 only). */
+  storages?: StoragePrecision[];
+  /** Choices already made (by the user): the plan chooses only the rest. */
+  fixed?: Partial<Pick<StepLayout, 'sequencesPerPass' | 'checkpointEvery'>>;
+}
+
+export interface MemoryPlan extends StepLayout {
+  estimate: MemoryEstimate;
+  /** Encoder passes per micro-batch (1 = one shot; a cached step runs 2 per slice). */
+  passes: number;
+  /** Estimated step time relative to the one-shot step without checkpointing. */
+  relativeTime: number;
+  fits: boolean;
+}
+
+/** Each encoder pass costs about as much as this many tokens more (launches, an underfilled GPU). */
+const PASS_OVERHEAD_TOKENS = 256;
+const CHECKPOINT_CHOICES = [0, 3, 2, 1];
+
+/**
+ * Time of a layout relative to the one-shot step, counting a forward as 1 and a backward as 2:
+ * gradient caching adds a forward, checkpointing the forward of the layers it recomputes.
+ */
+function relativeTime(config: BertConfig, shape: TrainingShape, layout: StepLayout): number {
+  const n = shape.sequences;
+  const perPass = Math.min(n, layout.sequencesPerPass || n);
+  const slices = Math.ceil(n / perPass);
+  const cached = slices > 1;
+  const work = 3 + (cached ? 1 : 0) + checkpointedLayers(config.numHiddenLayers, layout.checkpointEvery) / config.numHiddenLayers;
+  const tokens = n * shape.seq;
+  return (work * (tokens + (cached ? 2 : 1) * slices * PASS_OVERHEAD_TOKENS)) / (3 * (tokens + PASS_OVERHEAD_TOKENS));
+}
+
+/**
+ * The fastest layout whose estimate fits the budget (and whose activation buffers fit the device),
+ * trying the preferred storage precision first; if none fits, the one that needs least memory, with
+ * `fits` false. The loss and gradients are those of the one-shot step whatever is chosen.
+ */
+export function planTraining(request: PlanRequest): MemoryPlan {
+  const { config, shape, budgetBytes } = request;
+  if (!(budgetBytes > 0)) throw new Error(`the memory budget must be a positive number of bytes, got ${budgetBytes}`);
+  if (!(Number.isInteger(shape.sequences) && shape.sequences > 0 && Number.isInteger(shape.seq) && shape.seq > 0)) {
+    throw new Error(`a training batch needs whole positive sequences and length, got ${shape.sequences} × ${shape.seq}`);
+  }
+  const maxBuffer = request.maxBufferBytes ?? Number.POSITIVE_INFINITY;
+  const fixed = request.fixed ?? {};
+  const checkpointChoices = fixed.checkpointEvery !== undefined ? [fixed.checkpointEvery] : CHECKPOINT_CHOICES.filter((every) => every <= config.numHiddenLayers);
+  // Slices per micro-batch to try: every count that changes the pass size, or the one asked for.
+  const fixedSlices = fixed.sequencesPerPass !== undefined ? Math.ceil(shape.sequences / Math.min(shape.sequences, fixed.sequencesPerPass || shape.sequences)) : null;
+  let smallest: MemoryPlan | null = null;
+  for (const storage of request.storages ?? ['f32']) {
+    let best: MemoryPlan | null = null;
+    for (const checkpointEvery of checkpointChoices) {
+      let previous = 0;
+      for (let slices = fixedSlices ?? 1; slices <= (fixedSlices ?? shape.sequences); slices++) {
+        const perPass = Math.ceil(shape.sequences / slices);
+        if (perPass === previous) continue;
+        previous = perPass;
+        const layout: StepLayout = { sequencesPerPass: slices === 1 ? null : (fixed.sequencesPerPass ?? perPass), checkpointEvery, storage };
+        const estimate = estimateTrainingMemory(config, request.lora, shape, request.base, layout);
+        const plan: MemoryPlan = {
+          ...layout,
+          estimate,
+          passes: slices === 1 ? 1 : 2 * Math.ceil(shape.sequences / perPass),
+          relativeTime: relativeTime(config, shape, layout),
+          fits: estimate.total <= budgetBytes && estimate.largestActivationBuffer <= maxBuffer,
+        };
+        if (plan.fits && (!best || plan.relativeTime < best.relativeTime)) best = plan;
+        if (!smallest || estimate.total < smallest.estimate.total) smallest = { ...plan, fits: false };
+      }
+    }
+    if (best) return best;
+  }
+  return smallest!;
+}
+
+/** The most pairs (2 sequences each) whose one exact step fits `budgetBytes` under an automatic plan. */
+export function largestBatchWithin(request: Omit<PlanRequest, 'shape'> & { seq: number }, upTo = 1 << 20): number {
+  const fits = (pairs: number) => planTraining({ ...request, shape: { sequences: 2 * pairs, seq: request.seq, anchors: pairs } }).fits;
+  if (!fits(1)) return 0;
+  let lo = 1;
+  let hi = upTo;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** One line for people: the plan's layout and its estimate against the budget. */
+export function describePlan(plan: MemoryPlan, budgetBytes: number): string {
+  const n = plan.estimate;
+  const layout = [
+    plan.sequencesPerPass === null ? 'whole batch in one pass' : `${plan.sequencesPerPass} sequences per pass (exact, gradient-cached)`,
+    plan.checkpointEvery === 0 ? 'no checkpointing' : plan.checkpointEvery === 1 ? 'every layer checkpointed' : `1 layer in ${plan.checkpointEvery} checkpointed`,
+    `${plan.storage} storage`,
+  ].join(', ');
+  const verdict = plan.fits ? `of a ${formatBytes(budgetBytes)} budget` : `— over the ${formatBytes(budgetBytes)} budget even so`;
+  return `memory plan: ${layout}; estimate ${formatBytes(n.total)} ${verdict} (base ${formatBytes(n.baseWeights)}, activations ${formatBytes(n.activations)})`;
 }
 
 export function formatBytes(bytes: number): string {

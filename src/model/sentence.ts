@@ -35,6 +35,23 @@ export interface SentenceBatch extends TokenBatch {
   poolingMask?: Float32Array;
 }
 
+/** Sequences [start, end) of a batch, padded as the whole batch is (views, no copies). */
+export function sliceSequences(batch: SentenceBatch, start: number, end: number): SentenceBatch {
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= batch.batch)) {
+    throw new Error(`sequence slice [${start}, ${end}) is not inside a batch of ${batch.batch}`);
+  }
+  const rows = (a: Float32Array) => a.subarray(start * batch.seq, end * batch.seq);
+  const slice: SentenceBatch = {
+    inputIds: batch.inputIds.subarray(start * batch.seq, end * batch.seq),
+    tokenTypeIds: batch.tokenTypeIds.subarray(start * batch.seq, end * batch.seq),
+    attentionMask: rows(batch.attentionMask),
+    batch: end - start,
+    seq: batch.seq,
+  };
+  if (batch.poolingMask) slice.poolingMask = rows(batch.poolingMask);
+  return slice;
+}
+
 export interface SentenceForward {
   /** [B, H] sentence embeddings (normalised when asked). */
   embeddings: Tensor;

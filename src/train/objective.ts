@@ -6,7 +6,7 @@
 import type { Tensor } from '../engine/tensor.ts';
 import { cosinePairLossBackward, cosinePairLossForward, infoNceBackward, infoNceForward } from '../engine/ops/losses.ts';
 import type { ForwardMode } from '../model/bert.ts';
-import type { SentenceBatch, SentenceEncoder } from '../model/sentence.ts';
+import { type SentenceBatch, type SentenceEncoder, sliceSequences } from '../model/sentence.ts';
 
 export interface ContrastiveExample {
   anchor: string;
@@ -56,18 +56,84 @@ export function encodeExamples(encoder: SentenceEncoder, objective: Objective, e
   };
 }
 
-/** Record forward, loss and backward of one micro-batch; returns the loss tensor [1] (caller reads and releases it). */
-export function recordMicroBatch(encoder: SentenceEncoder, objective: Objective, batch: EncodedBatch, mode: ForwardMode, lossScale: number): Tensor {
+/**
+ * Record forward, loss and backward of one micro-batch; returns the loss tensor [1] (caller reads and
+ * releases it). With `passSize` (sequences per encoder pass) smaller than the batch, the step is
+ * gradient-cached: the same loss and gradients in memory bounded by one pass's activations.
+ */
+export function recordMicroBatch(
+  encoder: SentenceEncoder,
+  objective: Objective,
+  batch: EncodedBatch,
+  mode: ForwardMode,
+  lossScale: number,
+  passSize: number | null = null,
+): Tensor {
+  checkLabels(objective, batch);
+  if (passSize !== null && (!Number.isInteger(passSize) || passSize < 1)) throw new Error(`sequences per pass must be a positive integer, got ${passSize}`);
+  if (passSize === null || passSize >= batch.tokens.batch) return recordOneShot(encoder, objective, batch, mode, lossScale);
+  return recordCached(encoder, objective, batch, mode, lossScale, passSize);
+}
+
+function checkLabels(objective: Objective, batch: EncodedBatch): void {
+  if (objective.kind === 'cosine-pairs' && (!batch.labels || batch.tokens.batch !== 2 * batch.anchors)) {
+    throw new Error('labelled pairs need one text_b and one label per text_a');
+  }
+}
+
+function recordOneShot(encoder: SentenceEncoder, objective: Objective, batch: EncodedBatch, mode: ForwardMode, lossScale: number): Tensor {
+  // The losses compare cosines, as sentence-transformers' do, whether or not the model's output is normalised.
+  const state = encoder.forward(batch.tokens, mode, true);
+  const { loss, dEmbeddings } = recordLoss(encoder, objective, batch, state.embeddings, lossScale);
+  encoder.backward(state, dEmbeddings);
+  encoder.bert.engine.release(dEmbeddings);
+  encoder.release(state);
+  return loss;
+}
+
+/**
+ * Gradient caching (Gao et al., 2021): pass 1 embeds the batch `passSize` sequences at a time without
+ * keeping activations; the loss and d(loss)/d(embedding) are taken on the whole batch (every in-batch
+ * and hard negative); pass 2 runs each slice again with activations and back-propagates its rows of
+ * that gradient. Each slice keeps its place in the batch (ForwardMode.firstSequence), so both passes
+ * draw the one-shot step's dropout masks.
+ */
+function recordCached(encoder: SentenceEncoder, objective: Objective, batch: EncodedBatch, mode: ForwardMode, lossScale: number, passSize: number): Tensor {
+  const { engine } = encoder.bert;
+  const h = encoder.bert.config.hiddenSize;
+  const n = batch.tokens.batch;
+  const slices: { first: number; tokens: SentenceBatch }[] = [];
+  for (let first = 0; first < n; first += passSize) slices.push({ first, tokens: sliceSequences(batch.tokens, first, Math.min(n, first + passSize)) });
+  const embeddings = engine.alloc([n, h]);
+  for (const { first, tokens } of slices) {
+    const state = encoder.forward(tokens, { ...mode, noGrad: true, firstSequence: first }, true);
+    engine.copy(state.embeddings, embeddings, { dstOffset: first * h, count: tokens.batch * h });
+    encoder.release(state);
+  }
+  const { loss, dEmbeddings } = recordLoss(encoder, objective, batch, embeddings, lossScale);
+  engine.release(embeddings);
+  for (const { first, tokens } of slices) {
+    const state = encoder.forward(tokens, { ...mode, firstSequence: first }, true);
+    const dSlice = engine.alloc([tokens.batch, h]);
+    engine.copy(dEmbeddings, dSlice, { srcOffset: first * h, count: tokens.batch * h });
+    encoder.backward(state, dSlice);
+    engine.release(dSlice);
+    encoder.release(state);
+  }
+  engine.release(dEmbeddings);
+  return loss;
+}
+
+/** The loss [1] of the whole batch's embeddings [N, H] and its gradient with respect to them (×lossScale). */
+function recordLoss(encoder: SentenceEncoder, objective: Objective, batch: EncodedBatch, embeddings: Tensor, lossScale: number): { loss: Tensor; dEmbeddings: Tensor } {
   const { engine } = encoder.bert;
   const h = encoder.bert.config.hiddenSize;
   const b = batch.anchors;
   const c = batch.tokens.batch - b;
-  // The losses compare cosines, as sentence-transformers' do, whether or not the model's output is normalised.
-  const state = encoder.forward(batch.tokens, mode, true);
   const anchors = engine.alloc([b, h]);
   const others = engine.alloc([c, h]);
-  engine.copy(state.embeddings, anchors, { count: b * h });
-  engine.copy(state.embeddings, others, { srcOffset: b * h, count: c * h });
+  engine.copy(embeddings, anchors, { count: b * h });
+  engine.copy(embeddings, others, { srcOffset: b * h, count: c * h });
   const loss = engine.alloc([1]);
   const dAnchors = engine.alloc([b, h]);
   const dOthers = engine.alloc([c, h]);
@@ -81,8 +147,7 @@ export function recordMicroBatch(encoder: SentenceEncoder, objective: Objective,
     scratch.push(probs);
     if (probsT) scratch.push(probsT);
   } else {
-    if (!batch.labels || c !== b) throw new Error('labelled pairs need one text_b and one label per text_a');
-    const labels = engine.upload(batch.labels, [b]);
+    const labels = engine.upload(batch.labels!, [b]);
     cosinePairLossForward(engine, anchors, others, labels, loss);
     cosinePairLossBackward(engine, anchors, others, labels, dAnchors, dOthers, lossScale);
     scratch.push(labels);
@@ -90,8 +155,6 @@ export function recordMicroBatch(encoder: SentenceEncoder, objective: Objective,
   const dEmbeddings = engine.alloc([b + c, h]);
   engine.copy(dAnchors, dEmbeddings);
   engine.copy(dOthers, dEmbeddings, { dstOffset: b * h });
-  encoder.backward(state, dEmbeddings);
-  engine.release(anchors, others, dAnchors, dOthers, dEmbeddings, ...scratch);
-  encoder.release(state);
-  return loss;
+  engine.release(anchors, others, dAnchors, dOthers, ...scratch);
+  return { loss, dEmbeddings };
 }

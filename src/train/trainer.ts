@@ -24,6 +24,13 @@ export interface TrainConfig {
   /** BERT hidden dropout during training (LoRA dropout is part of the adapter's config). */
   hiddenDropout: number;
   seed: number;
+  /**
+   * Sequences per encoder pass within a micro-batch (gradient caching: the same loss and gradients,
+   * with activations for this many sequences only); null or 0 = the whole micro-batch in one pass.
+   */
+  sequencesPerPass?: number | null;
+  /** Activation checkpointing of every n-th encoder layer (see ForwardMode.checkpointEvery); 0 = off. */
+  checkpointEvery?: number;
 }
 
 export interface StepReport {
@@ -63,6 +70,13 @@ export class Trainer {
     if (!Number.isInteger(config.gradientAccumulation) || config.gradientAccumulation < 1) {
       throw new Error(`gradient accumulation must be a positive integer, got ${config.gradientAccumulation}`);
     }
+    const { sequencesPerPass, checkpointEvery } = config;
+    if (sequencesPerPass != null && sequencesPerPass !== 0 && !(Number.isInteger(sequencesPerPass) && sequencesPerPass > 0)) {
+      throw new Error(`sequences per pass must be a positive integer (or 0 for one pass), got ${sequencesPerPass}`);
+    }
+    if (checkpointEvery !== undefined && !(Number.isInteger(checkpointEvery) && checkpointEvery >= 0)) {
+      throw new Error(`checkpoint every n-th layer needs a non-negative integer n (0 = off), got ${checkpointEvery}`);
+    }
     this.adapter = adapter;
     this.optimizer = new AdamW(encoder.bert.engine, adapter.parameters().params);
   }
@@ -82,8 +96,8 @@ export class Trainer {
     const losses: Tensor[] = [];
     microBatches.forEach((batch, k) => {
       const seed = hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ k) >>> 0);
-      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed };
-      losses.push(recordMicroBatch(this.encoder, config.objective, batch, mode, 1 / config.gradientAccumulation));
+      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed, checkpointEvery: config.checkpointEvery ?? 0 };
+      losses.push(recordMicroBatch(this.encoder, config.objective, batch, mode, 1 / config.gradientAccumulation, config.sequencesPerPass || null));
     });
     const lr = learningRate(this.step, config.learningRate, config.warmupSteps, config.totalSteps);
     this.optimizer.step(this.adapter.parameters().grads, {

@@ -8,11 +8,11 @@ import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray
 // f32 result of x·(1/(1-p)): one rounding of the scale and one of the product.
 const F32_TOL = { atol: 0, rtol: 2.5e-7 };
 
-async function gpuMask(n: number, p: number, seed: number): Promise<Uint8Array> {
+async function gpuMask(n: number, p: number, seed: number, indexOffset = 0): Promise<Uint8Array> {
   const engine = await gpuEngine();
   const x = engine.upload(new Float32Array(n).fill(1), [n]);
   const y = engine.alloc([n]);
-  dropoutForward(engine, x, y, p, seed);
+  dropoutForward(engine, x, y, p, seed, indexOffset);
   const got = await engine.readF32(y);
   engine.release(x, y);
   return Uint8Array.from(got, (v) => (v !== 0 ? 1 : 0));
@@ -27,6 +27,14 @@ describe('dropout (counter-based mask)', () => {
       const firstDiff = got.findIndex((v, i) => v !== want[i]);
       expect(firstDiff, `seed ${seed}: first differing element`).toBe(-1);
     }
+  });
+
+  it('an index offset draws the slice of the larger mask at that place, wrapping at 2^32', async () => {
+    const whole = await gpuMask(5000, 0.3, 99);
+    expectBitIdentical(Float32Array.from(await gpuMask(1200, 0.3, 99, 3000)), Float32Array.from(whole.subarray(3000, 4200)), 'slice at 3000');
+    const wrapped = dropoutMaskRef(1000, 0.3, 99, 2 ** 32 - 500);
+    expectBitIdentical(Float32Array.from(await gpuMask(1000, 0.3, 99, 2 ** 32 - 500)), Float32Array.from(wrapped), 'offset past 2^32');
+    expectBitIdentical(Float32Array.from(wrapped.subarray(500)), Float32Array.from(whole.subarray(0, 500)), 'wraps to index 0');
   });
 
   it('keeps about 1-p of the elements', async () => {

@@ -118,6 +118,10 @@ describe('LoRA forward/backward', () => {
     await expectMatchesReference(makeCase({ m, inF, outF, r }, 77 + m), { p: 0.1, seed: 4242 });
   });
 
+  it('with an index offset, matches the reference whose mask is drawn at that offset', async () => {
+    await expectMatchesReference(makeCase({ m: 33, inF: 72, outF: 200, r: 4 }, 12), { p: 0.2, seed: 4242, indexOffset: 5 * 72 });
+  });
+
   it.each([
     [33, 72, 200, 64],
     [7, 200, 72, 80], // r over one 64-column tile

@@ -34,19 +34,29 @@ export async function expectReferenceEmbeddings({ bert, adapter, encoder }: Refe
   }
 }
 
-/** The loss and every LoRA gradient at the initial adapter; `peftKey` names an adapter tensor as the reference does. */
+/** The reference's (PEFT's) key of an adapter tensor named `<module>.lora_A` / `.lora_B`. */
+export function peftKey(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return `base_model.model.${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`;
+}
+
+/**
+ * The loss and every LoRA gradient at the initial adapter; `peftKey` names an adapter tensor as the
+ * reference does; `sequencesPerPass` runs the step gradient-cached.
+ */
 export async function expectReferenceGradients(
   { bert, adapter, encoder }: ReferenceSetup,
   model: FixtureModel,
   referenceName: string,
   peftKey: (name: string) => string,
+  sequencesPerPass: number | null = null,
 ): Promise<void> {
   const { engine } = bert;
   bert.adapters = [adapter];
   const ref = readFixtureReference(model, referenceName);
   const { tokens, anchors } = fixtureBatch(model);
   adapter.zeroGrads();
-  const loss = recordMicroBatch(encoder, { kind: 'infonce', scale: 20, symmetric: false }, { tokens, anchors, labels: null }, { train: true, hiddenDropout: 0, seed: 0 }, 1);
+  const loss = recordMicroBatch(encoder, { kind: 'infonce', scale: 20, symmetric: false }, { tokens, anchors, labels: null }, { train: true, hiddenDropout: 0, seed: 0 }, 1, sequencesPerPass);
   const lossValue = (await engine.readF32(loss))[0];
   expect(Math.abs(lossValue - ref.meta.loss.value)).toBeLessThan(1e-5 * Math.max(1, ref.meta.loss.value));
   const { grads, names } = adapter.parameters();

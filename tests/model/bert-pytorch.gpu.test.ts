@@ -15,12 +15,7 @@ import { Trainer } from '../../src/train/trainer.ts';
 import { fixtureBatch, loadFixtureModel, readFixtureAdapter, readFixtureReference } from '../helpers/fixtures.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/numeric.ts';
-import { expectReferenceEmbeddings, expectReferenceGradients } from '../helpers/reference-checks.ts';
-
-const pefKey = (name: string) => {
-  const dot = name.lastIndexOf('.');
-  return `base_model.model.${name.slice(0, dot)}.${name.slice(dot + 1)}.weight`;
-};
+import { expectReferenceEmbeddings, expectReferenceGradients, peftKey } from '../helpers/reference-checks.ts';
 
 async function setup(engine: Engine, model: 'tiny' | 'odd', base: BaseQuantization, adapterDir = 'adapter_init') {
   const files = await loadFixtureModel(model);
@@ -51,7 +46,7 @@ describe.each(CASES)('BERT %s, %s base (%s) vs PyTorch', (model, base, adapterDi
   it('InfoNCE loss and every LoRA gradient match (loss 1e-5, gradients 1e-3 relative)', async () => {
     const engine = await gpuEngine();
     const loaded = await setup(engine, model, base, adapterDir);
-    await expectReferenceGradients(loaded, model, referenceName, pefKey);
+    await expectReferenceGradients(loaded, model, referenceName, peftKey);
     loaded.bert.destroy();
   });
 
@@ -88,7 +83,7 @@ describe.each(CASES)('BERT %s, %s base (%s) vs PyTorch', (model, base, adapterDi
     const trained = await adapter.download();
     let compared = 0;
     for (const [name, tensor] of trained) {
-      const key = pefKey(name);
+      const key = peftKey(name);
       const expected = ref.tensors.get(`adapter_step3.${key}`)!.data;
       const skip = sensitive.get(key) ?? new Set<number>();
       const got = tensor.data.filter((_, i) => !skip.has(i));

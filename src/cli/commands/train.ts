@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { adapterFolder } from '../../model/adapter-settings.ts';
 import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
-import { estimateTrainingMemory, formatBytes } from '../../model/memory.ts';
+import { describePlan, formatBytes, planTraining } from '../../model/memory.ts';
 import { peftConfigOf } from '../../model/peft-files.ts';
 import { hasPooler } from '../../model/state-dict.ts';
 import { DivergedError, adapterHealth } from '../../train/divergence.ts';
@@ -72,11 +72,18 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   cli.bert.adapters = [...cli.adapters, adapter];
   const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
   const sequences = batchSize * (2 + negatives);
-  const estimate = estimateTrainingMemory(cli.files.config, lora, { sequences, seq: cli.encoder.options.maxLength }, { quantization: cli.bert.quantization });
-  process.stderr.write(
-    `${data.examples.length} ${data.layout} examples, ${totalSteps} steps; GPU memory estimate ${formatBytes(estimate.total)} (base ${formatBytes(estimate.baseWeights)}, activations ≤ ${formatBytes(estimate.activations)})\n`,
-  );
-  const trainer = new Trainer(cli.encoder, config);
+  const memoryPlan = planTraining({
+    config: cli.files.config,
+    lora,
+    shape: { sequences, seq: cli.encoder.options.maxLength, anchors: batchSize },
+    base: { quantization: cli.bert.quantization },
+    budgetBytes: plan.memory.budgetBytes,
+    maxBufferBytes: cli.engine.limits.maxStorageBufferBindingSize,
+    fixed: plan.memory.fixed,
+  });
+  const estimate = memoryPlan.estimate;
+  process.stderr.write(`${data.examples.length} ${data.layout} examples, ${totalSteps} steps; ${describePlan(memoryPlan, plan.memory.budgetBytes)}\n`);
+  const trainer = new Trainer(cli.encoder, { ...config, sequencesPerPass: memoryPlan.sequencesPerPass, checkpointEvery: memoryPlan.checkpointEvery });
   if (resumeFrom) {
     trainer.restore(resumeFrom.snapshot);
     process.stderr.write(`resuming at step ${trainer.step} of ${totalSteps} from ${join(out, CHECKPOINT_FILE)}\n`);
@@ -100,6 +107,9 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
         process.stderr.write(
           `${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), examples_per_s: round(examplesSeen / seconds) })}\n`,
         );
+        if (report.step === (resumeFrom?.snapshot.step ?? 0) + 1) {
+          process.stderr.write(`GPU memory after the first step: peak ${formatBytes(cli.engine.peakBytes)}, estimated ${formatBytes(estimate.total)}\n`);
+        }
       },
       checkpointDue: (step) => step % checkpointEvery === 0 || interrupt.raised,
       saveCheckpoint: async (snapshot) => {

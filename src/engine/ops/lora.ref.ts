@@ -12,7 +12,7 @@ export interface LoraDims {
 
 /** drop(x): x·mask/(1-p), or x itself without dropout. */
 function droppedInput(x: ArrayLike<number>, dropout: LoraDropout | null): Float64Array {
-  return dropout ? dropoutForwardRef(x, dropout.p, dropout.seed) : Float64Array.from(x);
+  return dropout ? dropoutForwardRef(x, dropout.p, dropout.seed, dropout.indexOffset) : Float64Array.from(x);
 }
 
 /** xa = drop(x)·Aᵀ [m, r] and the forward's contribution delta = scale·xa·Bᵀ [m, out] (y += delta). */

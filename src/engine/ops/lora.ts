@@ -17,6 +17,8 @@ import { dispatchPerElement, expectDistinct } from './launch.ts';
 export interface LoraDropout {
   p: number;
   seed: number;
+  /** Added to x's element indices before hashing (x is a slice of a larger batch); default 0. */
+  indexOffset?: number;
 }
 
 const source = randomSource + loraSource;
@@ -28,7 +30,7 @@ const NARROW_K = 16; // k per staged tile; splits are multiples of it
 const TARGET_WORKGROUPS = 512;
 const MIN_SPLIT_K = 256;
 const WIDE_TILE = 64; // rows and columns per lora_wide workgroup
-const NO_DROPOUT: DropoutConstants = { seed: 0, keepThreshold: 0, keepScale: 1 };
+const NO_DROPOUT: DropoutConstants = { seed: 0, keepThreshold: 0, keepScale: 1, indexOffset: 0 };
 
 /** Output columns per lora_narrow workgroup: the rank rounded up to a power of two in [4, 64]. */
 function rankTile(r: number): number {
@@ -76,6 +78,7 @@ function narrow(
     .u32(...[layout.bigKMajor, layout.smallRankMajor, layout.outRankMajor, layout.accumulate, dropout !== null].map(Number))
     .u32(d.seed, d.keepThreshold)
     .f32(d.keepScale, scale)
+    .u32(d.indexOffset)
     .build();
   const spec: KernelSpec = { ...NARROW, constants: { RANK_TILE: tile } };
   engine.dispatch(spec, params, [big.buffer, small.buffer, (partial ?? out).buffer], [grid[0], grid[1], splits]);
@@ -100,6 +103,7 @@ function wide(
   const params = new Params()
     .u32(dims.m, dims.n, dims.r, Number(smallRankMajor), Number(dropout !== null), d.seed, d.keepThreshold)
     .f32(scale)
+    .u32(d.indexOffset)
     .build();
   engine.dispatch(WIDE, params, [thin.buffer, small.buffer, out.buffer], [ceilDiv(dims.n, WIDE_TILE), ceilDiv(dims.m, WIDE_TILE)]);
 }
@@ -120,7 +124,7 @@ function checkScale(op: string, scale: number): void {
 
 function loraDropoutConstants(op: string, dropout: LoraDropout | null): DropoutConstants | null {
   if (!dropout) return null;
-  const constants = dropoutConstants(op, dropout.p, dropout.seed);
+  const constants = dropoutConstants(op, dropout.p, dropout.seed, dropout.indexOffset);
   return dropout.p === 0 ? null : constants;
 }
 
