@@ -5,7 +5,7 @@
 import type { AdapterDescription } from '../engine/engine.ts';
 import type { BeforeAfterResult } from '../eval/before-after.ts';
 import type { FileProgress } from '../model/file-source.ts';
-import type { MemoryEstimate } from '../model/memory.ts';
+import type { MemoryEstimate, MemoryPlan } from '../model/memory.ts';
 import type { SentenceSettings, SettingOrigins } from '../model/sentence-config.ts';
 import type { RunRecord } from '../train/run-store.ts';
 import type { StepReport } from '../train/trainer.ts';
@@ -47,6 +47,10 @@ export interface ModelPreview {
 }
 
 export interface MemoryCheck {
+  /** How the step is laid out to fit the budget (exact whatever is chosen), and its estimate. */
+  plan: Pick<MemoryPlan, 'sequencesPerPass' | 'checkpointEvery' | 'storage' | 'relativeTime' | 'fits'>;
+  /** The plan in one line, with the budget. */
+  description: string;
   estimate: MemoryEstimate;
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
@@ -59,7 +63,7 @@ export type RunState = 'training' | 'paused' | 'recovering' | 'done' | 'cancelle
 export type SessionEvent =
   | { type: 'download'; progress: FileProgress }
   | { type: 'log'; message: string }
-  | { type: 'step'; runId: string; report: StepReport; totalSteps: number; examplesPerSecond: number; etaSeconds: number }
+  | { type: 'step'; runId: string; report: StepReport; totalSteps: number; examplesPerSecond: number; etaSeconds: number; peakBytes: number }
   | { type: 'checkpoint'; runId: string; step: number }
   | { type: 'state'; runId: string; state: RunState; message?: string }
   | { type: 'evaluation'; done: number; total: number }
@@ -70,6 +74,8 @@ export interface TrainOptions {
   resume: boolean;
   /** Send a t-SNE map of the evaluation texts at every checkpoint (slows training down). */
   liveMap: boolean;
+  /** GPU memory the training step is planned to fit into. */
+  memoryBudgetBytes: number;
 }
 
 export type SessionListener = (event: SessionEvent) => void;

@@ -23,7 +23,7 @@ import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoin
 import type { ModelFileSource } from '../model/file-source.ts';
 import type { HubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
-import { bufferLimitProblems, estimateTrainingMemory } from '../model/memory.ts';
+import { type MemoryPlan, bufferLimitProblems, describePlan, planTraining } from '../model/memory.ts';
 import { type ModelRef, modelRefSource } from '../model/model-ref.ts';
 import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf, peftConfigOf, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
 import { mergedModelFolder } from '../model/sentence-folder.ts';
@@ -150,16 +150,41 @@ export class LabSession {
     return adapter ? describePeftAdapter(adapter) : null;
   }
 
-  /** The training memory estimate for `config`, checked against this device's limits. */
-  checkMemory(config: RunConfig): MemoryCheck {
+  /** The memory plan for `config` under the budget, and its estimate checked against this device's limits. */
+  checkMemory(config: RunConfig, budgetBytes: number): MemoryCheck {
+    const engine = this.requireEngine();
+    const plan = this.memoryPlan(config, budgetBytes);
+    const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
+    const { sequencesPerPass, checkpointEvery, storage, relativeTime, fits } = plan;
+    return {
+      plan: { sequencesPerPass, checkpointEvery, storage, relativeTime, fits },
+      description: describePlan(plan, budgetBytes),
+      estimate: plan.estimate,
+      maxBufferSize,
+      maxStorageBufferBindingSize,
+      problems: bufferLimitProblems(plan.estimate, engine.limits),
+    };
+  }
+
+  /**
+   * The fastest exact step layout (gradient caching, checkpointing) whose estimate fits the budget.
+   * Only f32 storage of saved activations is implemented in the encoder, so the plan chooses among
+   * f32 layouts. Sequences per micro-batch: anchors, positives and (estimated) one negative each.
+   */
+  private memoryPlan(config: RunConfig, budgetBytes: number): MemoryPlan {
     const engine = this.requireEngine();
     const model = this.requireModel();
     const negatives = config.train.objective.kind === 'infonce' ? 1 : 0;
     const sequences = config.train.batchSize * (2 + negatives);
     const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
-    const estimate = estimateTrainingMemory(model.files.config, config.lora, { sequences, seq }, { quantization: config.quantization });
-    const { maxBufferSize, maxStorageBufferBindingSize } = engine.limits;
-    return { estimate, maxBufferSize, maxStorageBufferBindingSize, problems: bufferLimitProblems(estimate, engine.limits) };
+    return planTraining({
+      config: model.files.config,
+      lora: config.lora,
+      shape: { sequences, seq },
+      base: { quantization: config.quantization },
+      budgetBytes,
+      maxBufferBytes: Math.min(engine.limits.maxStorageBufferBindingSize, engine.limits.maxBufferSize),
+    });
   }
 
   /**
@@ -189,7 +214,7 @@ export class LabSession {
       await updateRun(runId, { status: 'running', error: null });
       for (let recoveries = 0; ; ) {
         try {
-          await this.trainFromCheckpoint(run, feed);
+          await this.trainFromCheckpoint(run, feed, options.memoryBudgetBytes);
           break;
         } catch (e) {
           if (!(await this.isDeviceLoss(e)) || ++recoveries > MAX_RECOVERIES) throw e;
@@ -392,10 +417,11 @@ export class LabSession {
 
   // ---------------------------------------------------------------- training
 
-  private async trainFromCheckpoint(run: ActiveRun, feed: ReturnType<typeof trainingFeed>): Promise<void> {
+  private async trainFromCheckpoint(run: ActiveRun, feed: ReturnType<typeof trainingFeed>, memoryBudgetBytes: number): Promise<void> {
     const { config } = run;
     const checkpoint = await getCheckpoint(run.id);
-    const trainer = this.newTrainer(run.id, config);
+    const trainer = this.newTrainer(run.id, config, this.memoryPlan(config, memoryBudgetBytes));
+    const engine = this.requireEngine();
     try {
       if (checkpoint) trainer.restore(checkpoint.snapshot);
       run.history = checkpoint ? [...checkpoint.history] : [];
@@ -417,6 +443,7 @@ export class LabSession {
             totalSteps: total,
             examplesPerSecond: report.examples / seconds,
             etaSeconds: (total - report.step) * run.secondsPerStep(),
+            peakBytes: engine.peakBytes,
           });
         },
         checkpointDue: (step) => step % config.train.checkpointEvery === 0 || step === total,
@@ -444,10 +471,17 @@ export class LabSession {
     this.listener({ type: 'live-map', runId: run.id, map: { model: 'adapted', dims: 2, positions, texts, labels: run.mapTexts.map((t) => t.label), step } });
   }
 
-  private newTrainer(runId: string, config: RunConfig): Trainer {
+  /** The run's trainer, its step laid out by the memory plan (the loss and gradients are the same whatever the layout). */
+  private newTrainer(runId: string, config: RunConfig, plan: MemoryPlan): Trainer {
     const { files } = this.requireModel();
     this.attachRunAdapter(runId, config, initLoraTensors(files.config, config.lora, config.seeds.init, { pooler: hasPooler(files.weights) }), true);
-    return new Trainer(this.sentenceEncoder(config), { ...config.train, totalSteps: config.train.steps, seed: config.seeds.train });
+    return new Trainer(this.sentenceEncoder(config), {
+      ...config.train,
+      totalSteps: config.train.steps,
+      seed: config.seeds.train,
+      sequencesPerPass: plan.sequencesPerPass,
+      checkpointEvery: plan.checkpointEvery,
+    });
   }
 
   /** Put a run's adapter on top of the frozen stack, replacing the previous run's. */

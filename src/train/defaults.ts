@@ -27,6 +27,13 @@ const SHARED: Omit<TrainConfig, 'totalSteps' | 'seed' | 'warmupSteps'> = {
 /** What a Trainer gets when nothing else is said (tests, benchmarks). */
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = { ...SHARED, warmupSteps: 10, totalSteps: 100, seed: 42 };
 
+/**
+ * GPU memory the app plans a training step into unless the user says otherwise. WebGPU does not
+ * report a GPU's memory; 1.5 GiB suits the integrated GPUs of clinic machines that share 8–16 GB
+ * with everything else, and fits the cardiology study's BioLinkBERT-large step (32 pairs × 128).
+ */
+export const APP_MEMORY_BUDGET_GIB = 1.5;
+
 /** A new run in the app: about a minute of training on the bundled demo model. */
 export const APP_TRAIN_DEFAULTS: TrainSettings = { ...SHARED, warmupSteps: 2, steps: 20, batchSize: 8, checkpointEvery: 5 };
 export const APP_LORA_DEFAULTS: TrainingLoraConfig = { r: 16, alpha: 32, dropout: 0.05, rslora: false, targetModules: ['query', 'value'] };

@@ -11,6 +11,7 @@ import { formatBytes } from '../model/memory.ts';
 import { describeSettings } from '../model/sentence-config.ts';
 import type { PeftAdapterFiles } from '../model/peft-files.ts';
 import type { ModelRef } from '../model/model-ref.ts';
+import { APP_MEMORY_BUDGET_GIB } from '../train/defaults.ts';
 import { type BuildRecipe, type DataRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, newRunId, withSentenceSettings } from '../train/run-config.ts';
 import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
 import type { StepReport } from '../train/trainer.ts';
@@ -30,6 +31,8 @@ export interface LiveRun {
   examplesPerSecond: number;
   etaSeconds: number;
   checkpointStep: number;
+  /** The engine's measured peak GPU memory so far (0 before the first step). */
+  peakBytes: number;
   /** Times training came back from a lost GPU device in this run. */
   recoveries: number;
   message: string | null;
@@ -70,6 +73,8 @@ export class Lab {
   build = $state<BuildMeta | null>(null);
 
   memory = $state<MemoryCheck | null>(null);
+  /** The budget the training step is planned into (Advanced settings). */
+  memoryBudgetGiB = $state(APP_MEMORY_BUDGET_GIB);
   memoryError = $state<string | null>(null);
 
   run = $state<LiveRun | null>(null);
@@ -195,7 +200,7 @@ export class Lab {
   async checkMemory(): Promise<void> {
     if (!this.session || this.modelPhase !== 'ready') return;
     try {
-      this.memory = await this.session.checkMemory($state.snapshot(this.config));
+      this.memory = await this.session.checkMemory($state.snapshot(this.config), this.memoryBudgetGiB * 2 ** 30);
       this.memoryError = null;
     } catch (e) {
       this.memory = null;
@@ -357,10 +362,10 @@ export class Lab {
     this.runError = null;
     this.clearEvaluation();
     this.liveMap = null;
-    this.run = { id, state: 'training', steps: [...history], totalSteps: config.train.steps, examplesPerSecond: 0, etaSeconds: Number.NaN, checkpointStep: history.at(-1)?.step ?? 0, recoveries: 0, message: null };
+    this.run = { id, state: 'training', steps: [...history], totalSteps: config.train.steps, examplesPerSecond: 0, etaSeconds: Number.NaN, checkpointStep: history.at(-1)?.step ?? 0, peakBytes: 0, recoveries: 0, message: null };
     let state: RunState = 'failed';
     try {
-      state = await session.train(id, config, { resume, liveMap: this.liveMapWanted });
+      state = await session.train(id, config, { resume, liveMap: this.liveMapWanted, memoryBudgetBytes: this.memoryBudgetGiB * 2 ** 30 });
     } catch (e) {
       this.runError = (e as Error).message;
       if (this.run?.id === id) this.run.state = 'failed';
@@ -395,7 +400,7 @@ export class Lab {
     try {
       if (!(await this.useModelOf(record.config))) return;
       await this.requireSession().useRun(record.id);
-      this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, recoveries: 0, message: null };
+      this.run = { id: record.id, state: 'done', steps: record.history, totalSteps: record.config.train.steps, examplesPerSecond: 0, etaSeconds: 0, checkpointStep: record.checkpointStep, peakBytes: 0, recoveries: 0, message: null };
       this.clearEvaluation();
       const saved = await this.requireSession().savedEvaluation(record.id);
       if (!saved) return await this.evaluate();
@@ -581,6 +586,7 @@ export class Lab {
         this.run.totalSteps = event.totalSteps;
         this.run.examplesPerSecond = event.examplesPerSecond;
         this.run.etaSeconds = event.etaSeconds;
+        this.run.peakBytes = event.peakBytes;
         break;
       case 'live-map':
         if (this.run?.id === event.runId) this.liveMap = event.map;

@@ -90,6 +90,12 @@ it('walks the guided flow on the demo preset: choose data, train, see a clear ch
   expect(run.history.map((s) => s.step)).toEqual(Array.from({ length: DEMO_SCHEDULE.steps }, (_, i) => i + 1));
   expect(run.history.every((s) => Number.isFinite(s.loss) && s.loss > 0)).toBe(true);
   expect(Object.keys(run.metrics ?? {})).toContain('cardio_separation');
+  // The memory plan is shown with the estimate, and the measured peak beside it once training ran.
+  const trainDrawer = page.locator('details.advanced', { hasText: 'GPU memory estimate' });
+  await trainDrawer.locator('summary').click();
+  expect(await trainDrawer.getByText(/The whole batch goes through the model at once; every layer keeps its activations/).count()).toBe(1);
+  await expect.poll(() => trainDrawer.getByRole('row', { name: /Measured peak while training/ }).count()).toBe(1);
+  await trainDrawer.locator('summary').click();
   // The demo preset is tuned to show a change: the separation's interval excludes zero, and the page says so in plain words.
   const headline = await page.getByTestId('headline').textContent();
   expect(headline).toMatch(/^Cardiology separation/);
