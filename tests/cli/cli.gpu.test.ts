@@ -88,9 +88,9 @@ describe('qlora-lab CLI', () => {
     await expect(cli(['train', '--model', model, '--out', '/tmp/x'])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/--data is required/) });
     await expect(cli(['embed', '--model', '/nonexistent/model', '--input', 'x', '--out', 'y'])).rejects.toMatchObject({ code: 1 });
     await expect(cli(['embed', '--model', model, '--input', '/nonexistent.txt', '--out', 'y'])).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot read --input/) });
-    await expect(cli(['train', '--model', model, '--data', pairFile(tempDir('qll-cli-')), '--out', '/tmp/x', '--micro-batch', '-1'])).rejects.toMatchObject({
+    await expect(cli(['train', '--model', model, '--data', pairFile(tempDir('qll-cli-')), '--out', '/tmp/x', '--batch-size', '4', '--micro-batch', '2.5'])).rejects.toMatchObject({
       code: 1,
-      stderr: expect.stringMatching(/--micro-batch got -1, which is not valid/),
+      stderr: expect.stringMatching(/--micro-batch got 2.5, which is not valid/),
     });
     await expect(cli(['nope'])).rejects.toMatchObject({ code: 2 });
   });
