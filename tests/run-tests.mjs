@@ -62,12 +62,9 @@ if (args.length === 0) {
   console.log('\nEmbedding and training tests on a device with WebGPU\'s default limits:');
   const files = [
     'tests/engine/embedding.gpu.test.ts',
-    'tests/engine/layernorm.gpu.test.ts',
     'tests/model/bert-pytorch.gpu.test.ts',
     'tests/model/sentence-pytorch.gpu.test.ts',
-    'tests/model/families-pytorch.gpu.test.ts',
     'tests/model/training.gpu.test.ts',
-    'tests/model/half-base.gpu.test.ts',
     'tests/model/device-limits.gpu.test.ts',
   ];
   runs.push({ name: 'default-limits', ...runVitest('default-limits', files, { QLORA_LAB_GPU_LIMITS: 'default' }) });
