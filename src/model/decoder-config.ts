@@ -100,7 +100,8 @@ const FAMILIES: Record<DecoderFamilyName, DecoderFamily> = {
 
 export const decoderArchitecture = (family: DecoderFamilyName) => FAMILIES[family].architecture;
 
-function decoderFamilyOf(modelType: unknown, architectures: string[]): DecoderFamilyName | null {
+/** The decoder family a config.json names (by model_type, else by architectures), or null for any other model. */
+export function decoderFamilyOf(modelType: unknown, architectures: string[]): DecoderFamilyName | null {
   if (typeof modelType === 'string') return (SUPPORTED_DECODER_TYPES as readonly string[]).includes(modelType) ? (modelType as DecoderFamilyName) : null;
   if (modelType !== undefined) return null;
   return SUPPORTED_DECODER_TYPES.find((name) => architectures.includes(FAMILIES[name].architecture)) ?? null;
