@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { defaultPrompt } from '../../model/sentence-config.ts';
 import { parseOptions, required } from '../args.ts';
+import { modelKind } from '../decoder.ts';
+import { DECODER_EMBED_USAGE, embedWithDecoderCli } from '../decoder-embed.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { encodeNpyFloat32 } from '../npy.ts';
@@ -14,7 +16,8 @@ ${ENCODER_USAGE}
   --adapter <dir>                     PEFT adapter folder; repeat to stack adapters in order
   --role query|passage                embed the texts as queries or passages, with that prompt (default:
                                       neither, with the folder's default prompt if it has one)
-  --batch-size N                      texts per GPU batch (default 32)`;
+  --batch-size N                      texts per GPU batch (default 32)
+${DECODER_EMBED_USAGE}`;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
@@ -35,11 +38,11 @@ export async function run(args: string[]): Promise<void> {
     .split(/\r?\n/)
     .filter((line) => line.trim() !== '');
   if (texts.length === 0) throw new UsageError(`${input} has no non-empty lines`);
-  const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
-  const started = performance.now();
-  const prompt = role === undefined ? defaultPrompt(cli.files.sentence) : cli.encoder.prompt(role);
-  if (prompt !== '') process.stderr.write(`prompt ${JSON.stringify(prompt)}${role === undefined ? ' (the folder\'s default prompt)' : ` (${role})`}\n`);
-  const embeddings = await cli.encoder.embed(texts, { prompt, batchSize, onProgress: (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`) });
+  // Throughput counts from when the model is loaded.
+  let started = 0;
+  const onLoaded = () => (started = performance.now());
+  const embed = (await modelKind(required(values, 'model', USAGE))) === 'decoder' ? embedWithDecoderCli : embedWithEncoder;
+  const embeddings = await embed(values, texts, batchSize, onLoaded);
   const seconds = (performance.now() - started) / 1000;
   process.stderr.write(`\n${texts.length} texts in ${seconds.toFixed(2)} s (${(texts.length / seconds).toFixed(1)} embeddings/s)\n`);
   const h = embeddings[0].length;
@@ -47,5 +50,15 @@ export async function run(args: string[]): Promise<void> {
   embeddings.forEach((e, i) => matrix.set(e, i * h));
   await writeOutputFile(out, encodeNpyFloat32(matrix, [texts.length, h]));
   process.stderr.write(`wrote ${out} [${texts.length}, ${h}]\n`);
+}
+
+async function embedWithEncoder(values: Record<string, unknown>, texts: string[], batchSize: number, onLoaded: () => void): Promise<Float32Array[]> {
+  const role = values.role;
+  const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
+  onLoaded();
+  const prompt = role === undefined ? defaultPrompt(cli.files.sentence) : cli.encoder.prompt(role as 'query' | 'passage');
+  if (prompt !== '') process.stderr.write(`prompt ${JSON.stringify(prompt)}${role === undefined ? ' (the folder\'s default prompt)' : ` (${role})`}\n`);
+  const embeddings = await cli.encoder.embed(texts, { prompt, batchSize, onProgress: (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`) });
   cli.engine.destroy();
+  return embeddings;
 }

@@ -1,0 +1,49 @@
+/**
+ * `qlora-lab embed` for a decoder --model: the encoder options that mean something for a decoder are
+ * read here (--pooling mean|last, --normalize, --max-length), the prompt ones are refused (a decoder
+ * embeds the text as it is), and adapters wait for PEFT causal-LM reading.
+ */
+import { DECODER_POOLINGS, type DecoderPooling, embedDecoderTexts } from '../model/decoder-embed.ts';
+import { numberOption } from './args.ts';
+import { openDecoder } from './decoder.ts';
+import { UsageError } from './errors.ts';
+
+export const DECODER_EMBED_USAGE = `  For a decoder LLM --model (Llama, Qwen2/3, Mistral, Phi-3, SmolLM2):
+  --pooling mean|last                 mean of the last hidden states over the text's tokens, or the last
+                                      token's state (default mean)
+  --normalize                         L2-normalise (default: the raw pooled states)
+  --max-length N                      tokens per text incl. special ones (default: the model's positions)`;
+
+function decoderPooling(value: unknown): DecoderPooling {
+  if (value === undefined) return 'mean';
+  if (!(DECODER_POOLINGS as readonly unknown[]).includes(value)) throw new UsageError(`--pooling for a decoder must be ${DECODER_POOLINGS.join(' or ')}, got ${String(value)}`);
+  return value as DecoderPooling;
+}
+
+/** The texts' embeddings from the decoder --model names; `batchSize` texts per pass, `onLoaded` once the model is. */
+export async function embedWithDecoderCli(values: Record<string, unknown>, texts: string[], batchSize: number, onLoaded: () => void): Promise<Float32Array[]> {
+  for (const name of ['prompt-query', 'prompt-passage', 'role', 'adapter']) {
+    if (values[name] !== undefined) {
+      const why = name === 'adapter' ? 'reading PEFT adapters for decoders is not supported yet' : 'a decoder embeds each text as it is, without prompts';
+      throw new UsageError(`--${name} does not apply to a decoder model: ${why}`);
+    }
+  }
+  if (values.normalize && values['no-normalize']) throw new UsageError('--normalize and --no-normalize contradict each other');
+  const pooling = decoderPooling(values.pooling);
+  const maxLength = numberOption(values, 'max-length', 0, (n) => Number.isInteger(n) && n > 1);
+  const cli = await openDecoder(values);
+  onLoaded();
+  process.stderr.write(`decoder embeddings: ${pooling} pooling of the last hidden states${values.normalize ? ', L2-normalised' : ''}\n`);
+  try {
+    return await embedDecoderTexts(cli.model, cli.files.tokenizer, texts, {
+      pooling,
+      normalize: values.normalize === true,
+      batchSize,
+      maxLength: maxLength || undefined,
+      onProgress: (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`),
+    });
+  } finally {
+    cli.model.destroy();
+    cli.engine.destroy();
+  }
+}
