@@ -30,7 +30,7 @@ export async function embedWithDecoderCli(values: Record<string, unknown>, texts
   }
   if (values.normalize && values['no-normalize']) throw new UsageError('--normalize and --no-normalize contradict each other');
   const pooling = decoderPooling(values.pooling);
-  const maxLength = numberOption(values, 'max-length', 0, (n) => Number.isInteger(n) && n > 1);
+  const maxLength = values['max-length'] === undefined ? undefined : numberOption(values, 'max-length', 0, (n) => Number.isInteger(n) && n > 1);
   const cli = await openDecoder(values);
   onLoaded();
   process.stderr.write(`decoder embeddings: ${pooling} pooling of the last hidden states${values.normalize ? ', L2-normalised' : ''}\n`);
@@ -39,7 +39,7 @@ export async function embedWithDecoderCli(values: Record<string, unknown>, texts
       pooling,
       normalize: values.normalize === true,
       batchSize,
-      maxLength: maxLength || undefined,
+      maxLength,
       onProgress: (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`),
     });
   } finally {
