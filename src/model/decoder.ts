@@ -28,7 +28,8 @@ import {
 } from '../engine/ops/causal-attention.ts';
 import { add } from '../engine/ops/elementwise.ts';
 import { embeddingForward } from '../engine/ops/embedding.ts';
-import { IGNORE_INDEX, type LmTargets, lmHeadLogits, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../engine/ops/lm-head-loss.ts';
+import { matmul } from '../engine/ops/matmul.ts';
+import { IGNORE_INDEX, type LmTargets, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../engine/ops/lm-head-loss.ts';
 import { rmsNormBackward, rmsNormForward } from '../engine/ops/rmsnorm.ts';
 import { type RopeTable, createRopeTable, ropeBackward, ropeForward, uploadRopePositions } from '../engine/ops/rope.ts';
 import { swigluBackward, swigluForward } from '../engine/ops/swiglu.ts';
@@ -307,10 +308,14 @@ export class DecoderModel {
     return hidden;
   }
 
-  /** Next-token logits [rows, V] of hidden states [rows, H] (the final norm's output), the head read in chunks. */
-  logits(hidden: Tensor, chunk = DEFAULT_LM_HEAD_CHUNK): Tensor {
+  /**
+   * Next-token logits [rows, V] of hidden states [rows, H] (the final norm's output) in one product:
+   * for generation's one row. (The loss chunks the vocabulary because its [B·T, V] logits would be
+   * large; the head itself is one tensor, so it fits a binding.)
+   */
+  logits(hidden: Tensor): Tensor {
     const out = this.engine.alloc([hidden.shape[0], this.config.vocabSize]);
-    lmHeadLogits(this.engine, hidden, this.lmHead, out, { chunk });
+    matmul(this.engine, hidden, this.lmHead, out, { transB: true });
     return out;
   }
 

@@ -15,9 +15,6 @@ import { readDecoderFixture } from '../helpers/decoder-fixture.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/numeric.ts';
 
-/** Vocabulary rows per LM-head chunk: 61 tokens in 4 chunks, so the chunked logits are exercised. */
-const CHUNK = 16;
-
 async function fixtureDecoder(model: string, adapterCase: string, withAdapter: boolean) {
   const engine = await gpuEngine();
   const fixture = await readDecoderFixture(model, adapterCase);
@@ -38,7 +35,7 @@ async function collect(tokens: AsyncIterable<number>): Promise<number[]> {
 async function fullLastLogits(decoder: DecoderModel, ids: number[]): Promise<Float32Array> {
   const { engine } = decoder;
   const result = decoder.forward({ inputIds: Uint32Array.from(ids), attentionMask: new Float32Array(ids.length).fill(1), batch: 1, seq: ids.length }, { train: false, seed: 0 });
-  const logits = decoder.logits(result.hidden, CHUNK);
+  const logits = decoder.logits(result.hidden);
   const values = await engine.readF32(logits);
   engine.release(logits);
   decoder.releaseForward(result);
@@ -66,7 +63,7 @@ describe.each(CASES)('generation on %s (%s adapter: %s)', (model, adapterCase, w
     let next = prompt;
     for (let step = 0; step < steps; step++) {
       const hidden = decoder.forwardCached(cache, next);
-      const logits = decoder.logits(hidden, CHUNK);
+      const logits = decoder.logits(hidden);
       const cached = await engine.readF32(logits);
       engine.release(hidden, logits);
       const full = await fullLastLogits(decoder, ids);

@@ -123,24 +123,6 @@ export function lmHeadLossForward(
   engine.release(running);
 }
 
-/**
- * logits [rows, V] = hidden·headᵀ, computed `chunk` vocabulary rows at a time so the head is never
- * bound whole (a real head exceeds a storage binding); for generation, where rows is 1.
- */
-export function lmHeadLogits(engine: Engine, hidden: Tensor, head: Tensor, logits: Tensor, options: LmHeadLossOptions): void {
-  const op = 'lmHeadLogits';
-  const [rows, width] = expectMatrix(op, 'hidden', hidden);
-  const [vocab] = expectMatrix(op, 'head', head);
-  expectShape(op, 'head', head, [vocab, width]);
-  expectShape(op, 'logits', logits, [rows, vocab]);
-  expectDims(op, { chunk: options.chunk });
-  expectDistinct(op, { logits }, { hidden, head });
-  forEachChunk(engine, hidden, head, { rows, width, chunk: Math.min(options.chunk, vocab) }, (chunkLogits, _, start) => {
-    const cols = chunkLogits.shape[1];
-    for (let row = 0; row < rows; row++) engine.copy(chunkLogits, logits, { srcOffset: row * cols, dstOffset: row * vocab + start, count: cols });
-  });
-}
-
 /** dHidden [rows, H] (overwritten) = d(mean loss)/d(hidden), from the forward's lse. */
 export function lmHeadLossBackward(
   engine: Engine,
