@@ -121,7 +121,11 @@ export interface DecoderKvCache {
   length: number;
 }
 
-/** Where one layer's attention reads its keys: its own k, v (the whole sequence at once), or a KV cache after appending them. */
+/**
+ * What every layer of one pass shares: the key mask, the token positions with the RoPE table they
+ * index, the shape and mode, and where attention reads its keys: the pass's own k, v (kv null: the
+ * whole sequence at once) or a KV cache, after appending them at `start`.
+ */
 interface LayerRun {
   mask: Tensor;
   positions: Tensor;
