@@ -63,6 +63,7 @@ export async function run(args: string[]): Promise<void> {
     const { tokenizer, config } = files;
     if (values.chat && !tokenizer.hasChatTemplate) throw new UsageError(`--chat: ${model} has no chat_template in tokenizer_config.json`);
     const ids = values.chat ? tokenizer.applyChatTemplate([{ role: 'user', content: prompt }], { addGenerationPrompt: true }).ids : tokenizer.encode(prompt);
+    if (ids.length === 0) throw new UsageError('--prompt gives no tokens (the text is empty and the tokenizer adds none)');
     if (ids.length > config.maxSequenceLength) throw new UsageError(`--prompt is ${ids.length} tokens, more than the model's ${config.maxSequenceLength} positions`);
     const stops = stopTokensOf(config, tokenizer);
     const started = performance.now();
