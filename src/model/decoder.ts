@@ -9,13 +9,26 @@
  * of RMSNorm(x), then x += down_proj(silu(gate_proj(n))·up_proj(n)) with n = RMSNorm(x); the model
  * ends with RMSNorm. Positions are 0..T-1 in every row (right padding; Hugging Face's default
  * position ids). Dropout is off (the families' attention_dropout is 0); LoRA dropout applies.
+ *
+ * For generation, `forwardCached` runs new tokens of one sequence through the same layers with
+ * their keys and values appended to a per-layer KV cache, and `logits` applies the LM head to the
+ * last position only.
  */
 import type { Engine } from '../engine/engine.ts';
 import { storedView } from '../engine/stored.ts';
 import type { Tensor } from '../engine/tensor.ts';
-import { type CausalAttentionShape, causalAttentionBackward, causalAttentionForward } from '../engine/ops/causal-attention.ts';
+import {
+  type CausalAttentionShape,
+  type KvCache,
+  appendKvCache,
+  causalAttentionBackward,
+  causalAttentionForward,
+  createKvCache,
+  decodeAttentionForward,
+} from '../engine/ops/causal-attention.ts';
 import { add } from '../engine/ops/elementwise.ts';
 import { embeddingForward } from '../engine/ops/embedding.ts';
+import { matmul } from '../engine/ops/matmul.ts';
 import { IGNORE_INDEX, type LmTargets, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../engine/ops/lm-head-loss.ts';
 import { rmsNormBackward, rmsNormForward } from '../engine/ops/rmsnorm.ts';
 import { type RopeTable, createRopeTable, ropeBackward, ropeForward, uploadRopePositions } from '../engine/ops/rope.ts';
@@ -94,6 +107,34 @@ export interface DecoderForwardResult {
   seq: number;
   mode: DecoderForwardMode;
   caches: DecoderLayerCache[] | null;
+}
+
+/**
+ * The keys and values of every layer for generating one sequence: `length` positions are filled,
+ * `capacity` can be. mask [1, capacity] is all ones: the attention's causal limit keeps each query
+ * off the rows not yet written.
+ */
+export interface DecoderKvCache {
+  layers: KvCache[];
+  mask: Tensor;
+  capacity: number;
+  length: number;
+}
+
+/**
+ * What every layer of one pass shares: the key mask, the token positions with the RoPE table they
+ * index, the shape and mode, and where attention reads its keys: the pass's own k, v (kv null: the
+ * whole sequence at once) or a KV cache, after appending them at `start`.
+ */
+interface LayerRun {
+  mask: Tensor;
+  positions: Tensor;
+  /** The RoPE table `positions` were checked against. */
+  table: RopeTable;
+  batch: number;
+  seq: number;
+  mode: DecoderForwardMode;
+  kv: { cache: DecoderKvCache; start: number } | null;
 }
 
 /** The loss of a forward through the LM head: loss [1], each row's −log p(target) and log-sum-exp [B·T]. */
@@ -201,24 +242,15 @@ export class DecoderModel {
     const h = config.hiddenSize;
     if (batch.inputIds.length !== m || batch.attentionMask.length !== m) throw new Error(`decoder batch arrays must hold batch×seq = ${m} entries`);
     if (t > config.maxSequenceLength) throw new Error(`sequence length ${t} exceeds the model's ${config.maxSequenceLength} positions`);
-    const badId = batch.inputIds.findIndex((id) => id >= config.vocabSize);
-    if (badId >= 0) throw new Error(`token id ${batch.inputIds[badId]} at row ${Math.floor(badId / t)}, column ${badId % t} is not below vocab_size ${config.vocabSize}`);
-
-    // Llama has no position or token-type table: BERT's embedding gather with zero ones.
-    const ids = engine.upload(batch.inputIds, [b, t], 'u32');
-    const zeroIds = engine.alloc([b, t], 'u32', true);
-    const zeroRows = engine.alloc([t, h], 'f32', true);
-    const embedded = engine.alloc([b, t, h]);
-    embeddingForward(engine, ids, zeroIds, storedView('model.embed_tokens.weight', this.embedTokens), storedView('no positions', zeroRows), storedView('no token types', zeroRows), embedded);
-    engine.release(ids, zeroIds, zeroRows);
+    let x = this.embed(batch.inputIds, b, t);
     const mask = engine.upload(batch.attentionMask, [b, t]);
-    const positions = uploadRopePositions(engine, this.ropeTable(t), Array.from({ length: m }, (_, row) => row % t));
+    const table = this.ropeTable(t);
+    const positions = uploadRopePositions(engine, table, Array.from({ length: m }, (_, row) => row % t));
 
-    let x = reshape(embedded, [m, h]);
     const caches: DecoderLayerCache[] | null = mode.train ? [] : null;
-    const context = { mask, positions, batch: b, seq: t, mode };
+    const run: LayerRun = { mask, positions, table, batch: b, seq: t, mode, kv: null };
     for (let i = 0; i < this.layers.length; i++) {
-      const { output, cache } = this.layerForward(i, x, context);
+      const { output, cache } = this.layerForward(i, x, run);
       if (caches) caches.push(cache!);
       else engine.release(x);
       x = output;
@@ -227,6 +259,68 @@ export class DecoderModel {
     const rstd = engine.alloc([m]);
     rmsNormForward(engine, x, this.finalNorm, hidden, rstd, config.rmsNormEps);
     return { hidden, preNorm: x, rstd, mask, positions, batch: b, seq: t, mode, caches };
+  }
+
+  /** A KV cache for one sequence of up to `capacity` positions (at most the model's), empty; release with `releaseKvCache`. */
+  createKvCache(capacity: number): DecoderKvCache {
+    const { engine, config } = this;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > config.maxSequenceLength) {
+      throw new Error(`KV cache capacity must be an integer in [1, ${config.maxSequenceLength}] (the model's positions), got ${capacity}`);
+    }
+    this.ropeTable(capacity); // grown once here, not per step
+    const dims = { batch: 1, capacity, kvHeads: config.numKeyValueHeads, headDim: config.headDim };
+    const layers = this.layers.map(() => createKvCache(engine, dims));
+    const mask = engine.upload(new Float32Array(capacity).fill(1), [1, capacity]);
+    return { layers, mask, capacity, length: 0 };
+  }
+
+  releaseKvCache(cache: DecoderKvCache): void {
+    for (const layer of cache.layers) this.engine.release(layer.k, layer.v);
+    this.engine.release(cache.mask);
+    cache.layers = [];
+  }
+
+  /**
+   * Run `ids` (one sequence's next tokens: the prompt, then one token per step) at positions
+   * cache.length onwards, their keys and values appended to the cache, and return the final norm's
+   * output at the last of them [1, H] (no LoRA dropout: inference).
+   */
+  forwardCached(cache: DecoderKvCache, ids: ArrayLike<number>): Tensor {
+    const { engine, config } = this;
+    const start = cache.length;
+    const t = ids.length;
+    if (cache.layers.length !== this.layers.length) throw new Error('forwardCached: the KV cache was released or belongs to another model');
+    if (t < 1) throw new Error('forwardCached: need at least one token');
+    if (start + t > cache.capacity) throw new Error(`forwardCached: positions ${start}..${start + t - 1} do not fit the KV cache's ${cache.capacity}`);
+    let x = this.embed(Uint32Array.from(ids), 1, t);
+    const table = this.ropeTable(cache.capacity);
+    const positions = uploadRopePositions(engine, table, Array.from({ length: t }, (_, j) => start + j));
+    const run: LayerRun = { mask: cache.mask, positions, table, batch: 1, seq: t, mode: { train: false, seed: 0 }, kv: { cache, start } };
+    for (let i = 0; i < this.layers.length; i++) {
+      const { output } = this.layerForward(i, x, run);
+      engine.release(x);
+      x = output;
+    }
+    cache.length = start + t;
+    const h = config.hiddenSize;
+    const last = engine.alloc([1, h]);
+    engine.copy(x, last, { srcOffset: (t - 1) * h, count: h });
+    const hidden = engine.alloc([1, h]);
+    const rstd = engine.alloc([1]);
+    rmsNormForward(engine, last, this.finalNorm, hidden, rstd, config.rmsNormEps);
+    engine.release(x, positions, last, rstd);
+    return hidden;
+  }
+
+  /**
+   * Next-token logits [rows, V] of hidden states [rows, H] (the final norm's output) in one product:
+   * for generation's one row. (The loss chunks the vocabulary because its [B·T, V] logits would be
+   * large; the head itself is one tensor, so it fits a binding.)
+   */
+  logits(hidden: Tensor): Tensor {
+    const out = this.engine.alloc([hidden.shape[0], this.config.vocabSize]);
+    matmul(this.engine, hidden, this.lmHead, out, { transB: true });
+    return out;
   }
 
   /** The mean next-token loss over `targets` (one per hidden row, IGNORE_INDEX for none; see causalLmTargets). */
@@ -290,6 +384,22 @@ export class DecoderModel {
 
   // ---------------------------------------------------------------- layers
 
+  /** Token embeddings [B·T, H] of ids [B, T], each checked against the vocabulary. */
+  private embed(inputIds: Uint32Array, b: number, t: number): Tensor {
+    const { engine, config } = this;
+    const h = config.hiddenSize;
+    const badId = inputIds.findIndex((id) => id >= config.vocabSize);
+    if (badId >= 0) throw new Error(`token id ${inputIds[badId]} at row ${Math.floor(badId / t)}, column ${badId % t} is not below vocab_size ${config.vocabSize}`);
+    // Llama has no position or token-type table: BERT's embedding gather with zero ones.
+    const ids = engine.upload(inputIds, [b, t], 'u32');
+    const zeroIds = engine.alloc([b, t], 'u32', true);
+    const zeroRows = engine.alloc([t, h], 'f32', true);
+    const embedded = engine.alloc([b, t, h]);
+    embeddingForward(engine, ids, zeroIds, storedView('model.embed_tokens.weight', this.embedTokens), storedView('no positions', zeroRows), storedView('no token types', zeroRows), embedded);
+    engine.release(ids, zeroIds, zeroRows);
+    return reshape(embedded, [b * t, h]);
+  }
+
   private attentionShape(b: number, t: number): CausalAttentionShape {
     const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim } = this.config;
     return { batch: b, seq: t, heads, kvHeads, headDim };
@@ -299,7 +409,7 @@ export class DecoderModel {
     return { adapters: this.adapters, train: mode.train, seed: siteSeed(mode.seed, (layer + 1) * 16 + site), saved };
   }
 
-  private layerForward(i: number, x: Tensor, run: { mask: Tensor; positions: Tensor; batch: number; seq: number; mode: DecoderForwardMode }) {
+  private layerForward(i: number, x: Tensor, run: LayerRun) {
     const { engine, config } = this;
     const layer = this.layers[i];
     const m = run.batch * run.seq;
@@ -331,7 +441,7 @@ export class DecoderModel {
       qIn = qn.out;
       kIn = kn.out;
     }
-    const table = this.ropeTable(run.seq);
+    const { table } = run;
     const q = engine.alloc(qIn.shape);
     const k = engine.alloc(kIn.shape);
     ropeForward(engine, qIn, run.positions, table, q, shape.heads);
@@ -340,8 +450,17 @@ export class DecoderModel {
     else engine.release(qProj, kProj);
 
     const context = engine.alloc(q.shape);
-    const lse = engine.alloc([run.batch, shape.heads, run.seq]);
-    causalAttentionForward(engine, q, k, v, run.mask, context, lse, shape);
+    // Only the whole-sequence attention saves lse; cached runs are never training ones (forwardCached).
+    let lse: Tensor | null = null;
+    if (run.kv) {
+      // Generation: these tokens' keys and values join the cache, and the queries attend all of it so far.
+      const cache = run.kv.cache.layers[i];
+      appendKvCache(engine, cache, k, v, run.kv.start);
+      decodeAttentionForward(engine, q, cache, run.mask, context, shape.heads, run.kv.start);
+    } else {
+      lse = engine.alloc([run.batch, shape.heads, run.seq]);
+      causalAttentionForward(engine, q, k, v, run.mask, context, lse, shape);
+    }
     const attnOut = lin('self_attn.o_proj', context);
     const hState = engine.alloc([m, h]);
     add(engine, attnOut, x, hState);
@@ -357,7 +476,7 @@ export class DecoderModel {
     const output = lin('mlp.down_proj', act);
     add(engine, output, hState, output);
 
-    const cache: DecoderLayerCache = { x, rstd1, n1, qNormed, q, k, v, context, lse, h: hState, rstd2, n2, gate, up, act, xa };
+    const cache: DecoderLayerCache = { x, rstd1, n1, qNormed, q, k, v, context, lse: lse!, h: hState, rstd2, n2, gate, up, act, xa };
     if (run.mode.train) return { output, cache };
     engine.release(rstd1, n1, q, k, v, context, lse, hState, rstd2, n2, gate, up, act);
     if (qNormed) engine.release(qNormed.q, qNormed.k, qNormed.rstdQ, qNormed.rstdK);

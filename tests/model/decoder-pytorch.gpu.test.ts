@@ -6,26 +6,12 @@
  * f32 and NF4 base), Qwen2 (q/k/v biases, tied head) and Qwen3 (per-head q/k RMSNorm, head_dim ≠ hidden/heads) and Phi-3 (fused qkv_proj and gate_up_proj split at
  * load; LoRA on o_proj and down_proj).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { BaseQuantization } from '../../src/model/adapted-linear.ts';
 import { type DecoderBatch, DecoderModel, causalLmTargets } from '../../src/model/decoder.ts';
-import { parseDecoderConfig } from '../../src/model/decoder-config.ts';
 import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
-import { openDecoderWeights } from '../../src/model/decoder-weights.ts';
-import type { HostAdapterTensors } from '../../src/model/lora.ts';
-import { localDirSource } from '../../src/model/node-files.ts';
-import { FIXTURES, readSafetensorsFile } from '../helpers/fixtures.ts';
+import { readDecoderFixture } from '../helpers/decoder-fixture.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/numeric.ts';
-
-interface CaseMeta {
-  base: BaseQuantization;
-  target_modules: string[];
-  loss: number;
-  loss_no_adapter: number;
-}
 
 const CASES: [model: string, reference: string][] = [
   ['llama', 'f32_qv'],
@@ -38,26 +24,6 @@ const CASES: [model: string, reference: string][] = [
 
 /** Vocabulary rows per LM-head chunk: 61 tokens in 4 chunks. */
 const CHUNK = 16;
-
-async function readFixture(model: string, name: string) {
-  const dir = join(FIXTURES, 'decoder', model);
-  const config = parseDecoderConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
-  const weights = await openDecoderWeights(localDirSource(dir), config);
-  const reference = readSafetensorsFile(join(dir, 'reference.safetensors'));
-  const meta = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
-  const c: CaseMeta = meta.cases[name];
-  const ids = reference.get('input_ids')!;
-  const [b, t] = ids.shape;
-  const batch: DecoderBatch = { inputIds: Uint32Array.from(ids.data), attentionMask: Float32Array.from(reference.get('attention_mask')!.data), batch: b, seq: t };
-  // The fixture's adapter covers every linear; the case keeps its targets' tensors (PEFT keys → module names).
-  const adapter: HostAdapterTensors = new Map();
-  for (const [key, tensor] of reference) {
-    const m = /^adapter\.base_model\.model\.(.+)\.(lora_[AB])\.weight$/.exec(key);
-    if (m && c.target_modules.some((target) => m[1].endsWith(`.${target}`))) adapter.set(`${m[1]}.${m[2]}`, tensor);
-  }
-  const lora = { r: meta.lora.r, alpha: meta.lora.lora_alpha, dropout: 0, rslora: false, targetModules: c.target_modules };
-  return { config, weights, reference, c, batch, adapter, lora };
-}
 
 /** Values of a [B, T, H] tensor at the real tokens only. */
 function realTokens(values: ArrayLike<number>, batch: DecoderBatch): number[] {
@@ -72,7 +38,7 @@ function realTokens(values: ArrayLike<number>, batch: DecoderBatch): number[] {
 describe.each(CASES)('decoder %s, %s vs PyTorch', (model, name) => {
   it('hidden states, causal-LM loss and every LoRA gradient match', async () => {
     const engine = await gpuEngine();
-    const { config, weights, reference, c, batch, adapter, lora } = await readFixture(model, name);
+    const { config, weights, reference, c, batch, adapter, lora } = await readDecoderFixture(model, name);
     const decoder = await DecoderModel.create(engine, config, weights, { quantization: c.base });
     const targets = causalLmTargets(batch);
 
