@@ -9,7 +9,7 @@ import { ShapeError } from '../errors.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
-import { unrollLoops } from './unroll.ts';
+import { perCompiler, unrollLoops } from './unroll.ts';
 import { type Product, chosenVariant, regtileSpec, regtileTile } from './matmul-variants.ts';
 
 export type Activation = 'none' | 'gelu';
@@ -50,8 +50,10 @@ function computedOutputs(M: number, N: number): number {
   return ceilDiv(M, tile.rows) * tile.rows * ceilDiv(N, tile.cols) * tile.cols;
 }
 
-const kernel = kernelFamily('matmul', unrollLoops(MATMUL_SOURCE));
-const TILED = kernel('matmul_tiled', ['read', 'read', 'read_write', 'read']);
+const kernel = kernelFamily('matmul', MATMUL_SOURCE);
+const unrolledKernel = kernelFamily('matmul-unrolled', unrollLoops(MATMUL_SOURCE));
+const TILED_STORAGE = ['read', 'read', 'read_write', 'read'] as const;
+const tiled = perCompiler(kernel('matmul_tiled', [...TILED_STORAGE]), unrolledKernel('matmul_tiled', [...TILED_STORAGE]));
 const NAIVE = kernel('matmul_naive', ['read', 'read', 'read_write']);
 
 const ACTIVATION_CODES: Record<Activation, number> = { none: 0, gelu: 1 };
@@ -139,7 +141,7 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
   const product: Product = { op, batch: dims.batch, M: dims.M, N: dims.N, K: dims.K, transA, transB };
   const variant = chosenVariant(engine, product);
   if (variant.kind === 'regtile') {
-    const spec = { ...regtileSpec(variant, false, TILED.storage), constants: { TRANS_A: Number(transA), TRANS_B: Number(transB), ...epilogue } };
+    const spec = { ...regtileSpec(variant, false, TILED_STORAGE), constants: { TRANS_A: Number(transA), TRANS_B: Number(transB), ...epilogue } };
     const { params, workgroups } = tiledLaunch(dims, alpha, regtileTile(variant));
     dispatchFolded(engine, spec, params, buffers, workgroups);
     return;
@@ -150,7 +152,7 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
   const kernelDims = swap ? { ...dims, M: dims.N, N: dims.M, aBatchStride: dims.bBatchStride, bBatchStride: dims.aBatchStride } : dims;
   const tile = tiledTile(kernelDims.N);
   const spec: KernelSpec = {
-    ...TILED,
+    ...tiled(engine),
     constants: {
       MM_LANES: tile.lanes,
       TRANS_A: Number(swap ? !transB : transA),

@@ -11,7 +11,7 @@ import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 import { type Product, chosenVariant, regtileSpec, regtileTile } from './matmul-variants.ts';
 import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, tiledTile } from './matmul.ts';
-import { unrollLoops } from './unroll.ts';
+import { perCompiler, unrollLoops } from './unroll.ts';
 import { ABSMAX_BLOCK, DYNAMIC_MAP, NF4_BLOCK, type Nf4Host, bytesToWords, dequantizeAbsmaxRef, wordsToBytes } from './nf4.ref.ts';
 
 export interface Nf4Weight {
@@ -21,7 +21,8 @@ export interface Nf4Weight {
   readonly doubleQuant: null | { absmaxScale: Tensor /* f32 per 256-block */; offset: number };
 }
 
-const kernel = kernelFamily('nf4', unrollLoops(MATMUL_SOURCE + nf4Source));
+const kernel = kernelFamily('nf4', MATMUL_SOURCE + nf4Source);
+const unrolledKernel = kernelFamily('nf4-unrolled', unrollLoops(MATMUL_SOURCE + nf4Source));
 const QUANTIZE = kernel('nf4_quantize', ['read', 'read_write', 'read_write']);
 const ABSMAX_MEAN = kernel('nf4_absmax_mean', ['read', 'read_write']);
 const DOUBLE_QUANTIZE = kernel('nf4_double_quantize', ['read', 'read', 'read_write', 'read_write']);
@@ -29,7 +30,7 @@ const DOUBLE_QUANTIZE = kernel('nf4_double_quantize', ['read', 'read', 'read_wri
 // 6 absmax scale, 7 dynamic map; nf4_dequantize reads no x or bias.
 const DECODE_STORAGE = ['read', 'read', 'read_write', 'read', 'read', 'read', 'read'] as const;
 const DEQUANTIZE = kernel('nf4_dequantize', [...DECODE_STORAGE]);
-const MATMUL = kernel('nf4_matmul', [...DECODE_STORAGE]);
+const matmul = perCompiler(kernel('nf4_matmul', [...DECODE_STORAGE]), unrolledKernel('nf4_matmul', [...DECODE_STORAGE]));
 const QUANTIZE_WORKGROUP = 64;
 const DEQUANTIZE_WORKGROUP = 64;
 
@@ -161,14 +162,14 @@ function nf4Product(
   const product: Product = { op, batch: 1, M: rows, N, K, transA: false, transB: forward };
   const variant = chosenVariant(engine, product);
   if (variant.kind === 'regtile') {
-    const spec = { ...regtileSpec(variant, true, MATMUL.storage), constants: shared };
+    const spec = { ...regtileSpec(variant, true, DECODE_STORAGE), constants: shared };
     const { params, workgroups } = tiledLaunch(dims, 1, regtileTile(variant), q.doubleQuant?.offset ?? 0);
     dispatchFolded(engine, spec, params, buffers, workgroups);
     return;
   }
   const tile = tiledTile(N);
   // dX = dY·W reads 8 adjacent columns of W from one word.
-  const spec: KernelSpec = { ...MATMUL, constants: { MM_LANES: tile.lanes, COLS_CONTIGUOUS: Number(!forward), ...shared } };
+  const spec: KernelSpec = { ...matmul(engine), constants: { MM_LANES: tile.lanes, COLS_CONTIGUOUS: Number(!forward), ...shared } };
   const { params, workgroups } = tiledLaunch(dims, 1, tile, q.doubleQuant?.offset ?? 0);
   dispatchFolded(engine, spec, params, buffers, workgroups);
 }

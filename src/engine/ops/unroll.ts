@@ -1,4 +1,5 @@
-/** Loop unrolling for WGSL sources (the tiled matmul kernels). */
+/** Loop unrolling for WGSL sources (the tiled matmul kernels), for the compilers that need it. */
+import type { AdapterDescription, Engine, KernelSpec } from '../engine.ts';
 
 /**
  * Expand every loop marked `// @unroll` (`for (var i = 0u; i < 8u; i++) { body }`, or `i < NAME` with
@@ -27,4 +28,19 @@ export function unrollLoops(source: string, constants: Readonly<Record<string, n
     out = out.slice(0, m.index) + copies.join('\n') + out.slice(end);
   }
   return out;
+}
+
+/**
+ * Whether this adapter's shader compiler wants the marked loops expanded in the source: SwiftShader's
+ * Subzero does not unroll them itself (and then spills the accumulators). LLVM (lavapipe) and GPU
+ * compilers unroll constant loops on their own, and lavapipe compiles the expanded matmul for minutes
+ * (its coroutine pass over a 2,600-line kernel with barriers), so they get the loops as written.
+ */
+export function wantsUnrolledLoops(adapter: Pick<AdapterDescription, 'architecture' | 'description'>): boolean {
+  return /swiftshader/i.test(`${adapter.architecture} ${adapter.description}`);
+}
+
+/** A kernel in two builds, loops as written and expanded (a module each); each engine gets the one its compiler wants. */
+export function perCompiler(rolled: KernelSpec, unrolled: KernelSpec): (engine: Engine) => KernelSpec {
+  return (engine) => (wantsUnrolledLoops(engine.adapter) ? unrolled : rolled);
 }
