@@ -66,6 +66,12 @@ fn rt_stage_a(a_base: u32, m0: u32, k0: u32, lane: u32) {
 }
 
 // Stage op(B)[k0.., n0..]; B is contiguous along k when TRANS_B (B is [N, K]), else along n.
+// Kept apart from rt_stage_a, whose loop it mirrors, because what differs cannot be a WGSL
+// parameter: the operand is read through its own binding (rt_a_group, rt_b_group), and the tiles
+// are module-scope workgroup arrays of different types (RT_BM vs RT_BN elements per k; a pointer
+// to workgroup memory as a parameter needs the unrestricted_pointer_parameters extension). One
+// function would have to branch between them inside the staging loop; the index math both share
+// is in rt_group_position and rt_tile_index.
 fn rt_stage_b(b_base: u32, n0: u32, k0: u32, lane: u32) {
   for (var g = lane; g < RT_TILE_K * RT_BN / RT_VEC; g += RT_LANES) {
     let p = rt_group_position(g, RT_BN, RT_VEC, TRANS_B);

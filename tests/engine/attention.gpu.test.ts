@@ -2,67 +2,31 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
 import { type AttentionShape, attentionBackward, attentionForward, attentionForwardTiled, attentionProbs } from '../../src/engine/ops/attention.ts';
 import { attentionBackwardRef, attentionForwardRef } from '../../src/engine/ops/attention.ref.ts';
-import { gpuEngine } from '../helpers/gpu.ts';
+import { attentionInputs, attentionTensors, awkwardSizes, expectDeterministic, expectOutputsClose, paddingMask } from '../helpers/attention-cases.ts';
+import { gpuEngine, readAll } from '../helpers/gpu.ts';
 import { expectAttentionMatchesTorch, layerOpsFixture } from '../helpers/layer-ops-fixture.ts';
-import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
+import { dot, expectClose, finiteDifferenceGrad } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
-/** Mask [B, T]: sequence b has lengths[b] real tokens, then padding to the end. */
-function paddingMask(seq: number, lengths: number[]): Float32Array {
-  return Float32Array.from({ length: lengths.length * seq }, (_, i) => (i % seq < lengths[Math.floor(i / seq)] ? 1 : 0));
-}
-
 function inputs(shape: AttentionShape, lengths: number[], seed: number) {
-  const n = shape.batch * shape.seq * shape.heads * shape.headDim;
-  return {
-    q: randomArray(seed, n),
-    k: randomArray(seed + 1, n),
-    v: randomArray(seed + 2, n),
-    dContext: randomArray(seed + 3, n),
-    mask: paddingMask(shape.seq, lengths),
-  };
+  return attentionInputs(shape, paddingMask(shape.seq, lengths), seed);
 }
 
 async function runAttention(engine: Engine, shape: AttentionShape, data: ReturnType<typeof inputs>) {
-  const { batch, seq, heads, headDim } = shape;
-  const tokens = [batch, seq, heads * headDim];
-  const q = engine.upload(data.q, tokens);
-  const k = engine.upload(data.k, tokens);
-  const v = engine.upload(data.v, tokens);
-  const dContext = engine.upload(data.dContext, tokens);
-  const mask = engine.upload(data.mask, [batch, seq]);
-  const context = engine.alloc(tokens);
-  const probs = engine.alloc([batch, heads, seq, seq]);
-  const dq = engine.alloc(tokens);
-  const dk = engine.alloc(tokens);
-  const dv = engine.alloc(tokens);
+  const { q, k, v, dContext, mask, context, dq, dk, dv } = attentionTensors(engine, shape, data);
+  const probs = engine.alloc([shape.batch, shape.heads, shape.seq, shape.seq]);
   attentionForward(engine, q, k, v, mask, context, probs, shape);
   attentionBackward(engine, q, k, v, probs, dContext, dq, dk, dv, shape);
-  const out = {
-    context: await engine.readF32(context),
-    probs: await engine.readF32(probs),
-    dq: await engine.readF32(dq),
-    dk: await engine.readF32(dk),
-    dv: await engine.readF32(dv),
-  };
+  const out = await readAll(engine, { context, probs, dq, dk, dv });
   engine.release(q, k, v, dContext, mask, context, probs, dq, dk, dv);
   return out;
 }
 
-/**
- * Tolerances: scores are ~N(0, 1) (unit inputs, 1/√D scaling), f32 dot products of ≤ 256 terms;
- * the largest errors seen were 3e-7 for probabilities and 1.1e-6 for context and gradients (of size
- * up to ~10), so probs compare to 1e-6 and the rest to 5e-6 + 1e-6·|expected|.
- */
+/** Scores are ~N(0, 1) (unit inputs, 1/√D scaling); the largest error seen in probabilities was 3e-7, so they compare to 1e-6. */
 function expectMatchesReference(got: Awaited<ReturnType<typeof runAttention>>, shape: AttentionShape, data: ReturnType<typeof inputs>) {
   const ref = attentionForwardRef(data.q, data.k, data.v, data.mask, shape);
   const back = attentionBackwardRef(data.q, data.k, data.v, ref.probs, data.dContext, shape);
-  const tol = { atol: 5e-6, rtol: 1e-6 };
-  expectClose(got.probs, ref.probs, { atol: 1e-6, rtol: 0 }, 'probs');
-  expectClose(got.context, ref.context, tol, 'context');
-  expectClose(got.dq, back.dq, tol, 'dq');
-  expectClose(got.dk, back.dk, tol, 'dk');
-  expectClose(got.dv, back.dv, tol, 'dv');
+  expectOutputsClose(got, { probs: ref.probs, context: ref.context, dq: back.dq, dk: back.dk, dv: back.dv }, { probs: { atol: 1e-6, rtol: 0 } });
 }
 
 /** Every probability of a padded key is exactly 0 in sequences with at least one real token. */
@@ -83,9 +47,7 @@ function expectPaddedKeysExactlyZero(probs: Float32Array, shape: AttentionShape,
 
 describe('attention', () => {
   it.each([
-    [{ batch: 1, seq: 1, heads: 1, headDim: 1 }, [1]],
-    [{ batch: 2, seq: 7, heads: 3, headDim: 5 }, [7, 4]],
-    [{ batch: 3, seq: 33, heads: 2, headDim: 8 }, [33, 1, 20]],
+    ...awkwardSizes.map((c): [AttentionShape, number[]] => [c.sizes, c.lengths]),
     [{ batch: 5, seq: 7, heads: 3, headDim: 24 }, [7, 6, 5, 3, 1]],
     [{ batch: 1, seq: 129, heads: 1, headDim: 3 }, [100]],
     [{ batch: 2, seq: 9, heads: 2, headDim: 256 }, [9, 2]],
@@ -138,9 +100,7 @@ describe('attention', () => {
   it('is deterministic: two runs are bit-identical', async () => {
     const shape = { batch: 3, seq: 21, heads: 4, headDim: 16 };
     const data = inputs(shape, [21, 13, 2], 4);
-    const first = await runAttention(await gpuEngine(), shape, data);
-    const second = await runAttention(await gpuEngine(), shape, data);
-    for (const key of ['context', 'probs', 'dq', 'dk', 'dv'] as const) expectBitIdentical(first[key], second[key], key);
+    await expectDeterministic(async () => runAttention(await gpuEngine(), shape, data));
   });
 
   it('accepts q/k/v/context viewed as [B·T, heads·D]', async () => {

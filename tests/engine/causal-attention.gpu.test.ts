@@ -9,45 +9,18 @@ import {
   decodeAttentionForward,
 } from '../../src/engine/ops/causal-attention.ts';
 import { causalAttentionBackwardRef, causalAttentionForwardRef } from '../../src/engine/ops/causal-attention.ref.ts';
+import { attentionInputs, attentionTensors, awkwardSizes, expectDeterministic, expectOutputsClose, spanMask } from '../helpers/attention-cases.ts';
 import { gpuEngine, readAll } from '../helpers/gpu.ts';
-import { expectBitIdentical, expectClose, randomArray } from '../helpers/numeric.ts';
+import { expectClose, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
-/** Mask [B, T] from per-sequence [first, end) spans of real tokens (right padding: first 0; left padding: end T). */
-function spanMask(seq: number, spans: [number, number][]): Float32Array {
-  return Float32Array.from({ length: spans.length * seq }, (_, i) => {
-    const [first, end] = spans[Math.floor(i / seq)];
-    return i % seq >= first && i % seq < end ? 1 : 0;
-  });
-}
-
 function inputs(shape: CausalAttentionShape, spans: [number, number][], seed: number) {
-  const { batch, seq, heads, kvHeads, headDim } = shape;
-  const nq = batch * seq * heads * headDim;
-  const nkv = batch * seq * kvHeads * headDim;
-  return {
-    q: randomArray(seed, nq),
-    k: randomArray(seed + 1, nkv),
-    v: randomArray(seed + 2, nkv),
-    dContext: randomArray(seed + 3, nq),
-    mask: spanMask(seq, spans),
-  };
+  return attentionInputs(shape, spanMask(shape.seq, spans), seed);
 }
 
 async function runAttention(engine: Engine, shape: CausalAttentionShape, data: ReturnType<typeof inputs>) {
-  const { batch, seq, heads, kvHeads, headDim } = shape;
-  const qShape = [batch, seq, heads * headDim];
-  const kvShape = [batch, seq, kvHeads * headDim];
-  const q = engine.upload(data.q, qShape);
-  const k = engine.upload(data.k, kvShape);
-  const v = engine.upload(data.v, kvShape);
-  const dContext = engine.upload(data.dContext, qShape);
-  const mask = engine.upload(data.mask, [batch, seq]);
-  const context = engine.alloc(qShape);
-  const lse = engine.alloc([batch, heads, seq]);
-  const dq = engine.alloc(qShape);
-  const dk = engine.alloc(kvShape);
-  const dv = engine.alloc(kvShape);
+  const { q, k, v, dContext, mask, context, dq, dk, dv } = attentionTensors(engine, shape, data);
+  const lse = engine.alloc([shape.batch, shape.heads, shape.seq]);
   causalAttentionForward(engine, q, k, v, mask, context, lse, shape);
   causalAttentionBackward(engine, q, k, v, mask, context, lse, dContext, dq, dk, dv, shape);
   const out = await readAll(engine, { context, lse, dq, dk, dv });
@@ -55,30 +28,25 @@ async function runAttention(engine: Engine, shape: CausalAttentionShape, data: R
   return out;
 }
 
-/**
- * Unit-normal inputs, f32 dot products of ≤ 64 terms: as for BERT's attention, context and
- * gradients compare to 5e-6 + 1e-6·|expected|; dk/dv sum over a query group (up to 3 heads × 130
- * rows), so they get a tolerance growing with the count of terms.
- */
+/** dk/dv sum over a query group (up to 3 heads × 130 rows), so they get a tolerance growing with the count of terms. */
 function expectMatchesReference(got: Awaited<ReturnType<typeof runAttention>>, shape: CausalAttentionShape, data: ReturnType<typeof inputs>) {
   const ref = causalAttentionForwardRef(data.q, data.k, data.v, data.mask, shape);
   const back = causalAttentionBackwardRef(data.q, data.k, data.v, ref.probs, data.dContext, shape);
-  const tol = { atol: 5e-6, rtol: 1e-6 };
-  expectClose(got.context, ref.context, tol, 'context');
-  expectClose(got.lse, ref.lse, tol, 'lse');
-  expectClose(got.dq, back.dq, tol, 'dq');
   const sumTol = { atol: 5e-6 * Math.sqrt((shape.heads / shape.kvHeads) * shape.seq), rtol: 1e-6 };
-  expectClose(got.dk, back.dk, sumTol, 'dk');
-  expectClose(got.dv, back.dv, sumTol, 'dv');
+  expectOutputsClose(got, { context: ref.context, lse: ref.lse, dq: back.dq, dk: back.dk, dv: back.dv }, { dk: sumTol, dv: sumTol });
 }
 
 describe('grouped-query causal attention', () => {
   it.each<[string, CausalAttentionShape, [number, number][]]>([
-    ['one token', { batch: 1, seq: 1, heads: 1, kvHeads: 1, headDim: 1 }, [[0, 1]]],
+    // BERT's awkward sizes with one K/V head per query head (no grouping)
+    ...awkwardSizes.map((c): [string, CausalAttentionShape, [number, number][]] => [
+      c.label,
+      { ...c.sizes, kvHeads: c.sizes.heads },
+      c.lengths.map((n): [number, number] => [0, n]),
+    ]),
     ['2 query heads per K/V head, right padding', { batch: 2, seq: 5, heads: 4, kvHeads: 2, headDim: 3 }, [[0, 5], [0, 3]]],
     ['3 query heads per K/V head, left padding (rows that see no key)', { batch: 3, seq: 7, heads: 6, kvHeads: 2, headDim: 8 }, [[0, 7], [4, 7], [2, 7]]],
     ['multi-query (one K/V head), D=64', { batch: 1, seq: 33, heads: 4, kvHeads: 1, headDim: 64 }, [[0, 33]]],
-    ['no grouping (heads = kvHeads), odd D', { batch: 2, seq: 9, heads: 3, kvHeads: 3, headDim: 5 }, [[0, 9], [0, 6]]],
   ])('forward and backward match the float64 reference: %s', async (_, shape, spans) => {
     const data = inputs(shape, spans, shape.seq * 13 + shape.heads);
     expectMatchesReference(await runAttention(await gpuEngine(), shape, data), shape, data);
@@ -96,9 +64,7 @@ describe('grouped-query causal attention', () => {
   it('is deterministic: two runs are bit-identical', async () => {
     const shape = { batch: 2, seq: 40, heads: 4, kvHeads: 2, headDim: 16 };
     const data = inputs(shape, [[0, 40], [0, 25]], 8);
-    const first = await runAttention(await gpuEngine(), shape, data);
-    const second = await runAttention(await gpuEngine(), shape, data);
-    for (const key of ['context', 'lse', 'dq', 'dk', 'dv'] as const) expectBitIdentical(first[key], second[key], key);
+    await expectDeterministic(async () => runAttention(await gpuEngine(), shape, data));
   });
 
   it('KV cache: a prefill then one decoded token attend the cache as the float64 reference does', async () => {

@@ -36,12 +36,17 @@ const PROBS = tiledKernel('attention_probs', ['read', 'read', 'read', 'read', 'r
 /** Largest head dimension of the K/V-tiled forward (TILED_MAX_HEAD_DIM in attention-tiled.wgsl). */
 export const TILED_MAX_HEAD_DIM = 128;
 
-function checkShape(op: string, shape: AttentionShape): void {
-  const { batch, seq, heads, headDim } = shape;
-  expectDims(op, { batch, seq, heads, headDim });
+/** Throw unless headDim fits the head vectors the kernels keep in private arrays (also causal-attention.ts). */
+export function expectHeadDimFits(op: string, headDim: number): void {
   if (headDim > MAX_HEAD_DIM) {
     throw new ShapeError(`${op}: headDim ${headDim} exceeds the attention kernels' limit of ${MAX_HEAD_DIM} (MAX_HEAD_DIM)`);
   }
+}
+
+function checkShape(op: string, shape: AttentionShape): void {
+  const { batch, seq, heads, headDim } = shape;
+  expectDims(op, { batch, seq, heads, headDim });
+  expectHeadDimFits(op, headDim);
 }
 
 /** q, k, v, context and their gradients: [B, T, heads·D], or the same memory viewed as [B·T, heads·D]. */

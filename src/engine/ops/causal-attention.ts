@@ -10,7 +10,7 @@ import source from '../../../shaders/causal-attention.wgsl?raw';
 import { ShapeError } from '../errors.ts';
 import { type Engine, Params, ceilDiv } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { MAX_HEAD_DIM } from './attention.ts';
+import { expectHeadDimFits } from './attention.ts';
 import { expectDims, expectShape, expectTokens } from './check.ts';
 import { dispatchFolded, dispatchPerElement, expectDistinct, kernelFamily } from './launch.ts';
 
@@ -44,8 +44,26 @@ interface Span {
 function checkHeads(op: string, shape: Omit<CausalAttentionShape, 'seq'>): void {
   const { batch, heads, kvHeads, headDim } = shape;
   expectDims(op, { batch, heads, kvHeads, headDim });
-  if (headDim > MAX_HEAD_DIM) throw new ShapeError(`${op}: headDim ${headDim} exceeds the attention kernels' limit of ${MAX_HEAD_DIM} (MAX_HEAD_DIM)`);
+  expectHeadDimFits(op, headDim);
   if (heads % kvHeads !== 0) throw new ShapeError(`${op}: heads (${heads}) must be a multiple of kvHeads (${kvHeads})`);
+}
+
+/**
+ * The checks of a call over whole sequences: `queryWidth` tensors [B, T, heads·D], `kvWidth` ones
+ * [B, T, kvHeads·D] (each also viewed as [B·T, width]), mask [B, T] and lse [B, heads, T].
+ */
+function checkSequences(
+  op: string,
+  shape: CausalAttentionShape,
+  tensors: { queryWidth: Record<string, Tensor>; kvWidth: Record<string, Tensor>; mask: Tensor; lse: Tensor },
+): void {
+  checkHeads(op, shape);
+  const { batch, seq, heads, kvHeads, headDim } = shape;
+  expectDims(op, { seq });
+  for (const [name, t] of Object.entries(tensors.queryWidth)) expectTokens(op, name, t, batch, seq, heads * headDim);
+  for (const [name, t] of Object.entries(tensors.kvWidth)) expectTokens(op, name, t, batch, seq, kvHeads * headDim, 'kvHeads·headDim');
+  expectShape(op, 'mask', tensors.mask, [batch, seq]);
+  expectShape(op, 'lse', tensors.lse, [batch, heads, seq]);
 }
 
 function params(shape: Omit<CausalAttentionShape, 'seq'>, span: Span): ArrayBuffer {
@@ -74,15 +92,9 @@ export function causalAttentionForward(
   shape: CausalAttentionShape,
 ): void {
   const op = 'causalAttentionForward';
-  checkHeads(op, shape);
-  const { batch, seq, heads, kvHeads, headDim } = shape;
-  expectDims(op, { seq });
-  for (const [name, t] of Object.entries({ q, context })) expectTokens(op, name, t, batch, seq, heads * headDim);
-  for (const [name, t] of Object.entries({ k, v })) expectTokens(op, name, t, batch, seq, kvHeads * headDim, 'kvHeads·headDim');
-  expectShape(op, 'mask', mask, [batch, seq]);
-  expectShape(op, 'lse', lse, [batch, heads, seq]);
+  checkSequences(op, shape, { queryWidth: { q, context }, kvWidth: { k, v }, mask, lse });
   expectDistinct(op, { context, lse }, { q, k, v, mask });
-  attend(engine, q, k, v, mask, context, lse, shape, { qLen: seq, kvLen: seq, qOffset: 0 });
+  attend(engine, q, k, v, mask, context, lse, shape, { qLen: shape.seq, kvLen: shape.seq, qOffset: 0 });
 }
 
 /** dq, dk, dv (overwritten) from dContext, the forward's context and lse; dk/dv sum over each K/V head's query group. */
@@ -101,13 +113,8 @@ export function causalAttentionBackward(
   shape: CausalAttentionShape,
 ): void {
   const op = 'causalAttentionBackward';
-  checkHeads(op, shape);
-  const { batch, seq, heads, kvHeads, headDim } = shape;
-  expectDims(op, { seq });
-  for (const [name, t] of Object.entries({ q, context, dContext, dq })) expectTokens(op, name, t, batch, seq, heads * headDim);
-  for (const [name, t] of Object.entries({ k, v, dk, dv })) expectTokens(op, name, t, batch, seq, kvHeads * headDim, 'kvHeads·headDim');
-  expectShape(op, 'mask', mask, [batch, seq]);
-  expectShape(op, 'lse', lse, [batch, heads, seq]);
+  checkSequences(op, shape, { queryWidth: { q, context, dContext, dq }, kvWidth: { k, v, dk, dv }, mask, lse });
+  const { batch, seq, heads, kvHeads } = shape;
   expectDistinct(op, { dq, dk, dv }, { q, k, v, mask, context, lse, dContext });
   const p = params(shape, { qLen: seq, kvLen: seq, qOffset: 0 });
   const queryRows = batch * heads * seq;
@@ -136,20 +143,26 @@ export function createKvCache(engine: Engine, dims: Omit<KvCache, 'k' | 'v'>): K
   return { k: engine.alloc(shape, 'f32', true), v: engine.alloc(shape, 'f32', true), batch, capacity, kvHeads, headDim };
 }
 
-function expectRoom(op: string, cache: KvCache, start: number, count: number): void {
+/**
+ * The count of new rows per sequence in `tokens` [batch, count, width] (or [batch·count, width]),
+ * checked to fit the cache at rows start..start+count-1.
+ */
+function expectCacheRows(op: string, cache: KvCache, start: number, tokens: Record<string, Tensor>, width: number, widthName?: string): number {
+  const first = Object.values(tokens)[0];
+  const count = first.shape.length === 3 ? first.shape[1] : first.shape[0] / cache.batch;
+  expectDims(op, { count });
+  for (const [name, t] of Object.entries(tokens)) expectTokens(op, name, t, cache.batch, count, width, widthName);
   if (!Number.isInteger(start) || start < 0 || start + count > cache.capacity) {
     throw new ShapeError(`${op}: rows ${start}..${start + count - 1} do not fit the KV cache's capacity of ${cache.capacity}`);
   }
+  return count;
 }
 
 /** Write k, v [batch, count, kvHeads·headDim] into the cache at rows start..start+count-1 of each sequence. */
 export function appendKvCache(engine: Engine, cache: KvCache, k: Tensor, v: Tensor, start: number): void {
   const op = 'appendKvCache';
   const width = cache.kvHeads * cache.headDim;
-  const count = k.shape.length === 3 ? k.shape[1] : k.shape[0] / cache.batch;
-  expectDims(op, { count });
-  for (const [name, t] of Object.entries({ k, v })) expectTokens(op, name, t, cache.batch, count, width, 'kvHeads·headDim');
-  expectRoom(op, cache, start, count);
+  const count = expectCacheRows(op, cache, start, { k, v }, width, 'kvHeads·headDim');
   const span = { qLen: count, kvLen: cache.capacity, qOffset: start };
   const p = params({ batch: cache.batch, heads: cache.kvHeads, kvHeads: cache.kvHeads, headDim: cache.headDim }, span);
   dispatchPerElement(engine, CACHE_APPEND, p, [k.buffer, v.buffer, cache.k.buffer, cache.v.buffer], cache.batch * count * width);
@@ -164,12 +177,8 @@ export function decodeAttentionForward(engine: Engine, q: Tensor, cache: KvCache
   const op = 'decodeAttentionForward';
   const shape = { batch: cache.batch, heads, kvHeads: cache.kvHeads, headDim: cache.headDim };
   checkHeads(op, shape);
-  const width = heads * cache.headDim;
-  const count = q.shape.length === 3 ? q.shape[1] : q.shape[0] / cache.batch;
-  expectDims(op, { count });
-  for (const [name, t] of Object.entries({ q, context })) expectTokens(op, name, t, cache.batch, count, width);
+  const count = expectCacheRows(op, cache, start, { q, context }, heads * cache.headDim);
   expectShape(op, 'mask', mask, [cache.batch, cache.capacity]);
-  expectRoom(op, cache, start, count);
   expectDistinct(op, { context }, { q, k: cache.k, v: cache.v, mask });
   const lse = engine.alloc([cache.batch, heads, count]);
   attend(engine, q, cache.k, cache.v, mask, context, lse, shape, { qLen: count, kvLen: cache.capacity, qOffset: start });
