@@ -1,13 +1,18 @@
 /**
- * Shared CLI setup for decoder LLMs: which kind of model a --model argument names, and engine +
- * decoder (NF4 or f32 base, bitsandbytes 4-bit checkpoints as they are) for the commands that run one.
+ * Shared CLI setup for decoder LLMs: which kind of model a --model argument names, adapter folders,
+ * and engine + decoder (NF4 or f32 base, bitsandbytes 4-bit checkpoints as they are) + adapters for
+ * the commands that run one.
  */
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
-import { decoderFamilyOf } from '../model/decoder-config.ts';
+import { type DecoderConfig, decoderFamilyOf } from '../model/decoder-config.ts';
+import { createDecoderAdapter } from '../model/decoder-lora.ts';
+import { readDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { DecoderModel } from '../model/decoder.ts';
-import { baseOption } from './encoder.ts';
+import type { GpuLoraModules } from '../model/lora.ts';
+import { type PeftAdapter, loraConfigOf } from '../model/peft-files.ts';
+import { baseOption, readAdapterFiles } from './encoder.ts';
 import { UsageError } from './errors.ts';
 import { modelSource } from './model-source.ts';
 
@@ -34,16 +39,48 @@ export interface CliDecoder {
   engine: Engine;
   files: DecoderModelFiles;
   model: DecoderModel;
+  /** The adapter folders given, in order, on the GPU (also model.adapters). */
+  adapters: GpuLoraModules[];
 }
 
-/** The decoder named by --model on a new engine, its base in --base precision (layer by layer). */
-export async function openDecoder(values: Record<string, unknown>): Promise<CliDecoder> {
+/** --model's value in a command's arguments (`--model X` or `--model=X`), for choosing the encoder or decoder path before parsing. */
+export function modelArgument(args: readonly string[]): string | undefined {
+  const at = args.findIndex((a) => a === '--model' || a.startsWith('--model='));
+  if (at < 0) return undefined;
+  return args[at].startsWith('--model=') ? args[at].slice('--model='.length) : args[at + 1];
+}
+
+/** An adapter folder read for this decoder and checked against it (names, rank, shapes, finite values); problems name the folder. */
+export async function readDecoderAdapterDir(dir: string, config: DecoderConfig): Promise<PeftAdapter> {
+  const files = await readAdapterFiles(dir);
+  try {
+    return readDecoderPeftAdapter(files, config);
+  } catch (e) {
+    throw new UsageError(`adapter ${dir}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The decoder named by --model on a new engine, its base in --base precision (layer by layer), with
+ * the adapter folders on it in order (the last one trainable when asked; LoRA dropout off when
+ * asked). Every folder is read and checked against the model before the GPU is touched.
+ */
+export async function openDecoder(values: Record<string, unknown>, adapterDirs: string[] = [], options: { lastTrainable?: boolean; loraDropout?: boolean } = {}): Promise<CliDecoder> {
+  const { lastTrainable = false, loraDropout = true } = options;
   const arg = values.model;
   if (typeof arg !== 'string' || !arg) throw new UsageError('--model is required');
   const quantization = baseOption(values);
   const files = await openDecoderModel(modelSource(arg));
+  const peft: PeftAdapter[] = [];
+  for (const dir of adapterDirs) peft.push(await readDecoderAdapterDir(dir, files.config));
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const model = await DecoderModel.create(engine, files.config, files.weights, { quantization });
-  return { engine, files, model };
+  // Without loraDropout (check-grads) the adapters run as PEFT's in eval mode, whatever lora_dropout their config has.
+  const adapters = peft.map((p, i) => {
+    const lora = loraConfigOf(p);
+    return createDecoderAdapter(engine, files.config, loraDropout ? lora : { ...lora, dropout: 0 }, p.tensors, lastTrainable && i === peft.length - 1);
+  });
+  model.adapters = [...adapters];
+  return { engine, files, model, adapters };
 }
