@@ -10,7 +10,7 @@ import { type DecoderConfig, decoderFamilyOf } from '../model/decoder-config.ts'
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
 import { readDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { DecoderModel } from '../model/decoder.ts';
-import type { GpuLoraModules } from '../model/lora.ts';
+import type { GpuLoraModules, HostAdapterTensors, LoraConfig } from '../model/lora.ts';
 import { type PeftAdapter, loraConfigOf } from '../model/peft-files.ts';
 import { baseOption, readAdapterFiles } from './encoder.ts';
 import { UsageError } from './errors.ts';
@@ -60,12 +60,21 @@ export async function readDecoderAdapterDir(dir: string, config: DecoderConfig):
   }
 }
 
+export interface DecoderAdapterOptions {
+  /** The last folder's adapter gets gradients. */
+  lastTrainable?: boolean;
+  /** false: every adapter runs without LoRA dropout (check-grads compares with PyTorch's eval mode). */
+  loraDropout?: boolean;
+  /** A new trainable adapter on top of the folders', made for the model's config before the GPU starts (train). */
+  newAdapter?: (config: DecoderConfig) => { lora: LoraConfig; tensors: HostAdapterTensors };
+}
+
 /**
  * The decoder named by --model on a new engine, its base in --base precision (layer by layer), with
  * the adapter folders on it in order (the last one trainable when asked; LoRA dropout off when
  * asked). Every folder is read and checked against the model before the GPU is touched.
  */
-export async function openDecoder(values: Record<string, unknown>, adapterDirs: string[] = [], options: { lastTrainable?: boolean; loraDropout?: boolean } = {}): Promise<CliDecoder> {
+export async function openDecoder(values: Record<string, unknown>, adapterDirs: string[] = [], options: DecoderAdapterOptions = {}): Promise<CliDecoder> {
   const { lastTrainable = false, loraDropout = true } = options;
   const arg = values.model;
   if (typeof arg !== 'string' || !arg) throw new UsageError('--model is required');
@@ -73,6 +82,7 @@ export async function openDecoder(values: Record<string, unknown>, adapterDirs: 
   const files = await openDecoderModel(modelSource(arg));
   const peft: PeftAdapter[] = [];
   for (const dir of adapterDirs) peft.push(await readDecoderAdapterDir(dir, files.config));
+  const fresh = options.newAdapter?.(files.config);
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
   const model = await DecoderModel.create(engine, files.config, files.weights, { quantization });
@@ -81,6 +91,7 @@ export async function openDecoder(values: Record<string, unknown>, adapterDirs: 
     const lora = loraConfigOf(p);
     return createDecoderAdapter(engine, files.config, loraDropout ? lora : { ...lora, dropout: 0 }, p.tensors, lastTrainable && i === peft.length - 1);
   });
+  if (fresh) adapters.push(createDecoderAdapter(engine, files.config, fresh.lora, fresh.tensors, true));
   model.adapters = [...adapters];
   return { engine, files, model, adapters };
 }

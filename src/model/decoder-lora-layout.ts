@@ -9,6 +9,7 @@
  * or one trained with its A tied), and either all parts of a fused module are targeted or none.
  * Gradients go back by the chain rule: the shared A's gradient is the sum of the parts'.
  */
+import { Rng } from '../data/rng.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { type DecoderFileModule, decoderFileModules, decoderLinearModules } from './decoder-lora.ts';
 import { targetsModule } from './lora.ts';
@@ -126,4 +127,34 @@ function half(tensors: Tensors, module: string, which: 'A' | 'B'): HostTensor {
   const t = tensors.get(`${module}.lora_${which}`);
   if (!t) throw new Error(`${module}: has lora_${which === 'A' ? 'B' : 'A'} but no lora_${which}`);
   return t;
+}
+
+/**
+ * A new adapter on the modules `targets` (PEFT's names on the checkpoint: Phi-3's fused ones) select,
+ * initialised as PEFT does (A Kaiming-uniform, bound 1/√in; B zero; seeded), in canonical modules
+ * with canonical targets: a fused module's parts share its A, and training keeps them equal (tiedLoraGroups).
+ */
+export function initDecoderLora(config: DecoderConfig, r: number, targets: string[], seed: number): { targetModules: string[] | string; tensors: Map<string, HostTensor> } {
+  const modules = decoderFileModules(config);
+  const unmatched = targets.filter((t) => !modules.some((m) => targetsModule({ targetModules: [t] }, m.name)));
+  if (unmatched.length > 0) {
+    const linears = [...new Set(modules.map((m) => m.name.slice(m.name.lastIndexOf('.') + 1)))].join(', ');
+    throw new Error(`LoRA target modules not found in this ${config.family} decoder: ${unmatched.join(', ')} (its linear layers: ${linears})`);
+  }
+  const rng = new Rng(seed);
+  const tensors = new Map<string, HostTensor>();
+  for (const m of modules) {
+    if (!targetsModule({ targetModules: targets }, m.name)) continue;
+    const bound = 1 / Math.sqrt(m.in);
+    tensors.set(`${m.name}.lora_A`, { shape: [r, m.in], data: Float32Array.from({ length: r * m.in }, () => rng.uniform(-bound, bound)) });
+    tensors.set(`${m.name}.lora_B`, { shape: [m.out, r], data: new Float32Array(m.out * r) });
+  }
+  return { targetModules: canonicalDecoderTargets(config, targets), tensors: canonicalAdapterTensors(config, tensors) };
+}
+
+/** The canonical modules among `modules` that share one A in the checkpoint (Phi-3's q, k, v and gate, up), by fused module. */
+export function tiedLoraGroups(config: DecoderConfig, modules: ReadonlySet<string>): string[][] {
+  return fusedModules(config)
+    .map((m) => m.parts.map((p) => p.name))
+    .filter((names) => names.every((n) => modules.has(n)));
 }
