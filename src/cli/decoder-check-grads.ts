@@ -4,13 +4,14 @@
  * --adapter under its PEFT key (Phi-3's fused modules as PEFT has them), dropout off, so a user can
  * compare this GPU with PyTorch on their own model and texts.
  */
-import { causalLmTargets } from '../model/decoder.ts';
-import { IGNORE_INDEX } from '../engine/ops/lm-head-loss.ts';
+import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
+import type { DecoderBatch } from '../model/decoder.ts';
 import { decoderPeftGradients } from '../model/decoder-peft.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
 import type { HostTensor } from '../model/state-dict.ts';
+import { nextTokenTargets } from '../train/decoder-trainer.ts';
 import { numberOption, parseOptions, required } from './args.ts';
-import { openDecoder } from './decoder.ts';
+import { maxLengthFor, openDecoder } from './decoder.ts';
 import { UsageError } from './errors.ts';
 import { checkOutputPath, writeOutputFile } from './output.ts';
 import { readTextLines } from './text-lines.ts';
@@ -24,6 +25,22 @@ const USAGE = `usage: qlora-lab check-grads --model <decoder dir|hub-id> --data 
   --batch-size N      the first N texts form the batch (default 8)`;
 
 const DEFAULT_MAX_LENGTH = 512;
+
+interface CausalLmBatch {
+  batch: DecoderBatch;
+  targets: Int32Array;
+  /** Next tokens predicted (the loss is their mean). */
+  tokens: number;
+}
+
+function causalLmBatch(files: DecoderModelFiles, texts: string[], maxLength: number): CausalLmBatch {
+  const batch = files.tokenizer.encodeBatch(texts, maxLength);
+  try {
+    return { batch, ...nextTokenTargets(batch) };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
 
 export async function runDecoderCheckGrads(args: string[]): Promise<void> {
   const { values } = parseOptions(
@@ -39,17 +56,18 @@ export async function runDecoderCheckGrads(args: string[]): Promise<void> {
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'file');
   const batchSize = numberOption(values, 'batch-size', 8, (n) => Number.isInteger(n) && n > 0);
-  const maxLength = numberOption(values, 'max-length', DEFAULT_MAX_LENGTH, (n) => Number.isInteger(n) && n >= 2);
-  const cli = await openDecoder(values, dirs, { lastTrainable: true, loraDropout: false });
+  // The batch is tokenised and checked before the GPU starts.
+  let prepared: CausalLmBatch | undefined;
+  const cli = await openDecoder(values, dirs, {
+    lastTrainable: true,
+    loraDropout: false,
+    check: (files) => {
+      prepared = causalLmBatch(files, texts.slice(0, batchSize), maxLengthFor(files.config, values, DEFAULT_MAX_LENGTH));
+    },
+  });
+  const { batch, targets, tokens: predicted } = prepared as CausalLmBatch;
   const { engine, files, model } = cli;
   const adapter = cli.adapters[cli.adapters.length - 1];
-  const positions = files.config.maxSequenceLength;
-  if (values['max-length'] !== undefined && maxLength > positions) throw new UsageError(`--max-length ${maxLength} exceeds the model's ${positions} positions`);
-  const batch = files.tokenizer.encodeBatch(texts.slice(0, batchSize), Math.min(maxLength, positions));
-  const targets = causalLmTargets(batch);
-  const predicted = targets.filter((t) => t !== IGNORE_INDEX).length;
-  if (predicted === 0) throw new UsageError('no text of the batch has a second token, so there is no next token to predict');
-
   adapter.zeroGrads();
   const result = model.forward(batch, { train: true, seed: 0 });
   const loss = model.loss(result, targets);

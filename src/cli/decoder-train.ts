@@ -14,7 +14,7 @@ import { CLI_TRAIN_DEFAULTS as D, DEFAULT_TRAIN_CONFIG } from '../train/defaults
 import { DecoderTrainer } from '../train/decoder-trainer.ts';
 import { NonFiniteLossError } from '../train/trainer.ts';
 import { numberOption, parseOptions, required } from './args.ts';
-import { openDecoder } from './decoder.ts';
+import { maxLengthFor, openDecoder } from './decoder.ts';
 import { UsageError } from './errors.ts';
 import { checkOutputPath, writeOutputDir } from './output.ts';
 import { readTextLines } from './text-lines.ts';
@@ -61,7 +61,6 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
   const lora: Omit<TrainingLoraConfig, 'targetModules'> = { r, alpha: numberOption(values, 'alpha', D.alpha, positive), dropout: numberOption(values, 'lora-dropout', D.loraDropout, (p) => p >= 0 && p < 1), rslora: Boolean(values.rslora) };
   const epochs = numberOption(values, 'epochs', D.epochs, count);
   const batchSize = numberOption(values, 'batch-size', BATCH_SIZE, count);
-  const maxLength = numberOption(values, 'max-length', MAX_LENGTH, (n) => Number.isInteger(n) && n >= 2);
   const seed = numberOption(values, 'seed', D.seed, Number.isInteger);
   const maxGradNorm = numberOption(values, 'max-grad-norm', D.maxGradNorm, (n) => n >= 0 && Number.isFinite(n));
   const stepsPerEpoch = Math.ceil(texts.length / batchSize);
@@ -79,7 +78,11 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
   };
   const targetsArg = values.targets as string | undefined;
   let targetModules: string[] = [];
+  let maxLength = MAX_LENGTH;
   const cli = await openDecoder(values, (values.stack as string[] | undefined) ?? [], {
+    check: (files) => {
+      maxLength = maxLengthFor(files.config, values, MAX_LENGTH);
+    },
     newAdapter: (config) => {
       const targets = targetsArg ? targetsArg.split(',').map((t) => t.trim()).filter(Boolean) : allLinearTargets(config);
       let init: ReturnType<typeof initDecoderLora>;
@@ -93,8 +96,6 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
     },
   });
   const { engine, files, model } = cli;
-  const positions = files.config.maxSequenceLength;
-  if (values['max-length'] !== undefined && maxLength > positions) throw new UsageError(`--max-length ${maxLength} exceeds the model's ${positions} positions`);
   const trainer = new DecoderTrainer(model, optimizer);
   const rng = new Rng(seed ^ 0x5bd1e995);
   process.stderr.write(`training LoRA r${r} α${lora.alpha} on ${targetsArg ?? allLinearTargets(files.config).join(',')}: ${texts.length} texts, ${totalSteps} steps of ${batchSize}\n`);
@@ -103,7 +104,7 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
     for (let epoch = 0; epoch < epochs; epoch++) {
       const order = rng.shuffle(Array.from({ length: texts.length }, (_, i) => i));
       for (let s = 0; s < stepsPerEpoch; s++) {
-        const batch = files.tokenizer.encodeBatch(order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]), Math.min(maxLength, positions));
+        const batch = files.tokenizer.encodeBatch(order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]), maxLength);
         const report = await trainer.trainStep(batch);
         process.stderr.write(`${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), tokens: report.tokens })}\n`);
       }

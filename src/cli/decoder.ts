@@ -65,8 +65,20 @@ export interface DecoderAdapterOptions {
   lastTrainable?: boolean;
   /** false: every adapter runs without LoRA dropout (check-grads compares with PyTorch's eval mode). */
   loraDropout?: boolean;
+  /** Checks of the command's options against the model, run before the GPU starts (a UsageError stops there). */
+  check?: (files: DecoderModelFiles) => void;
   /** A new trainable adapter on top of the folders', made for the model's config before the GPU starts (train). */
   newAdapter?: (config: DecoderConfig) => { lora: LoraConfig; tensors: HostAdapterTensors };
+}
+
+/** Tokens per text: --max-length (an integer ≥ 2, within the model's positions), else `fallback` cut to the positions. */
+export function maxLengthFor(config: DecoderConfig, values: Record<string, unknown>, fallback: number): number {
+  const positions = config.maxSequenceLength;
+  if (values['max-length'] === undefined) return Math.min(fallback, positions);
+  const n = Number(values['max-length']);
+  if (!Number.isInteger(n) || n < 2) throw new UsageError(`--max-length must be an integer ≥ 2, got ${String(values['max-length'])}`);
+  if (n > positions) throw new UsageError(`--max-length ${n} exceeds the model's ${positions} positions`);
+  return n;
 }
 
 /**
@@ -82,6 +94,7 @@ export async function openDecoder(values: Record<string, unknown>, adapterDirs: 
   const files = await openDecoderModel(modelSource(arg));
   const peft: PeftAdapter[] = [];
   for (const dir of adapterDirs) peft.push(await readDecoderAdapterDir(dir, files.config));
+  options.check?.(files);
   const fresh = options.newAdapter?.(files.config);
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);

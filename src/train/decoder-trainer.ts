@@ -35,6 +35,14 @@ export interface DecoderStepReport {
   tokens: number;
 }
 
+/** The batch's next-token targets (causalLmTargets) and how many there are; a batch with none is refused. */
+export function nextTokenTargets(batch: DecoderBatch): { targets: Int32Array; tokens: number } {
+  const targets = causalLmTargets(batch);
+  const tokens = targets.filter((t) => t !== IGNORE_INDEX).length;
+  if (tokens === 0) throw new Error('no text of the batch has a second token, so there is no next token to predict');
+  return { targets, tokens };
+}
+
 export class DecoderTrainer {
   /** Optimizer steps taken so far. */
   step = 0;
@@ -57,9 +65,7 @@ export class DecoderTrainer {
   async trainStep(batch: DecoderBatch): Promise<DecoderStepReport> {
     const { model, config } = this;
     const { engine } = model;
-    const targets = causalLmTargets(batch);
-    const tokens = targets.filter((t) => t !== IGNORE_INDEX).length;
-    if (tokens === 0) throw new Error('no text of the batch has a second token, so there is no next token to predict');
+    const { targets, tokens } = nextTokenTargets(batch);
     this.adapter.zeroGrads();
     const result = model.forward(batch, { train: true, seed: hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b)) >>> 0) });
     const loss = model.loss(result, targets);

@@ -39,10 +39,11 @@ describe.each(['llama', 'phi3'])('check-grads on the %s decoder', (model) => {
 });
 
 describe('check-grads on a decoder', () => {
-  it('refuses an adapter made for another model, naming the tensor, and a non-decoder objective', async () => {
+  it('refuses an adapter made for another model (naming the tensor), a non-decoder objective and a length past the positions', async () => {
     const args = ['check-grads', '--model', join(fixture('llama'), 'model'), '--data', join(fixture('llama'), 'texts.txt'), '--out', join(tempDir('qll-grads-'), 'g.safetensors')];
     const wrong = cli([...args, '--objective', 'causal-lm', '--adapter', join(fixture('phi3'), 'adapter')]);
     await expect(wrong).rejects.toThrow(/adapter .*phi3.*adapter_model\.safetensors has tensors that are not LoRA weights of this llama decoder.*base_model\.model\.model\.layers\.0\.self_attn\.qkv_proj\.lora_A\.weight/s);
     await expect(cli([...args, '--objective', 'infonce', '--adapter', join(fixture('llama'), 'adapter')])).rejects.toThrow(/--objective infonce is not one for decoders: give causal-lm/);
+    await expect(cli([...args, '--objective', 'causal-lm', '--adapter', join(fixture('llama'), 'adapter'), '--max-length', '999'])).rejects.toThrow(/--max-length 999 exceeds the model's 32 positions/);
   });
 });
