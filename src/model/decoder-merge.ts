@@ -42,19 +42,19 @@ export async function mergedDecoderFolder(files: DecoderModelFiles, adapters: De
   for (const [name, t] of await files.weights.readGlobals()) weights.set(name, f32(t));
   for await (const { tensors } of files.weights.layers()) for (const [name, t] of tensors) weights.set(name, f32(t));
 
-  const pending = new Map<string, Float64Array>();
-  adapters.forEach((adapter, k) => {
-    const scale = loraScale(adapter.config);
-    for (const module of selected[k]) {
-      const key = `${module}.weight`;
-      let acc = pending.get(key);
-      if (!acc) pending.set(key, (acc = Float64Array.from((weights.get(key) as HostTensor).data)));
-      foldLora(acc, adapter.tensors.get(`${module}.lora_A`) as HostTensor, adapter.tensors.get(`${module}.lora_B`) as HostTensor, scale);
-    }
-  });
-  for (const [key, acc] of pending) weights.set(key, { shape: [...(weights.get(key) as HostTensor).shape], data: Float32Array.from(acc) });
+  // One module at a time, every adapter folded before rounding once: float64 is held for one weight only.
+  for (const module of modules) {
+    const folding = adapters.flatMap((adapter, k) => (selected[k].includes(module.name) ? [adapter] : []));
+    if (folding.length === 0) continue;
+    const key = `${module.name}.weight`;
+    const w = weights.get(key) as HostTensor;
+    const acc = Float64Array.from(w.data);
+    for (const adapter of folding) foldLora(acc, adapter.tensors.get(`${module.name}.lora_A`) as HostTensor, adapter.tensors.get(`${module.name}.lora_B`) as HostTensor, loraScale(adapter.config));
+    weights.set(key, { shape: [...w.shape], data: Float32Array.from(acc) });
+  }
 
-  const raw: Record<string, unknown> = { ...config.raw, torch_dtype: 'float32' };
+  // Newer transformers write `dtype` where older ones wrote torch_dtype: both say what the file holds.
+  const raw: Record<string, unknown> = { ...config.raw, torch_dtype: 'float32', ...('dtype' in config.raw ? { dtype: 'float32' } : {}) };
   delete raw.quantization_config;
   return {
     'config.json': `${JSON.stringify(raw, null, 2)}\n`,
