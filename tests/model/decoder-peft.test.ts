@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseDecoderConfig } from '../../src/model/decoder-config.ts';
+import { initDecoderLora, tiedLoraGroups } from '../../src/model/decoder-lora-layout.ts';
 import { decoderFileModules } from '../../src/model/decoder-lora.ts';
 import { decoderPeftGradients, readDecoderPeftAdapter, writeDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
 import type { PeftAdapter } from '../../src/model/peft-files.ts';
@@ -105,5 +106,28 @@ describe('decoder PEFT adapters', () => {
     expect(failure(() => readDecoderPeftAdapter(peftFiles(phi3, ['qkv_proj']), llama))).toContain('base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight');
     const deeper = peftFiles(parseDecoderConfig({ ...sizes, model_type: 'llama', num_hidden_layers: 3 }), ['q_proj']);
     expect(failure(() => readDecoderPeftAdapter(deeper, llama))).toContain('model.layers.2.self_attn.q_proj.lora_A: not a lora_A or lora_B of a module target_modules selects');
+  });
+});
+
+describe('new decoder adapters', () => {
+  it("start as PEFT's init in the checkpoint's modules: a fused module's parts share one A, B is zero", () => {
+    const init = initDecoderLora(phi3, 2, ['qkv_proj', 'down_proj'], 7);
+    expect(init.targetModules).toEqual(['q_proj', 'k_proj', 'v_proj', 'down_proj']);
+    const a = (part: string) => [...init.tensors.get(`model.layers.0.self_attn.${part}.lora_A`)!.data];
+    expect(a('k_proj')).toEqual(a('q_proj'));
+    expect(a('v_proj')).toEqual(a('q_proj'));
+    expect(a('q_proj').every((v) => Math.abs(v) <= 1 / 4 && v !== 0)).toBe(true); // bound 1/√16
+    expect(init.tensors.get('model.layers.1.mlp.down_proj.lora_B')!.data.every((v) => v === 0)).toBe(true);
+    expect(tiedLoraGroups(phi3, new Set([...init.tensors.keys()].map((k) => k.slice(0, k.lastIndexOf('.')))))).toEqual([
+      ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.k_proj', 'model.layers.0.self_attn.v_proj'],
+      ['model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.k_proj', 'model.layers.1.self_attn.v_proj'],
+    ]);
+    // Written for the checkpoint as PEFT would have made it.
+    const files = writeDecoderPeftAdapter({ config: { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: init.targetModules, useRslora: false, baseModelNameOrPath: 'tiny' }, tensors: init.tensors }, phi3);
+    expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual(['qkv_proj', 'down_proj']);
+  });
+
+  it('refuse a target this decoder does not have, naming its linears', () => {
+    expect(failure(() => initDecoderLora(phi3, 2, ['q_proj'], 7))).toBe('LoRA target modules not found in this phi3 decoder: q_proj (its linear layers: qkv_proj, o_proj, gate_up_proj, down_proj)');
   });
 });
