@@ -60,15 +60,11 @@ export interface CliEncoder {
 
 /** An adapter folder, read and checked against the base model: any problem is a plain message naming the folder. */
 export async function readAdapterDir(dir: string, base: Pick<ModelFiles, 'config' | 'weights'>): Promise<PeftAdapter> {
-  const read = (name: string) =>
-    readFile(join(dir, name)).catch(() => {
-      throw new UsageError(`${dir} has no ${name}: an adapter folder holds adapter_config.json and adapter_model.safetensors`);
-    });
-  const [config, weights] = await Promise.all([read('adapter_config.json'), read('adapter_model.safetensors')]);
+  const files = await readAdapterFiles(dir);
   const source = `adapter ${dir}`;
   let peft: PeftAdapter;
   try {
-    peft = readPeftAdapter({ 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }, base.config);
+    peft = readPeftAdapter(files, base.config);
   } catch (e) {
     throw new UsageError(`${source}: ${(e as Error).message}`);
   }
@@ -78,6 +74,16 @@ export async function readAdapterDir(dir: string, base: Pick<ModelFiles, 'config
     throw new UsageError((e as Error).message);
   }
   return peft;
+}
+
+/** An adapter folder's two PEFT files; a missing one is a UsageError naming the folder. */
+export async function readAdapterFiles(dir: string): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
+  const read = (name: string) =>
+    readFile(join(dir, name)).catch(() => {
+      throw new UsageError(`${dir} has no ${name}: an adapter folder holds adapter_config.json and adapter_model.safetensors`);
+    });
+  const [config, weights] = await Promise.all([read('adapter_config.json'), read('adapter_model.safetensors')]);
+  return { 'adapter_config.json': config.toString('utf8'), 'adapter_model.safetensors': new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) };
 }
 
 export function baseOption(values: Record<string, unknown>): BaseQuantization {

@@ -14,28 +14,33 @@ import { ENCODER_OPTIONS, ENCODER_USAGE, encoderOverrides } from './encoder.ts';
 import { UsageError } from './errors.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, type PairExamples } from './pair-file.ts';
 
-export const TRAIN_OPTIONS = {
-  ...ENCODER_OPTIONS,
-  ...PAIR_OPTIONS,
+/** The adapter and optimizer options every `train` takes, encoder or decoder. */
+export const LORA_TRAIN_OPTIONS = {
   data: { type: 'string' },
   out: { type: 'string' },
   r: { type: 'string' },
   alpha: { type: 'string' },
   'lora-dropout': { type: 'string' },
   rslora: { type: 'boolean', default: false },
-  targets: { type: 'string', default: D.targets },
   stack: { type: 'string', multiple: true },
-  scale: { type: 'string' },
-  symmetric: { type: 'boolean', default: false },
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
-  'grad-accum': { type: 'string' },
   lr: { type: 'string' },
   'warmup-ratio': { type: 'string' },
   'weight-decay': { type: 'string' },
   'max-grad-norm': { type: 'string' },
-  'hidden-dropout': { type: 'string' },
   seed: { type: 'string' },
+} as const;
+
+export const TRAIN_OPTIONS = {
+  ...ENCODER_OPTIONS,
+  ...PAIR_OPTIONS,
+  ...LORA_TRAIN_OPTIONS,
+  targets: { type: 'string', default: D.targets },
+  scale: { type: 'string' },
+  symmetric: { type: 'boolean', default: false },
+  'grad-accum': { type: 'string' },
+  'hidden-dropout': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   'micro-batch': { type: 'string' },
   'checkpoint-every-layers': { type: 'string' },

@@ -124,7 +124,7 @@ function pairProblems({ config, tensors }: AdapterTensors): { problems: string[]
 }
 
 /** The first Inf or NaN (tensor and index) and how many there are, or null when every value is finite. */
-function nonFiniteProblem(tensors: ReadonlyMap<string, HostTensor>): string | null {
+export function nonFiniteProblem(tensors: ReadonlyMap<string, HostTensor>): string | null {
   let first: string | null = null;
   let count = 0;
   for (const [name, t] of tensors) {
@@ -141,7 +141,7 @@ function nonFiniteProblem(tensors: ReadonlyMap<string, HostTensor>): string | nu
 }
 
 /** One problem on one line; more as a list of the first few. `note` ends the message. */
-function throwProblems(source: string, problems: string[], note?: string): void {
+export function throwProblems(source: string, problems: string[], note?: string): void {
   if (problems.length === 0) return;
   const end = note ? `\n${note}` : '';
   if (problems.length === 1) throw new Error(`${source}: ${problems[0]}${end}`);

@@ -5,8 +5,9 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import type { DecoderConfig } from './decoder-config.ts';
-import { DECODER_LINEARS, type DecoderLinear } from './decoder-weights.ts';
-import { GpuLoraModules, type HostAdapterTensors, type LoraConfig, describeTargets, targetsModule, validateLoraConfig } from './lora.ts';
+import { checkDecoderAdapter } from './decoder-adapter-check.ts';
+import { DECODER_LINEARS, type DecoderLinear, FUSED } from './decoder-weights.ts';
+import { GpuLoraModules, type HostAdapterTensors, type LoraConfig, validateLoraConfig } from './lora.ts';
 
 export function decoderModuleName(layer: number, linear: DecoderLinear): string {
   return `model.layers.${layer}.${linear}`;
@@ -38,35 +39,40 @@ export function decoderLinearModules(config: DecoderConfig): { name: string; in:
   return all;
 }
 
-const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+/** A linear module as the checkpoint (and so PEFT) names it; a fused one (Phi-3) lists its canonical parts and their rows. */
+export interface DecoderFileModule {
+  name: string;
+  in: number;
+  out: number;
+  parts: { name: string; rows: [number, number] }[] | null;
+}
+
+/** The checkpoint's linear modules, in PEFT's order: the canonical ones, or for Phi-3 qkv_proj, o_proj, gate_up_proj, down_proj. */
+export function decoderFileModules(config: DecoderConfig): DecoderFileModule[] {
+  if (!config.fusedProjections) return decoderLinearModules(config).map((m) => ({ ...m, parts: null }));
+  const linears = ['self_attn.qkv_proj', 'self_attn.o_proj', 'mlp.gate_up_proj', 'mlp.down_proj'];
+  const all: DecoderFileModule[] = [];
+  for (let layer = 0; layer < config.numHiddenLayers; layer++) {
+    for (const linear of linears) {
+      const canonical = FUSED[linear] ?? [linear as DecoderLinear];
+      let end = 0;
+      const parts = canonical.map((part) => {
+        const begin = end;
+        end += decoderLinearShape(config, part).out;
+        return { name: decoderModuleName(layer, part), rows: [begin, end] as [number, number] };
+      });
+      all.push({ name: `model.layers.${layer}.${linear}`, in: decoderLinearShape(config, canonical[0]).in, out: end, parts: FUSED[linear] ? parts : null });
+    }
+  }
+  return all;
+}
 
 /**
- * The adapter on the GPU after checking it against the decoder: target_modules selects some linear,
- * every tensor is a lora_A or lora_B of a selected module, each selected module has both with rank r
- * and the module's in/out features, and every value is finite.
+ * The adapter on the GPU after checking it against the decoder (checkDecoderAdapter: names, rank,
+ * shapes, finite values).
  */
 export function createDecoderAdapter(engine: Engine, config: DecoderConfig, lora: LoraConfig, tensors: HostAdapterTensors, trainable: boolean): GpuLoraModules {
   validateLoraConfig(lora);
-  const selected = decoderLinearModules(config).filter((m) => targetsModule(lora, m.name));
-  if (selected.length === 0) {
-    throw new Error(`LoRA adapter: target_modules ${describeTargets(lora.targetModules)} match none of this decoder's linear layers (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)`);
-  }
-  const expected = new Map<string, number[]>();
-  for (const m of selected) {
-    expected.set(`${m.name}.lora_A`, [lora.r, m.in]);
-    expected.set(`${m.name}.lora_B`, [m.out, lora.r]);
-  }
-  const problems: string[] = [];
-  for (const [name, shape] of expected) {
-    const t = tensors.get(name);
-    if (!t) problems.push(`${name}: missing (target_modules selects the module)`);
-    else if (fmt(t.shape) !== fmt(shape) || t.data.length !== shape[0] * shape[1]) problems.push(`${name}: shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
-    else if (!t.data.every(Number.isFinite)) problems.push(`${name}: holds a non-finite value`);
-  }
-  for (const name of tensors.keys()) if (!expected.has(name)) problems.push(`${name}: not a lora_A or lora_B of a module target_modules selects in this decoder`);
-  if (problems.length > 0) {
-    const note = `(this decoder: ${config.numHiddenLayers} layers, hidden_size ${config.hiddenSize}, intermediate_size ${config.intermediateSize})`;
-    throw new Error(`LoRA adapter does not fit ${note}:\n  ${problems.slice(0, 10).join('\n  ')}${problems.length > 10 ? `\n  … and ${problems.length - 10} more` : ''}`);
-  }
-  return new GpuLoraModules(engine, lora, tensors, selected.map((m) => m.name), trainable);
+  const selected = checkDecoderAdapter(config, decoderLinearModules(config), { config: lora, tensors }, 'LoRA adapter');
+  return new GpuLoraModules(engine, lora, tensors, selected, trainable);
 }

@@ -29,7 +29,7 @@ export const DECODER_LINEARS = [
 export type DecoderLinear = (typeof DECODER_LINEARS)[number];
 
 /** Phi-3's fused modules and the canonical parts they hold, in row order. */
-const FUSED: Record<string, DecoderLinear[]> = {
+export const FUSED: Record<string, DecoderLinear[]> = {
   'self_attn.qkv_proj': ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'],
   'mlp.gate_up_proj': ['mlp.gate_proj', 'mlp.up_proj'],
 };

@@ -7,7 +7,22 @@
 import { checkAdapter } from './adapter-check.ts';
 import type { BertConfig } from './config.ts';
 import { type HostAdapterTensors, type LoraConfig, POOLER_MODULE, loraScale, resolveTargets } from './lora.ts';
-import { type StateDict, hasPooler } from './state-dict.ts';
+import { type HostTensor, type StateDict, hasPooler } from './state-dict.ts';
+
+/** acc [out·in] += scale·B·A, for A [r, in] and B [out, r], in float64. */
+export function foldLora(acc: Float64Array, a: HostTensor, b: HostTensor, scale: number): void {
+  const [r, inFeatures] = a.shape;
+  const out = b.shape[0];
+  for (let o = 0; o < out; o++) {
+    for (let k = 0; k < r; k++) {
+      const bs = scale * b.data[o * r + k];
+      if (bs === 0) continue;
+      const row = o * inFeatures;
+      const arow = k * inFeatures;
+      for (let i = 0; i < inFeatures; i++) acc[row + i] += bs * a.data[arow + i];
+    }
+  }
+}
 
 /** Each adapter is checked against the base first (`source` names it in the message), so nothing is merged from a bad one. */
 export function mergeAdapters(bert: BertConfig, weights: StateDict, adapters: { config: LoraConfig; tensors: HostAdapterTensors; source?: string }[]): StateDict {
@@ -23,19 +38,9 @@ export function mergeAdapters(bert: BertConfig, weights: StateDict, adapters: { 
       if (!w) throw new Error(`cannot merge ${name}: the base weight is missing`);
       const a = tensors.get(`${name}.lora_A`)!; // checked above
       const b = tensors.get(`${name}.lora_B`)!;
-      const [out, inFeatures] = w.shape;
-      const r = a.shape[0];
       let acc = pending.get(name);
       if (!acc) pending.set(name, (acc = Float64Array.from(w.data)));
-      for (let o = 0; o < out; o++) {
-        for (let k = 0; k < r; k++) {
-          const bs = scale * b.data[o * r + k];
-          if (bs === 0) continue;
-          const row = o * inFeatures;
-          const arow = k * inFeatures;
-          for (let i = 0; i < inFeatures; i++) acc[row + i] += bs * a.data[arow + i];
-        }
-      }
+      foldLora(acc, a, b, scale);
     }
   }
   for (const [name, acc] of pending) {

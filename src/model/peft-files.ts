@@ -105,15 +105,24 @@ export function writePeftAdapter(adapter: PeftAdapter, model: BertConfig): PeftA
   checkAdapterTensors(adapter, 'LoRA adapter');
   const names = [...adapter.tensors.keys()].sort(byPeftOrder);
   const onDisk = new Map(names.map((name) => [peftTensorKey(model, name, c.modulePrefix), adapter.tensors.get(name) as HostTensor]));
-  const config = {
+  const config = peftConfigJson(c, 'FEATURE_EXTRACTION', familyTargets(model, c.targetModules));
+  return {
+    'adapter_config.json': `${JSON.stringify(config, null, 2)}\n`,
+    'adapter_model.safetensors': writeSafetensors(onDisk, { format: 'pt' }),
+  };
+}
+
+/** adapter_config.json's fields for `c`, with the task type and target_modules (in the model's own names) of the model it is for. */
+export function peftConfigJson(c: PeftAdapter['config'], taskType: 'FEATURE_EXTRACTION' | 'CAUSAL_LM', targetModules: string[] | string): Record<string, unknown> {
+  return {
     peft_type: 'LORA',
-    task_type: 'FEATURE_EXTRACTION',
+    task_type: taskType,
     base_model_name_or_path: c.baseModelNameOrPath,
     revision: c.revision ?? null,
     r: c.r,
     lora_alpha: c.loraAlpha,
     lora_dropout: c.loraDropout,
-    target_modules: familyTargets(model, c.targetModules),
+    target_modules: targetModules,
     use_rslora: c.useRslora,
     bias: 'none',
     fan_in_fan_out: false,
@@ -121,10 +130,6 @@ export function writePeftAdapter(adapter: PeftAdapter, model: BertConfig): PeftA
     modules_to_save: null,
     init_lora_weights: true,
     layers_to_transform: null,
-  };
-  return {
-    'adapter_config.json': `${JSON.stringify(config, null, 2)}\n`,
-    'adapter_model.safetensors': writeSafetensors(onDisk, { format: 'pt' }),
   };
 }
 
@@ -134,16 +139,8 @@ export function writePeftAdapter(adapter: PeftAdapter, model: BertConfig): PeftA
  * them (BERT's without a model) and come back canonical.
  */
 export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Array; 'adapter_model.safetensors': Uint8Array }, model?: BertConfig): PeftAdapter {
-  const configText = files['adapter_config.json'];
-  let json: unknown;
-  try {
-    json = JSON.parse(typeof configText === 'string' ? configText : new TextDecoder().decode(configText));
-  } catch (e) {
-    throw new Error(`adapter_config.json is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('adapter_config.json must be a JSON object');
   const family = FAMILIES[model?.family ?? 'bert'];
-  const config = parseAdapterConfig(json as Record<string, unknown>);
+  const config = readAdapterConfig(files['adapter_config.json']);
   const { tensors: stored } = parseSafetensors(files['adapter_model.safetensors'], 'adapter_model.safetensors');
   const tensors = new Map<string, HostTensor>();
   const unknown: string[] = [];
@@ -180,6 +177,18 @@ export function readPeftAdapter(files: { 'adapter_config.json': string | Uint8Ar
   return { config: withPrefix, tensors };
 }
 
+/** adapter_config.json's text or bytes as a checked config (what the engine cannot compute is refused, naming the field). */
+export function readAdapterConfig(text: string | Uint8Array): PeftAdapter['config'] {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof text === 'string' ? text : new TextDecoder().decode(text));
+  } catch (e) {
+    throw new Error(`adapter_config.json is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('adapter_config.json must be a JSON object');
+  return parseAdapterConfig(json as Record<string, unknown>);
+}
+
 function parseAdapterConfig(json: Record<string, unknown>): PeftAdapter['config'] {
   const unsupported = (what: string) => new Error(`adapter_config.json: ${what} is not supported yet`);
   if (json.peft_type !== 'LORA') throw unsupported(`peft_type ${JSON.stringify(json.peft_type)} (only "LORA")`);
@@ -211,7 +220,7 @@ function parseAdapterConfig(json: Record<string, unknown>): PeftAdapter['config'
   return config;
 }
 
-function checkAdapterConfig(c: PeftAdapter['config']): void {
+export function checkAdapterConfig(c: PeftAdapter['config']): void {
   if (!Number.isInteger(c.r) || c.r < 1) throw new Error(`adapter config: r must be a positive integer, got ${JSON.stringify(c.r)}`);
   if (typeof c.loraAlpha !== 'number' || !Number.isFinite(c.loraAlpha)) throw new Error(`adapter config: lora_alpha must be a number, got ${JSON.stringify(c.loraAlpha)}`);
   if (typeof c.loraDropout !== 'number' || !(c.loraDropout >= 0 && c.loraDropout < 1)) {

@@ -1,12 +1,15 @@
 /**
  * `qlora-lab check-grads`: loss and LoRA gradients of one batch (dropout off) under PEFT's names
  * (the model's own module names), so a user can compare this GPU with PyTorch on their own model and data.
+ * A decoder --model goes to decoder-check-grads.ts (texts, causal-LM loss).
  */
 import { peftTensorKey } from '../../model/peft-files.ts';
 import { writeSafetensors } from '../../model/safetensors.ts';
 import type { HostTensor } from '../../model/state-dict.ts';
 import { type Objective, encodeExamples, recordMicroBatch } from '../../train/objective.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
+import { runDecoderCheckGrads } from '../decoder-check-grads.ts';
+import { modelArgument, modelKind } from '../decoder.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
@@ -18,9 +21,12 @@ ${ENCODER_USAGE}
   --batch-size N      the first N rows of the file form the batch (default 8)
   --scale S           InfoNCE scale for (anchor, positive) data (default 20)
   --symmetric         symmetric InfoNCE
-${PAIR_USAGE}`;
+${PAIR_USAGE}
+a decoder LLM as --model takes texts and --objective causal-lm instead: qlora-lab check-grads --model <decoder> --help`;
 
 export async function run(args: string[]): Promise<void> {
+  const model = modelArgument(args);
+  if (model && (await modelKind(model)) === 'decoder') return runDecoderCheckGrads(args);
   const { values } = parseOptions(
     args,
     { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, data: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' }, 'batch-size': { type: 'string' }, scale: { type: 'string' }, symmetric: { type: 'boolean', default: false } },

@@ -1,5 +1,4 @@
 /** `qlora-lab embed`: sentence embeddings of a text file (one text per line) as a .npy matrix. */
-import { readFile } from 'node:fs/promises';
 import { defaultPrompt } from '../../model/sentence-config.ts';
 import { parseOptions, required } from '../args.ts';
 import { modelKind } from '../decoder.ts';
@@ -8,6 +7,7 @@ import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { encodeNpyFloat32 } from '../npy.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
+import { readTextLines } from '../text-lines.ts';
 
 export const summary = 'embed texts (one per line) with a model [+ adapters] into a float32 .npy';
 
@@ -32,12 +32,7 @@ export async function run(args: string[]): Promise<void> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size must be a positive integer`);
   const role = values.role;
   if (role !== undefined && role !== 'query' && role !== 'passage') throw new UsageError(`--role must be query or passage, got ${String(role)}`);
-  const texts = (await readFile(input, 'utf8').catch((e: Error) => {
-    throw new UsageError(`cannot read --input ${input}: ${e.message}`);
-  }))
-    .split(/\r?\n/)
-    .filter((line) => line.trim() !== '');
-  if (texts.length === 0) throw new UsageError(`${input} has no non-empty lines`);
+  const texts = await readTextLines('input', input);
   // Throughput counts from when the model is loaded.
   let started = 0;
   const onLoaded = () => (started = performance.now());

@@ -1,12 +1,15 @@
 /**
  * `qlora-lab merge`: fold adapters into the base and write a complete sentence-transformers folder
  * (no PEFT needed to load it): weights with the pooler, config, tokenizer and the pooling modules.
+ * A decoder --model goes to decoder-merge.ts (a Hugging Face causal-LM folder).
  */
 import { POOLING_MODES } from '../../engine/ops/pooling-modes.ts';
 import { loraConfigOf } from '../../model/peft-files.ts';
 import type { SentenceSettings } from '../../model/sentence-config.ts';
 import { mergedModelFolder } from '../../model/sentence-folder.ts';
 import { parseOptions, required } from '../args.ts';
+import { runDecoderMerge } from '../decoder-merge.ts';
+import { modelArgument, modelKind } from '../decoder.ts';
 import { SENTENCE_OPTIONS, cliSentenceSettings, encoderOverrides, readAdapterDir, readAdapterSettingsFile } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { loadModelArgument } from '../model-source.ts';
@@ -24,9 +27,12 @@ const USAGE = `usage: qlora-lab merge --model <dir|hub-id> --adapter <dir> [--ad
   --prompt-query TEXT                 prepended to queries
   --prompt-passage TEXT               prepended to passages
 writes config.json, model.safetensors, the base's tokenizer files, modules.json, 1_Pooling/config.json,
-sentence_bert_config.json and config_sentence_transformers.json: SentenceTransformer(<out>) loads it`;
+sentence_bert_config.json and config_sentence_transformers.json: SentenceTransformer(<out>) loads it
+a decoder LLM as --model gives a Hugging Face causal-LM folder instead: qlora-lab merge --model <decoder> --help`;
 
 export async function run(args: string[]): Promise<void> {
+  const model = modelArgument(args);
+  if (model && (await modelKind(model)) === 'decoder') return runDecoderMerge(args);
   const { values } = parseOptions(
     args,
     {

@@ -1,4 +1,4 @@
-/** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format. */
+/** `qlora-lab train`: QLoRA-train a LoRA adapter on a pair file and write it in PEFT format (a decoder --model: decoder-train.ts). */
 import { join, resolve } from 'node:path';
 import { adapterFolder } from '../../model/adapter-settings.ts';
 import { trainingTargets } from '../../model/families.ts';
@@ -11,6 +11,8 @@ import { runTrainingLoop } from '../../train/loop.ts';
 import { CLI_TRAIN_DEFAULTS } from '../../train/defaults.ts';
 import { NonFiniteLossError, Trainer } from '../../train/trainer.ts';
 import { parseOptions, required } from '../args.ts';
+import { runDecoderTrain } from '../decoder-train.ts';
+import { modelArgument, modelKind } from '../decoder.ts';
 import { type CliEncoder, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { parseModelArgument } from '../model-source.ts';
@@ -27,12 +29,15 @@ ${TRAIN_USAGE}
                         written on Ctrl-C / SIGTERM, and removed when the run finishes
   --resume <out>        continue an interrupted run from <out>/checkpoint.safetensors with its own
                         settings and data (give no other option); the result is bit-identical to
-                        an uninterrupted run`;
+                        an uninterrupted run
+a decoder LLM as --model trains on texts with --objective causal-lm instead: qlora-lab train --model <decoder> --help`;
 
 /** Given alone: every other setting of a resumed run comes from its checkpoint. */
 const RESUME_OPTION = '--resume';
 
 export async function run(args: string[]): Promise<void> {
+  const model = modelArgument(args);
+  if (model && (await modelKind(model)) === 'decoder') return runDecoderTrain(args);
   if (args[0] === RESUME_OPTION) {
     if (args.length !== 2) throw new UsageError(`--resume <out> takes the settings of the interrupted run: give no other option\n\n${USAGE}`);
     const checkpoint = await loadTrainCheckpoint(args[1]);

@@ -1,0 +1,124 @@
+/**
+ * `qlora-lab train` for decoders: LoRA on a decoder LLM with the causal-LM objective (mean next-token
+ * loss) over a texts file, AdamW with linear warmup and decay (the encoder's schedule and defaults),
+ * each epoch a seeded shuffle of the texts; writes the PEFT adapter folder (task_type CAUSAL_LM, the
+ * checkpoint's module names) that PeftModel.from_pretrained and --adapter here load.
+ */
+import { Rng } from '../data/rng.ts';
+import { initDecoderLora } from '../model/decoder-lora-layout.ts';
+import { writeDecoderPeftAdapter } from '../model/decoder-peft.ts';
+import { allLinearTargets } from '../model/decoder-weights.ts';
+import type { TrainingLoraConfig } from '../model/lora.ts';
+import { peftConfigOf } from '../model/peft-files.ts';
+import { CLI_TRAIN_DEFAULTS as D, DEFAULT_TRAIN_CONFIG } from '../train/defaults.ts';
+import { DecoderTrainer } from '../train/decoder-trainer.ts';
+import { NonFiniteLossError } from '../train/trainer.ts';
+import { numberOption, parseOptions, required } from './args.ts';
+import { maxLengthFor, openDecoder } from './decoder.ts';
+import { UsageError } from './errors.ts';
+import { checkOutputPath, writeOutputDir } from './output.ts';
+import { readTextLines } from './text-lines.ts';
+import { LORA_TRAIN_OPTIONS } from './train-options.ts';
+
+const BATCH_SIZE = 8;
+const MAX_LENGTH = 512;
+
+const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> --data texts.txt --objective causal-lm --out <adapter dir> [options]
+  --data FILE           one text per line (blank lines skipped)
+  --objective causal-lm next-token loss over every token of each text (the decoders' objective here)
+  --base nf4|f32        frozen base precision (default nf4: QLoRA)
+  --r N                 LoRA rank (default ${D.r})
+  --alpha A             LoRA alpha (default ${D.alpha})
+  --lora-dropout P      dropout on the LoRA input (default ${D.loraDropout})
+  --rslora              scale alpha/sqrt(r) instead of alpha/r
+  --targets a,b         PEFT target modules in the checkpoint's names (default: every linear layer)
+  --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
+  --epochs N            passes over the texts (default ${D.epochs})
+  --batch-size N        texts per optimizer step (default ${BATCH_SIZE})
+  --max-length N        tokens per text incl. the template's special ones (default ${MAX_LENGTH}, at most the model's positions)
+  --lr LR               peak learning rate (default ${D.learningRate})
+  --warmup-ratio F      fraction of steps of linear warmup (default ${D.warmupRatio})
+  --weight-decay W      AdamW weight decay (default ${D.weightDecay})
+  --max-grad-norm N     global gradient-norm clip, 0 = off (default ${D.maxGradNorm})
+  --seed N              seed for the adapter init, shuffling and dropout (default ${D.seed})`;
+
+const round = (x: number) => Number(x.toPrecision(6));
+
+export async function runDecoderTrain(args: string[]): Promise<void> {
+  const { values } = parseOptions(
+    args,
+    { ...LORA_TRAIN_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' } },
+    USAGE,
+  );
+  const objective = required(values, 'objective', USAGE);
+  if (objective !== 'causal-lm') throw new UsageError(`--objective ${objective} is not one for decoders: give causal-lm`);
+  const texts = await readTextLines('data', required(values, 'data', USAGE));
+  const out = required(values, 'out', USAGE);
+  await checkOutputPath('out', out, 'dir');
+  const positive = (n: number) => n > 0 && Number.isFinite(n);
+  const count = (n: number) => Number.isInteger(n) && n > 0;
+  const r = numberOption(values, 'r', D.r, count);
+  const lora: Omit<TrainingLoraConfig, 'targetModules'> = { r, alpha: numberOption(values, 'alpha', D.alpha, positive), dropout: numberOption(values, 'lora-dropout', D.loraDropout, (p) => p >= 0 && p < 1), rslora: Boolean(values.rslora) };
+  const epochs = numberOption(values, 'epochs', D.epochs, count);
+  const batchSize = numberOption(values, 'batch-size', BATCH_SIZE, count);
+  const seed = numberOption(values, 'seed', D.seed, Number.isInteger);
+  const maxGradNorm = numberOption(values, 'max-grad-norm', D.maxGradNorm, (n) => n >= 0 && Number.isFinite(n));
+  const stepsPerEpoch = Math.ceil(texts.length / batchSize);
+  const totalSteps = epochs * stepsPerEpoch;
+  const optimizer = {
+    learningRate: numberOption(values, 'lr', D.learningRate, positive),
+    warmupSteps: Math.round(totalSteps * numberOption(values, 'warmup-ratio', D.warmupRatio, (f) => f >= 0 && f <= 1)),
+    totalSteps,
+    weightDecay: numberOption(values, 'weight-decay', D.weightDecay, (w) => w >= 0 && Number.isFinite(w)),
+    beta1: DEFAULT_TRAIN_CONFIG.beta1,
+    beta2: DEFAULT_TRAIN_CONFIG.beta2,
+    eps: DEFAULT_TRAIN_CONFIG.eps,
+    maxGradNorm: maxGradNorm === 0 ? null : maxGradNorm,
+    seed,
+  };
+  const targetsArg = values.targets as string | undefined;
+  let targetModules: string[] = [];
+  let maxLength = MAX_LENGTH;
+  const cli = await openDecoder(values, (values.stack as string[] | undefined) ?? [], {
+    check: (files) => {
+      maxLength = maxLengthFor(files.config, values, MAX_LENGTH);
+    },
+    newAdapter: (config) => {
+      const targets = targetsArg ? targetsArg.split(',').map((t) => t.trim()).filter(Boolean) : allLinearTargets(config);
+      let init: ReturnType<typeof initDecoderLora>;
+      try {
+        init = initDecoderLora(config, r, targets, seed);
+      } catch (e) {
+        throw new UsageError(`--targets: ${(e as Error).message}`);
+      }
+      targetModules = init.targetModules as string[];
+      return { lora: { ...lora, targetModules }, tensors: init.tensors };
+    },
+  });
+  const { engine, files, model } = cli;
+  const trainer = new DecoderTrainer(model, optimizer);
+  const rng = new Rng(seed ^ 0x5bd1e995);
+  process.stderr.write(`training LoRA r${r} α${lora.alpha} on ${targetsArg ?? allLinearTargets(files.config).join(',')}: ${texts.length} texts, ${totalSteps} steps of ${batchSize}\n`);
+  let stopped: string | null = null;
+  try {
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      const order = rng.shuffle(Array.from({ length: texts.length }, (_, i) => i));
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        const batch = files.tokenizer.encodeBatch(order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]), maxLength);
+        const report = await trainer.trainStep(batch);
+        process.stderr.write(`${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), tokens: report.tokens })}\n`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof NonFiniteLossError)) throw e;
+    stopped = e.message;
+  }
+  const adapter = cli.adapters[cli.adapters.length - 1];
+  const config = peftConfigOf({ ...lora, targetModules }, { id: String(values.model) });
+  await writeOutputDir(out, writeDecoderPeftAdapter({ config, tensors: await adapter.download() }, files.config));
+  process.stderr.write(`${stopped ? `${stopped}\nthe adapter of the last good step` : 'adapter'} written to ${out} (PEFT, task_type CAUSAL_LM)\n`);
+  trainer.release();
+  model.destroy();
+  engine.destroy();
+  if (stopped) throw new UsageError(stopped);
+}

@@ -1,0 +1,40 @@
+/**
+ * `qlora-lab train --objective causal-lm` on decoders: the loss falls over epochs of a few texts and
+ * the PEFT adapter folder it writes reads back for the model. On Phi-3 (fused qkv_proj, gate_up_proj)
+ * the parts' shared A stays shared through AdamW, or the adapter could not be written in PEFT's names.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { readDecoderAdapterDir } from '../../src/cli/decoder.ts';
+import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
+import { localDirSource } from '../../src/model/node-files.ts';
+import { FIXTURES } from '../helpers/fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'qlora-lab.js');
+
+describe.each([
+  ['llama', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']],
+  ['phi3', ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj']],
+])('train on the %s decoder', (name, targets) => {
+  it('lowers the causal-LM loss and writes a PEFT adapter on every linear', async () => {
+    const fixture = join(FIXTURES, 'decoder', 'check_grads', name);
+    const out = join(tempDir('qll-dtrain-'), 'adapter');
+    const { stderr } = await run('node', [BIN, 'train', '--model', join(fixture, 'model'), '--data', join(fixture, 'texts.txt'), '--objective', 'causal-lm', '--out', out,
+      '--base', 'f32', '--r', '4', '--alpha', '8', '--epochs', '6', '--batch-size', '4', '--max-length', '16', '--lr', '0.01', '--warmup-ratio', '0', '--seed', '5']);
+    const steps = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(steps.length).toBe(6);
+    expect(steps.every((s) => Number.isFinite(s.loss) && s.tokens > 0)).toBe(true);
+    expect(steps[5].loss).toBeLessThan(steps[0].loss - 0.05);
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({ task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, target_modules: targets });
+    const base = await openDecoderModel(localDirSource(join(fixture, 'model')));
+    const adapter = await readDecoderAdapterDir(out, base.config);
+    const b = adapter.tensors.get('model.layers.1.self_attn.k_proj.lora_B')!;
+    expect(b.data.some((v) => v !== 0)).toBe(true);
+  });
+});
