@@ -1,7 +1,7 @@
 /**
  * `qlora-lab embed` for a decoder --model: the encoder options that mean something for a decoder are
  * read here (--pooling mean|last, --normalize, --max-length), the prompt ones are refused (a decoder
- * embeds the text as it is), and adapters wait for PEFT causal-LM reading.
+ * embeds the text as it is); --adapter folders are PEFT causal-LM adapters, stacked in order.
  */
 import { DECODER_POOLINGS, type DecoderPooling, embedDecoderTexts } from '../model/decoder-embed.ts';
 import { numberOption } from './args.ts';
@@ -22,16 +22,13 @@ function decoderPooling(value: unknown): DecoderPooling {
 
 /** The texts' embeddings from the decoder --model names; `batchSize` texts per pass, `onLoaded` once the model is. */
 export async function embedWithDecoderCli(values: Record<string, unknown>, texts: string[], batchSize: number, onLoaded: () => void): Promise<Float32Array[]> {
-  for (const name of ['prompt-query', 'prompt-passage', 'role', 'adapter']) {
-    if (values[name] !== undefined) {
-      const why = name === 'adapter' ? 'reading PEFT adapters for decoders is not supported yet' : 'a decoder embeds each text as it is, without prompts';
-      throw new UsageError(`--${name} does not apply to a decoder model: ${why}`);
-    }
+  for (const name of ['prompt-query', 'prompt-passage', 'role']) {
+    if (values[name] !== undefined) throw new UsageError(`--${name} does not apply to a decoder model: a decoder embeds each text as it is, without prompts`);
   }
   if (values.normalize && values['no-normalize']) throw new UsageError('--normalize and --no-normalize contradict each other');
   const pooling = decoderPooling(values.pooling);
   const maxLength = values['max-length'] === undefined ? undefined : numberOption(values, 'max-length', 0, (n) => Number.isInteger(n) && n > 1);
-  const cli = await openDecoder(values);
+  const cli = await openDecoder(values, (values.adapter as string[] | undefined) ?? []);
   onLoaded();
   process.stderr.write(`decoder embeddings: ${pooling} pooling of the last hidden states${values.normalize ? ', L2-normalised' : ''}\n`);
   try {

@@ -4,11 +4,17 @@
  * are refused by name.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { Rng } from '../../src/data/rng.ts';
 import { type DecoderPooling, embedDecoderTexts } from '../../src/model/decoder-embed.ts';
+import { generateTokens, stopTokensOf } from '../../src/model/decoder-generate.ts';
+import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
+import { initDecoderLora } from '../../src/model/decoder-lora-layout.ts';
+import { writeDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
+import { type PeftAdapter, loraConfigOf } from '../../src/model/peft-files.ts';
 import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { DecoderModel } from '../../src/model/decoder.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
@@ -98,5 +104,52 @@ describe('qlora-lab score', () => {
     await expect(cli(['score', '--model', model, '--statements', file, '--out', out, '--template', 'no placeholder'])).rejects.toMatchObject({
       stderr: expect.stringContaining('statement prompt template must contain {statement}'),
     });
+  });
+});
+
+describe('decoder commands with --adapter', () => {
+  it('embed, score and generate run the model with the adapter folder on it, as the library does', async () => {
+    const dir = tempDir('qll-dec-adapter-');
+    const model = writeTinyDecoder(dir, { seed: 3 });
+    const tiny = await openTiny(model);
+    const { config } = tiny.files;
+    // PEFT's init leaves B zero, which would change nothing: B is made large enough to move every output.
+    const init = initDecoderLora(config, 4, ['q_proj', 'v_proj', 'down_proj'], 7);
+    const rng = new Rng(11);
+    for (const [name, t] of init.tensors) if (name.endsWith('lora_B')) t.data.forEach((_, i) => (t.data[i] = rng.normal() * 0.5));
+    const adapter: PeftAdapter = {
+      config: { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: init.targetModules, useRslora: false, baseModelNameOrPath: 'tiny' },
+      tensors: init.tensors,
+    };
+    const adapterDir = join(dir, 'adapter');
+    mkdirSync(adapterDir);
+    for (const [name, bytes] of Object.entries(writeDecoderPeftAdapter(adapter, config))) writeFileSync(join(adapterDir, name), bytes);
+
+    const input = join(dir, 'texts.txt');
+    writeFileSync(input, `${TEXTS.join('\n')}\n`);
+    const out = join(dir, 'adapted.npy');
+    await cli(['embed', '--model', model, '--input', input, '--out', out, '--base', 'f32', '--adapter', adapterDir]);
+    const plain = await embedDecoderTexts(tiny.model, tiny.files.tokenizer, TEXTS, { pooling: 'mean', normalize: false });
+    tiny.model.adapters = [createDecoderAdapter(tiny.model.engine, config, loraConfigOf(adapter), adapter.tensors, false)];
+    const adapted = await embedDecoderTexts(tiny.model, tiny.files.tokenizer, TEXTS, { pooling: 'mean', normalize: false });
+    const flat = (e: Float32Array[]) => e.flatMap((v) => Array.from(v));
+    expectClose(readNpy(out).data, flat(adapted), { atol: 1e-5, rtol: 0 }, 'embeddings with the adapter');
+    expect(Math.max(...flat(adapted).map((v, i) => Math.abs(v - flat(plain)[i])))).toBeGreaterThan(1e-3);
+
+    const statements = join(dir, 'statements.tsv');
+    writeFileSync(statements, STATEMENTS.map(([s, label]) => `${s}\t${label}`).join('\n'));
+    const report = join(dir, 'report.json');
+    await cli(['score', '--model', model, '--statements', statements, '--out', report, '--base', 'f32', '--adapter', adapterDir]);
+    const encoded = STATEMENTS.map(([s], i) => encodeStatement(tiny.files.tokenizer, defaultStatementPrompt(), s, i));
+    const scores = await scoreStatements(tiny.model, encoded, { padId: tiny.files.tokenizer.padId });
+    const margins = (JSON.parse(readFileSync(report, 'utf8')).statements as { margin: number }[]).map((s) => s.margin);
+    expectClose(margins, scores.map((s) => s.margin), { atol: 1e-4, rtol: 0 }, 'margins with the adapter');
+
+    const prompt = 'the heart';
+    const ids: number[] = [];
+    for await (const id of generateTokens(tiny.model, tiny.files.tokenizer.encode(prompt), { maxNewTokens: 5, stopTokenIds: stopTokensOf(config, tiny.files.tokenizer) })) ids.push(id);
+    const { stdout } = await cli(['generate', '--model', model, '--prompt', prompt, '--max-new-tokens', '5', '--base', 'f32', '--adapter', adapterDir]);
+    expect(stdout.trimEnd()).toBe(tiny.files.tokenizer.decode(ids, { skipSpecialTokens: true }).trimEnd());
+    tiny.model.destroy();
   });
 });

@@ -21,6 +21,7 @@ const USAGE = `usage: qlora-lab generate --model <dir|hub-id> --prompt TEXT [opt
                                       (0 < P ≤ 1, default 1)
   --seed S                            seed of the sampling, an integer ≥ 0 (default 0)
   --base nf4|f32                      frozen base precision (default nf4)
+  --adapter <dir>                     PEFT causal-LM adapter folder; repeat to stack adapters in order
   Generation ends at the tokenizer's eos_token or config.json's eos_token_id, which is not printed.`;
 
 /** A numeric option checked by `valid`, else a UsageError saying what it must be. */
@@ -44,6 +45,7 @@ export async function run(args: string[]): Promise<void> {
       'top-p': { type: 'string' },
       seed: { type: 'string' },
       base: { type: 'string', default: 'nf4' },
+      adapter: { type: 'string', multiple: true },
     },
     USAGE,
   );
@@ -58,7 +60,7 @@ export async function run(args: string[]): Promise<void> {
     throw new UsageError(`generate needs a decoder LLM (config.json model_type ${SUPPORTED_DECODER_TYPES.join(', ')}); ${model} is not one (encoders such as BERT do not generate text)`);
   }
 
-  const { engine, files, model: decoder } = await openDecoder(values);
+  const { engine, files, model: decoder } = await openDecoder(values, (values.adapter as string[] | undefined) ?? []);
   try {
     const { tokenizer, config } = files;
     if (values.chat && !tokenizer.hasChatTemplate) throw new UsageError(`--chat: ${model} has no chat_template in tokenizer_config.json`);

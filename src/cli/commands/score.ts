@@ -27,7 +27,8 @@ const USAGE = `usage: qlora-lab score --model <dir|hub-id> --statements FILE --o
                                       the answers compared (default " True" / " False", "True" / "False" with --chat)
   --batch-size N                      statements per GPU batch (default 16)
   --resamples N                       bootstrap resamples for the 95% intervals (default 1000)
-  --seed N                            bootstrap seed (default 0)`;
+  --seed N                            bootstrap seed (default 0)
+  --adapter <dir>                     PEFT causal-LM adapter folder; repeat to stack adapters in order`;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
@@ -44,6 +45,7 @@ export async function run(args: string[]): Promise<void> {
       'batch-size': { type: 'string' },
       resamples: { type: 'string' },
       seed: { type: 'string' },
+      adapter: { type: 'string', multiple: true },
     },
     USAGE,
   );
@@ -67,7 +69,7 @@ export async function run(args: string[]): Promise<void> {
   const bootstrap = { resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0), seed: numberOption(values, 'seed', 0, Number.isInteger) };
   if ((await modelKind(model)) !== 'decoder') throw new UsageError(`--model ${model} is not a decoder LLM (config.json names no Llama-family architecture); statements are scored by a decoder's answer log-probabilities`);
 
-  const cli = await openDecoder(values);
+  const cli = await openDecoder(values, (values.adapter as string[] | undefined) ?? []);
   let scores: Awaited<ReturnType<typeof scoreStatements>>;
   try {
     const { tokenizer } = cli.files;
