@@ -6,7 +6,7 @@
 import type { Engine } from '../engine/engine.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { DECODER_LINEARS, type DecoderLinear } from './decoder-weights.ts';
-import { GpuLoraModules, type HostAdapterTensors, type LoraConfig, describeTargets, targetsModule, validateLoraConfig } from './lora.ts';
+import { GpuLoraModules, type HostAdapterTensors, type LoraConfig, describeTargets, initLoraPairs, targetsModule, validateLoraConfig } from './lora.ts';
 
 export function decoderModuleName(layer: number, linear: DecoderLinear): string {
   return `model.layers.${layer}.${linear}`;
@@ -39,6 +39,14 @@ export function decoderLinearModules(config: DecoderConfig): { name: string; in:
 }
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/** A new adapter on the linears `lora` targets, PEFT's default init (A Kaiming-uniform, B zero), seeded. */
+export function initDecoderLoraTensors(config: DecoderConfig, lora: LoraConfig, seed: number): HostAdapterTensors {
+  validateLoraConfig(lora);
+  const selected = decoderLinearModules(config).filter((m) => targetsModule(lora, m.name));
+  if (selected.length === 0) throw new Error(`LoRA target_modules ${describeTargets(lora.targetModules)} match none of this decoder's linear layers`);
+  return initLoraPairs(selected, lora.r, seed);
+}
 
 /**
  * The adapter on the GPU after checking it against the decoder: target_modules selects some linear,

@@ -229,11 +229,16 @@ export class DecoderModel {
     return { hidden, preNorm: x, rstd, mask, positions, batch: b, seq: t, mode, caches };
   }
 
-  /** The mean next-token loss over `targets` (one per hidden row, IGNORE_INDEX for none; see causalLmTargets). */
-  loss(result: DecoderForwardResult, targets: ArrayLike<number>, chunk = DEFAULT_LM_HEAD_CHUNK): DecoderLoss {
+  /**
+   * The mean next-token loss over `targets` (one per hidden row, IGNORE_INDEX for none; see
+   * causalLmTargets). With `stepTokens`, the sum over this batch's targets divided by the step's
+   * target count instead: micro-batches' losses and gradients then add up to the step's mean.
+   */
+  loss(result: DecoderForwardResult, targets: ArrayLike<number>, chunk = DEFAULT_LM_HEAD_CHUNK, stepTokens?: number): DecoderLoss {
     const { engine } = this;
     const rows = result.batch * result.seq;
-    const lmTargets = uploadLmTargets(engine, targets, this.config.vocabSize);
+    const uploaded = uploadLmTargets(engine, targets, this.config.vocabSize);
+    const lmTargets = stepTokens === undefined ? uploaded : { ...uploaded, count: stepTokens };
     const out = { loss: engine.alloc([1]), tokenLoss: engine.alloc([rows]), lse: engine.alloc([rows]) };
     lmHeadLossForward(engine, result.hidden, this.lmHead, lmTargets, out, { chunk });
     return { ...out, targets: lmTargets };
