@@ -1,4 +1,5 @@
-// `npm run bench -- memory [--reps 3] [--cached-layers 12] [--per-pass 8] [--measure-pairs 32] [--measure-seq 128] [--skip measured,timing]`
+// `npm run bench -- memory [--reps 3] [--cached-layers 12] [--per-pass 8] [--measure-pairs 32] [--measure-seq 128]
+//   [--decoder-seqs N] [--decoder-seq 256] [--skip measured,timing,decoder]`
 //
 // GPU memory of training under the automatic plan (src/model/memory.ts), and what the exact
 // bounded-memory step costs:
@@ -11,7 +12,12 @@
 //   of BERT-large width (random weights, made here) run with BioLinkBERT-large's plan (its number of
 //   slices and checkpointing; --measure-pairs / --measure-seq shrink the step for slow emulated GPUs);
 // - cached_step_time_ratio: median step time with --per-pass sequences per pass ÷ the one-shot
-//   step, BGE-small shape (--cached-layers of its 12 layers), 32 pairs × seq 32, steps alternated.
+//   step, BGE-small shape (--cached-layers of its 12 layers), 32 pairs × seq 32, steps alternated;
+// - est_gib_qwen25_05b, est_gib_llama32_1b, est_gib_phi3_mini: decoders (bench/lib/decoder-memory.ts),
+//   NF4 with double quantisation, LoRA r 16 on every linear, 8 sequences × 256 per step, planned into
+//   micro-batches within each target (1.5, 2.5, 3.5 GiB; Phi-3-mini misses it, see there), and
+//   measured_over_estimate_<model>_2l on 2-layer models of each width with the planned micro-batch
+//   (--decoder-seqs sequences × --decoder-seq tokens instead, for slow emulated GPUs).
 // --skip leaves out the GPU parts (each is minutes of SwiftShader); their keys are then absent.
 // Node (Dawn) only; random weights, so only memory and time mean anything.
 import { Rng } from '../src/data/rng.ts';
@@ -26,6 +32,7 @@ import { type StateDict, bertWeightShapes, shapeSize } from '../src/model/state-
 import { bertTokenizerJson, createTokenizer } from '../src/model/tokenizer.ts';
 import { DEFAULT_TRAIN_CONFIG } from '../src/train/defaults.ts';
 import { type TrainConfig, Trainer } from '../src/train/trainer.ts';
+import { decoderEstimates, measureDecoderPeaks } from './lib/decoder-memory.ts';
 import { benchTokenBatch } from './lib/shapes.ts';
 import { median } from './lib/stats.ts';
 
@@ -80,7 +87,7 @@ function trainConfig(layout: Pick<MemoryPlan, 'sequencesPerPass' | 'checkpointEv
   return { ...DEFAULT_TRAIN_CONFIG, hiddenDropout: 0.1, totalSteps: 1000, sequencesPerPass: layout.sequencesPerPass, checkpointEvery: layout.checkpointEvery };
 }
 
-const GPU_PARTS = ['measured', 'timing'] as const;
+const GPU_PARTS = ['measured', 'timing', 'decoder'] as const;
 
 function skipped(args: string[]): Set<string> {
   const i = args.indexOf('--skip');
@@ -89,7 +96,7 @@ function skipped(args: string[]): Set<string> {
   return new Set(parts);
 }
 
-function option(args: string[], name: string, fallback: number): number {
+function option<T extends number | undefined>(args: string[], name: string, fallback: T): number | T {
   const i = args.indexOf(`--${name}`);
   if (i < 0) return fallback;
   const value = Number(args[i + 1]);
@@ -109,6 +116,7 @@ export default async function bench(args: string[]): Promise<void> {
   console.log(`BioLinkBERT-large, ${PAIRS} pairs × 128, 1.5 GiB: ${describePlan(largePlan, 1.5 * GIB)}`);
   console.log(`BERT-base, ${PAIRS} pairs × 128, 1.5 GiB: ${describePlan(basePlan, 1.5 * GIB)}`);
   console.log(`BERT-base, ${PAIRS} pairs × 128, 1 GiB: ${describePlan(basePlan1, 1 * GIB)}`);
+  const decoder = decoderEstimates();
   const maxPairs = largestBatchWithin({ config: BGE_SMALL, lora: LORA, base: NF4, seq: 64, budgetBytes: GIB, maxBufferBytes: DEFAULT_BINDING });
   console.log(`BGE-small, seq 64: at most ${maxPairs} pairs in one exact step within 1 GiB`);
 
@@ -119,6 +127,8 @@ export default async function bench(args: string[]): Promise<void> {
   const measureShape = { pairs: option(args, 'measure-pairs', PAIRS), seq: option(args, 'measure-seq', 128) };
   if (!skip.has('measured')) Object.assign(figures, await measurePeak(engine, largePlan, measureShape));
   if (!skip.has('timing')) Object.assign(figures, await timeCachedStep(engine, reps, cachedLayers, perPass));
+  const decoderShape = { sequences: option(args, 'decoder-seqs', undefined), seq: option(args, 'decoder-seq', undefined) };
+  if (!skip.has('decoder')) Object.assign(figures, await measureDecoderPeaks(engine, decoder.plans, decoderShape));
   engine.destroy();
 
   const layout = (p: MemoryPlan) => ({ sequences_per_pass: p.sequencesPerPass, checkpoint_every: p.checkpointEvery, storage: p.storage });
@@ -134,6 +144,7 @@ export default async function bench(args: string[]): Promise<void> {
       est_gib_bert_base_1gib_budget: +(basePlan1.estimate.total / GIB).toFixed(3),
       bert_base_1gib_plan: layout(basePlan1),
       est_max_pairs_bge_small_1gib: maxPairs,
+      ...decoder.figures,
       ...figures,
       wall_s: +((performance.now() - started) / 1000).toFixed(1),
     }),

@@ -1,4 +1,4 @@
-// `npm run bench -- train [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 120]`
+// `npm run bench -- train [--quick] [--models minilm_l6,bge_small] [--seqs 16,64] [--reps 3] [--budget-s 120] [--decoder 8x256|none]`
 //
 // Training pairs/s of QLoRA on random MiniLM-L6- and BGE-small-shaped BERTs with the project's
 // Trainer: NF4 base, LoRA r 16, α 32, dropout 0.1 on query and value, InfoNCE over 32 (anchor,
@@ -7,6 +7,8 @@
 // is set against estimateTrainingMemory's estimate for the same shape. Node (Dawn) only.
 // Each figure is the median of up to --reps timed steps after one untimed warm-up step at the same
 // shape; a cell stops repeating once --budget-s is spent (at least one timed step).
+// The decoder row (bench/lib/decoder-train.ts): causal-LM steps of --decoder sequences × tokens on a
+// 2-layer Qwen2.5-0.5B-width model, tokens/s and peak memory against the estimate; keys decoder_*.
 import { loadavg } from 'node:os';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
 import { loadModelFiles } from '../src/model/checkpoint.ts';
@@ -19,6 +21,7 @@ import { type DispatchProfile, profileDispatches, profileFigures, profileTable }
 import { median, processCpuMs, timeRuns } from './lib/stats.ts';
 import { markdownTable, mib } from './lib/table.ts';
 import { parseBenchOptions } from './lib/options.ts';
+import { takeDecoderOption, timeDecoderSteps } from './lib/decoder-train.ts';
 
 const PAIRS = 32;
 const WEIGHT_SEED = 5;
@@ -40,7 +43,8 @@ interface Row {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 export default async function bench(args: string[]): Promise<void> {
-  const { shapes, seqs, timing, profile } = parseBenchOptions(args, 120);
+  const decoder = takeDecoderOption(args);
+  const { shapes, seqs, timing, profile } = parseBenchOptions(decoder.rest, 120);
   const loadBefore = loadavg()[0];
   const started = performance.now();
 
@@ -78,6 +82,7 @@ export default async function bench(args: string[]): Promise<void> {
       release();
     }
   }
+  const decoderFigures = decoder.shape ? await timeDecoderSteps(engine, decoder.shape, timing, log) : {};
   engine.destroy();
 
   const pairsPerSecond = (r: Row) => PAIRS / (median(r.timesMs) / 1000);
@@ -136,6 +141,7 @@ export default async function bench(args: string[]): Promise<void> {
     console.log(profileTable(r.profile));
     result[`profile_${r.shape.key}_seq${r.seq}`] = profileFigures(r.profile);
   }
+  Object.assign(result, decoderFigures);
   result.load_average_before = +loadBefore.toFixed(2);
   result.load_average_after = +loadavg()[0].toFixed(2);
   result.wall_s = +((performance.now() - started) / 1000).toFixed(1);

@@ -16,6 +16,13 @@ import type { BenchShapeConfig } from './shapes.ts';
 /** A uniform variable on [-a/2, a/2] has standard deviation a/√12: 0.02 for a = 0.02·√12. */
 const UNIFORM_SCALE = 0.02 * Math.sqrt(12);
 
+/** Fill `data` with hashed uniform values of standard deviation 0.02 from an offset `rng` draws. */
+export function fillRandomWeight(data: Float32Array, rng: Rng): Float32Array {
+  const offset = rng.int(0x7fffffff);
+  for (let i = 0; i < data.length; i++) data[i] = UNIFORM_SCALE * ((Math.imul(i + offset, 0x9e3779b1) >>> 0) / 2 ** 32 - 0.5);
+  return data;
+}
+
 export function randomBertConfig(shape: BenchShapeConfig): BertConfig {
   return parseBertConfig({ model_type: 'bert', architectures: ['BertModel'], type_vocab_size: 2, layer_norm_eps: 1e-12, hidden_act: 'gelu', ...shape });
 }
@@ -27,10 +34,7 @@ export function randomBertFiles(shape: BenchShapeConfig, seed: number): Pick<Mod
   for (const [name, dims] of bertWeightShapes(config)) {
     const data = new Float32Array(shapeSize(dims));
     if (name.endsWith('LayerNorm.weight')) data.fill(1);
-    else if (!name.endsWith('.bias')) {
-      const offset = rng.int(0x7fffffff);
-      for (let i = 0; i < data.length; i++) data[i] = UNIFORM_SCALE * ((Math.imul(i + offset, 0x9e3779b1) >>> 0) / 2 ** 32 - 0.5);
-    }
+    else if (!name.endsWith('.bias')) fillRandomWeight(data, rng);
     weights.set(name, { shape: dims, data });
   }
   const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'a'].join('\n');

@@ -105,7 +105,7 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
       const order = rng.shuffle(Array.from({ length: texts.length }, (_, i) => i));
       for (let s = 0; s < stepsPerEpoch; s++) {
         const batch = files.tokenizer.encodeBatch(order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]), maxLength);
-        const report = await trainer.trainStep(batch);
+        const report = await trainer.trainStep([batch]);
         process.stderr.write(`${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), tokens: report.tokens })}\n`);
       }
     }

@@ -171,9 +171,11 @@ export class Engine {
 
   /**
    * A tensor from the pool (contents undefined unless `zero` is set). `name` (e.g. the weight's)
-   * is what a too-large tensor's error calls it.
+   * is what a too-large tensor's error calls it. `exact` (weights, held for the model's life) makes
+   * a new buffer of the tensor's size, not its size class, whose slack (up to 25%) only pays off for
+   * tensors released and reused by others.
    */
-  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor'): Tensor {
+  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor', exact = false): Tensor {
     this.assertAlive();
     const bytes = numel(shape) * 4;
     if (!Number.isInteger(bytes) || bytes <= 0) throw new ShapeError(`cannot allocate ${name} of shape ${shapeString(shape)}`);
@@ -190,7 +192,7 @@ export class Engine {
       if (zero) this.recordClear(buffer, buffer.size);
     } else {
       // A whole buffer is bound, so its size class never rounds past the binding limit.
-      const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
+      const size = exact ? roundUp(bytes, 4) : Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
       buffer = this.device.createBuffer({ size, usage: BUFFER_USAGE });
     }
     this.liveBytes += buffer.size;
@@ -206,7 +208,7 @@ export class Engine {
     let best = 0;
     const maxBinding = this.maxBindingBytes;
     for (const [size, free] of this.pool) {
-      if (free.length > 0 && size >= bytes && size <= 2 * bytes + 256 && size <= maxBinding && (best === 0 || size < best)) best = size;
+      if (free.length > 0 && reusesPooled(size, bytes) && size <= maxBinding && (best === 0 || size < best)) best = size;
     }
     if (best === 0) return undefined;
     this.pooledBytes -= best;
@@ -233,14 +235,14 @@ export class Engine {
     this.pooledBytes = 0;
   }
 
-  /** A tensor holding `data`; `name` as in `alloc`. */
-  upload(data: Float32Array | Uint32Array | Int32Array | ArrayLike<number>, shape: readonly number[], dtype?: DType, name?: string): Tensor {
+  /** A tensor holding `data`; `name` and `exact` as in `alloc`. */
+  upload(data: Float32Array | Uint32Array | Int32Array | ArrayLike<number>, shape: readonly number[], dtype?: DType, name?: string, exact = false): Tensor {
     const kind: DType = dtype ?? (data instanceof Uint32Array ? 'u32' : data instanceof Int32Array ? 'i32' : 'f32');
     if (numel(shape) !== data.length) {
       throw new ShapeError(`upload: ${data.length} values do not fill shape ${shapeString(shape)}`);
     }
     const typed = ArrayBuffer.isView(data) ? data : kind === 'f32' ? Float32Array.from(data) : kind === 'u32' ? Uint32Array.from(data) : Int32Array.from(data);
-    const t = this.alloc(shape, kind, false, name);
+    const t = this.alloc(shape, kind, false, name, exact);
     this.write(t, typed as Float32Array | Uint32Array | Int32Array);
     return t;
   }
@@ -537,6 +539,14 @@ export function sizeClass(bytes: number): number {
   if (bytes <= 4096) return roundUp(bytes, 256);
   const quarter = 2 ** (Math.floor(Math.log2(bytes)) - 2);
   return roundUp(bytes, quarter);
+}
+
+/**
+ * Whether a pooled buffer of `size` bytes serves a request for `bytes`: at least as large and at
+ * most twice that (+256), so one buffer does not hold far more than its tensor needs.
+ */
+export function reusesPooled(size: number, bytes: number): boolean {
+  return size >= bytes && size <= 2 * bytes + 256;
 }
 
 export function roundUp(n: number, multiple: number): number {

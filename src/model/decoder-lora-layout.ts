@@ -9,10 +9,9 @@
  * or one trained with its A tied), and either all parts of a fused module are targeted or none.
  * Gradients go back by the chain rule: the shared A's gradient is the sum of the parts'.
  */
-import { Rng } from '../data/rng.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { type DecoderFileModule, decoderFileModules, decoderLinearModules } from './decoder-lora.ts';
-import { targetsModule } from './lora.ts';
+import { initLoraPairs, targetsModule } from './lora.ts';
 import type { HostTensor } from './state-dict.ts';
 
 type Tensors = ReadonlyMap<string, HostTensor>;
@@ -141,14 +140,7 @@ export function initDecoderLora(config: DecoderConfig, r: number, targets: strin
     const linears = [...new Set(modules.map((m) => m.name.slice(m.name.lastIndexOf('.') + 1)))].join(', ');
     throw new Error(`LoRA target modules not found in this ${config.family} decoder: ${unmatched.join(', ')} (its linear layers: ${linears})`);
   }
-  const rng = new Rng(seed);
-  const tensors = new Map<string, HostTensor>();
-  for (const m of modules) {
-    if (!targetsModule({ targetModules: targets }, m.name)) continue;
-    const bound = 1 / Math.sqrt(m.in);
-    tensors.set(`${m.name}.lora_A`, { shape: [r, m.in], data: Float32Array.from({ length: r * m.in }, () => rng.uniform(-bound, bound)) });
-    tensors.set(`${m.name}.lora_B`, { shape: [m.out, r], data: new Float32Array(m.out * r) });
-  }
+  const tensors = initLoraPairs(modules.filter((m) => targetsModule({ targetModules: targets }, m.name)), r, seed);
   return { targetModules: canonicalDecoderTargets(config, targets), tensors: canonicalAdapterTensors(config, tensors) };
 }
 

@@ -187,7 +187,7 @@ export class DecoderModel {
       const t = tensors.get(name);
       if (!t) throw new Error(`missing weight ${name}`);
       if (t.format !== 'f32') throw new Error(`weight ${name} is quantised; only the layer linears may be`);
-      return engine.upload(t.tensor.data, t.tensor.shape, 'f32', name);
+      return engine.upload(t.tensor.data, t.tensor.shape, 'f32', name, true); // held for the model's life: exact size
     };
     const globals = await reader.readGlobals();
     const embed = f32(globals, 'model.embed_tokens.weight');
@@ -323,11 +323,16 @@ export class DecoderModel {
     return out;
   }
 
-  /** The mean next-token loss over `targets` (one per hidden row, IGNORE_INDEX for none; see causalLmTargets). */
-  loss(result: DecoderForwardResult, targets: ArrayLike<number>, chunk = DEFAULT_LM_HEAD_CHUNK): DecoderLoss {
+  /**
+   * The mean next-token loss over `targets` (one per hidden row, IGNORE_INDEX for none; see
+   * causalLmTargets). With `stepTokens`, the sum over this batch's targets divided by the step's
+   * target count instead: micro-batches' losses and gradients then add up to the step's mean.
+   */
+  loss(result: DecoderForwardResult, targets: ArrayLike<number>, chunk = DEFAULT_LM_HEAD_CHUNK, stepTokens?: number): DecoderLoss {
     const { engine } = this;
     const rows = result.batch * result.seq;
-    const lmTargets = uploadLmTargets(engine, targets, this.config.vocabSize);
+    const uploaded = uploadLmTargets(engine, targets, this.config.vocabSize);
+    const lmTargets = stepTokens === undefined ? uploaded : { ...uploaded, count: stepTokens };
     const out = { loss: engine.alloc([1]), tokenLoss: engine.alloc([rows]), lse: engine.alloc([rows]) };
     lmHeadLossForward(engine, result.hidden, this.lmHead, lmTargets, out, { chunk });
     return { ...out, targets: lmTargets };

@@ -138,14 +138,18 @@ export function initLoraTensors(config: BertConfig, lora: TrainingLoraConfig, se
   if (unmatched.length > 0) {
     throw new Error(`LoRA target modules not found in this BERT: ${unmatched.join(', ')} (BERT's linear layers: ${TARGETABLE_MODULES.join(', ')})`);
   }
+  return initLoraPairs(resolveTargets(config, lora, base).map((name) => ({ name, ...moduleShape(config, name) })), lora.r, seed);
+}
+
+/** PEFT's default init of rank-`r` LoRA on `modules`, in order, from one seeded stream: A Kaiming-uniform (bound 1/√in), B zero. */
+export function initLoraPairs(modules: { name: string; in: number; out: number }[], r: number, seed: number): HostAdapterTensors {
   const rng = new Rng(seed);
   const tensors: HostAdapterTensors = new Map();
-  for (const name of resolveTargets(config, lora, base)) {
-    const shape = moduleShape(config, name);
-    const bound = 1 / Math.sqrt(shape.in);
-    const a = Float32Array.from({ length: lora.r * shape.in }, () => rng.uniform(-bound, bound));
-    tensors.set(`${name}.lora_A`, { shape: [lora.r, shape.in], data: a });
-    tensors.set(`${name}.lora_B`, { shape: [shape.out, lora.r], data: new Float32Array(shape.out * lora.r) });
+  for (const { name, in: inF, out } of modules) {
+    const bound = 1 / Math.sqrt(inF);
+    const a = Float32Array.from({ length: r * inF }, () => rng.uniform(-bound, bound));
+    tensors.set(`${name}.lora_A`, { shape: [r, inF], data: a });
+    tensors.set(`${name}.lora_B`, { shape: [out, r], data: new Float32Array(out * r) });
   }
   return tensors;
 }

@@ -177,7 +177,7 @@ export interface MemoryPlan extends StepLayout {
 }
 
 /** Each encoder pass costs about as much as this many tokens more (launches, an underfilled GPU). */
-const PASS_OVERHEAD_TOKENS = 256;
+export const PASS_OVERHEAD_TOKENS = 256;
 const CHECKPOINT_CHOICES = [0, 3, 2, 1];
 
 /**

@@ -1,33 +1,30 @@
 /**
- * One optimizer step of a decoder's trainable adapter on the causal-LM objective: the mean
- * next-token loss of a batch of texts, its gradients, global grad-norm clipping and AdamW (as
- * torch.optim.AdamW), recorded into one GPU batch; the loss is read back afterwards.
+ * One optimizer step of a decoder's trainable adapter on the causal-LM objective: each micro-batch's
+ * forward, chunked LM-head loss and backward, then global grad-norm clipping and AdamW (as
+ * torch.optim.AdamW), recorded into one GPU batch as the encoder's Trainer does. The loss is the mean
+ * over every predicted token of the step, so micro-batches (the memory plan's gradient accumulation)
+ * give the one-batch step.
  *
  * Phi-3's fused modules have one A for their parts: the parts' A gradients are summed (the shared
  * A's gradient, by the chain rule) and given to each, so AdamW moves the copies identically and the
  * adapter stays a PEFT qkv_proj / gate_up_proj LoRA. (The clipping norm then counts that A once per
  * part, where PEFT counts it once: with clipping active, such steps are a little shorter than PEFT's.)
  */
-import { AdamW, type AdamWHyper } from '../engine/ops/adamw.ts';
+import { AdamW } from '../engine/ops/adamw.ts';
 import { add } from '../engine/ops/elementwise.ts';
-import { hash32 } from '../engine/rng.ts';
 import { IGNORE_INDEX } from '../engine/ops/lm-head-loss.ts';
+import type { Tensor } from '../engine/tensor.ts';
 import { tiedLoraGroups } from '../model/decoder-lora-layout.ts';
-import { type DecoderBatch, type DecoderModel, causalLmTargets } from '../model/decoder.ts';
+import { DEFAULT_LM_HEAD_CHUNK, type DecoderBatch, type DecoderModel, causalLmTargets } from '../model/decoder.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
-import { learningRate } from './schedule.ts';
-import { NonFiniteLossError } from './trainer.ts';
+import { NonFiniteLossError, type OptimizerConfig, type TrainConfig, microBatchSeed, optimizerStep } from './trainer.ts';
 
-export interface DecoderTrainConfig extends Omit<AdamWHyper, 'lr' | 'step'> {
-  learningRate: number;
-  warmupSteps: number;
-  totalSteps: number;
-  /** Seeds the LoRA dropout masks of each step. */
-  seed: number;
-}
+export type DecoderTrainConfig = OptimizerConfig & Pick<TrainConfig, 'seed'>;
 
 export interface DecoderStepReport {
+  /** 1-based number of the optimizer step just taken. */
   step: number;
+  /** Mean next-token loss over the step's predicted tokens. */
   loss: number;
   learningRate: number;
   gradNorm: number;
@@ -53,6 +50,7 @@ export class DecoderTrainer {
   constructor(
     readonly model: DecoderModel,
     readonly config: DecoderTrainConfig,
+    readonly lmHeadChunk = DEFAULT_LM_HEAD_CHUNK,
   ) {
     const adapter = model.trainableAdapter;
     if (!adapter) throw new Error('training needs a trainable adapter on the decoder');
@@ -61,27 +59,35 @@ export class DecoderTrainer {
     this.tied = tiedLoraGroups(model.config, new Set(adapter.modules.keys()));
   }
 
-  /** One step on `batch`. A NaN/Inf loss rejects with NonFiniteLossError; that step's update is then skipped on the GPU. */
-  async trainStep(batch: DecoderBatch): Promise<DecoderStepReport> {
+  /**
+   * One optimizer step over `microBatches`; resolves with the loss once the GPU has finished. A NaN/Inf
+   * loss rejects with NonFiniteLossError; that step's update is then skipped on the GPU.
+   */
+  async trainStep(microBatches: DecoderBatch[]): Promise<DecoderStepReport> {
     const { model, config } = this;
     const { engine } = model;
-    const { targets, tokens } = nextTokenTargets(batch);
+    if (microBatches.length === 0) throw new Error('a training step needs at least one micro-batch');
+    const targets = microBatches.map((batch) => causalLmTargets(batch));
+    const tokens = targets.reduce((n, t) => n + t.filter((id) => id !== IGNORE_INDEX).length, 0);
+    if (tokens === 0) throw new Error('no text of the step has a second token, so there is no next token to predict');
     this.adapter.zeroGrads();
-    const result = model.forward(batch, { train: true, seed: hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b)) >>> 0) });
-    const loss = model.loss(result, targets);
-    model.backwardLoss(result, loss);
-    model.releaseForward(result);
+    const losses: Tensor[] = [];
+    microBatches.forEach((batch, k) => {
+      const result = model.forward(batch, { train: true, seed: microBatchSeed(config.seed, this.step, k) });
+      const loss = model.loss(result, targets[k], this.lmHeadChunk, tokens);
+      model.backwardLoss(result, loss, this.lmHeadChunk);
+      model.releaseForward(result);
+      engine.release(loss.tokenLoss, loss.lse, loss.targets.ids);
+      losses.push(loss.loss);
+    });
     this.tieSharedA();
-    const lr = learningRate(this.step, config.learningRate, config.warmupSteps, config.totalSteps);
-    this.optimizer.step(this.adapter.parameters().grads, { ...config, lr, step: this.step + 1 });
-    engine.flush();
-    const [lossValue, gradNorm] = await Promise.all([engine.readF32(loss.loss), engine.readF32(this.optimizer.gradNorm)]).then((v) => v.map((t) => t[0]));
-    model.releaseLoss(loss);
-    if (!Number.isFinite(lossValue) || !Number.isFinite(gradNorm)) {
-      throw new NonFiniteLossError(`training stopped at step ${this.step + 1}: the loss is ${lossValue} (gradient norm ${gradNorm}); the adapter keeps its values from step ${this.step}. Lower the learning rate.`);
+    const { lr, values, gradNorm } = await optimizerStep(engine, this.optimizer, this.adapter.parameters().grads, losses, config, this.step);
+    const loss = values.reduce((sum, v) => sum + v, 0); // each is its share of the step's mean
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      throw new NonFiniteLossError(`training stopped at step ${this.step + 1}: the loss is ${loss} (gradient norm ${gradNorm}); the adapter keeps its values from step ${this.step}. Lower the learning rate.`);
     }
     this.step += 1;
-    return { step: this.step, loss: lossValue, learningRate: lr, gradNorm, tokens };
+    return { step: this.step, loss, learningRate: lr, gradNorm, tokens };
   }
 
   /** Each tied group's A gradients replaced by their sum. */

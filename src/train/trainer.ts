@@ -2,8 +2,9 @@
  * The training loop's unit: one optimizer step = gradient accumulation over micro-batches, global
  * grad-norm clipping and AdamW, recorded into one GPU batch; the loss is read back afterwards.
  */
-import { AdamW } from '../engine/ops/adamw.ts';
+import { AdamW, type AdamWHyper } from '../engine/ops/adamw.ts';
 import { hash32 } from '../engine/rng.ts';
+import type { Engine } from '../engine/engine.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import type { GpuAdapter, HostAdapterTensors } from '../model/lora.ts';
 import type { SentenceEncoder } from '../model/sentence.ts';
@@ -40,6 +41,30 @@ export interface StepReport {
   learningRate: number;
   gradNorm: number;
   examples: number;
+}
+
+/** The dropout seed of micro-batch `k` of the step after `step` steps: distinct per step and micro-batch, reproducible. */
+export function microBatchSeed(seed: number, step: number, k: number): number {
+  return hash32((hash32(seed) ^ Math.imul(step + 1, 0x85ebca6b) ^ k) >>> 0);
+}
+
+/** What an optimizer step needs of the run's settings. */
+export type OptimizerConfig = Pick<TrainConfig, 'learningRate' | 'warmupSteps' | 'totalSteps' | 'beta1' | 'beta2' | 'eps' | 'weightDecay' | 'maxGradNorm'>;
+
+/**
+ * Record AdamW's step (the one after `taken` steps, on the schedule's learning rate) after the
+ * micro-batches recorded so far, run the batch, and read back each micro-batch's loss tensor
+ * (released) and the gradient norm before clipping.
+ */
+export async function optimizerStep(engine: Engine, optimizer: AdamW, grads: Tensor[], losses: Tensor[], config: OptimizerConfig, taken: number) {
+  const lr = learningRate(taken, config.learningRate, config.warmupSteps, config.totalSteps);
+  const hyper: AdamWHyper = { lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm, step: taken + 1 };
+  optimizer.step(grads, hyper);
+  engine.flush();
+  const read = await Promise.all([...losses.map((t) => engine.readF32(t)), engine.readF32(optimizer.gradNorm)]);
+  engine.release(...losses);
+  const gradNorm = read.pop()![0];
+  return { lr, values: read.map((v) => v[0]), gradNorm };
 }
 
 export class NonFiniteLossError extends Error {
@@ -95,25 +120,12 @@ export class Trainer {
     this.adapter.zeroGrads();
     const losses: Tensor[] = [];
     microBatches.forEach((batch, k) => {
-      const seed = hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ k) >>> 0);
+      const seed = microBatchSeed(config.seed, this.step, k);
       const mode = { train: true, hiddenDropout: config.hiddenDropout, seed, checkpointEvery: config.checkpointEvery ?? 0 };
       losses.push(recordMicroBatch(this.encoder, config.objective, batch, mode, 1 / config.gradientAccumulation, config.sequencesPerPass || null));
     });
-    const lr = learningRate(this.step, config.learningRate, config.warmupSteps, config.totalSteps);
-    this.optimizer.step(this.adapter.parameters().grads, {
-      lr,
-      beta1: config.beta1,
-      beta2: config.beta2,
-      eps: config.eps,
-      weightDecay: config.weightDecay,
-      maxGradNorm: config.maxGradNorm,
-      step: this.step + 1,
-    });
-    engine.flush();
-    const values = await Promise.all([...losses.map((t) => engine.readF32(t)), engine.readF32(this.optimizer.gradNorm)]);
-    engine.release(...losses);
-    const gradNorm = values.pop()![0];
-    const loss = values.reduce((sum, v) => sum + v[0], 0) / values.length;
+    const { lr, values, gradNorm } = await optimizerStep(engine, this.optimizer, this.adapter.parameters().grads, losses, config, this.step);
+    const loss = values.reduce((sum, v) => sum + v, 0) / values.length;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       throw new NonFiniteLossError(
         `training stopped at step ${this.step + 1}: the loss is ${loss} (gradient norm ${gradNorm}); the adapter keeps its values from step ${this.step}. ` +

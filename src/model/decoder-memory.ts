@@ -1,0 +1,334 @@
+/**
+ * GPU memory needed to train a LoRA on a decoder LLM, before anything is allocated, and the plan
+ * that fits a step into a budget. The model's allocations are replayed in its order through the
+ * engine's pool rules (pool-replay.ts): loading (NF4 quantisation's f32 staging is trimmed before
+ * training, as the callers do), the adapter with its gradients and AdamW moments, then one
+ * micro-batch's forward (every layer's DecoderLayerCache kept), the chunked LM-head loss and the
+ * backward. The total is what engine.peakBytes reports after a step.
+ *
+ * Causal-LM loss is a mean over tokens, so a step of many sequences is exactly the sum of smaller
+ * micro-batches' (each normalised by the step's token count): the plan chooses the micro-batch. The
+ * decoder has no activation checkpointing, so every layer's activations of a micro-batch are kept.
+ */
+import { ABSMAX_BLOCK, NF4_BLOCK } from '../engine/ops/nf4.ref.ts';
+import type { BaseQuantization } from './adapted-linear.ts';
+import type { DecoderConfig } from './decoder-config.ts';
+import { decoderLinearShape, decoderModuleName } from './decoder-lora.ts';
+import { DEFAULT_LM_HEAD_CHUNK } from './decoder.ts';
+import { DECODER_LINEARS, type DecoderLinear } from './decoder-weights.ts';
+import { type LoraConfig, targetsModule } from './lora.ts';
+import { type MemoryEstimate, PASS_OVERHEAD_TOKENS, formatBytes } from './memory.ts';
+import { PoolReplay } from './pool-replay.ts';
+
+export interface DecoderBase {
+  quantization: BaseQuantization;
+  doubleQuant?: boolean;
+}
+
+/** One micro-batch: `sequences` rows of `seq` tokens (padded) in one forward and backward. */
+export interface DecoderMicroBatch {
+  sequences: number;
+  seq: number;
+}
+
+/** Replay DecoderModel.create, then trim the pool: the base as it stays on the GPU. */
+function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase): void {
+  const { hiddenSize: h, vocabSize: v } = config;
+  // A bitsandbytes checkpoint's NF4 weights are uploaded as they are; f32 ones are quantised on the GPU.
+  const bnb = config.quantization;
+  const doubleQuant = bnb ? bnb.doubleQuant : (base.doubleQuant ?? false);
+  const nf4 = bnb !== null || base.quantization === 'nf4';
+  let dynamicMap = false;
+  // Weights take buffers of their exact size (Engine.alloc's `exact`); scratch takes size classes.
+  const weight = (elements: number) => pool.alloc(elements, true);
+  weight(v * h);
+  if (!config.tieWordEmbeddings) weight(v * h);
+  weight(h);
+  for (let layer = 0; layer < config.numHiddenLayers; layer++) {
+    for (const linear of DECODER_LINEARS) {
+      const shape = decoderLinearShape(config, linear);
+      const hasBias = (config.qkvBias && linear !== 'self_attn.o_proj' && linear.startsWith('self_attn.')) || (config.outputBias && linear === 'self_attn.o_proj');
+      if (hasBias) weight(shape.out);
+      const n = shape.in * shape.out;
+      const blocks = Math.ceil(n / NF4_BLOCK);
+      if (!nf4) {
+        weight(n);
+        continue;
+      }
+      const staging = bnb ? null : weight(n);
+      weight(Math.ceil(n / 8)); // packed nibbles, 8 per u32
+      if (!doubleQuant) {
+        weight(blocks);
+      } else {
+        const absmax = bnb ? null : pool.alloc(blocks);
+        if (!bnb) pool.release(pool.alloc(1)); // the mean absmax, read back
+        weight(Math.ceil(blocks / 4)); // 8-bit absmax codes, 4 per u32
+        weight(Math.ceil(blocks / ABSMAX_BLOCK));
+        if (!bnb && !dynamicMap) pool.alloc(256);
+        dynamicMap = true;
+        pool.release(absmax);
+      }
+      pool.release(staging);
+    }
+    weight(h);
+    weight(h);
+    if (config.qkNorm) {
+      weight(config.headDim);
+      weight(config.headDim);
+    }
+  }
+  pool.trim();
+}
+
+/** The adapter's rank on a layer's linear, 0 where it adds none. */
+type RankOf = (layer: number, linear: DecoderLinear) => number;
+
+function rankOf(lora: LoraConfig | null): RankOf {
+  return (layer, linear) => (lora && targetsModule(lora, decoderModuleName(layer, linear)) ? lora.r : 0);
+}
+
+/** Replay the adapter (A, B and their gradients, as GpuLoraModules uploads them) and AdamW's state: bytes of each. */
+function replayAdapter(pool: PoolReplay, config: DecoderConfig, lora: LoraConfig | null) {
+  const rank = rankOf(lora);
+  const sizes: number[] = [];
+  for (let layer = 0; layer < config.numHiddenLayers; layer++) {
+    for (const linear of DECODER_LINEARS) {
+      const r = rank(layer, linear);
+      if (r === 0) continue;
+      const s = decoderLinearShape(config, linear);
+      sizes.push(r * s.in, s.out * r);
+    }
+  }
+  const sum = (bytes: number[]) => bytes.reduce((a, b) => a + b, 0);
+  const loraParameters = sum(sizes.map((n) => pool.alloc(n)));
+  const loraGradients = sum(sizes.map((n) => pool.alloc(n)));
+  if (sizes.length === 0) return { loraParameters, loraGradients, optimizerState: 0 };
+  // AdamW: m and v like each parameter, one partial sum of squares per 1024 elements, the norm.
+  const moments = sum(sizes.map((n) => pool.alloc(n))) + sum(sizes.map((n) => pool.alloc(n)));
+  const partials = sum(sizes.map((n) => Math.ceil(n / 1024)));
+  return { loraParameters, loraGradients, optimizerState: moments + pool.alloc(partials) + pool.alloc(1) };
+}
+
+/** Replay one micro-batch: forward with every layer's cache, the chunked LM-head loss, backward. */
+function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number): void {
+  const { hiddenSize: h, intermediateSize: inter, headDim: d, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
+  const t = micro.seq;
+  const m = micro.sequences * t;
+  const q = heads * d;
+  const kv = kvHeads * d;
+  const width: Record<DecoderLinear, number> = {
+    'self_attn.q_proj': q,
+    'self_attn.k_proj': kv,
+    'self_attn.v_proj': kv,
+    'self_attn.o_proj': h,
+    'mlp.gate_proj': inter,
+    'mlp.up_proj': inter,
+    'mlp.down_proj': h,
+  };
+  // linearForward: the output, then the trainable adapter's X·Aᵀ, which the layer keeps.
+  let layer = 0;
+  const linear = (name: DecoderLinear) => {
+    const y = pool.alloc(m * width[name]);
+    if (rank(layer, name) > 0) pool.alloc(m * rank(layer, name));
+    return y;
+  };
+  // linearBackward's [rows, r] scratch for the adapter's gradients.
+  const linearBack = (name: DecoderLinear) => {
+    if (rank(layer, name) > 0) pool.release(pool.alloc(m * rank(layer, name)));
+  };
+
+  // Forward: ids, zero ids and zero rows for the embedding gather, then mask, RoPE table and positions.
+  const ids = pool.alloc(m);
+  const zeroIds = pool.alloc(m);
+  const zeroRows = pool.alloc(t * h);
+  pool.alloc(m * h);
+  pool.release(ids, zeroIds, zeroRows);
+  pool.alloc(m);
+  pool.alloc(t * d);
+  pool.alloc(m);
+  for (layer = 0; layer < config.numHiddenLayers; layer++) {
+    pool.alloc(m);
+    pool.alloc(m * h);
+    const qProj = linear('self_attn.q_proj');
+    const kProj = linear('self_attn.k_proj');
+    linear('self_attn.v_proj');
+    let qIn = qProj;
+    let kIn = kProj;
+    if (config.qkNorm) {
+      // The normed q, k are released after RoPE; the projections and per-head rstd are kept.
+      qIn = pool.alloc(m * q);
+      pool.alloc(m * heads);
+      kIn = pool.alloc(m * kv);
+      pool.alloc(m * kvHeads);
+    }
+    pool.alloc(m * q);
+    pool.alloc(m * kv);
+    pool.release(qIn, kIn);
+    pool.alloc(m * q); // context
+    pool.alloc(m * heads); // log-sum-exp
+    const attnOut = linear('self_attn.o_proj');
+    pool.alloc(m * h);
+    pool.release(attnOut);
+    pool.alloc(m);
+    pool.alloc(m * h);
+    linear('mlp.gate_proj');
+    linear('mlp.up_proj');
+    pool.alloc(m * inter);
+    linear('mlp.down_proj');
+  }
+  pool.alloc(m * h); // hidden after the final norm
+  pool.alloc(m);
+
+  // Loss: targets, loss, token losses, lse, running sums, and the chunk scratches (forward, then backward).
+  const chunk = Math.min(lmHeadChunk, config.vocabSize);
+  const chunkScratch = () => pool.release(pool.alloc(m * chunk), pool.alloc(chunk * h));
+  pool.alloc(m);
+  pool.alloc(1);
+  pool.alloc(m);
+  pool.alloc(m);
+  const running = pool.alloc(3 * m);
+  chunkScratch();
+  pool.release(running);
+  const dHidden = pool.alloc(m * h);
+  chunkScratch();
+
+  // Backward, layer by layer from the last, as DecoderModel.layerBackward allocates and releases.
+  let dy = pool.alloc(m * h);
+  for (layer = config.numHiddenLayers - 1; layer >= 0; layer--) {
+    const dAct = pool.alloc(m * inter);
+    linearBack('mlp.down_proj');
+    const dGate = pool.alloc(m * inter);
+    const dUp = pool.alloc(m * inter);
+    pool.release(dAct);
+    const dn2 = pool.alloc(m * h);
+    linearBack('mlp.gate_proj');
+    linearBack('mlp.up_proj');
+    pool.release(dGate, dUp);
+    const dh = pool.alloc(m * h);
+    pool.release(dn2);
+    const dContext = pool.alloc(m * q);
+    linearBack('self_attn.o_proj');
+    const dqRot = pool.alloc(m * q);
+    const dkRot = pool.alloc(m * kv);
+    const dv = pool.alloc(m * kv);
+    pool.release(pool.alloc(2 * m * heads)); // attention backward's row statistics
+    pool.release(dContext);
+    const dq = pool.alloc(m * q);
+    const dk = pool.alloc(m * kv);
+    pool.release(dqRot, dkRot);
+    const dn1 = layer > 0 ? pool.alloc(m * h) : null;
+    linearBack('self_attn.q_proj');
+    linearBack('self_attn.k_proj');
+    linearBack('self_attn.v_proj');
+    pool.release(dq, dk, dv);
+    if (!dn1) {
+      pool.release(dh);
+      break;
+    }
+    const dx = pool.alloc(m * h);
+    pool.release(dn1, dh, dy);
+    dy = dx;
+  }
+  pool.release(dy, dHidden);
+}
+
+/**
+ * Bytes a LoRA training step of `micro` sequences × seq tokens per forward takes on the engine, by
+ * part. The base's embeddings, norms, biases and untied head are f32; the layer linears NF4 (or f32).
+ */
+export function estimateDecoderTrainingMemory(
+  config: DecoderConfig,
+  lora: LoraConfig | null,
+  micro: DecoderMicroBatch,
+  base: DecoderBase,
+  options: { lmHeadChunk?: number } = {},
+): MemoryEstimate {
+  if (!(Number.isInteger(micro.sequences) && micro.sequences > 0 && Number.isInteger(micro.seq) && micro.seq > 0)) {
+    throw new Error(`a decoder micro-batch needs whole positive sequences and length, got ${micro.sequences} × ${micro.seq}`);
+  }
+  if (micro.seq > config.maxSequenceLength) throw new Error(`sequence length ${micro.seq} exceeds the model's ${config.maxSequenceLength} positions`);
+  const pool = new PoolReplay();
+  replayBase(pool, config, base);
+  const baseWeights = pool.held;
+  const baseLargest = pool.largest;
+  const adapter = replayAdapter(pool, config, lora);
+  const beforeStep = pool.held;
+  pool.largest = 0;
+  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK);
+  return {
+    baseWeights,
+    ...adapter,
+    activations: pool.held - beforeStep,
+    total: pool.held,
+    largestBuffer: Math.max(baseLargest, pool.largest),
+    largestActivationBuffer: pool.largest,
+  };
+}
+
+export interface DecoderPlanRequest {
+  config: DecoderConfig;
+  lora: LoraConfig | null;
+  /** Sequences per optimizer step and their (padded) length. */
+  shape: DecoderMicroBatch;
+  base: DecoderBase;
+  budgetBytes: number;
+  /** The device's largest binding: every activation buffer must fit. */
+  maxBufferBytes?: number;
+  /** Sequences per micro-batch chosen by the user: the plan only estimates it. */
+  microBatch?: number;
+  lmHeadChunk?: number;
+}
+
+export interface DecoderMemoryPlan {
+  /** Sequences per forward and backward. */
+  microBatch: number;
+  /** Micro-batches per optimizer step (gradient accumulation). */
+  microBatches: number;
+  estimate: MemoryEstimate;
+  /** Estimated step time relative to the whole step in one micro-batch. */
+  relativeTime: number;
+  fits: boolean;
+}
+
+/**
+ * The largest micro-batch (the fewest forward/backward passes, so the fastest step) whose estimate
+ * fits the budget and whose activation buffers fit the device; if none fits, one sequence per
+ * micro-batch (the least memory without checkpointing), with `fits` false.
+ */
+export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryPlan {
+  const { shape, budgetBytes } = request;
+  if (!(budgetBytes > 0)) throw new Error(`the memory budget must be a positive number of bytes, got ${budgetBytes}`);
+  if (request.microBatch !== undefined && !(Number.isInteger(request.microBatch) && request.microBatch > 0)) {
+    throw new Error(`the micro-batch must be a positive whole number of sequences, got ${request.microBatch}`);
+  }
+  const maxBuffer = request.maxBufferBytes ?? Number.POSITIVE_INFINITY;
+  const plan = (microBatch: number): DecoderMemoryPlan => {
+    const estimate = estimateDecoderTrainingMemory(request.config, request.lora, { sequences: microBatch, seq: shape.seq }, request.base, { lmHeadChunk: request.lmHeadChunk });
+    const microBatches = Math.ceil(shape.sequences / microBatch);
+    const tokens = shape.sequences * shape.seq;
+    return {
+      microBatch,
+      microBatches,
+      estimate,
+      relativeTime: (tokens + microBatches * PASS_OVERHEAD_TOKENS) / (tokens + PASS_OVERHEAD_TOKENS),
+      fits: estimate.total <= budgetBytes && estimate.largestActivationBuffer <= maxBuffer,
+    };
+  };
+  if (request.microBatch !== undefined) return plan(Math.min(request.microBatch, shape.sequences));
+  let last: DecoderMemoryPlan | null = null;
+  for (let microBatches = 1; microBatches <= shape.sequences; microBatches++) {
+    const microBatch = Math.ceil(shape.sequences / microBatches);
+    if (last && microBatch === last.microBatch) continue;
+    last = plan(microBatch);
+    if (last.fits) return last;
+  }
+  return last!;
+}
+
+/** One line for people: the plan's micro-batches and its estimate against the budget. */
+export function describeDecoderPlan(plan: DecoderMemoryPlan, budgetBytes: number): string {
+  const n = plan.estimate;
+  const layout = plan.microBatches === 1 ? 'the whole step in one micro-batch' : `${plan.microBatches} micro-batches of ${plan.microBatch} sequences (gradient accumulation)`;
+  const verdict = plan.fits ? `of a ${formatBytes(budgetBytes)} budget` : `— over the ${formatBytes(budgetBytes)} budget even so (no activation checkpointing for decoders)`;
+  return `memory plan: ${layout}; estimate ${formatBytes(n.total)} ${verdict} (base ${formatBytes(n.baseWeights)}, LoRA and AdamW ${formatBytes(n.loraParameters + n.loraGradients + n.optimizerState)}, activations ${formatBytes(n.activations)})`;
+}

@@ -1,0 +1,68 @@
+/**
+ * The decoder's memory estimate against the engine's measured peak of a causal-LM training step
+ * (tiny Llama, NF4 base, LoRA on every linear, AdamW), and micro-batches that add up to the
+ * whole-batch step (the plan's gradient accumulation).
+ */
+import { describe, expect, it } from 'vitest';
+import { type DecoderBatch, DecoderModel } from '../../src/model/decoder.ts';
+import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
+import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
+import { initDecoderLora } from '../../src/model/decoder-lora-layout.ts';
+import { estimateDecoderTrainingMemory } from '../../src/model/decoder-memory.ts';
+import { localDirSource } from '../../src/model/node-files.ts';
+import { DecoderTrainer } from '../../src/train/decoder-trainer.ts';
+import { DEFAULT_TRAIN_CONFIG } from '../../src/train/defaults.ts';
+import { testEngine } from '../helpers/gpu.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { writeTinyDecoder } from '../helpers/tiny-decoder.ts';
+
+const lora = { r: 4, alpha: 8, dropout: 0.1, rslora: false, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] };
+const base = { quantization: 'nf4', doubleQuant: true } as const;
+/** Vocabulary rows per LM-head chunk: the tiny vocabulary of 272 in 3 chunks. */
+const CHUNK = 96;
+
+function batch(sequences: number, seq: number, first = 0): DecoderBatch {
+  const inputIds = Uint32Array.from({ length: sequences * seq }, (_, i) => (first * seq + i) % 250);
+  const attentionMask = new Float32Array(sequences * seq).fill(1);
+  if (first === 0) attentionMask[seq - 1] = 0; // the step's first row ends in padding
+  return { inputIds, attentionMask, batch: sequences, seq };
+}
+
+async function tinyTrainer(layers: number) {
+  const engine = await testEngine(); // a fresh engine: its peak is this model's alone
+  const files = await openDecoderModel(localDirSource(writeTinyDecoder(tempDir('dmem-'), { layers, seed: 3 })));
+  const model = await DecoderModel.create(engine, files.config, files.weights, base);
+  engine.trimPool();
+  model.adapters = [createDecoderAdapter(engine, files.config, lora, initDecoderLora(files.config, lora.r, lora.targetModules, 5).tensors, true)];
+  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, learningRate: 1e-2, warmupSteps: 0 }, CHUNK);
+  return { engine, config: files.config, model, trainer };
+}
+
+describe('decoder memory against the engine', () => {
+  it('measured peak of a training step ÷ the estimate is within 0.8–1.1', async () => {
+    const { engine, config, model, trainer } = await tinyTrainer(3);
+    engine.peakBytes = engine.liveBytes; // from the loaded model and adapter on, as the estimate counts
+    await trainer.trainStep([batch(3, 40)]);
+    const estimate = estimateDecoderTrainingMemory(config, lora, { sequences: 3, seq: 40 }, base, { lmHeadChunk: CHUNK });
+    const ratio = engine.peakBytes / estimate.total;
+    expect(ratio, `measured ${engine.peakBytes} bytes, estimate ${estimate.total}`).toBeGreaterThanOrEqual(0.8);
+    expect(ratio, `measured ${engine.peakBytes} bytes, estimate ${estimate.total}`).toBeLessThanOrEqual(1.1);
+    trainer.release();
+    model.destroy();
+    engine.destroy();
+  }, 120_000);
+
+  it('micro-batches give the loss of the whole batch in one step', async () => {
+    const whole = await tinyTrainer(2);
+    const split = await tinyTrainer(2);
+    const one = await whole.trainer.trainStep([batch(4, 12)]);
+    const parts = await split.trainer.trainStep([batch(1, 12), batch(3, 12, 1)]);
+    expect(parts.tokens).toBe(one.tokens);
+    expect(parts.loss).toBeCloseTo(one.loss, 5);
+    for (const t of [whole, split]) {
+      t.trainer.release();
+      t.model.destroy();
+      t.engine.destroy();
+    }
+  }, 120_000);
+});
