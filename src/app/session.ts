@@ -481,6 +481,7 @@ export class LabSession {
       seed: config.seeds.train,
       sequencesPerPass: plan.sequencesPerPass,
       checkpointEvery: plan.checkpointEvery,
+      storage: plan.storage,
     });
   }
 

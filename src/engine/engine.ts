@@ -171,9 +171,11 @@ export class Engine {
 
   /**
    * A tensor from the pool (contents undefined unless `zero` is set). `name` (e.g. the weight's)
-   * is what a too-large tensor's error calls it.
+   * is what a too-large tensor's error calls it. `exactSize`: reuse only a pooled buffer of this
+   * size class, for tensors packed to half an f32's size (saved-tensor.ts), which would otherwise
+   * take a freed f32 buffer twice their size and save nothing.
    */
-  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor'): Tensor {
+  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor', exactSize = false): Tensor {
     this.assertAlive();
     const bytes = numel(shape) * 4;
     if (!Number.isInteger(bytes) || bytes <= 0) throw new ShapeError(`cannot allocate ${name} of shape ${shapeString(shape)}`);
@@ -185,13 +187,11 @@ export class Engine {
           'a smaller batch or sequence length, or a device with larger limits, is needed',
       );
     }
-    let buffer = this.takePooled(bytes);
+    let buffer = this.takePooled(bytes, exactSize);
     if (buffer) {
       if (zero) this.recordClear(buffer, buffer.size);
     } else {
-      // A whole buffer is bound, so its size class never rounds past the binding limit.
-      const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
-      buffer = this.device.createBuffer({ size, usage: BUFFER_USAGE });
+      buffer = this.device.createBuffer({ size: this.bufferSize(bytes), usage: BUFFER_USAGE });
     }
     this.liveBytes += buffer.size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes + this.pooledBytes);
@@ -199,18 +199,25 @@ export class Engine {
   }
 
   /**
-   * The smallest pooled buffer of at least `bytes` and at most twice that: batches of varying
-   * sequence length reuse each other's buffers instead of growing the pool.
+   * The smallest pooled buffer of at least `bytes` and at most twice that (or at most its own size
+   * class if `exactSize`): batches of varying sequence length reuse each other's buffers instead of
+   * growing the pool.
    */
-  private takePooled(bytes: number): GPUBuffer | undefined {
+  private takePooled(bytes: number, exactSize: boolean): GPUBuffer | undefined {
     let best = 0;
     const maxBinding = this.maxBindingBytes;
+    const largest = exactSize ? this.bufferSize(bytes) : 2 * bytes + 256;
     for (const [size, free] of this.pool) {
-      if (free.length > 0 && size >= bytes && size <= 2 * bytes + 256 && size <= maxBinding && (best === 0 || size < best)) best = size;
+      if (free.length > 0 && size >= bytes && size <= largest && size <= maxBinding && (best === 0 || size < best)) best = size;
     }
     if (best === 0) return undefined;
     this.pooledBytes -= best;
     return this.pool.get(best)!.pop();
+  }
+
+  /** The size of a new buffer for `bytes`: its size class, which never rounds past the binding limit (a whole buffer is bound). */
+  private bufferSize(bytes: number): number {
+    return Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), this.maxBindingBytes));
   }
 
   /** Return a tensor's buffer to the pool. Safe while queued work still uses it: reuse is ordered on the queue. */

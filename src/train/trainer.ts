@@ -3,6 +3,7 @@
  * grad-norm clipping and AdamW, recorded into one GPU batch; the loss is read back afterwards.
  */
 import { AdamW } from '../engine/ops/adamw.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
 import { hash32 } from '../engine/rng.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import type { GpuAdapter, HostAdapterTensors } from '../model/lora.ts';
@@ -31,6 +32,11 @@ export interface TrainConfig {
   sequencesPerPass?: number | null;
   /** Activation checkpointing of every n-th encoder layer (see ForwardMode.checkpointEvery); 0 = off. */
   checkpointEvery?: number;
+  /**
+   * Precision of the activations kept for backward (ForwardMode.storage); default f32. The plan that
+   * chooses f16 also stores the base's f32 parts in f16 (BaseOptions.baseParts), set when the encoder is built.
+   */
+  storage?: StoragePrecision;
 }
 
 export interface StepReport {
@@ -96,7 +102,7 @@ export class Trainer {
     const losses: Tensor[] = [];
     microBatches.forEach((batch, k) => {
       const seed = hash32((hash32(config.seed) ^ Math.imul(this.step + 1, 0x85ebca6b) ^ k) >>> 0);
-      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed, checkpointEvery: config.checkpointEvery ?? 0 };
+      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed, checkpointEvery: config.checkpointEvery ?? 0, storage: config.storage ?? 'f32' };
       losses.push(recordMicroBatch(this.encoder, config.objective, batch, mode, 1 / config.gradientAccumulation, config.sequencesPerPass || null));
     });
     const lr = learningRate(this.step, config.learningRate, config.warmupSteps, config.totalSteps);

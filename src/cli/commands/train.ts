@@ -83,7 +83,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   });
   const estimate = memoryPlan.estimate;
   process.stderr.write(`${data.examples.length} ${data.layout} examples, ${totalSteps} steps; ${describePlan(memoryPlan, plan.memory.budgetBytes)}\n`);
-  const trainer = new Trainer(cli.encoder, { ...config, sequencesPerPass: memoryPlan.sequencesPerPass, checkpointEvery: memoryPlan.checkpointEvery });
+  const trainer = new Trainer(cli.encoder, { ...config, sequencesPerPass: memoryPlan.sequencesPerPass, checkpointEvery: memoryPlan.checkpointEvery, storage: memoryPlan.storage });
   if (resumeFrom) {
     trainer.restore(resumeFrom.snapshot);
     process.stderr.write(`resuming at step ${trainer.step} of ${totalSteps} from ${join(out, CHECKPOINT_FILE)}\n`);
