@@ -171,11 +171,11 @@ export class Engine {
 
   /**
    * A tensor from the pool (contents undefined unless `zero` is set). `name` (e.g. the weight's)
-   * is what a too-large tensor's error calls it. `exactSize`: reuse only a pooled buffer of this
-   * size class, for tensors packed to half an f32's size (saved-tensor.ts), which would otherwise
-   * take a freed f32 buffer twice their size and save nothing.
+   * is what a too-large tensor's error calls it. `packed`: a tensor packed to half its f32 size
+   * (saved-tensor.ts) reuses only pooled buffers under twice its size: the f32 buffer it was packed
+   * from, freed just before, would otherwise hold it and the packing would save nothing.
    */
-  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor', exactSize = false): Tensor {
+  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor', packed = false): Tensor {
     this.assertAlive();
     const bytes = numel(shape) * 4;
     if (!Number.isInteger(bytes) || bytes <= 0) throw new ShapeError(`cannot allocate ${name} of shape ${shapeString(shape)}`);
@@ -187,7 +187,7 @@ export class Engine {
           'a smaller batch or sequence length, or a device with larger limits, is needed',
       );
     }
-    let buffer = this.takePooled(bytes, exactSize);
+    let buffer = this.takePooled(bytes, packed ? 2 * bytes - 4 : 2 * bytes + 256);
     if (buffer) {
       if (zero) this.recordClear(buffer, buffer.size);
     } else {
@@ -199,14 +199,12 @@ export class Engine {
   }
 
   /**
-   * The smallest pooled buffer of at least `bytes` and at most twice that (or at most its own size
-   * class if `exactSize`): batches of varying sequence length reuse each other's buffers instead of
-   * growing the pool.
+   * The smallest pooled buffer of at least `bytes` and at most `largest` (about twice that): batches
+   * of varying sequence length reuse each other's buffers instead of growing the pool.
    */
-  private takePooled(bytes: number, exactSize: boolean): GPUBuffer | undefined {
+  private takePooled(bytes: number, largest: number): GPUBuffer | undefined {
     let best = 0;
     const maxBinding = this.maxBindingBytes;
-    const largest = exactSize ? this.bufferSize(bytes) : 2 * bytes + 256;
     for (const [size, free] of this.pool) {
       if (free.length > 0 && size >= bytes && size <= largest && size <= maxBinding && (best === 0 || size < best)) best = size;
     }

@@ -16,7 +16,7 @@ export type SavedTensor = { readonly tensor: Tensor } | { readonly packed: Tenso
 /** Keep `t` for backward, taking it over: as it is (f32), or packed to f16 and `t` released. */
 export function saveTensor(engine: Engine, t: Tensor, storage: StoragePrecision): SavedTensor {
   if (storage === 'f32') return { tensor: t };
-  // Its own size class only: a freed f32 buffer twice the size would keep the f32 footprint.
+  // Not into a freed f32 buffer twice its size, which would keep the f32 footprint (Engine.alloc).
   const packed = engine.alloc([halfWords(numel(t.shape))], 'u32', false, 'a saved activation', true);
   packHalf(engine, t, packed);
   engine.release(t);
