@@ -190,6 +190,11 @@ export class BertEncoder {
     return this.embeddings.word.blocks.length;
   }
 
+  /** Storage of the embedding tables and LayerNorms (BaseOptions.baseParts). */
+  get baseParts(): StoragePrecision {
+    return this.embeddings.word.precision;
+  }
+
   get trainableAdapter(): GpuAdapter | null {
     const last = this.adapters[this.adapters.length - 1];
     return last?.trainable ? last : null;

@@ -62,7 +62,7 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   const { lora, batchSize, stepsPerEpoch, checkpointEvery, config } = plan;
   const { totalSteps, seed } = config;
 
-  const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? []);
+  const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? [], false, plan.memory.fixed.storage);
   const modelCommit = cli.files.source.commit;
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
