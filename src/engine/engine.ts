@@ -191,7 +191,9 @@ export class Engine {
     if (buffer) {
       if (zero) this.recordClear(buffer, buffer.size);
     } else {
-      buffer = this.device.createBuffer({ size: this.bufferSize(bytes), usage: BUFFER_USAGE });
+      // A whole buffer is bound, so its size class never rounds past the binding limit.
+      const size = Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
+      buffer = this.device.createBuffer({ size, usage: BUFFER_USAGE });
     }
     this.liveBytes += buffer.size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes + this.pooledBytes);
@@ -211,11 +213,6 @@ export class Engine {
     if (best === 0) return undefined;
     this.pooledBytes -= best;
     return this.pool.get(best)!.pop();
-  }
-
-  /** The size of a new buffer for `bytes`: its size class, which never rounds past the binding limit (a whole buffer is bound). */
-  private bufferSize(bytes: number): number {
-    return Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), this.maxBindingBytes));
   }
 
   /** Return a tensor's buffer to the pool. Safe while queued work still uses it: reuse is ordered on the queue. */

@@ -203,10 +203,11 @@ function relativeTime(config: BertConfig, shape: TrainingShape, layout: StepLayo
 /**
  * Among the layouts whose estimate fits the budget (and whose activation buffers fit the device):
  * the fastest; then, among those whose estimated time is within 5% of it, the one that needs least
- * memory, since clinic GPUs share their memory with everything else. f16 storage costs no estimated time (packing is a pass over what is kept), so it
- * wins whenever the user has not fixed the precision. If no layout fits, the one that needs least
- * memory, with `fits` false. The loss and gradients are those of the one-shot step whatever is
- * chosen (f16 storage rounds the kept activations: tests/model/half-activations.gpu.test.ts).
+ * memory, since clinic GPUs share their memory with everything else. f16 storage costs no
+ * estimated time (packing is a pass over what is kept), so it wins whenever the user has not fixed
+ * the precision. If no layout fits, the one that needs least memory, with `fits` false. The loss
+ * and gradients are those of the one-shot step whatever is chosen (f16 storage rounds the kept
+ * activations: tests/model/half-activations.gpu.test.ts).
  */
 export function planTraining(request: PlanRequest): MemoryPlan {
   const { config, shape, budgetBytes } = request;
