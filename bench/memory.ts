@@ -28,6 +28,7 @@ import { type BertConfig, parseBertConfig } from '../src/model/config.ts';
 import { GpuAdapter, type TrainingLoraConfig, initLoraTensors } from '../src/model/lora.ts';
 import { type MemoryPlan, describePlan, estimateTrainingMemory, largestBatchWithin, planTraining } from '../src/model/memory.ts';
 import { SentenceEncoder } from '../src/model/sentence.ts';
+import type { StoragePrecision } from '../src/engine/stored.ts';
 import { type StateDict, bertWeightShapes, shapeSize } from '../src/model/state-dict.ts';
 import { bertTokenizerJson, createTokenizer } from '../src/model/tokenizer.ts';
 import { DEFAULT_TRAIN_CONFIG } from '../src/train/defaults.ts';
@@ -66,7 +67,7 @@ function plan(config: BertConfig, seq: number, budgetBytes: number): MemoryPlan 
 }
 
 /** Random weights (N(0, 0.02²), LayerNorm scales 1) and a placeholder vocabulary: only memory and time are measured. */
-async function randomEncoder(engine: Engine, config: BertConfig, seed: number): Promise<SentenceEncoder> {
+async function randomEncoder(engine: Engine, config: BertConfig, seed: number, baseParts: StoragePrecision = 'f32'): Promise<SentenceEncoder> {
   const rng = new Rng(seed);
   const weights: StateDict = new Map();
   for (const [name, shape] of bertWeightShapes(config)) {
@@ -75,7 +76,7 @@ async function randomEncoder(engine: Engine, config: BertConfig, seed: number): 
     else if (name.endsWith('.weight')) for (let i = 0; i < data.length; i++) data[i] = rng.normal() * 0.02;
     weights.set(name, { shape, data });
   }
-  const bert = await BertEncoder.create(engine, config, weights, NF4);
+  const bert = await BertEncoder.create(engine, config, weights, { ...NF4, baseParts });
   bert.adapters = [new GpuAdapter(engine, config, LORA, initLoraTensors(config, LORA, seed, { pooler: false }), true)];
   const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...Array.from({ length: 16 }, (_, i) => `w${i}`)].join('\n');
   const tokenizer = createTokenizer(bertTokenizerJson(vocab, {}), {});
@@ -83,8 +84,9 @@ async function randomEncoder(engine: Engine, config: BertConfig, seed: number): 
   return new SentenceEncoder(bert, tokenizer, { pooling: 'mean', normalize: true, maxLength: config.maxSequenceLength });
 }
 
-function trainConfig(layout: Pick<MemoryPlan, 'sequencesPerPass' | 'checkpointEvery'>): TrainConfig {
-  return { ...DEFAULT_TRAIN_CONFIG, hiddenDropout: 0.1, totalSteps: 1000, sequencesPerPass: layout.sequencesPerPass, checkpointEvery: layout.checkpointEvery };
+function trainConfig(layout: Pick<MemoryPlan, 'sequencesPerPass' | 'checkpointEvery'> & Partial<Pick<MemoryPlan, 'storage'>>): TrainConfig {
+  const { sequencesPerPass, checkpointEvery, storage } = layout;
+  return { ...DEFAULT_TRAIN_CONFIG, hiddenDropout: 0.1, totalSteps: 1000, sequencesPerPass, checkpointEvery, storage };
 }
 
 const GPU_PARTS = ['measured', 'timing', 'decoder'] as const;
@@ -160,7 +162,8 @@ async function measurePeak(engine: Engine, plan: MemoryPlan, shape: { pairs: num
   const sequences = 2 * shape.pairs;
   const slices = plan.sequencesPerPass === null ? 1 : Math.ceil((2 * PAIRS) / plan.sequencesPerPass);
   const layout = { ...plan, sequencesPerPass: slices === 1 ? null : Math.ceil(sequences / slices) };
-  const encoder = await randomEncoder(engine, config, 11);
+  // The plan's storage covers the base's f32 parts too, as the estimate counts them.
+  const encoder = await randomEncoder(engine, config, 11, plan.storage);
   const trainer = new Trainer(encoder, trainConfig(layout));
   const batch = { tokens: benchTokenBatch(sequences, shape.seq, config.vocabSize, 12), anchors: shape.pairs, labels: null };
   engine.peakBytes = engine.liveBytes;
@@ -176,7 +179,7 @@ async function measurePeak(engine: Engine, plan: MemoryPlan, shape: { pairs: num
     measured_over_estimate: +(measured / estimate).toFixed(3),
     measured_peak_bytes: measured,
     estimate_bytes: estimate,
-    measured_step: `2 layers, hidden 1024, ${shape.pairs} pairs × seq ${shape.seq}, ${layout.sequencesPerPass ?? sequences} sequences per pass, checkpoint every ${layout.checkpointEvery}`,
+    measured_step: `2 layers, hidden 1024, ${shape.pairs} pairs × seq ${shape.seq}, ${layout.sequencesPerPass ?? sequences} sequences per pass, checkpoint every ${layout.checkpointEvery}, ${layout.storage} storage`,
   };
 }
 

@@ -11,6 +11,7 @@ import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
 import { type Engine, createEngine } from '../engine/engine.ts';
 import { DeviceLostError } from '../engine/errors.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
 import { FEATURE_ROLE, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { projectorTsv } from '../eval/export.ts';
 import { nearestNeighbours } from '../eval/neighbours.ts';
@@ -146,7 +147,7 @@ export class LabSession {
     this.frozen = adapter && files ? { fingerprint: files.fingerprint, adapter } : null;
     this.runAdapter = null;
     this.analysis = null;
-    await this.buildEncoder(this.encoder?.quantization ?? 'nf4');
+    await this.buildEncoder(this.encoder?.quantization ?? 'nf4', this.encoder?.baseParts);
     return adapter ? describePeftAdapter(adapter) : null;
   }
 
@@ -167,9 +168,8 @@ export class LabSession {
   }
 
   /**
-   * The fastest exact step layout (gradient caching, checkpointing) whose estimate fits the budget.
-   * Only f32 storage of saved activations is implemented in the encoder, so the plan chooses among
-   * f32 layouts. Sequences per micro-batch: anchors, positives and (estimated) one negative each.
+   * The exact step layout (gradient caching, checkpointing, storage precision) planTraining chooses
+   * for the budget. Sequences per micro-batch: anchors, positives and (estimated) one negative each.
    */
   private memoryPlan(config: RunConfig, budgetBytes: number): MemoryPlan {
     const engine = this.requireEngine();
@@ -201,7 +201,8 @@ export class LabSession {
 
   private async trainHoldingLock(runId: string, config: RunConfig, options: TrainOptions): Promise<RunState> {
     this.assertIdle('start another run');
-    await this.prepareModel(config);
+    // The plan's storage precision covers the base's f32 parts too, as its estimate counts them.
+    await this.prepareModel(config, this.memoryPlan(config, options.memoryBudgetBytes).storage);
     await this.tuneKernels(config);
     const db = await this.data();
     const feed = trainingFeed(db, await findBuild(db, config.data.fingerprint), config);
@@ -481,6 +482,7 @@ export class LabSession {
       seed: config.seeds.train,
       sequencesPerPass: plan.sequencesPerPass,
       checkpointEvery: plan.checkpointEvery,
+      storage: plan.storage,
     });
   }
 
@@ -549,10 +551,11 @@ export class LabSession {
   private async ensureEncoder(): Promise<void> {
     if (this.engine && !this.engine.isLost && this.encoder) return;
     const quantization = this.encoder?.quantization ?? 'nf4';
+    const baseParts = this.encoder?.baseParts;
     this.encoder = null; // its buffers went with the old device
     const run = this.runAdapter;
     this.runAdapter = null;
-    await this.buildEncoder(quantization);
+    await this.buildEncoder(quantization, baseParts);
     if (run?.host) this.attachRunAdapter(run.runId, run.config, run.host, false);
   }
 
@@ -566,11 +569,11 @@ export class LabSession {
     return engine.isLost;
   }
 
-  private async buildEncoder(quantization: 'nf4' | 'f32'): Promise<void> {
+  private async buildEncoder(quantization: 'nf4' | 'f32', baseParts: StoragePrecision = 'f32'): Promise<void> {
     const model = this.requireModel();
     const engine = await this.ensureEngine();
     this.encoder?.destroy();
-    this.encoder = await BertEncoder.create(engine, model.files.config, model.files.weights, { quantization });
+    this.encoder = await BertEncoder.create(engine, model.files.config, model.files.weights, { quantization, baseParts });
     if (this.frozen) {
       const { adapter } = this.frozen;
       this.encoder.adapters.push(new GpuAdapter(engine, model.files.config, loraConfigOf(adapter), adapter.tensors, false));
@@ -591,17 +594,21 @@ export class LabSession {
     await autotuneMatmuls(engine, linearProducts(files.config, 2 * config.train.batchSize * seq, config.quantization), { cache: indexedDbTuneCache() });
   }
 
-  /** The loaded model must be the run's; the base is re-quantised if the run asks for the other precision. */
-  private async prepareModel(config: RunConfig): Promise<void> {
+  /**
+   * The loaded model must be the run's; the base is built again if the run asks for the other
+   * quantisation, or `baseParts` (default: as they are) for the other storage of its f32 parts.
+   */
+  private async prepareModel(config: RunConfig, baseParts?: StoragePrecision): Promise<void> {
     const model = this.requireModel();
     if (JSON.stringify(model.ref) !== JSON.stringify(config.model)) throw new Error(`This run is for the model ${config.model.id}, but ${model.ref.id} is loaded.`);
     if ((config.frozenAdapter?.fingerprint ?? null) !== (this.frozen?.fingerprint ?? null)) {
       throw new Error(config.frozenAdapter ? `This run stacks the frozen adapter ${config.frozenAdapter.name}; attach it first.` : 'This run has no frozen adapter; remove the attached one first.');
     }
     await this.ensureEncoder();
-    if (this.encoder!.quantization !== config.quantization) {
+    const parts = baseParts ?? this.encoder!.baseParts;
+    if (this.encoder!.quantization !== config.quantization || this.encoder!.baseParts !== parts) {
       this.runAdapter = null;
-      await this.buildEncoder(config.quantization);
+      await this.buildEncoder(config.quantization, parts);
     }
   }
 

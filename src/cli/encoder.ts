@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
 import { checkAdapter } from '../model/adapter-check.ts';
 import { ADAPTER_SETTINGS_FILE, type AdapterSettings, readAdapterSettings } from '../model/adapter-settings.ts';
 import { type BaseQuantization, BertEncoder } from '../model/bert.ts';
@@ -122,7 +123,13 @@ export async function readAdapterSettingsFile(dir: string): Promise<AdapterSetti
  * The model with the adapter folders on it, in order (the last one trainable when asked). Every
  * folder is read and checked against the model before the GPU is touched.
  */
-export async function openEncoder(values: Record<string, unknown>, adapterDirs: string[] = [], lastTrainable = false): Promise<CliEncoder> {
+/** `baseParts`: storage of the base's embeddings and LayerNorms (BaseOptions.baseParts). */
+export async function openEncoder(
+  values: Record<string, unknown>,
+  adapterDirs: string[] = [],
+  lastTrainable = false,
+  baseParts: StoragePrecision | ((files: ModelFiles, settings: SentenceSettings, engine: Engine) => StoragePrecision) = 'f32',
+): Promise<CliEncoder> {
   const model = values.model;
   if (typeof model !== 'string' || !model) throw new UsageError('--model is required');
   const base = baseOption(values);
@@ -132,8 +139,9 @@ export async function openEncoder(values: Record<string, unknown>, adapterDirs: 
   for (const dir of adapterDirs) peft.push(await readAdapterDir(dir, files));
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
-  const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
   const { settings, origins } = cliSentenceSettings(files.sentence, overrides);
+  const parts = typeof baseParts === 'function' ? baseParts(files, settings, engine) : baseParts;
+  const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base, baseParts: parts });
   const positions = files.config.maxSequenceLength;
   const cut = settings.maxLength > positions ? `; texts are cut at ${positions} tokens, the model's positions (max_position_embeddings)` : '';
   process.stderr.write(`sentence embeddings: ${describeSettings(settings, origins)}${cut}\n`);

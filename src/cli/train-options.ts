@@ -4,6 +4,7 @@
  * `export-run`, which writes the same run out for sentence-transformers.
  */
 import { Rng } from '../data/rng.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
 import type { TrainingLoraConfig } from '../model/lora.ts';
 import type { SentenceOverrides } from '../model/sentence-config.ts';
 import type { Example, Objective } from '../train/objective.ts';
@@ -45,6 +46,7 @@ export const TRAIN_OPTIONS = {
   'micro-batch': { type: 'string' },
   'checkpoint-every-layers': { type: 'string' },
   'memory-budget': { type: 'string' },
+  storage: { type: 'string' },
 } as const;
 
 export const TRAIN_USAGE = `${ENCODER_USAGE}
@@ -73,6 +75,9 @@ export const TRAIN_USAGE = `${ENCODER_USAGE}
                         activations; 0 = off (default: the memory plan's choice)
   --memory-budget GIB   GPU memory the memory plan fits the step into (default 4; WebGPU does not
                         report the GPU's size)
+  --storage f16|f32     precision of the activations kept for backward and of the base's embeddings
+                        and LayerNorms; computing stays f32 (default: the memory plan's choice, f32
+                        when the step fits whole, else f16: half the memory at the same speed)
 ${PAIR_USAGE}`;
 
 /** Everything a `train` run does with its data, decided before any GPU work. */
@@ -88,7 +93,7 @@ export interface TrainPlan {
   /** The trainer's settings; totalSteps = stepsPerEpoch × epochs, seed = --seed. */
   config: TrainConfig;
   /** The memory plan's budget and the layout choices given (absent ones are planned once the model is known). */
-  memory: { budgetBytes: number; fixed: { sequencesPerPass?: number; checkpointEvery?: number } };
+  memory: { budgetBytes: number; fixed: { sequencesPerPass?: number; checkpointEvery?: number; storage?: StoragePrecision } };
 }
 
 /** The plan `values` (parsed with TRAIN_OPTIONS) make for `data`; a bad value is a UsageError naming its option. */
@@ -128,6 +133,11 @@ export function trainPlan(values: Record<string, unknown>, data: PairExamples): 
   };
   const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
   const fixed: TrainPlan['memory']['fixed'] = {};
+  const storage = values.storage;
+  if (storage !== undefined) {
+    if (storage !== 'f16' && storage !== 'f32') throw new UsageError(`--storage must be f16 or f32, got ${String(storage)}`);
+    fixed.storage = storage;
+  }
   if (values['micro-batch'] !== undefined) fixed.sequencesPerPass = numberOption(values, 'micro-batch', 0, nonNegativeInt);
   if (values['checkpoint-every-layers'] !== undefined) fixed.checkpointEvery = numberOption(values, 'checkpoint-every-layers', 0, nonNegativeInt);
   const budgetBytes = numberOption(values, 'memory-budget', 4, (n) => n > 0) * 2 ** 30;

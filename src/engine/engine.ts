@@ -171,11 +171,16 @@ export class Engine {
 
   /**
    * A tensor from the pool (contents undefined unless `zero` is set). `name` (e.g. the weight's)
-   * is what a too-large tensor's error calls it. `exact` (weights, held for the model's life) makes
-   * a new buffer of the tensor's size, not its size class, whose slack (up to 25%) only pays off for
-   * tensors released and reused by others.
+   * is what a too-large tensor's error calls it. `fit` chooses its buffer:
+   * - 'pooled': a pooled buffer of at least its size and at most about twice that, else a new one of
+   *   its size class;
+   * - 'exact' (weights, held for the model's life): as pooled, but a new buffer has the tensor's size,
+   *   not its size class, whose slack (up to 25%) only pays off for tensors released and reused by others;
+   * - 'packed' (a tensor packed to half its f32 size, saved-tensor.ts): as pooled, but only buffers
+   *   under twice its size: the f32 buffer it was packed from, freed just before, would otherwise
+   *   hold it and the packing would save nothing.
    */
-  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor', exact = false): Tensor {
+  alloc(shape: readonly number[], dtype: DType = 'f32', zero = false, name = 'a tensor', fit: BufferFit = 'pooled'): Tensor {
     this.assertAlive();
     const bytes = numel(shape) * 4;
     if (!Number.isInteger(bytes) || bytes <= 0) throw new ShapeError(`cannot allocate ${name} of shape ${shapeString(shape)}`);
@@ -187,12 +192,12 @@ export class Engine {
           'a smaller batch or sequence length, or a device with larger limits, is needed',
       );
     }
-    let buffer = this.takePooled(bytes);
+    let buffer = this.takePooled(bytes, fit === 'packed');
     if (buffer) {
       if (zero) this.recordClear(buffer, buffer.size);
     } else {
       // A whole buffer is bound, so its size class never rounds past the binding limit.
-      const size = exact ? roundUp(bytes, 4) : Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
+      const size = fit === 'exact' ? roundUp(bytes, 4) : Math.min(sizeClass(bytes), Math.max(roundUp(bytes, 4), maxBinding));
       buffer = this.device.createBuffer({ size, usage: BUFFER_USAGE });
     }
     this.liveBytes += buffer.size;
@@ -201,14 +206,14 @@ export class Engine {
   }
 
   /**
-   * The smallest pooled buffer of at least `bytes` and at most twice that: batches of varying
-   * sequence length reuse each other's buffers instead of growing the pool.
+   * The smallest pooled buffer that serves `bytes` (reusesPooled): batches of varying sequence length
+   * reuse each other's buffers instead of growing the pool.
    */
-  private takePooled(bytes: number): GPUBuffer | undefined {
+  private takePooled(bytes: number, packed: boolean): GPUBuffer | undefined {
     let best = 0;
     const maxBinding = this.maxBindingBytes;
     for (const [size, free] of this.pool) {
-      if (free.length > 0 && reusesPooled(size, bytes) && size <= maxBinding && (best === 0 || size < best)) best = size;
+      if (free.length > 0 && reusesPooled(size, bytes, packed) && size <= maxBinding && (best === 0 || size < best)) best = size;
     }
     if (best === 0) return undefined;
     this.pooledBytes -= best;
@@ -235,14 +240,14 @@ export class Engine {
     this.pooledBytes = 0;
   }
 
-  /** A tensor holding `data`; `name` and `exact` as in `alloc`. */
-  upload(data: Float32Array | Uint32Array | Int32Array | ArrayLike<number>, shape: readonly number[], dtype?: DType, name?: string, exact = false): Tensor {
+  /** A tensor holding `data`; `name` and `fit` as in `alloc`. */
+  upload(data: Float32Array | Uint32Array | Int32Array | ArrayLike<number>, shape: readonly number[], dtype?: DType, name?: string, fit: BufferFit = 'pooled'): Tensor {
     const kind: DType = dtype ?? (data instanceof Uint32Array ? 'u32' : data instanceof Int32Array ? 'i32' : 'f32');
     if (numel(shape) !== data.length) {
       throw new ShapeError(`upload: ${data.length} values do not fill shape ${shapeString(shape)}`);
     }
     const typed = ArrayBuffer.isView(data) ? data : kind === 'f32' ? Float32Array.from(data) : kind === 'u32' ? Uint32Array.from(data) : Int32Array.from(data);
-    const t = this.alloc(shape, kind, false, name, exact);
+    const t = this.alloc(shape, kind, false, name, fit);
     this.write(t, typed as Float32Array | Uint32Array | Int32Array);
     return t;
   }
@@ -543,11 +548,15 @@ export function sizeClass(bytes: number): number {
 
 /**
  * Whether a pooled buffer of `size` bytes serves a request for `bytes`: at least as large and at
- * most twice that (+256), so one buffer does not hold far more than its tensor needs.
+ * most twice that (+256), so one buffer does not hold far more than its tensor needs; for a packed
+ * tensor under twice (see Engine.alloc's 'packed').
  */
-export function reusesPooled(size: number, bytes: number): boolean {
-  return size >= bytes && size <= 2 * bytes + 256;
+export function reusesPooled(size: number, bytes: number, packed = false): boolean {
+  return size >= bytes && size <= (packed ? 2 * bytes - 4 : 2 * bytes + 256);
 }
+
+/** How Engine.alloc chooses a tensor's buffer (see there). */
+export type BufferFit = 'pooled' | 'exact' | 'packed';
 
 export function roundUp(n: number, multiple: number): number {
   return Math.ceil(n / multiple) * multiple;

@@ -2,8 +2,8 @@
  * A BERT encoder on the GPU engine: frozen base (encoder linears in NF4 or f32; embeddings and
  * LayerNorms stored in f32 or f16 and computed in f32, the word table in row blocks that each fit
  * the device's storage binding limit), a stack of LoRA adapters (frozen ones under at most one
- * trainable one), forward with saved activations and backward into the trainable adapter's
- * gradients only.
+ * trainable one), forward with saved activations (f32, or packed f16: saved-tensor.ts) and backward
+ * into the trainable adapter's gradients only.
  *
  * Attention-probability dropout is not applied (hidden and embedding dropout are); with dropout off
  * the forward matches Hugging Face's BertModel, and RobertaModel, XLMRobertaModel and DistilBertModel
@@ -11,6 +11,7 @@
  * right padding that differs from counting columns only at padding, whose outputs nothing reads.
  */
 import type { Engine } from '../engine/engine.ts';
+import { type SavedTensor, releaseSaved, saveTensor, withSaved } from '../engine/saved-tensor.ts';
 import { type StoragePrecision, type StoredMatrix, releaseStored, storeMatrix } from '../engine/stored.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { geluBackward, geluForward } from '../engine/ops/activation.ts';
@@ -65,6 +66,11 @@ export interface ForwardMode {
    * forward inside backward; 0 or absent = every layer keeps its activations.
    */
   checkpointEvery?: number;
+  /**
+   * Precision of the activations kept for backward (default f32): f16 halves them, computing still in
+   * f32. Accuracy cost on the test fixtures: tests/model/half-activations.gpu.test.ts.
+   */
+  storage?: StoragePrecision;
 }
 
 /** Whether a forward in `mode` saves what backward needs. */
@@ -88,29 +94,35 @@ interface Layer {
   ln2: LayerNormParams;
 }
 
-/** Activations one layer keeps for its backward pass. */
-export interface LayerCache {
-  x: Tensor;
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  probs: Tensor;
-  context: Tensor;
-  h1: Tensor;
+/**
+ * Activations one layer keeps for its backward pass besides its input, in the step's storage
+ * precision; LayerNorm's per-row mean and 1/σ stay f32 (a few bytes a row, and rstd scales every
+ * gradient of the row).
+ */
+interface LayerActivations {
+  q: SavedTensor;
+  k: SavedTensor;
+  v: SavedTensor;
+  probs: SavedTensor;
+  context: SavedTensor;
+  h1: SavedTensor;
+  y1: SavedTensor;
+  u: SavedTensor;
+  g: SavedTensor;
+  h2: SavedTensor;
   mean1: Tensor;
   rstd1: Tensor;
-  y1: Tensor;
-  u: Tensor;
-  g: Tensor;
-  h2: Tensor;
   mean2: Tensor;
   rstd2: Tensor;
   /** LoRA X·Aᵀ of the trainable adapter, by module name. */
-  xa: Map<string, Tensor>;
+  xa: Map<string, SavedTensor>;
 }
 
-/** What a layer keeps between forward and backward: its activations, or (checkpointed) its input only. */
-export type SavedLayer = LayerCache | { input: Tensor };
+/** What a layer keeps between forward and backward: its input, and its activations unless checkpointed (then recomputed in backward). */
+export interface SavedLayer {
+  input: SavedTensor;
+  activations: LayerActivations | null;
+}
 
 export interface ForwardResult {
   /** Last hidden state [B·T, H]. */
@@ -178,6 +190,11 @@ export class BertEncoder {
     return this.embeddings.word.blocks.length;
   }
 
+  /** Storage of the embedding tables and LayerNorms (BaseOptions.baseParts). */
+  get baseParts(): StoragePrecision {
+    return this.embeddings.word.precision;
+  }
+
   get trainableAdapter(): GpuAdapter | null {
     const last = this.adapters[this.adapters.length - 1];
     return last?.trainable ? last : null;
@@ -212,9 +229,9 @@ export class BertEncoder {
     const caches: SavedLayer[] | null = savesActivations(mode) ? [] : null;
     for (let i = 0; i < this.layers.length; i++) {
       const checkpointed = caches !== null && isCheckpointed(i, mode);
-      const { output, cache } = this.layerForward(i, x, mask, b, t, mode, caches !== null && !checkpointed);
+      const { output, activations } = this.layerForward(i, x, mask, b, t, mode, caches !== null && !checkpointed);
       if (!caches) engine.release(x);
-      else caches.push(cache ?? { input: x });
+      else caches.push({ input: saveTensor(engine, x, mode.storage ?? 'f32'), activations });
       x = output;
     }
     return { hidden: x, mask, batch: b, seq: t, mode, caches };
@@ -227,13 +244,16 @@ export class BertEncoder {
     let dy = dHidden;
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const saved = result.caches[i];
-      // A checkpointed layer runs its forward again, with the same dropout masks, for the activations.
-      const recomputed = 'input' in saved ? this.layerForward(i, saved.input, result.mask, result.batch, result.seq, result.mode, true) : null;
-      const dx = this.layerBackward(i, recomputed?.cache ?? (saved as LayerCache), dy, result, i > 0);
-      if (recomputed) {
-        this.engine.release(recomputed.output);
-        this.releaseActivations(recomputed.cache!);
-      }
+      const dx = withSaved(this.engine, [saved.input], ([x]) => {
+        // A checkpointed layer runs its forward again, with the same dropout masks, for the activations.
+        const recomputed = saved.activations ? null : this.layerForward(i, x, result.mask, result.batch, result.seq, result.mode, true);
+        const dx = this.layerBackward(i, x, saved.activations ?? recomputed!.activations!, dy, result, i > 0);
+        if (recomputed) {
+          this.engine.release(recomputed.output);
+          this.releaseActivations(recomputed.activations!);
+        }
+        return dx;
+      });
       if (dy !== dHidden) this.engine.release(dy);
       dy = dx!;
     }
@@ -243,20 +263,15 @@ export class BertEncoder {
     const { engine } = this;
     engine.release(result.hidden, result.mask);
     for (const saved of result.caches ?? []) {
-      if ('input' in saved) {
-        engine.release(saved.input);
-      } else {
-        engine.release(saved.x);
-        this.releaseActivations(saved);
-      }
+      releaseSaved(engine, saved.input);
+      if (saved.activations) this.releaseActivations(saved.activations);
     }
     result.caches = null;
   }
 
-  /** Everything a layer cache holds but its input. */
-  private releaseActivations(c: LayerCache): void {
-    this.engine.release(c.q, c.k, c.v, c.probs, c.context, c.h1, c.mean1, c.rstd1, c.y1, c.u, c.g, c.h2, c.mean2, c.rstd2);
-    for (const xa of c.xa.values()) this.engine.release(xa);
+  private releaseActivations(a: LayerActivations): void {
+    releaseSaved(this.engine, a.q, a.k, a.v, a.probs, a.context, a.h1, a.y1, a.u, a.g, a.h2, ...a.xa.values());
+    this.engine.release(a.mean1, a.rstd1, a.mean2, a.rstd2);
   }
 
   destroy(): void {
@@ -273,9 +288,13 @@ export class BertEncoder {
 
   // ---------------------------------------------------------------- layers
 
-  /** One layer's forward; with `save` it returns the activations its backward needs. */
-  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode, save: boolean) {
+  /**
+   * One layer's forward (x stays the caller's); with `save` it returns the activations its backward
+   * needs, each packed (f16 storage) as soon as the forward has no more use for it.
+   */
+  private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode, save: boolean): { output: Tensor; activations: LayerActivations | null } {
     const { engine, config } = this;
+    const keep = (kept: Tensor) => saveTensor(engine, kept, save ? (mode.storage ?? 'f32') : 'f32');
     const layer = this.layers[i];
     const m = b * t;
     const h = config.hiddenSize;
@@ -291,8 +310,10 @@ export class BertEncoder {
     const context = engine.alloc([m, h]);
     const probs = engine.alloc([b, config.numAttentionHeads, t, t]);
     attentionForward(engine, q, k, v, mask, context, probs, shape);
+    const [savedQ, savedK, savedV, savedProbs] = [q, k, v, probs].map(keep);
 
     const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4), t);
+    const savedContext = keep(context);
     const h1 = engine.alloc([m, h]);
     add(engine, attnOut, x, h1);
     engine.release(attnOut);
@@ -300,29 +321,47 @@ export class BertEncoder {
     const mean1 = engine.alloc([m]);
     const rstd1 = engine.alloc([m]);
     layerNormForward(engine, h1, layer.ln1.gamma, layer.ln1.beta, y1, mean1, rstd1, config.layerNormEps);
+    const savedH1 = keep(h1);
 
     const u = lin('intermediate.dense', y1, 5);
     const g = engine.alloc([m, config.intermediateSize]);
     geluForward(engine, u, g);
+    const savedU = keep(u);
     const out = this.dropout(lin('output.dense', g, 6), mode, site(7), t);
+    const savedG = keep(g);
     const h2 = engine.alloc([m, h]);
     add(engine, out, y1, h2);
     engine.release(out);
+    const savedY1 = keep(y1);
     const y2 = engine.alloc([m, h]);
     const mean2 = engine.alloc([m]);
     const rstd2 = engine.alloc([m]);
     layerNormForward(engine, h2, layer.ln2.gamma, layer.ln2.beta, y2, mean2, rstd2, config.layerNormEps);
 
-    if (!save) {
-      engine.release(q, k, v, probs, context, h1, mean1, rstd1, y1, u, g, h2, mean2, rstd2);
-      return { output: y2, cache: null };
-    }
-    const cache: LayerCache = { x, q, k, v, probs, context, h1, mean1, rstd1, y1, u, g, h2, mean2, rstd2, xa };
-    return { output: y2, cache };
+    const activations: LayerActivations = {
+      q: savedQ,
+      k: savedK,
+      v: savedV,
+      probs: savedProbs,
+      context: savedContext,
+      h1: savedH1,
+      y1: savedY1,
+      u: savedU,
+      g: savedG,
+      h2: keep(h2),
+      mean1,
+      rstd1,
+      mean2,
+      rstd2,
+      xa: new Map([...xa].map(([name, t]) => [name, keep(t)])),
+    };
+    if (save) return { output: y2, activations };
+    this.releaseActivations(activations);
+    return { output: y2, activations: null };
   }
 
-  /** Returns dX of the layer input when `needInputGrad`, else null. */
-  private layerBackward(i: number, c: LayerCache, dy2: Tensor, result: ForwardResult, needInputGrad: boolean): Tensor | null {
+  /** Returns dX of the layer input x when `needInputGrad`, else null. Each kept activation is read as f32 only for the op that needs it. */
+  private layerBackward(i: number, x: Tensor, a: LayerActivations, dy2: Tensor, result: ForwardResult, needInputGrad: boolean): Tensor | null {
     const { engine, config } = this;
     const layer = this.layers[i];
     const { mode } = result;
@@ -331,41 +370,47 @@ export class BertEncoder {
     const site = (k: number) => (i + 1) * 16 + k;
     const firstRow = (mode.firstSequence ?? 0) * result.seq;
     // `accumulate`: dIn already holds a residual gradient to add to; otherwise it is overwritten.
-    const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) =>
-      linearBackward(engine, layer.linears[suffix], input, dOut, dIn, accumulate, this.step(mode, site(k), firstRow, c.xa));
+    // The trainable adapter's X·Aᵀ of this linear only, read as f32 for its backward.
+    const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) => {
+      const lin = layer.linears[suffix];
+      const xa = a.xa.get(lin.name);
+      withSaved(engine, xa ? [xa] : [], ([xaF32]) =>
+        linearBackward(engine, lin, input, dOut, dIn, accumulate, this.step(mode, site(k), firstRow, xaF32 ? new Map([[lin.name, xaF32]]) : null)),
+      );
+    };
 
     const dh2 = engine.alloc([m, h]);
-    layerNormBackward(engine, c.h2, layer.ln2.gamma, c.mean2, c.rstd2, dy2, dh2);
+    withSaved(engine, [a.h2], ([h2]) => layerNormBackward(engine, h2, layer.ln2.gamma, a.mean2, a.rstd2, dy2, dh2));
     const dOut = this.dropoutGrad(dh2, mode, site(7), result.seq);
     const dg = engine.alloc([m, config.intermediateSize]);
-    back('output.dense', c.g, dOut, dg, false, 6);
+    withSaved(engine, [a.g], ([g]) => back('output.dense', g, dOut, dg, false, 6));
     if (dOut !== dh2) engine.release(dOut);
     const du = engine.alloc([m, config.intermediateSize]);
-    geluBackward(engine, c.u, dg, du);
+    withSaved(engine, [a.u], ([u]) => geluBackward(engine, u, dg, du));
     engine.release(dg);
     const dy1 = engine.alloc([m, h]);
     engine.copy(dh2, dy1); // residual branch; the intermediate dense accumulates on top
-    back('intermediate.dense', c.y1, du, dy1, true, 5);
+    withSaved(engine, [a.y1], ([y1]) => back('intermediate.dense', y1, du, dy1, true, 5));
     engine.release(du, dh2);
 
     const dh1 = engine.alloc([m, h]);
-    layerNormBackward(engine, c.h1, layer.ln1.gamma, c.mean1, c.rstd1, dy1, dh1);
+    withSaved(engine, [a.h1], ([h1]) => layerNormBackward(engine, h1, layer.ln1.gamma, a.mean1, a.rstd1, dy1, dh1));
     engine.release(dy1);
     const dAttnOut = this.dropoutGrad(dh1, mode, site(4), result.seq);
     const dContext = engine.alloc([m, h]);
-    back('attention.output.dense', c.context, dAttnOut, dContext, false, 3);
+    withSaved(engine, [a.context], ([context]) => back('attention.output.dense', context, dAttnOut, dContext, false, 3));
     if (dAttnOut !== dh1) engine.release(dAttnOut);
     const dq = engine.alloc([m, h]);
     const dk = engine.alloc([m, h]);
     const dv = engine.alloc([m, h]);
     const shape: AttentionShape = { batch: result.batch, seq: result.seq, heads: config.numAttentionHeads, headDim: h / config.numAttentionHeads };
-    attentionBackward(engine, c.q, c.k, c.v, c.probs, dContext, dq, dk, dv, shape);
+    withSaved(engine, [a.q, a.k, a.v, a.probs], ([q, k, v, probs]) => attentionBackward(engine, q, k, v, probs, dContext, dq, dk, dv, shape));
     engine.release(dContext);
 
     const dx = needInputGrad ? dh1 : null; // residual branch; q/k/v accumulate on top
-    back('attention.self.query', c.x, dq, dx, true, 0);
-    back('attention.self.key', c.x, dk, dx, true, 1);
-    back('attention.self.value', c.x, dv, dx, true, 2);
+    back('attention.self.query', x, dq, dx, true, 0);
+    back('attention.self.key', x, dk, dx, true, 1);
+    back('attention.self.value', x, dv, dx, true, 2);
     engine.release(dq, dk, dv);
     if (!needInputGrad) engine.release(dh1);
     return dx;

@@ -39,7 +39,7 @@ function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase):
   const doubleQuant = bnb ? bnb.doubleQuant : (base.doubleQuant ?? false);
   const nf4 = bnb !== null || base.quantization === 'nf4';
   let dynamicMap = false;
-  // Weights take buffers of their exact size (Engine.alloc's `exact`); scratch takes size classes.
+  // Weights take buffers of their exact size (Engine.alloc's 'exact' fit); scratch takes size classes.
   const weight = (elements: number) => pool.alloc(elements, true);
   weight(v * h);
   if (!config.tieWordEmbeddings) weight(v * h);

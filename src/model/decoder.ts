@@ -187,7 +187,7 @@ export class DecoderModel {
       const t = tensors.get(name);
       if (!t) throw new Error(`missing weight ${name}`);
       if (t.format !== 'f32') throw new Error(`weight ${name} is quantised; only the layer linears may be`);
-      return engine.upload(t.tensor.data, t.tensor.shape, 'f32', name, true); // held for the model's life: exact size
+      return engine.upload(t.tensor.data, t.tensor.shape, 'f32', name, 'exact'); // held for the model's life: exact size
     };
     const globals = await reader.readGlobals();
     const embed = f32(globals, 'model.embed_tokens.weight');

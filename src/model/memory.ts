@@ -115,7 +115,10 @@ export function estimateTrainingMemory(
     // Last hidden state, mask, pooling weights, pooled and normalised embeddings, norms.
     const outputs = buffer(m * h) + 2 * buffer(m) + 2 * buffer(p * h) + buffer(p);
     // Backward of a layer: up to 8 [M,H] gradients (dropout copies and the pooling's dHidden included), dG and dU, dScores.
-    const backward = 8 * buffer(m * h) + 2 * buffer(m * i) + buffer(probs);
+    // f16 storage reads kept activations through f32 temporaries: the layer input with q, k, v and
+    // the probabilities (attention's backward), and u beside dG and dU (GELU's); the pool keeps both sets.
+    const unpacked = storage === 'f16' ? 4 * buffer(m * h) + buffer(probs) + buffer(m * i) : 0;
+    const backward = 8 * buffer(m * h) + 2 * buffer(m * i) + buffer(probs) + unpacked;
     return { total: saved + outputs + backward, largest: Math.max(buffer(m * i, F32), buffer(probs)) };
   };
   // The loss on all n embeddings: anchor/other copies and their gradients, dEmbeddings, logits, probabilities (and transposed), dLogits.
@@ -161,10 +164,10 @@ export interface PlanRequest {
   budgetBytes: number;
   /** The device's largest binding (maxStorageBufferBindingSize): every activation buffer must fit. */
   maxBufferBytes?: number;
-  /** Storage precisions the engine offers, preferred first (default f32 only). */
+  /** Storage precisions to choose among (default both: f16 is core WGSL, every device has it). */
   storages?: StoragePrecision[];
   /** Choices already made (by the user): the plan chooses only the rest. */
-  fixed?: Partial<Pick<StepLayout, 'sequencesPerPass' | 'checkpointEvery'>>;
+  fixed?: Partial<StepLayout>;
 }
 
 export interface MemoryPlan extends StepLayout {
@@ -179,6 +182,9 @@ export interface MemoryPlan extends StepLayout {
 /** Each encoder pass costs about as much as this many tokens more (launches, an underfilled GPU). */
 export const PASS_OVERHEAD_TOKENS = 256;
 const CHECKPOINT_CHOICES = [0, 3, 2, 1];
+const STORAGE_CHOICES: StoragePrecision[] = ['f32', 'f16'];
+/** Layouts this much slower than the fastest that fits still count as fast, and the least memory among them wins. */
+const TIME_TOLERANCE = 0.05;
 
 /**
  * Time of a layout relative to the one-shot step, counting a forward as 1 and a backward as 2:
@@ -195,9 +201,14 @@ function relativeTime(config: BertConfig, shape: TrainingShape, layout: StepLayo
 }
 
 /**
- * The fastest layout whose estimate fits the budget (and whose activation buffers fit the device),
- * trying the preferred storage precision first; if none fits, the one that needs least memory, with
- * `fits` false. The loss and gradients are those of the one-shot step whatever is chosen.
+ * When the whole step fits in f32 in one pass without checkpointing, that: nothing is traded, not
+ * even precision. Otherwise, among the layouts whose estimate fits the budget (and whose activation
+ * buffers fit the device): the fastest; then, among those whose estimated time is within 5% of it,
+ * the one that needs least memory, since clinic GPUs share their memory with everything else. f16
+ * storage costs no estimated time (packing is a pass over what is kept), so it then wins unless the
+ * user has fixed the precision. If no layout fits, the one that needs least memory, with `fits` false. The loss
+ * and gradients are those of the one-shot step whatever is chosen (f16 storage rounds the kept
+ * activations: tests/model/half-activations.gpu.test.ts).
  */
 export function planTraining(request: PlanRequest): MemoryPlan {
   const { config, shape, budgetBytes } = request;
@@ -210,9 +221,10 @@ export function planTraining(request: PlanRequest): MemoryPlan {
   const checkpointChoices = fixed.checkpointEvery !== undefined ? [fixed.checkpointEvery] : CHECKPOINT_CHOICES.filter((every) => every <= config.numHiddenLayers);
   // Slices per micro-batch to try: every count that changes the pass size, or the one asked for.
   const fixedSlices = fixed.sequencesPerPass !== undefined ? Math.ceil(shape.sequences / Math.min(shape.sequences, fixed.sequencesPerPass || shape.sequences)) : null;
+  const storages = fixed.storage !== undefined ? [fixed.storage] : (request.storages ?? STORAGE_CHOICES);
+  const fitting: MemoryPlan[] = [];
   let smallest: MemoryPlan | null = null;
-  for (const storage of request.storages ?? ['f32']) {
-    let best: MemoryPlan | null = null;
+  for (const storage of storages) {
     for (const checkpointEvery of checkpointChoices) {
       let previous = 0;
       for (let slices = fixedSlices ?? 1; slices <= (fixedSlices ?? shape.sequences); slices++) {
@@ -228,13 +240,17 @@ export function planTraining(request: PlanRequest): MemoryPlan {
           relativeTime: relativeTime(config, shape, layout),
           fits: estimate.total <= budgetBytes && estimate.largestActivationBuffer <= maxBuffer,
         };
-        if (plan.fits && (!best || plan.relativeTime < best.relativeTime)) best = plan;
+        if (plan.fits) fitting.push(plan);
         if (!smallest || estimate.total < smallest.estimate.total) smallest = { ...plan, fits: false };
       }
     }
-    if (best) return best;
   }
-  return smallest!;
+  if (fitting.length === 0) return smallest!;
+  const whole = fitting.find((p) => p.storage === 'f32' && p.sequencesPerPass === null && p.checkpointEvery === 0);
+  if (whole) return whole;
+  const fastest = Math.min(...fitting.map((p) => p.relativeTime));
+  const nearlyFastest = fitting.filter((p) => p.relativeTime <= fastest * (1 + TIME_TOLERANCE));
+  return nearlyFastest.reduce((least, p) => (p.estimate.total < least.estimate.total ? p : least));
 }
 
 /** The most pairs (2 sequences each) whose one exact step fits `budgetBytes` under an automatic plan. */

@@ -18,7 +18,7 @@ export class PoolReplay {
   /** The largest buffer created. */
   largest = 0;
 
-  /** A buffer for `elements` 4-byte values (the engine stores every dtype in 4 bytes); `exact` as in Engine.alloc. */
+  /** A buffer for `elements` 4-byte values (the engine stores every dtype in 4 bytes); `exact` as Engine.alloc's 'exact' fit. */
   alloc(elements: number, exact = false): ReplayBuffer {
     const bytes = Math.ceil(elements) * 4;
     let best = 0;

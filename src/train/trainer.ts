@@ -3,6 +3,7 @@
  * grad-norm clipping and AdamW, recorded into one GPU batch; the loss is read back afterwards.
  */
 import { AdamW, type AdamWHyper } from '../engine/ops/adamw.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
 import { hash32 } from '../engine/rng.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -32,6 +33,11 @@ export interface TrainConfig {
   sequencesPerPass?: number | null;
   /** Activation checkpointing of every n-th encoder layer (see ForwardMode.checkpointEvery); 0 = off. */
   checkpointEvery?: number;
+  /**
+   * Precision of the activations kept for backward (ForwardMode.storage); default f32. The plan that
+   * chooses f16 also stores the base's f32 parts in f16 (BaseOptions.baseParts), set when the encoder is built.
+   */
+  storage?: StoragePrecision;
 }
 
 export interface StepReport {
@@ -121,7 +127,7 @@ export class Trainer {
     const losses: Tensor[] = [];
     microBatches.forEach((batch, k) => {
       const seed = microBatchSeed(config.seed, this.step, k);
-      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed, checkpointEvery: config.checkpointEvery ?? 0 };
+      const mode = { train: true, hiddenDropout: config.hiddenDropout, seed, checkpointEvery: config.checkpointEvery ?? 0, storage: config.storage ?? 'f32' };
       losses.push(recordMicroBatch(this.encoder, config.objective, batch, mode, 1 / config.gradientAccumulation, config.sequencesPerPass || null));
     });
     const { lr, values, gradNorm } = await optimizerStep(engine, this.optimizer, this.adapter.parameters().grads, losses, config, this.step);

@@ -30,7 +30,7 @@ describe('qlora-lab CLI', () => {
     const adapterDir = join(dir, 'adapter');
     const train = await cli(['train', '--model', model, '--data', data, '--out', adapterDir, '--batch-size', '4', '--epochs', '1', '--r', '4', '--alpha', '8', '--targets', 'query,value', '--max-length', '16', '--seed', '3', '--micro-batch', '3', '--checkpoint-every-layers', '1']);
     // 4 pairs = 8 sequences, run 3 at a time (exact, gradient-cached), every layer checkpointed.
-    expect(train.stderr).toMatch(/memory plan: 3 sequences per pass \(exact, gradient-cached\), every layer checkpointed, f32 storage; estimate [\d.]+ [KMG]i?B of a 4\.0 GiB budget/);
+    expect(train.stderr).toMatch(/memory plan: 3 sequences per pass \(exact, gradient-cached\), every layer checkpointed, f16 storage; estimate [\d.]+ [KMG]i?B of a 4\.0 GiB budget/);
     expect(train.stderr).toMatch(/GPU memory after the first step: peak [\d.]+ [KMG]i?B, estimated [\d.]+ [KMG]i?B/);
     const steps = train.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     expect(steps.length).toBe(3); // 12 rows / batch 4; the broken row is skipped

@@ -56,9 +56,16 @@ describe('memory estimate by step layout', () => {
 describe('automatic memory plan', () => {
   const request = { config: large, lora, shape: batch, base: nf4 };
 
-  it('keeps the one-shot step when it fits', () => {
+  it('keeps the whole step in f32 when it fits (nothing traded), in f16 when f16 is fixed', () => {
     const plan = planTraining({ ...request, budgetBytes: 64 * GiB });
     expect(plan).toMatchObject({ sequencesPerPass: null, checkpointEvery: 0, storage: 'f32', passes: 1, fits: true, relativeTime: 1 });
+    expect(planTraining({ ...request, budgetBytes: 64 * GiB, fixed: { storage: 'f16' } })).toMatchObject({ sequencesPerPass: null, checkpointEvery: 0, storage: 'f16' });
+  });
+
+  it('once the whole f32 step does not fit, takes f16 storage (as fast, less memory) before recomputing', () => {
+    const whole = estimateTrainingMemory(large, lora, batch, nf4).total;
+    const plan = planTraining({ ...request, budgetBytes: whole - 1 });
+    expect(plan).toMatchObject({ sequencesPerPass: null, checkpointEvery: 0, storage: 'f16', fits: true, relativeTime: 1 });
   });
 
   it('fits BioLinkBERT-large, 32 pairs × 128, in 1.5 GiB, and picks the fastest layout that fits', () => {
@@ -74,12 +81,26 @@ describe('automatic memory plan', () => {
     expect(describePlan(plan, budgetBytes)).toMatch(/^memory plan: .*sequences per pass.*; estimate [\d.]+ (GiB|MiB) of a 1\.5 GiB budget/);
   });
 
-  it('uses f16 storage only when f32 cannot fit and the engine offers it', () => {
+  it('fits with f16 storage where f32 cannot', () => {
     const budgetBytes = 330 * 2 ** 20;
-    expect(planTraining({ ...request, budgetBytes }).fits).toBe(false);
-    const plan = planTraining({ ...request, budgetBytes, storages: ['f32', 'f16'] });
-    expect(plan).toMatchObject({ storage: 'f16', fits: true });
-    expect(planTraining({ ...request, budgetBytes: 1.5 * GiB, storages: ['f32', 'f16'] }).storage).toBe('f32');
+    expect(planTraining({ ...request, budgetBytes, storages: ['f32'] }).fits).toBe(false);
+    expect(planTraining({ ...request, budgetBytes })).toMatchObject({ storage: 'f16', fits: true });
+  });
+
+  it('takes the least memory among the layouts that fit within 5% of the fastest', () => {
+    const budgetBytes = 1.5 * GiB;
+    const maxBufferBytes = 128 * 2 ** 20;
+    const plan = planTraining({ ...request, budgetBytes, maxBufferBytes });
+    const fitting = (['f32', 'f16'] as const).flatMap((storage) =>
+      [0, 1, 2, 3].flatMap((checkpointEvery) =>
+        [0, 1, 2, 4, 8, 16, 32].map((sequencesPerPass) => planTraining({ ...request, budgetBytes, maxBufferBytes, fixed: { storage, checkpointEvery, sequencesPerPass } })),
+      ),
+    ).filter((p) => p.fits);
+    const fastest = Math.min(...fitting.map((p) => p.relativeTime));
+    const nearlyFastest = fitting.filter((p) => p.relativeTime <= fastest * 1.05);
+    expect(nearlyFastest.length).toBeGreaterThan(1);
+    expect(plan.relativeTime).toBeLessThanOrEqual(fastest * 1.05);
+    for (const p of nearlyFastest) expect(plan.estimate.total).toBeLessThanOrEqual(p.estimate.total);
   });
 
   it('plans only what the user left open', () => {

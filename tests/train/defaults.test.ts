@@ -28,4 +28,12 @@ describe('training defaults', () => {
     expect(TRAIN_USAGE).toContain(`LoRA rank (default ${D.r})`);
     expect(TRAIN_USAGE).toContain(`examples per micro-batch (default ${D.batchSize})`);
   });
+
+  it('leave the storage precision to the memory plan unless --storage is given, and refuse other precisions by name', () => {
+    const planOf = (args: string[]) => trainPlan(parseArgs({ args, options: TRAIN_OPTIONS, strict: true }).values, { layout: 'triplets', examples: pairs });
+    expect(planOf([]).memory.fixed.storage).toBeUndefined();
+    expect(planOf(['--storage', 'f16']).memory.fixed.storage).toBe('f16');
+    expect(planOf(['--storage', 'f32']).memory.fixed.storage).toBe('f32');
+    expect(() => planOf(['--storage', 'bf16'])).toThrow(/--storage must be f16 or f32, got bf16/);
+  });
 });

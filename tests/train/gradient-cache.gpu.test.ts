@@ -5,28 +5,16 @@
  * labelled-pair loss; and the PyTorch fixtures' (at their usual 1e-3 tolerance).
  */
 import { describe, expect, it } from 'vitest';
-import type { Engine } from '../../src/engine/engine.ts';
-import { BertEncoder, type BaseQuantization, type ForwardMode } from '../../src/model/bert.ts';
-import { GpuAdapter } from '../../src/model/lora.ts';
-import { SentenceEncoder } from '../../src/model/sentence.ts';
+import type { ForwardMode } from '../../src/model/bert.ts';
 import type { EncodedBatch, Objective } from '../../src/train/objective.ts';
 import { DEFAULT_TRAIN_CONFIG } from '../../src/train/defaults.ts';
 import { Trainer } from '../../src/train/trainer.ts';
-import { type FixtureModel, fixtureBatch, loadFixtureModel, readFixtureAdapter } from '../helpers/fixtures.ts';
+import { fixtureBatch } from '../helpers/fixtures.ts';
+import { fixtureTrainingSetup } from '../helpers/fixture-training.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectReferenceGradients, peftKey } from '../helpers/reference-checks.ts';
 import { expectSameStep, stepGradients } from '../helpers/step-gradients.ts';
 
-async function setup(engine: Engine, model: FixtureModel, base: BaseQuantization, loraDropout = 0) {
-  const files = await loadFixtureModel(model);
-  const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: base });
-  const peft = readFixtureAdapter(model);
-  const loraConfig = { r: peft.config.r, alpha: peft.config.loraAlpha, dropout: loraDropout, rslora: peft.config.useRslora, targetModules: peft.config.targetModules };
-  const adapter = new GpuAdapter(engine, files.config, loraConfig, peft.tensors, true);
-  bert.adapters = [adapter];
-  const encoder = new SentenceEncoder(bert, files.tokenizer, { pooling: 'mean', normalize: true, maxLength: 512 });
-  return { bert, adapter, encoder };
-}
 
 describe('gradient-cached step against PyTorch', () => {
   it.each([
@@ -35,7 +23,7 @@ describe('gradient-cached step against PyTorch', () => {
     ['odd', 'f32', 5],
   ] as const)('%s, %s base, %i sequences per pass: InfoNCE loss and every LoRA gradient match the fixture', async (model, base, perPass) => {
     const engine = await gpuEngine();
-    const loaded = await setup(engine, model, base);
+    const loaded = await fixtureTrainingSetup(engine, model, base);
     await expectReferenceGradients(loaded, model, base, peftKey, perPass);
     loaded.bert.destroy();
   });
@@ -52,7 +40,7 @@ describe('gradient-cached step equals the one-shot step (1e-5 relative)', () => 
   ];
   it.each(CASES)('%s', async (label, objective, anchors, mode, loraDropout) => {
     const engine = await gpuEngine();
-    const { bert, adapter, encoder } = await setup(engine, 'odd', 'nf4', loraDropout);
+    const { bert, adapter, encoder } = await fixtureTrainingSetup(engine, 'odd', 'nf4', loraDropout);
     // The fixture's 8 rows: anchors, their positives, then (with 2 anchors) 4 hard negatives.
     const batch: EncodedBatch = { tokens: fixtureBatch('odd').tokens, anchors, labels: null };
     const oneShot = await stepGradients(encoder, adapter, objective, batch, mode, null);
@@ -64,7 +52,7 @@ describe('gradient-cached step equals the one-shot step (1e-5 relative)', () => 
 
   it('labelled pairs (cosine loss), with dropout', async () => {
     const engine = await gpuEngine();
-    const { bert, adapter, encoder } = await setup(engine, 'tiny', 'f32', 0.1);
+    const { bert, adapter, encoder } = await fixtureTrainingSetup(engine, 'tiny', 'f32', 0.1);
     const batch: EncodedBatch = { tokens: fixtureBatch('tiny').tokens, anchors: 4, labels: Float32Array.from([1, 0, 0.5, 1]) };
     const objective: Objective = { kind: 'cosine-pairs' };
     const oneShot = await stepGradients(encoder, adapter, objective, batch, dropoutOn, null);
@@ -74,7 +62,7 @@ describe('gradient-cached step equals the one-shot step (1e-5 relative)', () => 
 
   it('a dropout mask follows the sequence, not the pass: other seeds or places would change the gradients', async () => {
     const engine = await gpuEngine();
-    const { bert, adapter, encoder } = await setup(engine, 'tiny', 'f32', 0.1);
+    const { bert, adapter, encoder } = await fixtureTrainingSetup(engine, 'tiny', 'f32', 0.1);
     const batch: EncodedBatch = { tokens: fixtureBatch('tiny').tokens, anchors: 4, labels: null };
     const objective: Objective = { kind: 'infonce', scale: 20, symmetric: false };
     const oneShot = await stepGradients(encoder, adapter, objective, batch, dropoutOn, null);
@@ -86,7 +74,7 @@ describe('gradient-cached step equals the one-shot step (1e-5 relative)', () => 
   it('the Trainer with sequences per pass and checkpointing reports the one-shot loss and gradient norm', async () => {
     const engine = await gpuEngine();
     const run = async (sequencesPerPass: number | null, checkpointEvery: number) => {
-      const { bert, encoder } = await setup(engine, 'odd', 'nf4', 0.1);
+      const { bert, encoder } = await fixtureTrainingSetup(engine, 'odd', 'nf4', 0.1);
       const trainer = new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, hiddenDropout: 0.1, sequencesPerPass, checkpointEvery, warmupSteps: 0 });
       const { tokens, anchors } = fixtureBatch('odd');
       const reports = [await trainer.trainStep([{ tokens, anchors, labels: null }]), await trainer.trainStep([{ tokens, anchors, labels: null }])];
@@ -104,7 +92,7 @@ describe('gradient-cached step equals the one-shot step (1e-5 relative)', () => 
 
   it('the Trainer refuses sequences per pass or a checkpoint interval that are not whole numbers', async () => {
     const engine = await gpuEngine();
-    const { bert, encoder } = await setup(engine, 'tiny', 'f32');
+    const { bert, encoder } = await fixtureTrainingSetup(engine, 'tiny', 'f32');
     expect(() => new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, sequencesPerPass: 2.5 })).toThrow(/sequences per pass must be a positive integer .*got 2.5/);
     expect(() => new Trainer(encoder, { ...DEFAULT_TRAIN_CONFIG, checkpointEvery: -1 })).toThrow(/non-negative integer n \(0 = off\), got -1/);
     bert.destroy();

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { adapterFolder } from '../../model/adapter-settings.ts';
 import { trainingTargets } from '../../model/families.ts';
 import { GpuAdapter, type HostAdapterTensors, type TrainingLoraConfig, initLoraTensors } from '../../model/lora.ts';
-import { describePlan, formatBytes, planTraining } from '../../model/memory.ts';
+import { type MemoryPlan, describePlan, formatBytes, planTraining } from '../../model/memory.ts';
 import { peftConfigOf } from '../../model/peft-files.ts';
 import { hasPooler } from '../../model/state-dict.ts';
 import { DivergedError, adapterHealth } from '../../train/divergence.ts';
@@ -13,7 +13,7 @@ import { NonFiniteLossError, Trainer } from '../../train/trainer.ts';
 import { parseOptions, required } from '../args.ts';
 import { runDecoderTrain } from '../decoder-train.ts';
 import { modelArgument, modelKind } from '../decoder.ts';
-import { type CliEncoder, openEncoder } from '../encoder.ts';
+import { type CliEncoder, baseOption, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { parseModelArgument } from '../model-source.ts';
 import { checkOutputPath, writeOutputDir } from '../output.ts';
@@ -67,7 +67,23 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   const { lora, batchSize, stepsPerEpoch, checkpointEvery, config } = plan;
   const { totalSteps, seed } = config;
 
-  const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? []);
+  const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
+  const sequences = batchSize * (2 + negatives);
+  // The plan is made before the base is built: its storage precision covers the base's f32 parts.
+  let memoryPlan: MemoryPlan | undefined;
+  const cli = await openEncoder(values, (values.stack as string[] | undefined) ?? [], false, (files, settings, engine) => {
+    memoryPlan = planTraining({
+      config: files.config,
+      lora: { ...lora, targetModules: trainingTargets(files.config, lora.targetModules) },
+      shape: { sequences, seq: Math.min(settings.maxLength, files.config.maxSequenceLength), anchors: batchSize },
+      base: { quantization: baseOption(values) },
+      budgetBytes: plan.memory.budgetBytes,
+      maxBufferBytes: engine.limits.maxStorageBufferBindingSize,
+      fixed: plan.memory.fixed,
+    });
+    return memoryPlan.storage;
+  });
+  if (!memoryPlan) throw new Error('the memory plan was not made');
   const modelCommit = cli.files.source.commit;
   if (resumeFrom?.modelCommit && modelCommit && resumeFrom.modelCommit !== modelCommit) {
     throw new UsageError(`--resume ${out}: the run started on commit ${resumeFrom.modelCommit} of ${values.model}, which now resolves to ${modelCommit}; resume with --model pinned to that commit`);
@@ -75,20 +91,9 @@ async function train(args: string[], resumeFrom: TrainCheckpoint | null): Promis
   lora.targetModules = trainingTargets(cli.files.config, lora.targetModules);
   const adapter = new GpuAdapter(cli.engine, cli.files.config, lora, initLoraTensors(cli.files.config, lora, seed, { pooler: hasPooler(cli.files.weights) }), true);
   cli.bert.adapters = [...cli.adapters, adapter];
-  const negatives = data.layout === 'triplets' ? Math.max(0, ...data.examples.map((e) => e.negatives?.length ?? 0)) : 0;
-  const sequences = batchSize * (2 + negatives);
-  const memoryPlan = planTraining({
-    config: cli.files.config,
-    lora,
-    shape: { sequences, seq: cli.encoder.options.maxLength, anchors: batchSize },
-    base: { quantization: cli.bert.quantization },
-    budgetBytes: plan.memory.budgetBytes,
-    maxBufferBytes: cli.engine.limits.maxStorageBufferBindingSize,
-    fixed: plan.memory.fixed,
-  });
   const estimate = memoryPlan.estimate;
   process.stderr.write(`${data.examples.length} ${data.layout} examples, ${totalSteps} steps; ${describePlan(memoryPlan, plan.memory.budgetBytes)}\n`);
-  const trainer = new Trainer(cli.encoder, { ...config, sequencesPerPass: memoryPlan.sequencesPerPass, checkpointEvery: memoryPlan.checkpointEvery });
+  const trainer = new Trainer(cli.encoder, { ...config, sequencesPerPass: memoryPlan.sequencesPerPass, checkpointEvery: memoryPlan.checkpointEvery, storage: memoryPlan.storage });
   if (resumeFrom) {
     trainer.restore(resumeFrom.snapshot);
     process.stderr.write(`resuming at step ${trainer.step} of ${totalSteps} from ${join(out, CHECKPOINT_FILE)}\n`);

@@ -70,8 +70,8 @@ export async function nf4Quantize(engine: Engine, w: Tensor, options: { doubleQu
   const blocks = ceilDiv(n, NF4_BLOCK);
   const words = packedWords(n);
   // The weight's buffers are held for the model's life: exact sizes (Engine.alloc).
-  const packed = engine.alloc([words], 'u32', false, 'NF4 packed weight', true);
-  const absmax = engine.alloc([blocks], 'f32', false, 'NF4 absmax', !options.doubleQuant);
+  const packed = engine.alloc([words], 'u32', false, 'NF4 packed weight', 'exact');
+  const absmax = engine.alloc([blocks], 'f32', false, 'NF4 absmax', options.doubleQuant ? 'pooled' : 'exact');
   dispatchItems(engine, QUANTIZE, blocks, (stride) => quantizeParams(n, blocks, words, stride), [w.buffer, packed.buffer, absmax.buffer]);
   const shape: [number, number] = [rows, cols];
   if (!options.doubleQuant) return { shape, packed, absmax, doubleQuant: null };
@@ -82,8 +82,8 @@ export async function nf4Quantize(engine: Engine, w: Tensor, options: { doubleQu
   engine.release(mean);
   const scaleBlocks = ceilDiv(blocks, ABSMAX_BLOCK);
   const codeWords = ceilDiv(blocks, 4);
-  const codes = engine.alloc([codeWords], 'u32', false, 'NF4 absmax codes', true);
-  const absmaxScale = engine.alloc([scaleBlocks], 'f32', false, 'NF4 absmax scales', true);
+  const codes = engine.alloc([codeWords], 'u32', false, 'NF4 absmax codes', 'exact');
+  const absmaxScale = engine.alloc([scaleBlocks], 'f32', false, 'NF4 absmax scales', 'exact');
   dispatchItems(engine, DOUBLE_QUANTIZE, scaleBlocks, (stride) => quantizeParams(blocks, scaleBlocks, codeWords, stride, offset), [
     absmax.buffer,
     dynamicMapTensor(engine).buffer,
@@ -194,15 +194,15 @@ export function uploadNf4(engine: Engine, shape: readonly [number, number], host
   const n = shape[0] * shape[1];
   if (host.numel !== n) throw new ShapeError(`uploadNf4: the quantised data holds ${host.numel} values, shape ${shapeString(shape)} needs ${n}`);
   if (host.packed.length !== ceilDiv(n, 2)) throw new ShapeError(`uploadNf4: packed has ${host.packed.length} bytes, expected ${ceilDiv(n, 2)}`);
-  const packed = engine.upload(bytesToWords(host.packed, 0x77), [packedWords(n)], 'u32', 'NF4 packed weight', true);
+  const packed = engine.upload(bytesToWords(host.packed, 0x77), [packedWords(n)], 'u32', 'NF4 packed weight', 'exact');
   const dq = host.doubleQuant;
-  if (!dq) return { shape: [shape[0], shape[1]], packed, absmax: engine.upload(host.absmax, [host.absmax.length], 'f32', 'NF4 absmax', true), doubleQuant: null };
+  if (!dq) return { shape: [shape[0], shape[1]], packed, absmax: engine.upload(host.absmax, [host.absmax.length], 'f32', 'NF4 absmax', 'exact'), doubleQuant: null };
   const codes = bytesToWords(dq.codes);
   return {
     shape: [shape[0], shape[1]],
     packed,
-    absmax: engine.upload(codes, [codes.length], 'u32', 'NF4 absmax codes', true),
-    doubleQuant: { absmaxScale: engine.upload(dq.absmaxScale, [dq.absmaxScale.length], 'f32', 'NF4 absmax scales', true), offset: dq.offset },
+    absmax: engine.upload(codes, [codes.length], 'u32', 'NF4 absmax codes', 'exact'),
+    doubleQuant: { absmaxScale: engine.upload(dq.absmaxScale, [dq.absmaxScale.length], 'f32', 'NF4 absmax scales', 'exact'), offset: dq.offset },
   };
 }
 
