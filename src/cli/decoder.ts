@@ -20,10 +20,14 @@ export type ModelKind = 'encoder' | 'decoder';
 
 /**
  * Whether --model names a decoder LLM (config.json's model_type or architectures name a supported
- * decoder family) or anything else, which the encoder path reads and explains if it cannot.
+ * decoder family) or anything else, which the encoder path reads and explains if it cannot (a
+ * missing folder, an unreachable Hub).
  */
 export async function modelKind(arg: string): Promise<ModelKind> {
-  const bytes = await modelSource(arg).read('config.json');
+  // Anything unreadable goes the encoder's way, which checks --out first and then explains the problem.
+  const bytes = await modelSource(arg)
+    .read('config.json')
+    .catch(() => null);
   if (!bytes) return 'encoder';
   let json: { model_type?: unknown; architectures?: unknown };
   try {
