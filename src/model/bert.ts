@@ -112,6 +112,18 @@ export interface LayerCache {
 /** What a layer keeps between forward and backward: its activations, or (checkpointed) its input only. */
 export type SavedLayer = LayerCache | { input: Tensor };
 
+/** Release every saved layer: a checkpointed one's input, or a cache's input `x` and (by `releaseActivations`) the rest. */
+export function releaseSavedLayers<C extends { x: Tensor }>(engine: Engine, layers: (C | { input: Tensor })[], releaseActivations: (cache: C) => void): void {
+  for (const saved of layers) {
+    if ('input' in saved) {
+      engine.release(saved.input);
+    } else {
+      engine.release(saved.x);
+      releaseActivations(saved);
+    }
+  }
+}
+
 export interface ForwardResult {
   /** Last hidden state [B·T, H]. */
   hidden: Tensor;
@@ -242,14 +254,7 @@ export class BertEncoder {
   releaseForward(result: ForwardResult): void {
     const { engine } = this;
     engine.release(result.hidden, result.mask);
-    for (const saved of result.caches ?? []) {
-      if ('input' in saved) {
-        engine.release(saved.input);
-      } else {
-        engine.release(saved.x);
-        this.releaseActivations(saved);
-      }
-    }
+    releaseSavedLayers(engine, result.caches ?? [], (c) => this.releaseActivations(c));
     result.caches = null;
   }
 
