@@ -68,8 +68,8 @@ export interface DecoderForwardMode {
   checkpointEvery?: number;
 }
 
-function isCheckpointed(layer: number, mode: DecoderForwardMode): boolean {
-  const every = mode.checkpointEvery ?? 0;
+/** Whether layer `layer` keeps only its input when checkpointing every `every`-th (0: none). */
+export function isCheckpointedLayer(layer: number, every: number): boolean {
   return every > 0 && layer % every === 0;
 }
 
@@ -265,7 +265,7 @@ export class DecoderModel {
     const caches: SavedLayer[] | null = mode.train ? [] : null;
     const run: LayerRun = { mask, positions, table, batch: b, seq: t, mode, kv: null };
     for (let i = 0; i < this.layers.length; i++) {
-      const { output, cache } = this.layerForward(i, x, run, caches !== null && !isCheckpointed(i, mode));
+      const { output, cache } = this.layerForward(i, x, run, caches !== null && !isCheckpointedLayer(i, mode.checkpointEvery ?? 0));
       if (caches) caches.push(cache ?? { input: x });
       else engine.release(x);
       x = output;
