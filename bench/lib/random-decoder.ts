@@ -64,14 +64,17 @@ export interface DecoderBenchTrainer {
   release(): void;
 }
 
-/** The random decoder on `engine` with a new trainable adapter and its trainer; the pool is trimmed of load-time staging. */
-export async function decoderBenchTrainer(engine: Engine, config: DecoderConfig, seed: number): Promise<DecoderBenchTrainer> {
+/**
+ * The random decoder on `engine` with a new trainable adapter and its trainer (checkpointing 1 layer in
+ * `checkpointEvery`, 0 = off); the pool is trimmed of load-time staging.
+ */
+export async function decoderBenchTrainer(engine: Engine, config: DecoderConfig, seed: number, checkpointEvery = 0): Promise<DecoderBenchTrainer> {
   const model = await DecoderModel.create(engine, config, randomReader(config, seed), DECODER_BENCH_BASE);
   engine.trimPool(); // the f32 weights staged for quantisation are not training memory
   // Phi-3's LoRA is on its fused modules, as PEFT puts it: the same canonical modules as DECODER_BENCH_LORA's.
   const init = initDecoderLora(config, DECODER_BENCH_LORA.r, allLinearTargets(config), seed + 100);
   model.adapters = [createDecoderAdapter(engine, config, { ...DECODER_BENCH_LORA, targetModules: init.targetModules }, init.tensors, true)];
-  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000 });
+  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000, checkpointEvery });
   return {
     model,
     trainer,

@@ -40,14 +40,17 @@ const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> --data texts.
   --warmup-ratio F      fraction of steps of linear warmup (default ${D.warmupRatio})
   --weight-decay W      AdamW weight decay (default ${D.weightDecay})
   --max-grad-norm N     global gradient-norm clip, 0 = off (default ${D.maxGradNorm})
-  --seed N              seed for the adapter init, shuffling and dropout (default ${D.seed})`;
+  --seed N              seed for the adapter init, shuffling and dropout (default ${D.seed})
+  --checkpoint-every-layers N
+                        recompute 1 decoder layer in N inside backward instead of keeping its
+                        activations (the same gradients, less memory, a slower step); 0 = off (default 0)`;
 
 const round = (x: number) => Number(x.toPrecision(6));
 
 export async function runDecoderTrain(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...LORA_TRAIN_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' } },
+    { ...LORA_TRAIN_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' }, 'checkpoint-every-layers': { type: 'string' } },
     USAGE,
   );
   const objective = required(values, 'objective', USAGE);
@@ -75,6 +78,7 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
     eps: DEFAULT_TRAIN_CONFIG.eps,
     maxGradNorm: maxGradNorm === 0 ? null : maxGradNorm,
     seed,
+    checkpointEvery: numberOption(values, 'checkpoint-every-layers', 0, (n) => Number.isInteger(n) && n >= 0),
   };
   const targetsArg = values.targets as string | undefined;
   let targetModules: string[] = [];

@@ -3,21 +3,22 @@
  * that fits a step into a budget. The model's allocations are replayed in its order through the
  * engine's pool rules (pool-replay.ts): loading (NF4 quantisation's f32 staging is trimmed before
  * training, as the callers do), the adapter with its gradients and AdamW moments, then one
- * micro-batch's forward (every layer's DecoderLayerCache kept), the chunked LM-head loss and the
- * backward. The total is what engine.peakBytes reports after a step.
+ * micro-batch's forward (each layer's DecoderLayerCache kept, or only its input where checkpointed),
+ * the chunked LM-head loss and the backward (checkpointed layers run again one at a time). The total
+ * is what engine.peakBytes reports after a step.
  *
  * Causal-LM loss is a mean over tokens, so a step of many sequences is exactly the sum of smaller
- * micro-batches' (each normalised by the step's token count): the plan chooses the micro-batch. The
- * decoder has no activation checkpointing, so every layer's activations of a micro-batch are kept.
+ * micro-batches' (each normalised by the step's token count), and checkpointing recomputes the same
+ * activations: the plan chooses the micro-batch and the checkpoint interval.
  */
 import { ABSMAX_BLOCK, NF4_BLOCK } from '../engine/ops/nf4.ref.ts';
 import type { BaseQuantization } from './adapted-linear.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { decoderLinearShape, decoderModuleName } from './decoder-lora.ts';
-import { DEFAULT_LM_HEAD_CHUNK } from './decoder.ts';
+import { DEFAULT_LM_HEAD_CHUNK, isCheckpointedLayer } from './decoder.ts';
 import { DECODER_LINEARS, type DecoderLinear } from './decoder-weights.ts';
 import { type LoraConfig, targetsModule } from './lora.ts';
-import { type MemoryEstimate, PASS_OVERHEAD_TOKENS, formatBytes } from './memory.ts';
+import { type MemoryEstimate, PASS_OVERHEAD_TOKENS, checkpointedLayers, formatBytes } from './memory.ts';
 import { PoolReplay } from './pool-replay.ts';
 
 export interface DecoderBase {
@@ -109,8 +110,8 @@ function replayAdapter(pool: PoolReplay, config: DecoderConfig, lora: LoraConfig
   return { loraParameters, loraGradients, optimizerState: moments + pool.alloc(partials) + pool.alloc(1) };
 }
 
-/** Replay one micro-batch: forward with every layer's cache, the chunked LM-head loss, backward. */
-function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number): void {
+/** Replay one micro-batch: forward (a checkpointed layer keeps its input only), the chunked LM-head loss, backward. */
+function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number, checkpointEvery: number): void {
   const { hiddenSize: h, intermediateSize: inter, headDim: d, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
   const t = micro.seq;
   const m = micro.sequences * t;
@@ -125,16 +126,60 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
     'mlp.up_proj': inter,
     'mlp.down_proj': h,
   };
-  // linearForward: the output, then the trainable adapter's X·Aᵀ, which the layer keeps.
   let layer = 0;
-  const linear = (name: DecoderLinear) => {
-    const y = pool.alloc(m * width[name]);
-    if (rank(layer, name) > 0) pool.alloc(m * rank(layer, name));
-    return y;
-  };
   // linearBackward's [rows, r] scratch for the adapter's gradients.
   const linearBack = (name: DecoderLinear) => {
     if (rank(layer, name) > 0) pool.release(pool.alloc(m * rank(layer, name)));
+  };
+
+  /** DecoderModel.layerForward: its output, and the activations it keeps with `save` (else released). */
+  const layerForward = (save: boolean) => {
+    const kept: number[] = [];
+    // linearForward: the output, then the trainable adapter's X·Aᵀ, kept only when saving.
+    const linear = (name: DecoderLinear) => {
+      const y = pool.alloc(m * width[name]);
+      if (rank(layer, name) > 0) {
+        const xa = pool.alloc(m * rank(layer, name));
+        if (save) kept.push(xa);
+        else pool.release(xa);
+      }
+      return y;
+    };
+    const keep = (elements: number) => {
+      const buffer = pool.alloc(elements);
+      kept.push(buffer);
+      return buffer;
+    };
+    keep(m); // rstd1
+    keep(m * h); // n1
+    const qProj = linear('self_attn.q_proj');
+    const kProj = linear('self_attn.k_proj');
+    kept.push(linear('self_attn.v_proj'));
+    let qIn = qProj;
+    let kIn = kProj;
+    if (config.qkNorm) {
+      // The normed q, k are released after RoPE; the projections and per-head rstd are kept.
+      kept.push(qProj, kProj);
+      qIn = pool.alloc(m * q);
+      keep(m * heads);
+      kIn = pool.alloc(m * kv);
+      keep(m * kvHeads);
+    }
+    keep(m * q);
+    keep(m * kv);
+    pool.release(qIn, kIn);
+    keep(m * q); // context
+    keep(m * heads); // log-sum-exp
+    const attnOut = linear('self_attn.o_proj');
+    keep(m * h);
+    pool.release(attnOut);
+    keep(m);
+    keep(m * h);
+    kept.push(linear('mlp.gate_proj'), linear('mlp.up_proj'));
+    keep(m * inter);
+    const output = linear('mlp.down_proj');
+    if (!save) pool.release(...kept.splice(0));
+    return { output, kept };
   };
 
   // Forward: ids, zero ids and zero rows for the embedding gather, then mask, RoPE table and positions.
@@ -146,36 +191,7 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
   pool.alloc(m);
   pool.alloc(t * d);
   pool.alloc(m);
-  for (layer = 0; layer < config.numHiddenLayers; layer++) {
-    pool.alloc(m);
-    pool.alloc(m * h);
-    const qProj = linear('self_attn.q_proj');
-    const kProj = linear('self_attn.k_proj');
-    linear('self_attn.v_proj');
-    let qIn = qProj;
-    let kIn = kProj;
-    if (config.qkNorm) {
-      // The normed q, k are released after RoPE; the projections and per-head rstd are kept.
-      qIn = pool.alloc(m * q);
-      pool.alloc(m * heads);
-      kIn = pool.alloc(m * kv);
-      pool.alloc(m * kvHeads);
-    }
-    pool.alloc(m * q);
-    pool.alloc(m * kv);
-    pool.release(qIn, kIn);
-    pool.alloc(m * q); // context
-    pool.alloc(m * heads); // log-sum-exp
-    const attnOut = linear('self_attn.o_proj');
-    pool.alloc(m * h);
-    pool.release(attnOut);
-    pool.alloc(m);
-    pool.alloc(m * h);
-    linear('mlp.gate_proj');
-    linear('mlp.up_proj');
-    pool.alloc(m * inter);
-    linear('mlp.down_proj');
-  }
+  for (layer = 0; layer < config.numHiddenLayers; layer++) layerForward(!isCheckpointedLayer(layer, checkpointEvery));
   pool.alloc(m * h); // hidden after the final norm
   pool.alloc(m);
 
@@ -192,9 +208,11 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
   const dHidden = pool.alloc(m * h);
   chunkScratch();
 
-  // Backward, layer by layer from the last, as DecoderModel.layerBackward allocates and releases.
+  // Backward, layer by layer from the last, as DecoderModel.layerBackward allocates and releases;
+  // a checkpointed layer's forward runs again first, and its activations go once its backward is done.
   let dy = pool.alloc(m * h);
   for (layer = config.numHiddenLayers - 1; layer >= 0; layer--) {
+    const recomputed = isCheckpointedLayer(layer, checkpointEvery) ? layerForward(true) : null;
     const dAct = pool.alloc(m * inter);
     linearBack('mlp.down_proj');
     const dGate = pool.alloc(m * inter);
@@ -227,6 +245,7 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
     }
     const dx = pool.alloc(m * h);
     pool.release(dn1, dh, dy);
+    if (recomputed) pool.release(recomputed.output, ...recomputed.kept);
     dy = dx;
   }
   pool.release(dy, dHidden);
@@ -235,13 +254,14 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
 /**
  * Bytes a LoRA training step of `micro` sequences × seq tokens per forward takes on the engine, by
  * part. The base's embeddings, norms, biases and untied head are f32; the layer linears NF4 (or f32).
+ * `checkpointEvery`: activation checkpointing of every n-th layer (DecoderForwardMode's), 0 = off.
  */
 export function estimateDecoderTrainingMemory(
   config: DecoderConfig,
   lora: LoraConfig | null,
   micro: DecoderMicroBatch,
   base: DecoderBase,
-  options: { lmHeadChunk?: number } = {},
+  options: { lmHeadChunk?: number; checkpointEvery?: number } = {},
 ): MemoryEstimate {
   if (!(Number.isInteger(micro.sequences) && micro.sequences > 0 && Number.isInteger(micro.seq) && micro.seq > 0)) {
     throw new Error(`a decoder micro-batch needs whole positive sequences and length, got ${micro.sequences} × ${micro.seq}`);
@@ -254,7 +274,7 @@ export function estimateDecoderTrainingMemory(
   const adapter = replayAdapter(pool, config, lora);
   const beforeStep = pool.held;
   pool.largest = 0;
-  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK);
+  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK, options.checkpointEvery ?? 0);
   return {
     baseWeights,
     ...adapter,
@@ -274,8 +294,10 @@ export interface DecoderPlanRequest {
   budgetBytes: number;
   /** The device's largest binding: every activation buffer must fit. */
   maxBufferBytes?: number;
-  /** Sequences per micro-batch chosen by the user: the plan only estimates it. */
+  /** Sequences per micro-batch chosen by the user: the plan only chooses the rest. */
   microBatch?: number;
+  /** Checkpoint interval chosen by the user (0 = off): the plan only chooses the rest. */
+  checkpointEvery?: number;
   lmHeadChunk?: number;
 }
 
@@ -284,51 +306,91 @@ export interface DecoderMemoryPlan {
   microBatch: number;
   /** Micro-batches per optimizer step (gradient accumulation). */
   microBatches: number;
+  /** Activation checkpointing of every n-th layer; 0 = off. */
+  checkpointEvery: number;
   estimate: MemoryEstimate;
-  /** Estimated step time relative to the whole step in one micro-batch. */
+  /** Estimated step time relative to the whole step in one micro-batch without checkpointing. */
   relativeTime: number;
   fits: boolean;
 }
 
 /**
- * The largest micro-batch (the fewest forward/backward passes, so the fastest step) whose estimate
- * fits the budget and whose activation buffers fit the device; if none fits, one sequence per
- * micro-batch (the least memory without checkpointing), with `fits` false.
+ * Time of a layout relative to the whole step in one micro-batch without checkpointing, counting a
+ * layer's forward as 1 and its backward as 2 per token: checkpointing adds the forward of the layers
+ * it recomputes (their share of the layers), and each micro-batch costs PASS_OVERHEAD_TOKENS more
+ * tokens (launches, an underfilled GPU). The LM head counts as the layers do.
+ */
+function relativeTime(config: DecoderConfig, shape: DecoderMicroBatch, microBatches: number, checkpointEvery: number): number {
+  const layers = config.numHiddenLayers;
+  const work = 3 + checkpointedLayers(layers, checkpointEvery) / layers;
+  const tokens = shape.sequences * shape.seq;
+  return (work * (tokens + microBatches * PASS_OVERHEAD_TOKENS)) / (3 * (tokens + PASS_OVERHEAD_TOKENS));
+}
+
+/** Checkpoint intervals worth trying: off, then each n that checkpoints a different number of layers. */
+function checkpointChoices(layers: number): number[] {
+  const choices = [0];
+  for (let every = layers; every >= 1; every--) {
+    if (checkpointedLayers(layers, every) !== checkpointedLayers(layers, choices[choices.length - 1])) choices.push(every);
+  }
+  return choices;
+}
+
+/**
+ * The fastest layout (relativeTime) among micro-batch sizes × checkpoint intervals whose estimate
+ * fits the budget and whose activation buffers fit the device; if none fits, the one that needs
+ * least memory, with `fits` false. The loss and gradients are the whole step's whatever is chosen.
  */
 export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryPlan {
-  const { shape, budgetBytes } = request;
+  const { config, shape, budgetBytes } = request;
   if (!(budgetBytes > 0)) throw new Error(`the memory budget must be a positive number of bytes, got ${budgetBytes}`);
   if (request.microBatch !== undefined && !(Number.isInteger(request.microBatch) && request.microBatch > 0)) {
     throw new Error(`the micro-batch must be a positive whole number of sequences, got ${request.microBatch}`);
   }
+  if (request.checkpointEvery !== undefined && !(Number.isInteger(request.checkpointEvery) && request.checkpointEvery >= 0)) {
+    throw new Error(`the checkpoint interval must be a whole number of layers ≥ 0, got ${request.checkpointEvery}`);
+  }
   const maxBuffer = request.maxBufferBytes ?? Number.POSITIVE_INFINITY;
-  const plan = (microBatch: number): DecoderMemoryPlan => {
-    const estimate = estimateDecoderTrainingMemory(request.config, request.lora, { sequences: microBatch, seq: shape.seq }, request.base, { lmHeadChunk: request.lmHeadChunk });
+  const plan = (microBatch: number, checkpointEvery: number): DecoderMemoryPlan => {
+    const micro = { sequences: microBatch, seq: shape.seq };
+    const estimate = estimateDecoderTrainingMemory(config, request.lora, micro, request.base, { lmHeadChunk: request.lmHeadChunk, checkpointEvery });
     const microBatches = Math.ceil(shape.sequences / microBatch);
-    const tokens = shape.sequences * shape.seq;
     return {
       microBatch,
       microBatches,
+      checkpointEvery,
       estimate,
-      relativeTime: (tokens + microBatches * PASS_OVERHEAD_TOKENS) / (tokens + PASS_OVERHEAD_TOKENS),
+      relativeTime: relativeTime(config, shape, microBatches, checkpointEvery),
       fits: estimate.total <= budgetBytes && estimate.largestActivationBuffer <= maxBuffer,
     };
   };
-  if (request.microBatch !== undefined) return plan(Math.min(request.microBatch, shape.sequences));
-  let last: DecoderMemoryPlan | null = null;
+  // Micro-batch sizes: every one that changes the number of micro-batches, or the one asked for.
+  const sizes: number[] = [];
   for (let microBatches = 1; microBatches <= shape.sequences; microBatches++) {
-    const microBatch = Math.ceil(shape.sequences / microBatches);
-    if (last && microBatch === last.microBatch) continue;
-    last = plan(microBatch);
-    if (last.fits) return last;
+    const size = Math.ceil(shape.sequences / microBatches);
+    if (size !== sizes[sizes.length - 1]) sizes.push(size);
   }
-  return last!;
+  const microBatches = request.microBatch !== undefined ? [Math.min(request.microBatch, shape.sequences)] : sizes;
+  const intervals = request.checkpointEvery !== undefined ? [request.checkpointEvery] : checkpointChoices(config.numHiddenLayers);
+  let best: DecoderMemoryPlan | null = null;
+  let smallest: DecoderMemoryPlan | null = null;
+  for (const microBatch of microBatches) {
+    for (const every of intervals) {
+      const p = plan(microBatch, every);
+      if (p.fits && (!best || p.relativeTime < best.relativeTime)) best = p;
+      if (!smallest || p.estimate.total < smallest.estimate.total) smallest = p;
+    }
+  }
+  return best ?? smallest!;
 }
 
 /** One line for people: the plan's micro-batches and its estimate against the budget. */
 export function describeDecoderPlan(plan: DecoderMemoryPlan, budgetBytes: number): string {
   const n = plan.estimate;
-  const layout = plan.microBatches === 1 ? 'the whole step in one micro-batch' : `${plan.microBatches} micro-batches of ${plan.microBatch} sequences (gradient accumulation)`;
-  const verdict = plan.fits ? `of a ${formatBytes(budgetBytes)} budget` : `— over the ${formatBytes(budgetBytes)} budget even so (no activation checkpointing for decoders)`;
+  const layout = [
+    plan.microBatches === 1 ? 'the whole step in one micro-batch' : `${plan.microBatches} micro-batches of ${plan.microBatch} sequences (gradient accumulation)`,
+    plan.checkpointEvery === 0 ? 'no checkpointing' : plan.checkpointEvery === 1 ? 'every layer checkpointed' : `1 layer in ${plan.checkpointEvery} checkpointed`,
+  ].join(', ');
+  const verdict = plan.fits ? `of a ${formatBytes(budgetBytes)} budget` : `— over the ${formatBytes(budgetBytes)} budget even so`;
   return `memory plan: ${layout}; estimate ${formatBytes(n.total)} ${verdict} (base ${formatBytes(n.baseWeights)}, LoRA and AdamW ${formatBytes(n.loraParameters + n.loraGradients + n.optimizerState)}, activations ${formatBytes(n.activations)})`;
 }

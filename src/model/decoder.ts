@@ -3,7 +3,8 @@
  * Phi-3; decoder-config.ts, weights read by decoder-weights.ts): frozen base with the layer linears in NF4 or f32 and the embeddings,
  * norms, biases and LM head in f32; a stack of LoRA adapters (frozen ones under at most one
  * trainable one); forward with saved activations, the causal-LM loss through the chunked LM head,
- * and backward into the trainable adapter's gradients only.
+ * and backward into the trainable adapter's gradients only. With checkpointing, every n-th layer
+ * keeps only its input and is run again inside backward.
  *
  * Per layer, as Hugging Face's LlamaDecoderLayer: x += o_proj(attn(RoPE(qkNorm(q)), RoPE(qkNorm(k)), v))
  * of RMSNorm(x), then x += down_proj(silu(gate_proj(n))·up_proj(n)) with n = RMSNorm(x); the model
@@ -59,6 +60,17 @@ export interface DecoderForwardMode {
   train: boolean;
   /** Seed of the step's LoRA dropout masks. */
   seed: number;
+  /**
+   * Activation checkpointing (with `train`): every n-th layer (0, n, 2n, …) keeps only its input and
+   * runs its forward again inside backward, with the same LoRA dropout masks (seeded by step and
+   * site); 0 or absent = every layer keeps its activations.
+   */
+  checkpointEvery?: number;
+}
+
+/** Whether layer `layer` keeps only its input when checkpointing every `every`-th (0: none). */
+export function isCheckpointedLayer(layer: number, every: number): boolean {
+  return every > 0 && layer % every === 0;
 }
 
 /** Vocabulary rows per chunk of the LM-head loss: logits [tokens, chunk] exist at a time. */
@@ -95,6 +107,9 @@ interface DecoderLayerCache {
   xa: Map<string, Tensor>;
 }
 
+/** What a layer keeps between forward and backward: its activations, or (checkpointed) its input only. */
+type SavedLayer = DecoderLayerCache | { input: Tensor };
+
 export interface DecoderForwardResult {
   /** Hidden states after the final norm [B·T, H] (what the LM head reads). */
   hidden: Tensor;
@@ -106,7 +121,7 @@ export interface DecoderForwardResult {
   batch: number;
   seq: number;
   mode: DecoderForwardMode;
-  caches: DecoderLayerCache[] | null;
+  caches: SavedLayer[] | null;
 }
 
 /**
@@ -247,11 +262,11 @@ export class DecoderModel {
     const table = this.ropeTable(t);
     const positions = uploadRopePositions(engine, table, Array.from({ length: m }, (_, row) => row % t));
 
-    const caches: DecoderLayerCache[] | null = mode.train ? [] : null;
+    const caches: SavedLayer[] | null = mode.train ? [] : null;
     const run: LayerRun = { mask, positions, table, batch: b, seq: t, mode, kv: null };
     for (let i = 0; i < this.layers.length; i++) {
-      const { output, cache } = this.layerForward(i, x, run);
-      if (caches) caches.push(cache!);
+      const { output, cache } = this.layerForward(i, x, run, caches !== null && !isCheckpointedLayer(i, mode.checkpointEvery ?? 0));
+      if (caches) caches.push(cache ?? { input: x });
       else engine.release(x);
       x = output;
     }
@@ -297,7 +312,7 @@ export class DecoderModel {
     const positions = uploadRopePositions(engine, table, Array.from({ length: t }, (_, j) => start + j));
     const run: LayerRun = { mask: cache.mask, positions, table, batch: 1, seq: t, mode: { train: false, seed: 0 }, kv: { cache, start } };
     for (let i = 0; i < this.layers.length; i++) {
-      const { output } = this.layerForward(i, x, run);
+      const { output } = this.layerForward(i, x, run, false);
       engine.release(x);
       x = output;
     }
@@ -357,8 +372,16 @@ export class DecoderModel {
     if (!this.trainableAdapter) throw new Error('backward needs a trainable adapter');
     let dy = engine.alloc(result.preNorm.shape);
     rmsNormBackward(engine, result.preNorm, this.finalNorm, result.rstd, dHidden, dy);
+    const run: LayerRun = { mask: result.mask, positions: result.positions, table: this.ropeTable(result.seq), batch: result.batch, seq: result.seq, mode: result.mode, kv: null };
     for (let i = this.layers.length - 1; i >= 0; i--) {
-      const dx = this.layerBackward(i, result.caches[i], dy, result, i > 0);
+      const saved = result.caches[i];
+      // A checkpointed layer runs its forward again, one layer at a time, for the activations.
+      const recomputed = 'input' in saved ? this.layerForward(i, saved.input, run, true) : null;
+      const dx = this.layerBackward(i, recomputed?.cache ?? (saved as DecoderLayerCache), dy, result, i > 0);
+      if (recomputed) {
+        engine.release(recomputed.output);
+        this.releaseActivations(recomputed.cache!);
+      }
       engine.release(dy);
       dy = dx!;
     }
@@ -367,12 +390,23 @@ export class DecoderModel {
   releaseForward(result: DecoderForwardResult): void {
     const { engine } = this;
     engine.release(result.hidden, result.preNorm, result.rstd, result.mask, result.positions);
-    for (const c of result.caches ?? []) {
-      engine.release(c.x, c.rstd1, c.n1, c.q, c.k, c.v, c.context, c.lse, c.h, c.rstd2, c.n2, c.gate, c.up, c.act);
-      if (c.qNormed) engine.release(c.qNormed.q, c.qNormed.k, c.qNormed.rstdQ, c.qNormed.rstdK);
-      for (const xa of c.xa.values()) engine.release(xa);
+    for (const saved of result.caches ?? []) {
+      if ('input' in saved) {
+        engine.release(saved.input); // checkpointed: its input only
+      } else {
+        engine.release(saved.x);
+        this.releaseActivations(saved);
+      }
     }
     result.caches = null;
+  }
+
+  /** Everything a layer cache holds but its input. */
+  private releaseActivations(c: DecoderLayerCache): void {
+    const { engine } = this;
+    engine.release(c.rstd1, c.n1, c.q, c.k, c.v, c.context, c.lse, c.h, c.rstd2, c.n2, c.gate, c.up, c.act);
+    if (c.qNormed) engine.release(c.qNormed.q, c.qNormed.k, c.qNormed.rstdQ, c.qNormed.rstdK);
+    for (const xa of c.xa.values()) engine.release(xa);
   }
 
   destroy(): void {
@@ -410,17 +444,19 @@ export class DecoderModel {
     return { batch: b, seq: t, heads, kvHeads, headDim };
   }
 
-  private step(mode: DecoderForwardMode, layer: number, site: number, saved: Map<string, Tensor>): AdaptedStep {
+  /** `saved` receives the trainable adapter's X·Aᵀ (null: nothing kept). */
+  private step(mode: DecoderForwardMode, layer: number, site: number, saved: Map<string, Tensor> | null): AdaptedStep {
     return { adapters: this.adapters, train: mode.train, seed: siteSeed(mode.seed, (layer + 1) * 16 + site), saved };
   }
 
-  private layerForward(i: number, x: Tensor, run: LayerRun) {
+  /** One layer's forward; with `save` it returns the activations its backward needs. */
+  private layerForward(i: number, x: Tensor, run: LayerRun, save: boolean) {
     const { engine, config } = this;
     const layer = this.layers[i];
     const m = run.batch * run.seq;
     const h = config.hiddenSize;
     const xa = new Map<string, Tensor>();
-    const lin = (linear: DecoderLinear, input: Tensor) => linearForward(engine, layer.linears[linear], input, this.step(run.mode, i, DECODER_LINEARS.indexOf(linear), xa));
+    const lin = (linear: DecoderLinear, input: Tensor) => linearForward(engine, layer.linears[linear], input, this.step(run.mode, i, DECODER_LINEARS.indexOf(linear), save ? xa : null));
     const shape = this.attentionShape(run.batch, run.seq);
 
     const rstd1 = engine.alloc([m]);
@@ -482,7 +518,7 @@ export class DecoderModel {
     add(engine, output, hState, output);
 
     const cache: DecoderLayerCache = { x, rstd1, n1, qNormed, q, k, v, context, lse: lse!, h: hState, rstd2, n2, gate, up, act, xa };
-    if (run.mode.train) return { output, cache };
+    if (save) return { output, cache };
     engine.release(rstd1, n1, q, k, v, context, lse, hState, rstd2, n2, gate, up, act);
     if (qNormed) engine.release(qNormed.q, qNormed.k, qNormed.rstdQ, qNormed.rstdK);
     return { output, cache: null };

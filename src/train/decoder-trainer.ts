@@ -19,7 +19,11 @@ import { DEFAULT_LM_HEAD_CHUNK, type DecoderBatch, type DecoderModel, causalLmTa
 import type { GpuLoraModules } from '../model/lora.ts';
 import { NonFiniteLossError, type OptimizerConfig, type TrainConfig, microBatchSeed, optimizerStep } from './trainer.ts';
 
-export type DecoderTrainConfig = OptimizerConfig & Pick<TrainConfig, 'seed'>;
+export type DecoderTrainConfig = OptimizerConfig &
+  Pick<TrainConfig, 'seed'> & {
+    /** Activation checkpointing of every n-th layer (DecoderForwardMode.checkpointEvery); 0 or absent = off. */
+    checkpointEvery?: number;
+  };
 
 export interface DecoderStepReport {
   /** 1-based number of the optimizer step just taken. */
@@ -73,7 +77,7 @@ export class DecoderTrainer {
     this.adapter.zeroGrads();
     const losses: Tensor[] = [];
     microBatches.forEach((batch, k) => {
-      const result = model.forward(batch, { train: true, seed: microBatchSeed(config.seed, this.step, k) });
+      const result = model.forward(batch, { train: true, seed: microBatchSeed(config.seed, this.step, k), checkpointEvery: config.checkpointEvery });
       const loss = model.loss(result, targets[k], this.lmHeadChunk, tokens);
       model.backwardLoss(result, loss, this.lmHeadChunk);
       model.releaseForward(result);

@@ -2,6 +2,7 @@
  * `qlora-lab train --objective causal-lm` on decoders: the loss falls over epochs of a few texts and
  * the PEFT adapter folder it writes reads back for the model. On Phi-3 (fused qkv_proj, gate_up_proj)
  * the parts' shared A stays shared through AdamW, or the adapter could not be written in PEFT's names.
+ * Phi-3 trains with every layer checkpointed (--checkpoint-every-layers 1); a bad interval is refused.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,14 +19,14 @@ const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'qlora-lab.js');
 
 describe.each([
-  ['llama', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']],
-  ['phi3', ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj']],
-])('train on the %s decoder', (name, targets) => {
+  ['llama', ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], []],
+  ['phi3', ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'], ['--checkpoint-every-layers', '1']],
+])('train on the %s decoder', (name, targets, checkpointing) => {
   it('lowers the causal-LM loss and writes a PEFT adapter on every linear', async () => {
     const fixture = join(FIXTURES, 'decoder', 'check_grads', name);
     const out = join(tempDir('qll-dtrain-'), 'adapter');
     const { stderr } = await run('node', [BIN, 'train', '--model', join(fixture, 'model'), '--data', join(fixture, 'texts.txt'), '--objective', 'causal-lm', '--out', out,
-      '--base', 'f32', '--r', '4', '--alpha', '8', '--epochs', '6', '--batch-size', '4', '--max-length', '16', '--lr', '0.01', '--warmup-ratio', '0', '--seed', '5']);
+      '--base', 'f32', '--r', '4', '--alpha', '8', '--epochs', '6', '--batch-size', '4', '--max-length', '16', '--lr', '0.01', '--warmup-ratio', '0', '--seed', '5', ...checkpointing]);
     const steps = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     expect(steps.length).toBe(6);
     expect(steps.every((s) => Number.isFinite(s.loss) && s.tokens > 0)).toBe(true);
@@ -37,4 +38,11 @@ describe.each([
     const b = adapter.tensors.get('model.layers.1.self_attn.k_proj.lora_B')!;
     expect(b.data.some((v) => v !== 0)).toBe(true);
   });
+});
+
+it('refuses a checkpoint interval that is not a whole number ≥ 0', async () => {
+  const fixture = join(FIXTURES, 'decoder', 'check_grads', 'llama');
+  const out = join(tempDir('qll-dtrain-'), 'adapter');
+  const args = [BIN, 'train', '--model', join(fixture, 'model'), '--data', join(fixture, 'texts.txt'), '--objective', 'causal-lm', '--out', out, '--checkpoint-every-layers', '1.5'];
+  await expect(run('node', args)).rejects.toMatchObject({ stderr: expect.stringMatching(/checkpoint-every-layers/) });
 });

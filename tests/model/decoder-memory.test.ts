@@ -44,6 +44,17 @@ describe('decoder memory estimate', () => {
     for (const e of [two, three]) expect(e.total).toBe(e.baseWeights + e.loraParameters + e.loraGradients + e.optimizerState + e.activations);
   });
 
+  it('with checkpointing, a checkpointed layer adds its input only, and the backward rebuilds one layer at a time', () => {
+    const activations = (layers: number, checkpointEvery: number) => estimateDecoderTrainingMemory(small(layers), lora, micro, nf4, { checkpointEvery }).activations;
+    // Every layer checkpointed: each further layer keeps its input [32, 64] (8 KiB); the rebuilt layer's buffers are the forward's.
+    expect(activations(3, 1) - activations(2, 1)).toBe(8192);
+    expect(activations(5, 1) - activations(4, 1)).toBe(8192);
+    // Every other layer of 4: two inputs, two caches and the one rebuilt layer.
+    expect(activations(4, 1)).toBeLessThan(activations(4, 2));
+    expect(activations(4, 2)).toBeLessThan(activations(4, 0));
+    expect(estimateDecoderTrainingMemory(small(2), lora, micro, nf4, { checkpointEvery: 0 })).toEqual(estimateDecoderTrainingMemory(small(2), lora, micro, nf4));
+  });
+
   it('counts the embeddings, an untied head and the final norm in f32', () => {
     const untied = estimateDecoderTrainingMemory(small(2), lora, micro, nf4);
     const tied = estimateDecoderTrainingMemory(small(2, true), lora, micro, nf4);
@@ -79,25 +90,32 @@ describe('decoder memory plan', () => {
   });
   const request = { config: qwen05b, lora: { ...lora, r: 16, alpha: 32 }, shape: { sequences: 8, seq: 256 }, base: { quantization: 'nf4', doubleQuant: true } as const };
 
-  it('keeps the whole step in one micro-batch when it fits, else the largest micro-batch that does', () => {
-    expect(planDecoderTraining({ ...request, budgetBytes: 64 * GiB })).toMatchObject({ microBatch: 8, microBatches: 1, relativeTime: 1, fits: true });
+  it('keeps the whole step in one pass when it fits, else the fastest layout of micro-batch × checkpoint interval that does', () => {
+    expect(planDecoderTraining({ ...request, budgetBytes: 64 * GiB })).toMatchObject({ microBatch: 8, microBatches: 1, checkpointEvery: 0, relativeTime: 1, fits: true });
+    // 1.5 GiB: the whole step with every layer checkpointed (one more forward: 4/3) beats 8 micro-batches without (8 passes' overhead).
     const plan = planDecoderTraining({ ...request, budgetBytes: 1.5 * GiB });
-    expect(plan).toMatchObject({ microBatch: 1, microBatches: 8, fits: true });
+    expect(plan).toMatchObject({ microBatch: 8, microBatches: 1, checkpointEvery: 1, fits: true });
+    expect(plan.relativeTime).toBeCloseTo(4 / 3, 12);
     expect(plan.estimate.total).toBeLessThanOrEqual(1.5 * GiB);
-    expect(plan.relativeTime).toBeGreaterThan(1);
+    const unchecked = planDecoderTraining({ ...request, budgetBytes: 1.5 * GiB, checkpointEvery: 0 });
+    expect(unchecked).toMatchObject({ microBatch: 1, microBatches: 8, checkpointEvery: 0, fits: true });
+    expect(unchecked.relativeTime).toBeGreaterThan(plan.relativeTime);
+    // Roomier: fewer layers recomputed.
     const roomier = planDecoderTraining({ ...request, budgetBytes: 3 * GiB });
-    expect(roomier.microBatch).toBeGreaterThan(1);
+    expect(roomier.fits).toBe(true);
     expect(roomier.relativeTime).toBeLessThan(plan.relativeTime);
-    expect(describeDecoderPlan(plan, 1.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\); estimate [\d.]+ GiB of a 1\.5 GiB budget/);
+    expect(describeDecoderPlan(plan, 1.5 * GiB)).toMatch(/^memory plan: the whole step in one micro-batch, every layer checkpointed; estimate [\d.]+ GiB of a 1\.5 GiB budget/);
+    expect(describeDecoderPlan(unchecked, 1.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\), no checkpointing;/);
   });
 
-  it('says when even one sequence per micro-batch is over the budget, and estimates a micro-batch the user fixed', () => {
-    const plan = planDecoderTraining({ ...request, budgetBytes: GiB });
-    expect(plan).toMatchObject({ microBatch: 1, fits: false });
-    expect(describeDecoderPlan(plan, GiB)).toMatch(/over the 1\.0 GiB budget even so \(no activation checkpointing for decoders\)/);
-    expect(planDecoderTraining({ ...request, budgetBytes: GiB, microBatch: 4 })).toMatchObject({ microBatch: 4, microBatches: 2, fits: false });
+  it('says when even the smallest layout is over the budget, and estimates what the user fixed', () => {
+    const plan = planDecoderTraining({ ...request, budgetBytes: 0.5 * GiB });
+    expect(plan).toMatchObject({ microBatch: 1, checkpointEvery: 1, fits: false });
+    expect(describeDecoderPlan(plan, 0.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\), every layer checkpointed; .* over the 512\.0 MiB budget even so/);
+    expect(planDecoderTraining({ ...request, budgetBytes: 0.5 * GiB, microBatch: 4, checkpointEvery: 3 })).toMatchObject({ microBatch: 4, microBatches: 2, checkpointEvery: 3, fits: false });
     expect(() => planDecoderTraining({ ...request, budgetBytes: 0 })).toThrow(/budget must be a positive number of bytes, got 0/);
     expect(() => planDecoderTraining({ ...request, budgetBytes: GiB, microBatch: 1.5 })).toThrow(/micro-batch must be a positive whole number of sequences, got 1\.5/);
+    expect(() => planDecoderTraining({ ...request, budgetBytes: GiB, checkpointEvery: -1 })).toThrow(/checkpoint interval must be a whole number of layers ≥ 0, got -1/);
   });
 
   it('keeps every activation buffer within the device binding it is given', () => {
