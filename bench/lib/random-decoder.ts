@@ -7,6 +7,7 @@
  */
 import { Rng } from '../../src/data/rng.ts';
 import type { Engine } from '../../src/engine/engine.ts';
+import type { StoragePrecision } from '../../src/engine/stored.ts';
 import type { DecoderBatch } from '../../src/model/decoder.ts';
 import { DecoderModel } from '../../src/model/decoder.ts';
 import { type DecoderConfig, parseDecoderConfig } from '../../src/model/decoder-config.ts';
@@ -64,9 +65,12 @@ export interface DecoderBenchTrainer {
   release(): void;
 }
 
-/** The random decoder on `engine` with a new trainable adapter and its trainer; the pool is trimmed of load-time staging. */
-export async function decoderBenchTrainer(engine: Engine, config: DecoderConfig, seed: number): Promise<DecoderBenchTrainer> {
-  const model = await DecoderModel.create(engine, config, randomReader(config, seed), DECODER_BENCH_BASE);
+/**
+ * The random decoder on `engine` (embeddings and head in `baseParts`) with a new trainable adapter
+ * and its trainer; the pool is trimmed of load-time staging.
+ */
+export async function decoderBenchTrainer(engine: Engine, config: DecoderConfig, seed: number, baseParts: StoragePrecision = 'f32'): Promise<DecoderBenchTrainer> {
+  const model = await DecoderModel.create(engine, config, randomReader(config, seed), { ...DECODER_BENCH_BASE, baseParts });
   engine.trimPool(); // the f32 weights staged for quantisation are not training memory
   // Phi-3's LoRA is on its fused modules, as PEFT puts it: the same canonical modules as DECODER_BENCH_LORA's.
   const init = initDecoderLora(config, DECODER_BENCH_LORA.r, allLinearTargets(config), seed + 100);

@@ -10,7 +10,9 @@
  * micro-batches' (each normalised by the step's token count): the plan chooses the micro-batch. The
  * decoder has no activation checkpointing, so every layer's activations of a micro-batch are kept.
  */
+import { halfWords } from '../engine/ops/half.ts';
 import { ABSMAX_BLOCK, NF4_BLOCK } from '../engine/ops/nf4.ref.ts';
+import { type StoragePrecision, storedBlockRows } from '../engine/stored.ts';
 import type { BaseQuantization } from './adapted-linear.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { decoderLinearShape, decoderModuleName } from './decoder-lora.ts';
@@ -23,6 +25,22 @@ import { PoolReplay } from './pool-replay.ts';
 export interface DecoderBase {
   quantization: BaseQuantization;
   doubleQuant?: boolean;
+  /** Storage of the token embeddings and untied LM head (DecoderBaseOptions.baseParts; default f32). */
+  baseParts?: StoragePrecision;
+}
+
+/** WebGPU's default maxStorageBufferBindingSize: the binding the embeddings are split for unless told. */
+const DEFAULT_BINDING_BYTES = 2 ** 27;
+
+/** 4-byte words of each row block storeMatrix uploads a [rows, cols] matrix in. */
+function storedBlockWords(name: string, rows: number, cols: number, precision: StoragePrecision, maxBindingBytes: number): number[] {
+  const perBlock = storedBlockRows(name, cols, precision, maxBindingBytes);
+  const words: number[] = [];
+  for (let first = 0; first < rows; first += perBlock) {
+    const n = Math.min(perBlock, rows - first) * cols;
+    words.push(precision === 'f32' ? n : halfWords(n));
+  }
+  return words;
 }
 
 /** One micro-batch: `sequences` rows of `seq` tokens (padded) in one forward and backward. */
@@ -32,7 +50,7 @@ export interface DecoderMicroBatch {
 }
 
 /** Replay DecoderModel.create, then trim the pool: the base as it stays on the GPU. */
-function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase): void {
+function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase, maxBindingBytes: number): void {
   const { hiddenSize: h, vocabSize: v } = config;
   // A bitsandbytes checkpoint's NF4 weights are uploaded as they are; f32 ones are quantised on the GPU.
   const bnb = config.quantization;
@@ -41,8 +59,11 @@ function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase):
   let dynamicMap = false;
   // Weights take buffers of their exact size (Engine.alloc's `exact`); scratch takes size classes.
   const weight = (elements: number) => pool.alloc(elements, true);
-  weight(v * h);
-  if (!config.tieWordEmbeddings) weight(v * h);
+  const vocabMatrix = (name: string) => {
+    for (const words of storedBlockWords(name, v, h, base.baseParts ?? 'f32', maxBindingBytes)) weight(words);
+  };
+  vocabMatrix('model.embed_tokens.weight');
+  if (!config.tieWordEmbeddings) vocabMatrix('lm_head.weight');
   weight(h);
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
     for (const linear of DECODER_LINEARS) {
@@ -110,7 +131,7 @@ function replayAdapter(pool: PoolReplay, config: DecoderConfig, lora: LoraConfig
 }
 
 /** Replay one micro-batch: forward with every layer's cache, the chunked LM-head loss, backward. */
-function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number): void {
+function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number, baseParts: StoragePrecision): void {
   const { hiddenSize: h, intermediateSize: inter, headDim: d, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
   const t = micro.seq;
   const m = micro.sequences * t;
@@ -137,10 +158,10 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
     if (rank(layer, name) > 0) pool.release(pool.alloc(m * rank(layer, name)));
   };
 
-  // Forward: ids, zero ids and zero rows for the embedding gather, then mask, RoPE table and positions.
+  // Forward: ids, zero ids and zero rows (of the table's precision) for the embedding gather, then mask, RoPE table and positions.
   const ids = pool.alloc(m);
   const zeroIds = pool.alloc(m);
-  const zeroRows = pool.alloc(t * h);
+  const zeroRows = pool.alloc(baseParts === 'f32' ? t * h : halfWords(t * h));
   pool.alloc(m * h);
   pool.release(ids, zeroIds, zeroRows);
   pool.alloc(m);
@@ -234,27 +255,28 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
 
 /**
  * Bytes a LoRA training step of `micro` sequences × seq tokens per forward takes on the engine, by
- * part. The base's embeddings, norms, biases and untied head are f32; the layer linears NF4 (or f32).
+ * part. The base's embeddings and untied head are f32 or f16 row blocks of `maxBindingBytes` (default
+ * WebGPU's 128 MiB) at most, norms and biases f32, the layer linears NF4 (or f32).
  */
 export function estimateDecoderTrainingMemory(
   config: DecoderConfig,
   lora: LoraConfig | null,
   micro: DecoderMicroBatch,
   base: DecoderBase,
-  options: { lmHeadChunk?: number } = {},
+  options: { lmHeadChunk?: number; maxBindingBytes?: number } = {},
 ): MemoryEstimate {
   if (!(Number.isInteger(micro.sequences) && micro.sequences > 0 && Number.isInteger(micro.seq) && micro.seq > 0)) {
     throw new Error(`a decoder micro-batch needs whole positive sequences and length, got ${micro.sequences} × ${micro.seq}`);
   }
   if (micro.seq > config.maxSequenceLength) throw new Error(`sequence length ${micro.seq} exceeds the model's ${config.maxSequenceLength} positions`);
   const pool = new PoolReplay();
-  replayBase(pool, config, base);
+  replayBase(pool, config, base, options.maxBindingBytes ?? DEFAULT_BINDING_BYTES);
   const baseWeights = pool.held;
   const baseLargest = pool.largest;
   const adapter = replayAdapter(pool, config, lora);
   const beforeStep = pool.held;
   pool.largest = 0;
-  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK);
+  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK, base.baseParts ?? 'f32');
   return {
     baseWeights,
     ...adapter,
@@ -272,14 +294,18 @@ export interface DecoderPlanRequest {
   shape: DecoderMicroBatch;
   base: DecoderBase;
   budgetBytes: number;
-  /** The device's largest binding: every activation buffer must fit. */
+  /** The device's largest binding: every activation buffer must fit, and the embeddings are split to it. */
   maxBufferBytes?: number;
+  /** Storage precisions of the embeddings and head to try, preferred first (default base.baseParts, or f32). */
+  storages?: StoragePrecision[];
   /** Sequences per micro-batch chosen by the user: the plan only estimates it. */
   microBatch?: number;
   lmHeadChunk?: number;
 }
 
 export interface DecoderMemoryPlan {
+  /** Storage of the embeddings and untied head (DecoderBaseOptions.baseParts). */
+  baseParts: StoragePrecision;
   /** Sequences per forward and backward. */
   microBatch: number;
   /** Micro-batches per optimizer step (gradient accumulation). */
@@ -292,8 +318,10 @@ export interface DecoderMemoryPlan {
 
 /**
  * The largest micro-batch (the fewest forward/backward passes, so the fastest step) whose estimate
- * fits the budget and whose activation buffers fit the device; if none fits, one sequence per
- * micro-batch (the least memory without checkpointing), with `fits` false.
+ * fits the budget and whose activation buffers fit the device, in the first storage of the
+ * embeddings and head that has one (f16 costs accuracy, not time, so it comes before smaller
+ * micro-batches only when listed first); if none fits, one sequence per micro-batch in the last
+ * storage (the least memory without checkpointing), with `fits` false.
  */
 export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryPlan {
   const { shape, budgetBytes } = request;
@@ -302,11 +330,13 @@ export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryP
     throw new Error(`the micro-batch must be a positive whole number of sequences, got ${request.microBatch}`);
   }
   const maxBuffer = request.maxBufferBytes ?? Number.POSITIVE_INFINITY;
-  const plan = (microBatch: number): DecoderMemoryPlan => {
-    const estimate = estimateDecoderTrainingMemory(request.config, request.lora, { sequences: microBatch, seq: shape.seq }, request.base, { lmHeadChunk: request.lmHeadChunk });
+  const options = { lmHeadChunk: request.lmHeadChunk, maxBindingBytes: request.maxBufferBytes };
+  const plan = (baseParts: StoragePrecision, microBatch: number): DecoderMemoryPlan => {
+    const estimate = estimateDecoderTrainingMemory(request.config, request.lora, { sequences: microBatch, seq: shape.seq }, { ...request.base, baseParts }, options);
     const microBatches = Math.ceil(shape.sequences / microBatch);
     const tokens = shape.sequences * shape.seq;
     return {
+      baseParts,
       microBatch,
       microBatches,
       estimate,
@@ -314,13 +344,23 @@ export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryP
       fits: estimate.total <= budgetBytes && estimate.largestActivationBuffer <= maxBuffer,
     };
   };
-  if (request.microBatch !== undefined) return plan(Math.min(request.microBatch, shape.sequences));
+  const storages = request.storages ?? [request.base.baseParts ?? 'f32'];
+  if (storages.length === 0) throw new Error('the plan needs at least one storage precision to try');
   let last: DecoderMemoryPlan | null = null;
-  for (let microBatches = 1; microBatches <= shape.sequences; microBatches++) {
-    const microBatch = Math.ceil(shape.sequences / microBatches);
-    if (last && microBatch === last.microBatch) continue;
-    last = plan(microBatch);
-    if (last.fits) return last;
+  for (const storage of storages) {
+    if (request.microBatch !== undefined) {
+      last = plan(storage, Math.min(request.microBatch, shape.sequences));
+      if (last.fits) return last;
+      continue;
+    }
+    let previous = 0;
+    for (let microBatches = 1; microBatches <= shape.sequences; microBatches++) {
+      const microBatch = Math.ceil(shape.sequences / microBatches);
+      if (microBatch === previous) continue;
+      previous = microBatch;
+      last = plan(storage, microBatch);
+      if (last.fits) return last;
+    }
   }
   return last!;
 }
@@ -328,7 +368,8 @@ export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryP
 /** One line for people: the plan's micro-batches and its estimate against the budget. */
 export function describeDecoderPlan(plan: DecoderMemoryPlan, budgetBytes: number): string {
   const n = plan.estimate;
-  const layout = plan.microBatches === 1 ? 'the whole step in one micro-batch' : `${plan.microBatches} micro-batches of ${plan.microBatch} sequences (gradient accumulation)`;
+  const steps = plan.microBatches === 1 ? 'the whole step in one micro-batch' : `${plan.microBatches} micro-batches of ${plan.microBatch} sequences (gradient accumulation)`;
+  const layout = `${steps}, ${plan.baseParts} embeddings and head`;
   const verdict = plan.fits ? `of a ${formatBytes(budgetBytes)} budget` : `— over the ${formatBytes(budgetBytes)} budget even so (no activation checkpointing for decoders)`;
   return `memory plan: ${layout}; estimate ${formatBytes(n.total)} ${verdict} (base ${formatBytes(n.baseWeights)}, LoRA and AdamW ${formatBytes(n.loraParameters + n.loraGradients + n.optimizerState)}, activations ${formatBytes(n.activations)})`;
 }
