@@ -4,7 +4,8 @@
 // Values outside f16's finite range (±65504) pack to an indeterminate value (WGSL), so callers keep
 // them in f32. One invocation per output word (pack) or element (unpack), folded over a 2-D grid.
 
-struct HalfParams { n: u32 }
+// first: the unpack's first half in packed (a row block's chunk); the pack ignores it.
+struct HalfParams { n: u32, first: u32 }
 
 @group(0) @binding(0) var<uniform> hp: HalfParams;
 
@@ -21,7 +22,7 @@ fn half_pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   hpk_packed[k] = pack2x16float(vec2<f32>(hpk_x[first], second));
 }
 
-// half_unpack: y[i] = half i of packed, for i < n
+// half_unpack: y[i] = half first + i of packed, for i < n
 @group(0) @binding(1) var<storage, read> hup_packed: array<u32>;
 @group(0) @binding(2) var<storage, read_write> hup_y: array<f32>;
 
@@ -29,5 +30,6 @@ fn half_pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 fn half_unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= hp.n) { return; }
-  hup_y[i] = unpack2x16float(hup_packed[i >> 1u])[i & 1u];
+  let h = hp.first + i;
+  hup_y[i] = unpack2x16float(hup_packed[h >> 1u])[h & 1u];
 }

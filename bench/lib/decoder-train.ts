@@ -42,7 +42,7 @@ export async function timeDecoderSteps(engine: Engine, shape: DecoderStepShape, 
   const timesMs = await timeRuns(step, timing.reps, timing.budgetMs);
   const peakBytes = engine.peakBytes;
   release();
-  const estimate = estimateDecoderTrainingMemory(config, DECODER_BENCH_LORA, shape, DECODER_BENCH_BASE).total;
+  const estimate = estimateDecoderTrainingMemory(config, DECODER_BENCH_LORA, shape, DECODER_BENCH_BASE, { maxBindingBytes: engine.maxBindingBytes }).total;
   const tokensPerS = (shape.sequences * shape.seq) / (median(timesMs) / 1000);
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
   console.log(

@@ -7,6 +7,7 @@
  */
 import { Rng } from '../../src/data/rng.ts';
 import type { Engine } from '../../src/engine/engine.ts';
+import type { StoragePrecision } from '../../src/engine/stored.ts';
 import type { DecoderBatch } from '../../src/model/decoder.ts';
 import { DecoderModel } from '../../src/model/decoder.ts';
 import { type DecoderConfig, parseDecoderConfig } from '../../src/model/decoder-config.ts';
@@ -65,16 +66,22 @@ export interface DecoderBenchTrainer {
 }
 
 /**
- * The random decoder on `engine` with a new trainable adapter and its trainer (checkpointing 1 layer in
- * `checkpointEvery`, 0 = off); the pool is trimmed of load-time staging.
+ * The random decoder on `engine` (embeddings and head in `baseParts`) with a new trainable adapter
+ * and its trainer (checkpointing 1 layer in `checkpointEvery`, 0 = off); the pool is trimmed of
+ * load-time staging.
  */
-export async function decoderBenchTrainer(engine: Engine, config: DecoderConfig, seed: number, checkpointEvery = 0): Promise<DecoderBenchTrainer> {
-  const model = await DecoderModel.create(engine, config, randomReader(config, seed), DECODER_BENCH_BASE);
+export async function decoderBenchTrainer(
+  engine: Engine,
+  config: DecoderConfig,
+  seed: number,
+  layout: { checkpointEvery?: number; baseParts?: StoragePrecision } = {},
+): Promise<DecoderBenchTrainer> {
+  const model = await DecoderModel.create(engine, config, randomReader(config, seed), { ...DECODER_BENCH_BASE, baseParts: layout.baseParts ?? 'f32' });
   engine.trimPool(); // the f32 weights staged for quantisation are not training memory
   // Phi-3's LoRA is on its fused modules, as PEFT puts it: the same canonical modules as DECODER_BENCH_LORA's.
   const init = initDecoderLora(config, DECODER_BENCH_LORA.r, allLinearTargets(config), seed + 100);
   model.adapters = [createDecoderAdapter(engine, config, { ...DECODER_BENCH_LORA, targetModules: init.targetModules }, init.tensors, true)];
-  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000, checkpointEvery });
+  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, totalSteps: 1000, checkpointEvery: layout.checkpointEvery ?? 0 });
   return {
     model,
     trainer,

@@ -4,7 +4,7 @@
  * that each fit one storage binding, so BERT-large's 28,895 × 1,024 word embeddings load on a device
  * that grants only WebGPU's default 128 MiB binding.
  */
-import type { Engine } from './engine.ts';
+import type { BufferFit, Engine } from './engine.ts';
 import { DeviceLimitError, ShapeError } from './errors.ts';
 import { HALF_MAX, packHalfRef } from './ops/half.ref.ts';
 import { type Tensor, shapeString } from './tensor.ts';
@@ -33,18 +33,26 @@ export function storedBlockBytes(rows: number, cols: number, precision: StorageP
   return precision === 'f32' ? rows * cols * 4 : Math.ceil((rows * cols) / 2) * 4;
 }
 
-/** Upload `values` ([rows, cols] row-major) in blocks of as many rows as one binding of this engine holds. */
-export function storeMatrix(engine: Engine, name: string, values: Float32Array, shape: readonly [number, number], precision: StoragePrecision): StoredMatrix {
-  const [rows, cols] = shape;
-  if (values.length !== rows * cols) throw new ShapeError(`${name}: ${values.length} values do not fill shape ${shapeString(shape)}`);
-  if (precision === 'f16') expectHalfRange(name, values, cols);
-  const limit = engine.maxBindingBytes;
+/** Rows of one block: as many as a binding of `limit` bytes holds. */
+export function storedBlockRows(name: string, cols: number, precision: StoragePrecision, limit: number): number {
   const rowsPerBlock = precision === 'f32' ? Math.floor(limit / (cols * 4)) : Math.floor((Math.floor(limit / 4) * 2) / cols);
   if (rowsPerBlock === 0) {
     throw new DeviceLimitError(
       `${name}: one row of ${cols} ${precision} values needs ${storedBlockBytes(1, cols, precision)} bytes, over this device's storage binding limit of ${limit} bytes`,
     );
   }
+  return rowsPerBlock;
+}
+
+/**
+ * Upload `values` ([rows, cols] row-major) in blocks of as many rows as one binding of this engine
+ * holds; `fit` as Engine.alloc's ('exact' for what is held for a model's life).
+ */
+export function storeMatrix(engine: Engine, name: string, values: Float32Array, shape: readonly [number, number], precision: StoragePrecision, fit: BufferFit = 'pooled'): StoredMatrix {
+  const [rows, cols] = shape;
+  if (values.length !== rows * cols) throw new ShapeError(`${name}: ${values.length} values do not fill shape ${shapeString(shape)}`);
+  if (precision === 'f16') expectHalfRange(name, values, cols);
+  const rowsPerBlock = storedBlockRows(name, cols, precision, engine.maxBindingBytes);
   const blocks: StoredBlock[] = [];
   for (let firstRow = 0; firstRow < rows; firstRow += rowsPerBlock) {
     const blockRows = Math.min(rowsPerBlock, rows - firstRow);
@@ -52,8 +60,8 @@ export function storeMatrix(engine: Engine, name: string, values: Float32Array, 
     const blockName = `${name} rows ${firstRow}..${firstRow + blockRows - 1}`;
     const data =
       precision === 'f32'
-        ? engine.upload(part, [blockRows, cols], 'f32', blockName)
-        : engine.upload(packHalfRef(part), [Math.ceil(part.length / 2)], 'u32', blockName);
+        ? engine.upload(part, [blockRows, cols], 'f32', blockName, fit)
+        : engine.upload(packHalfRef(part), [Math.ceil(part.length / 2)], 'u32', blockName, fit);
     blocks.push({ firstRow, rows: blockRows, data });
   }
   return { name, rows, cols, precision, blocks };

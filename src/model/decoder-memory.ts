@@ -11,7 +11,9 @@
  * micro-batches' (each normalised by the step's token count), and checkpointing recomputes the same
  * activations: the plan chooses the micro-batch and the checkpoint interval.
  */
+import { halfWords } from '../engine/ops/half.ts';
 import { ABSMAX_BLOCK, NF4_BLOCK } from '../engine/ops/nf4.ref.ts';
+import { type StoragePrecision, storedBlockRows } from '../engine/stored.ts';
 import type { BaseQuantization } from './adapted-linear.ts';
 import type { DecoderConfig } from './decoder-config.ts';
 import { decoderLinearShape, decoderModuleName } from './decoder-lora.ts';
@@ -24,6 +26,22 @@ import { PoolReplay } from './pool-replay.ts';
 export interface DecoderBase {
   quantization: BaseQuantization;
   doubleQuant?: boolean;
+  /** Storage of the token embeddings and untied LM head (DecoderBaseOptions.baseParts; default f32). */
+  baseParts?: StoragePrecision;
+}
+
+/** WebGPU's default maxStorageBufferBindingSize: the binding the embeddings are split for unless told. */
+const DEFAULT_BINDING_BYTES = 2 ** 27;
+
+/** 4-byte words of each row block storeMatrix uploads a [rows, cols] matrix in. */
+function storedBlockWords(name: string, rows: number, cols: number, precision: StoragePrecision, maxBindingBytes: number): number[] {
+  const perBlock = storedBlockRows(name, cols, precision, maxBindingBytes);
+  const words: number[] = [];
+  for (let first = 0; first < rows; first += perBlock) {
+    const n = Math.min(perBlock, rows - first) * cols;
+    words.push(precision === 'f32' ? n : halfWords(n));
+  }
+  return words;
 }
 
 /** One micro-batch: `sequences` rows of `seq` tokens (padded) in one forward and backward. */
@@ -33,7 +51,7 @@ export interface DecoderMicroBatch {
 }
 
 /** Replay DecoderModel.create, then trim the pool: the base as it stays on the GPU. */
-function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase): void {
+function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase, maxBindingBytes: number): void {
   const { hiddenSize: h, vocabSize: v } = config;
   // A bitsandbytes checkpoint's NF4 weights are uploaded as they are; f32 ones are quantised on the GPU.
   const bnb = config.quantization;
@@ -42,8 +60,11 @@ function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase):
   let dynamicMap = false;
   // Weights take buffers of their exact size (Engine.alloc's 'exact' fit); scratch takes size classes.
   const weight = (elements: number) => pool.alloc(elements, true);
-  weight(v * h);
-  if (!config.tieWordEmbeddings) weight(v * h);
+  const vocabMatrix = (name: string) => {
+    for (const words of storedBlockWords(name, v, h, base.baseParts ?? 'f32', maxBindingBytes)) weight(words);
+  };
+  vocabMatrix('model.embed_tokens.weight');
+  if (!config.tieWordEmbeddings) vocabMatrix('lm_head.weight');
   weight(h);
   for (let layer = 0; layer < config.numHiddenLayers; layer++) {
     for (const linear of DECODER_LINEARS) {
@@ -111,7 +132,7 @@ function replayAdapter(pool: PoolReplay, config: DecoderConfig, lora: LoraConfig
 }
 
 /** Replay one micro-batch: forward (a checkpointed layer keeps its input only), the chunked LM-head loss, backward. */
-function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number, checkpointEvery: number): void {
+function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro: DecoderMicroBatch, lmHeadChunk: number, checkpointEvery: number, baseParts: StoragePrecision): void {
   const { hiddenSize: h, intermediateSize: inter, headDim: d, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
   const t = micro.seq;
   const m = micro.sequences * t;
@@ -182,10 +203,10 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
     return { output, kept };
   };
 
-  // Forward: ids, zero ids and zero rows for the embedding gather, then mask, RoPE table and positions.
+  // Forward: ids, zero ids and zero rows (of the table's precision) for the embedding gather, then mask, RoPE table and positions.
   const ids = pool.alloc(m);
   const zeroIds = pool.alloc(m);
-  const zeroRows = pool.alloc(t * h);
+  const zeroRows = pool.alloc(baseParts === 'f32' ? t * h : halfWords(t * h));
   pool.alloc(m * h);
   pool.release(ids, zeroIds, zeroRows);
   pool.alloc(m);
@@ -253,7 +274,8 @@ function replayStep(pool: PoolReplay, config: DecoderConfig, rank: RankOf, micro
 
 /**
  * Bytes a LoRA training step of `micro` sequences × seq tokens per forward takes on the engine, by
- * part. The base's embeddings, norms, biases and untied head are f32; the layer linears NF4 (or f32).
+ * part. The base's embeddings and untied head are f32 or f16 row blocks of `maxBindingBytes` (default
+ * WebGPU's 128 MiB) at most, norms and biases f32, the layer linears NF4 (or f32).
  * `checkpointEvery`: activation checkpointing of every n-th layer (DecoderForwardMode's), 0 = off.
  */
 export function estimateDecoderTrainingMemory(
@@ -261,20 +283,20 @@ export function estimateDecoderTrainingMemory(
   lora: LoraConfig | null,
   micro: DecoderMicroBatch,
   base: DecoderBase,
-  options: { lmHeadChunk?: number; checkpointEvery?: number } = {},
+  options: { lmHeadChunk?: number; checkpointEvery?: number; maxBindingBytes?: number } = {},
 ): MemoryEstimate {
   if (!(Number.isInteger(micro.sequences) && micro.sequences > 0 && Number.isInteger(micro.seq) && micro.seq > 0)) {
     throw new Error(`a decoder micro-batch needs whole positive sequences and length, got ${micro.sequences} × ${micro.seq}`);
   }
   if (micro.seq > config.maxSequenceLength) throw new Error(`sequence length ${micro.seq} exceeds the model's ${config.maxSequenceLength} positions`);
   const pool = new PoolReplay();
-  replayBase(pool, config, base);
+  replayBase(pool, config, base, options.maxBindingBytes ?? DEFAULT_BINDING_BYTES);
   const baseWeights = pool.held;
   const baseLargest = pool.largest;
   const adapter = replayAdapter(pool, config, lora);
   const beforeStep = pool.held;
   pool.largest = 0;
-  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK, options.checkpointEvery ?? 0);
+  replayStep(pool, config, rankOf(lora), micro, options.lmHeadChunk ?? DEFAULT_LM_HEAD_CHUNK, options.checkpointEvery ?? 0, base.baseParts ?? 'f32');
   return {
     baseWeights,
     ...adapter,
@@ -292,8 +314,10 @@ export interface DecoderPlanRequest {
   shape: DecoderMicroBatch;
   base: DecoderBase;
   budgetBytes: number;
-  /** The device's largest binding: every activation buffer must fit. */
+  /** The device's largest binding: every activation buffer must fit, and the embeddings are split to it. */
   maxBufferBytes?: number;
+  /** Storage precisions of the embeddings and head to try, preferred first (default base.baseParts, or f32). */
+  storages?: StoragePrecision[];
   /** Sequences per micro-batch chosen by the user: the plan only chooses the rest. */
   microBatch?: number;
   /** Checkpoint interval chosen by the user (0 = off): the plan only chooses the rest. */
@@ -302,6 +326,8 @@ export interface DecoderPlanRequest {
 }
 
 export interface DecoderMemoryPlan {
+  /** Storage of the embeddings and untied head (DecoderBaseOptions.baseParts). */
+  baseParts: StoragePrecision;
   /** Sequences per forward and backward. */
   microBatch: number;
   /** Micro-batches per optimizer step (gradient accumulation). */
@@ -338,8 +364,10 @@ function checkpointChoices(layers: number): number[] {
 
 /**
  * The fastest layout (relativeTime) among micro-batch sizes × checkpoint intervals whose estimate
- * fits the budget and whose activation buffers fit the device; if none fits, the one that needs
- * least memory, with `fits` false. The loss and gradients are the whole step's whatever is chosen.
+ * fits the budget and whose activation buffers fit the device, in the first storage of the
+ * embeddings and head that has one (f16 costs accuracy, not time, so it is tried only when listed);
+ * if none fits, the one that needs least memory, with `fits` false. The loss and gradients are the
+ * whole step's whatever is chosen.
  */
 export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryPlan {
   const { config, shape, budgetBytes } = request;
@@ -351,11 +379,13 @@ export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryP
     throw new Error(`the checkpoint interval must be a whole number of layers ≥ 0, got ${request.checkpointEvery}`);
   }
   const maxBuffer = request.maxBufferBytes ?? Number.POSITIVE_INFINITY;
-  const plan = (microBatch: number, checkpointEvery: number): DecoderMemoryPlan => {
+  const options = { lmHeadChunk: request.lmHeadChunk, maxBindingBytes: request.maxBufferBytes };
+  const plan = (baseParts: StoragePrecision, microBatch: number, checkpointEvery: number): DecoderMemoryPlan => {
     const micro = { sequences: microBatch, seq: shape.seq };
-    const estimate = estimateDecoderTrainingMemory(config, request.lora, micro, request.base, { lmHeadChunk: request.lmHeadChunk, checkpointEvery });
+    const estimate = estimateDecoderTrainingMemory(config, request.lora, micro, { ...request.base, baseParts }, { ...options, checkpointEvery });
     const microBatches = Math.ceil(shape.sequences / microBatch);
     return {
+      baseParts,
       microBatch,
       microBatches,
       checkpointEvery,
@@ -372,16 +402,21 @@ export function planDecoderTraining(request: DecoderPlanRequest): DecoderMemoryP
   }
   const microBatches = request.microBatch !== undefined ? [Math.min(request.microBatch, shape.sequences)] : sizes;
   const intervals = request.checkpointEvery !== undefined ? [request.checkpointEvery] : checkpointChoices(config.numHiddenLayers);
-  let best: DecoderMemoryPlan | null = null;
+  const storages = request.storages ?? [request.base.baseParts ?? 'f32'];
+  if (storages.length === 0) throw new Error('the plan needs at least one storage precision to try');
   let smallest: DecoderMemoryPlan | null = null;
-  for (const microBatch of microBatches) {
-    for (const every of intervals) {
-      const p = plan(microBatch, every);
-      if (p.fits && (!best || p.relativeTime < best.relativeTime)) best = p;
-      if (!smallest || p.estimate.total < smallest.estimate.total) smallest = p;
+  for (const storage of storages) {
+    let best: DecoderMemoryPlan | null = null;
+    for (const microBatch of microBatches) {
+      for (const every of intervals) {
+        const p = plan(storage, microBatch, every);
+        if (p.fits && (!best || p.relativeTime < best.relativeTime)) best = p;
+        if (!smallest || p.estimate.total < smallest.estimate.total) smallest = p;
+      }
     }
+    if (best) return best;
   }
-  return best ?? smallest!;
+  return smallest!;
 }
 
 /** One line for people: the plan's micro-batches and its estimate against the budget. */
@@ -390,6 +425,7 @@ export function describeDecoderPlan(plan: DecoderMemoryPlan, budgetBytes: number
   const layout = [
     plan.microBatches === 1 ? 'the whole step in one micro-batch' : `${plan.microBatches} micro-batches of ${plan.microBatch} sequences (gradient accumulation)`,
     plan.checkpointEvery === 0 ? 'no checkpointing' : plan.checkpointEvery === 1 ? 'every layer checkpointed' : `1 layer in ${plan.checkpointEvery} checkpointed`,
+    `${plan.baseParts} embeddings and head`,
   ].join(', ');
   const verdict = plan.fits ? `of a ${formatBytes(budgetBytes)} budget` : `— over the ${formatBytes(budgetBytes)} budget even so`;
   return `memory plan: ${layout}; estimate ${formatBytes(n.total)} ${verdict} (base ${formatBytes(n.baseWeights)}, LoRA and AdamW ${formatBytes(n.loraParameters + n.loraGradients + n.optimizerState)}, activations ${formatBytes(n.activations)})`;

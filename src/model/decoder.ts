@@ -1,7 +1,8 @@
 /**
  * A Llama-architecture decoder on the GPU engine (Llama 3.x, Qwen2/2.5, Qwen3, SmolLM2, Mistral,
- * Phi-3; decoder-config.ts, weights read by decoder-weights.ts): frozen base with the layer linears in NF4 or f32 and the embeddings,
- * norms, biases and LM head in f32; a stack of LoRA adapters (frozen ones under at most one
+ * Phi-3; decoder-config.ts, weights read by decoder-weights.ts): frozen base with the layer linears in NF4 or f32, the
+ * embeddings and LM head in f32 or f16 row blocks that each fit a binding (stored.ts), norms and
+ * biases in f32; a stack of LoRA adapters (frozen ones under at most one
  * trainable one); forward with saved activations, the causal-LM loss through the chunked LM head,
  * and backward into the trainable adapter's gradients only. With checkpointing, every n-th layer
  * keeps only its input and is run again inside backward.
@@ -16,7 +17,7 @@
  * last position only.
  */
 import type { Engine } from '../engine/engine.ts';
-import { storedView } from '../engine/stored.ts';
+import { type StoragePrecision, type StoredMatrix, releaseStored, storeMatrix } from '../engine/stored.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import {
   type CausalAttentionShape,
@@ -29,8 +30,8 @@ import {
 } from '../engine/ops/causal-attention.ts';
 import { add } from '../engine/ops/elementwise.ts';
 import { embeddingForward } from '../engine/ops/embedding.ts';
-import { matmul } from '../engine/ops/matmul.ts';
-import { IGNORE_INDEX, type LmTargets, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../engine/ops/lm-head-loss.ts';
+import { halfWords } from '../engine/ops/half.ts';
+import { IGNORE_INDEX, type LmTargets, lmHeadLogits, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../engine/ops/lm-head-loss.ts';
 import { rmsNormBackward, rmsNormForward } from '../engine/ops/rmsnorm.ts';
 import { type RopeTable, createRopeTable, ropeBackward, ropeForward, uploadRopePositions } from '../engine/ops/rope.ts';
 import { swigluBackward, swigluForward } from '../engine/ops/swiglu.ts';
@@ -53,6 +54,11 @@ export interface DecoderBatch {
 export interface DecoderBaseOptions {
   quantization: BaseQuantization;
   doubleQuant?: boolean;
+  /**
+   * Storage of the token embeddings and the untied LM head (default f32). f16 halves them (Qwen2.5's
+   * 151,936 × 896 table: 545 MB → 272 MB); kernels still compute in f32. Norms and biases stay f32.
+   */
+  baseParts?: StoragePrecision;
 }
 
 export interface DecoderForwardMode {
@@ -186,10 +192,10 @@ export class DecoderModel {
     readonly engine: Engine,
     readonly config: DecoderConfig,
     readonly quantization: BaseQuantization,
-    private readonly embedTokens: Tensor,
+    private readonly embedTokens: StoredMatrix,
     private readonly finalNorm: Tensor,
     /** lm_head.weight, or the embedding matrix when tied. */
-    private readonly lmHead: Tensor,
+    private readonly lmHead: StoredMatrix,
   ) {}
 
   /**
@@ -198,15 +204,24 @@ export class DecoderModel {
    * bitsandbytes 4-bit checkpoint's NF4 weights are used as they are.
    */
   static async create(engine: Engine, config: DecoderConfig, reader: DecoderWeightReader, options: DecoderBaseOptions): Promise<DecoderModel> {
-    const f32 = (tensors: Map<string, DecoderTensor>, name: string): Tensor => {
+    const host = (tensors: Map<string, DecoderTensor>, name: string) => {
       const t = tensors.get(name);
       if (!t) throw new Error(`missing weight ${name}`);
       if (t.format !== 'f32') throw new Error(`weight ${name} is quantised; only the layer linears may be`);
-      return engine.upload(t.tensor.data, t.tensor.shape, 'f32', name, 'exact'); // held for the model's life: exact size
+      return t.tensor;
+    };
+    const f32 = (tensors: Map<string, DecoderTensor>, name: string): Tensor => {
+      const t = host(tensors, name);
+      return engine.upload(t.data, t.shape, 'f32', name, 'exact'); // held for the model's life: exact size
     };
     const globals = await reader.readGlobals();
-    const embed = f32(globals, 'model.embed_tokens.weight');
-    const head = config.tieWordEmbeddings ? embed : f32(globals, 'lm_head.weight');
+    // The [V, H] matrices in row blocks that fit a binding, each block held for the model's life.
+    const stored = (name: string): StoredMatrix => {
+      const t = host(globals, name);
+      return storeMatrix(engine, name, t.data, [t.shape[0], t.shape[1]], options.baseParts ?? 'f32', 'exact');
+    };
+    const embed = stored('model.embed_tokens.weight');
+    const head = config.tieWordEmbeddings ? embed : stored('lm_head.weight');
     const model = new DecoderModel(engine, config, options.quantization, embed, f32(globals, 'model.norm.weight'), head);
     for await (const { layer: i, tensors } of reader.layers()) {
       const linears = {} as Record<DecoderLinear, Linear>;
@@ -232,6 +247,11 @@ export class DecoderModel {
       engine.flush();
     }
     return model;
+  }
+
+  /** Row blocks the token embeddings are stored in (more than 1 where the device's binding is smaller than the table). */
+  get embeddingBlocks(): number {
+    return this.embedTokens.blocks.length;
   }
 
   get trainableAdapter(): GpuLoraModules | null {
@@ -328,13 +348,12 @@ export class DecoderModel {
   }
 
   /**
-   * Next-token logits [rows, V] of hidden states [rows, H] (the final norm's output) in one product:
-   * for generation's one row. (The loss chunks the vocabulary because its [B·T, V] logits would be
-   * large; the head itself is one tensor, so it fits a binding.)
+   * Next-token logits [rows, V] of hidden states [rows, H] (the final norm's output), for
+   * generation's one row: the head's blocks `chunk` rows at a time, as the loss reads them.
    */
-  logits(hidden: Tensor): Tensor {
+  logits(hidden: Tensor, chunk = DEFAULT_LM_HEAD_CHUNK): Tensor {
     const out = this.engine.alloc([hidden.shape[0], this.config.vocabSize]);
-    matmul(this.engine, hidden, this.lmHead, out, { transB: true });
+    lmHeadLogits(this.engine, hidden, this.lmHead, out, { chunk });
     return out;
   }
 
@@ -411,7 +430,9 @@ export class DecoderModel {
 
   destroy(): void {
     const { engine } = this;
-    engine.release(this.embedTokens, this.finalNorm, this.lmHead === this.embedTokens ? null : this.lmHead, this.rope?.cosSin);
+    releaseStored(engine, this.embedTokens);
+    if (this.lmHead !== this.embedTokens) releaseStored(engine, this.lmHead);
+    engine.release(this.finalNorm, this.rope?.cosSin);
     for (const layer of this.layers) {
       for (const lin of Object.values(layer.linears)) releaseLinear(engine, lin);
       engine.release(layer.inputNorm, layer.postAttentionNorm, layer.qNorm, layer.kNorm);
@@ -429,13 +450,15 @@ export class DecoderModel {
     const h = config.hiddenSize;
     const badId = inputIds.findIndex((id) => id >= config.vocabSize);
     if (badId >= 0) throw new Error(`token id ${inputIds[badId]} at row ${Math.floor(badId / t)}, column ${badId % t} is not below vocab_size ${config.vocabSize}`);
-    // Llama has no position or token-type table: BERT's embedding gather with zero ones.
+    // Llama has no position or token-type table: BERT's embedding gather with zero ones of the table's precision.
+    const { precision } = this.embedTokens;
     const ids = engine.upload(inputIds, [b, t], 'u32');
     const zeroIds = engine.alloc([b, t], 'u32', true);
-    const zeroRows = engine.alloc([t, h], 'f32', true);
+    const zeroData = precision === 'f32' ? engine.alloc([t, h], 'f32', true) : engine.alloc([halfWords(t * h)], 'u32', true);
+    const zeroRows: StoredMatrix = { name: 'no positions or token types', rows: t, cols: h, precision, blocks: [{ firstRow: 0, rows: t, data: zeroData }] };
     const embedded = engine.alloc([b, t, h]);
-    embeddingForward(engine, ids, zeroIds, storedView('model.embed_tokens.weight', this.embedTokens), storedView('no positions', zeroRows), storedView('no token types', zeroRows), embedded);
-    engine.release(ids, zeroIds, zeroRows);
+    embeddingForward(engine, ids, zeroIds, this.embedTokens, zeroRows, zeroRows, embedded);
+    engine.release(ids, zeroIds, zeroData);
     return reshape(embedded, [b * t, h]);
   }
 

@@ -78,7 +78,7 @@ describe('half precision storage', () => {
     const floats = engine.alloc([3]);
     expect(() => packHalf(engine, x, short)).toThrow(/packHalf: packed has shape \[2\], expected \[3\]/);
     expect(() => packHalf(engine, x, floats)).toThrow(/packHalf: packed must be u32, got f32/);
-    expect(() => unpackHalf(engine, short, x)).toThrow(/unpackHalf: packed has shape \[2\], expected \[3\]/);
+    expect(() => unpackHalf(engine, short, x)).toThrow(/unpackHalf: halves 0..4 are not in packed \(u32 \[2\]\)/);
     engine.release(x, short, floats);
   });
 });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine/engine.ts';
-import { IGNORE_INDEX, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../../src/engine/ops/lm-head-loss.ts';
-import { lmHeadLossRef } from '../../src/engine/ops/lm-head-loss.ref.ts';
+import { packHalfRef, unpackHalfRef } from '../../src/engine/ops/half.ref.ts';
+import { IGNORE_INDEX, lmHeadLogits, lmHeadLossBackward, lmHeadLossForward, uploadLmTargets } from '../../src/engine/ops/lm-head-loss.ts';
+import { lmHeadLogitsRef, lmHeadLossRef } from '../../src/engine/ops/lm-head-loss.ref.ts';
+import { type StoragePrecision, releaseStored, storeMatrix } from '../../src/engine/stored.ts';
 import { Rng } from '../../src/data/rng.ts';
-import { gpuEngine, readAll } from '../helpers/gpu.ts';
+import { gpuEngine, readAll, testEngine } from '../helpers/gpu.ts';
 import { expectBitIdentical, expectClose, randomArray } from '../helpers/numeric.ts';
 import { smallGridEngine } from '../helpers/small-grid.ts';
 
@@ -17,9 +19,10 @@ function inputs(rows: number, width: number, vocab: number, seed: number) {
   return { hidden: randomArray(seed, rows * width), head: randomArray(seed + 1, vocab * width, 0.5), targets: randomTargets(seed + 2, rows, vocab) };
 }
 
-async function runLoss(engine: Engine, rows: number, width: number, vocab: number, chunk: number, data: ReturnType<typeof inputs>) {
+/** Loss, lse, d(hidden) and logits; the head as one tensor, or stored in `precision` row blocks that fit the engine's binding. */
+async function runLoss(engine: Engine, rows: number, width: number, vocab: number, chunk: number, data: ReturnType<typeof inputs>, precision?: StoragePrecision) {
   const hidden = engine.upload(data.hidden, [rows, width]);
-  const head = engine.upload(data.head, [vocab, width]);
+  const head = precision ? storeMatrix(engine, 'lm_head.weight', data.head, [vocab, width], precision) : engine.upload(data.head, [vocab, width]);
   const targets = uploadLmTargets(engine, data.targets, vocab);
   const loss = engine.alloc([1]);
   const tokenLoss = engine.alloc([rows]);
@@ -27,8 +30,12 @@ async function runLoss(engine: Engine, rows: number, width: number, vocab: numbe
   const dHidden = engine.alloc([rows, width]);
   lmHeadLossForward(engine, hidden, head, targets, { loss, tokenLoss, lse }, { chunk });
   lmHeadLossBackward(engine, hidden, head, targets, lse, dHidden, { chunk });
-  const got = await readAll(engine, { loss, tokenLoss, lse, dHidden });
-  engine.release(hidden, head, targets.ids, loss, tokenLoss, lse, dHidden);
+  const logits = engine.alloc([rows, vocab]);
+  lmHeadLogits(engine, hidden, head, logits, { chunk });
+  const got = await readAll(engine, { loss, tokenLoss, lse, dHidden, logits });
+  if ('blocks' in head) releaseStored(engine, head);
+  else engine.release(head);
+  engine.release(hidden, targets.ids, loss, tokenLoss, lse, dHidden, logits);
   return got;
 }
 
@@ -40,6 +47,7 @@ function expectMatchesReference(got: Awaited<ReturnType<typeof runLoss>>, width:
   expectClose(got.tokenLoss, ref.tokenLoss, tol, 'tokenLoss');
   expectClose(got.lse, ref.lse, tol, 'lse');
   expectClose(got.dHidden, ref.dHidden, { atol: 1e-6, rtol: 1e-5 }, 'dHidden');
+  expectClose(got.logits, lmHeadLogitsRef(data.hidden, data.head, width), tol, 'logits');
 }
 
 describe('LM-head cross-entropy in vocabulary chunks', () => {
@@ -52,6 +60,18 @@ describe('LM-head cross-entropy in vocabulary chunks', () => {
   ])('loss, per-token loss, lse and d(hidden) match the float64 reference, rows=%i H=%i V=%i chunk=%i', async (rows, width, vocab, chunk) => {
     const data = inputs(rows, width, vocab, rows + width + vocab);
     expectMatchesReference(await runLoss(await gpuEngine(), rows, width, vocab, chunk, data), width, data);
+  });
+
+  // A 256-byte binding: the f32 head [30, 5] in blocks of 12, 12, 6 rows, the f16 one in 25 and 5;
+  // chunks of 3 end at block edges, and f16 chunks start at odd halves (offset 15 in a block).
+  it.each(['f32', 'f16'] as const)('a head stored in %s row blocks gives the reference on the values it holds', async (precision) => {
+    const engine = await testEngine({ maxBindingBytes: 256 });
+    const data = inputs(2, 5, 30, 9);
+    data.targets[0] = 29; // a target in the last block
+    const got = await runLoss(engine, 2, 5, 30, 3, data, precision);
+    const held = precision === 'f32' ? data.head : Float32Array.from(unpackHalfRef(packHalfRef(data.head), data.head.length));
+    expectMatchesReference(got, 5, { ...data, head: held });
+    engine.destroy();
   });
 
   it('with every target ignored, loss and d(hidden) are 0', async () => {
@@ -98,6 +118,9 @@ describe('LM-head cross-entropy in vocabulary chunks', () => {
     expect(() => lmHeadLossBackward(engine, hidden, head, targets, lse, hidden, { chunk: 4 })).toThrow(/output dHidden shares a buffer with input hidden/);
     const wide = engine.alloc([3, 5]);
     expect(() => lmHeadLossBackward(engine, wide, head, targets, lse, hidden, { chunk: 4 })).toThrow(/lmHeadLossBackward: head has shape \[7, 4\], expected \[7, 5\]/);
+    const stored = storeMatrix(engine, 'lm_head.weight', new Float32Array(32), [8, 4], 'f16');
+    expect(() => lmHeadLossForward(engine, hidden, stored, targets, out, { chunk: 4 })).toThrow(/lmHeadLossForward: head lm_head.weight is \[8, 4\], expected \[7, 4\]/);
+    releaseStored(engine, stored);
     engine.release(targets.ids, hidden, head, wrongHead, loss, rows, lse, wide);
   });
 });

@@ -12,6 +12,7 @@ import { estimateDecoderTrainingMemory } from '../../src/model/decoder-memory.ts
 import { localDirSource } from '../../src/model/node-files.ts';
 import { DecoderTrainer } from '../../src/train/decoder-trainer.ts';
 import { DEFAULT_TRAIN_CONFIG } from '../../src/train/defaults.ts';
+import type { StoragePrecision } from '../../src/engine/stored.ts';
 import { testEngine } from '../helpers/gpu.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { writeTinyDecoder } from '../helpers/tiny-decoder.ts';
@@ -28,25 +29,43 @@ function batch(sequences: number, seq: number, first = 0): DecoderBatch {
   return { inputIds, attentionMask, batch: sequences, seq };
 }
 
-async function tinyTrainer(layers: number, checkpointEvery = 0) {
-  const engine = await testEngine(); // a fresh engine: its peak is this model's alone
+async function tinyTrainer(layers: number, options: { checkpointEvery?: number; baseParts?: StoragePrecision; maxBindingBytes?: number } = {}) {
+  const engine = await testEngine({ maxBindingBytes: options.maxBindingBytes }); // a fresh engine: its peak is this model's alone
   const files = await openDecoderModel(localDirSource(writeTinyDecoder(tempDir('dmem-'), { layers, seed: 3 })));
-  const model = await DecoderModel.create(engine, files.config, files.weights, base);
+  const model = await DecoderModel.create(engine, files.config, files.weights, { ...base, baseParts: options.baseParts });
   engine.trimPool();
   model.adapters = [createDecoderAdapter(engine, files.config, lora, initDecoderLora(files.config, lora.r, lora.targetModules, 5).tensors, true)];
-  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, learningRate: 1e-2, warmupSteps: 0, checkpointEvery }, CHUNK);
+  const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, learningRate: 1e-2, warmupSteps: 0, checkpointEvery: options.checkpointEvery ?? 0 }, CHUNK);
   return { engine, config: files.config, model, trainer };
 }
 
 describe('decoder memory against the engine', () => {
   it.each([0, 1, 2])('measured peak of a training step ÷ the estimate is within 0.8–1.1 (1 layer in %i checkpointed)', async (checkpointEvery) => {
-    const { engine, config, model, trainer } = await tinyTrainer(checkpointEvery === 2 ? 5 : 3, checkpointEvery);
+    const { engine, config, model, trainer } = await tinyTrainer(checkpointEvery === 2 ? 5 : 3, { checkpointEvery });
     engine.peakBytes = engine.liveBytes; // from the loaded model and adapter on, as the estimate counts
     await trainer.trainStep([batch(3, 40)]);
     const estimate = estimateDecoderTrainingMemory(config, lora, { sequences: 3, seq: 40 }, base, { lmHeadChunk: CHUNK, checkpointEvery });
     const ratio = engine.peakBytes / estimate.total;
     expect(ratio, `measured ${engine.peakBytes} bytes, estimate ${estimate.total}`).toBeGreaterThanOrEqual(0.8);
     expect(ratio, `measured ${engine.peakBytes} bytes, estimate ${estimate.total}`).toBeLessThanOrEqual(1.1);
+    console.log(`f32 embeddings: measured ${engine.peakBytes} bytes, estimate ${estimate.total} (${ratio.toFixed(3)})`);
+    trainer.release();
+    model.destroy();
+    engine.destroy();
+  }, 120_000);
+
+  // A 16 KiB binding: the f16 [272, 32] embeddings (17 KiB) in blocks of 256 and 16 rows; one sequence of 16 tokens keeps every activation within it.
+  it('with f16 embeddings in row blocks, measured ÷ estimate is within 0.8–1.1', async () => {
+    const layout = { baseParts: 'f16', maxBindingBytes: 16384 } as const;
+    const { engine, config, model, trainer } = await tinyTrainer(2, layout);
+    expect(model.embeddingBlocks).toBe(2);
+    engine.peakBytes = engine.liveBytes;
+    await trainer.trainStep([batch(1, 16)]);
+    const estimate = estimateDecoderTrainingMemory(config, lora, { sequences: 1, seq: 16 }, { ...base, baseParts: 'f16' }, { lmHeadChunk: CHUNK, maxBindingBytes: 16384 });
+    const ratio = engine.peakBytes / estimate.total;
+    expect(ratio, `measured ${engine.peakBytes} bytes, estimate ${estimate.total}`).toBeGreaterThanOrEqual(0.8);
+    expect(ratio, `measured ${engine.peakBytes} bytes, estimate ${estimate.total}`).toBeLessThanOrEqual(1.1);
+    console.log(`f16 embeddings in 2 blocks: measured ${engine.peakBytes} bytes, estimate ${estimate.total} (${ratio.toFixed(3)})`);
     trainer.release();
     model.destroy();
     engine.destroy();

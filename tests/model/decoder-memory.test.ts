@@ -64,6 +64,21 @@ describe('decoder memory estimate', () => {
     expect(f32.baseWeights - tied.baseWeights).toBe(2 * (4 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128) - (2 * (2048 + 256) + 2 * (1024 + 128) + 3 * (4096 + 512))));
   });
 
+  it('counts f16 embeddings and head at half the bytes, in row blocks of the binding it is given', () => {
+    const untied = estimateDecoderTrainingMemory(small(2), lora, micro, nf4);
+    const half = estimateDecoderTrainingMemory(small(2), lora, micro, { ...nf4, baseParts: 'f16' });
+    expect(untied.baseWeights - half.baseWeights).toBe(2 * 256 * 64 * 2);
+    // Blocks of a 3,000-byte binding: f32 11 rows of 256 bytes (23 blocks, 20 KiB in all as unsplit);
+    // the largest base buffer is one block, not the table.
+    const split = estimateDecoderTrainingMemory(small(2), lora, micro, nf4, { maxBindingBytes: 3000 });
+    expect(split.baseWeights).toBe(untied.baseWeights);
+    expect(untied.largestBuffer).toBe(256 * 64 * 4);
+    expect(split.largestBuffer).toBe(Math.max(11 * 256, split.largestActivationBuffer));
+    expect(() => estimateDecoderTrainingMemory(small(2), lora, micro, nf4, { maxBindingBytes: 200 })).toThrow(
+      /model\.embed_tokens\.weight: one row of 64 f32 values needs 256 bytes, over this device's storage binding limit of 200 bytes/,
+    );
+  });
+
   it('grows activations with the micro-batch and leaves the rest alone; no adapter, no LoRA or optimizer state', () => {
     const one = estimateDecoderTrainingMemory(small(2), lora, { sequences: 1, seq: 16 }, nf4);
     const four = estimateDecoderTrainingMemory(small(2), lora, { sequences: 4, seq: 16 }, nf4);
@@ -104,8 +119,8 @@ describe('decoder memory plan', () => {
     const roomier = planDecoderTraining({ ...request, budgetBytes: 3 * GiB });
     expect(roomier.fits).toBe(true);
     expect(roomier.relativeTime).toBeLessThan(plan.relativeTime);
-    expect(describeDecoderPlan(plan, 1.5 * GiB)).toMatch(/^memory plan: the whole step in one micro-batch, every layer checkpointed; estimate [\d.]+ GiB of a 1\.5 GiB budget/);
-    expect(describeDecoderPlan(unchecked, 1.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\), no checkpointing;/);
+    expect(describeDecoderPlan(plan, 1.5 * GiB)).toMatch(/^memory plan: the whole step in one micro-batch, every layer checkpointed, f32 embeddings and head; estimate [\d.]+ GiB of a 1\.5 GiB budget/);
+    expect(describeDecoderPlan(unchecked, 1.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\), no checkpointing, f32 embeddings and head;/);
   });
 
   it('says when even the smallest layout is over the budget, and estimates what the user fixed', () => {
@@ -116,6 +131,18 @@ describe('decoder memory plan', () => {
     expect(() => planDecoderTraining({ ...request, budgetBytes: 0 })).toThrow(/budget must be a positive number of bytes, got 0/);
     expect(() => planDecoderTraining({ ...request, budgetBytes: GiB, microBatch: 1.5 })).toThrow(/micro-batch must be a positive whole number of sequences, got 1\.5/);
     expect(() => planDecoderTraining({ ...request, budgetBytes: GiB, checkpointEvery: -1 })).toThrow(/checkpoint interval must be a whole number of layers ≥ 0, got -1/);
+  });
+
+  it('stores the embeddings in f16 when f32 does not fit even one sequence per micro-batch, if f16 is offered', () => {
+    const f32 = planDecoderTraining({ ...request, budgetBytes: 1.5 * GiB }).estimate.total;
+    const budgetBytes = f32 - 100 * 2 ** 20; // f16 saves 151,936 × 896 × 2 bytes = 260 MiB
+    expect(planDecoderTraining({ ...request, budgetBytes })).toMatchObject({ baseParts: 'f32', microBatch: 1, fits: false });
+    const plan = planDecoderTraining({ ...request, budgetBytes, storages: ['f32', 'f16'] });
+    expect(plan).toMatchObject({ baseParts: 'f16', fits: true });
+    expect(plan.estimate.total).toBeLessThanOrEqual(budgetBytes);
+    expect(describeDecoderPlan(plan, budgetBytes)).toMatch(/, f16 embeddings and head; estimate/);
+    expect(planDecoderTraining({ ...request, budgetBytes: 64 * GiB, storages: ['f32', 'f16'] }).baseParts).toBe('f32');
+    expect(() => planDecoderTraining({ ...request, budgetBytes, storages: [] })).toThrow(/at least one storage precision/);
   });
 
   it('keeps every activation buffer within the device binding it is given', () => {

@@ -4,7 +4,8 @@
  */
 import source from '../../../shaders/half.wgsl?raw';
 import { type Engine, Params } from '../engine.ts';
-import { type Tensor, numel } from '../tensor.ts';
+import { ShapeError } from '../errors.ts';
+import { type Tensor, numel, shapeString } from '../tensor.ts';
 import { expectShape } from './check.ts';
 import { dispatchPerElement, expectDistinct, kernelFamily } from './launch.ts';
 
@@ -30,12 +31,17 @@ export function packHalf(engine: Engine, x: Tensor, packed: Tensor): void {
   dispatchPerElement(engine, PACK, new Params().u32(n).build(), [x.buffer, packed.buffer], halfWords(n));
 }
 
-/** y (f32, n elements) ← the first n halves of packed [ceil(n/2)] u32 (exact: every f16 is an f32). */
-export function unpackHalf(engine: Engine, packed: Tensor, y: Tensor): void {
+/**
+ * y (f32, n elements) ← halves first .. first + n - 1 of packed u32 [words] (exact: every f16 is
+ * an f32), e.g. a chunk of a stored block's rows.
+ */
+export function unpackHalf(engine: Engine, packed: Tensor, y: Tensor, first = 0): void {
   const op = 'unpackHalf';
   const n = numel(y.shape);
   expectShape(op, 'y', y, y.shape);
-  expectShape(op, 'packed', packed, [halfWords(n)], 'u32');
+  if (!(Number.isInteger(first) && first >= 0 && packed.dtype === 'u32' && packed.shape.length === 1 && halfWords(first + n) <= packed.shape[0])) {
+    throw new ShapeError(`${op}: halves ${first}..${first + n - 1} are not in packed (${packed.dtype} ${shapeString(packed.shape)})`);
+  }
   expectDistinct(op, { y }, { packed });
-  dispatchPerElement(engine, UNPACK, new Params().u32(n).build(), [packed.buffer, y.buffer], n);
+  dispatchPerElement(engine, UNPACK, new Params().u32(n, first).build(), [packed.buffer, y.buffer], n);
 }

@@ -7,7 +7,22 @@ export interface LmHeadLossRef {
   dHidden: Float64Array;
 }
 
-/** hidden [rows, H], head [V, H], targets [rows] (ignoreIndex for rows not predicted). */
+/** logits [rows, V] = hidden [rows, H] · head [V, H]ᵀ (what lmHeadLogits computes chunk by chunk). */
+export function lmHeadLogitsRef(hidden: ArrayLike<number>, head: ArrayLike<number>, width: number): Float64Array {
+  const rows = hidden.length / width;
+  const vocab = head.length / width;
+  const logits = new Float64Array(rows * vocab);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < vocab; j++) {
+      let z = 0;
+      for (let d = 0; d < width; d++) z += hidden[r * width + d] * head[j * width + d];
+      logits[r * vocab + j] = z;
+    }
+  }
+  return logits;
+}
+
+/** hidden [rows, H], head [V, H] (f16 blocks: the values they hold), targets [rows] (ignoreIndex for rows not predicted). */
 export function lmHeadLossRef(
   hidden: ArrayLike<number>,
   head: ArrayLike<number>,
@@ -21,14 +36,10 @@ export function lmHeadLossRef(
   const tokenLoss = new Float64Array(rows);
   const lse = new Float64Array(rows);
   const dHidden = new Float64Array(rows * width);
-  const logits = new Float64Array(vocab);
+  const all = lmHeadLogitsRef(hidden, head, width);
   let sum = 0;
   for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < vocab; j++) {
-      let z = 0;
-      for (let d = 0; d < width; d++) z += hidden[r * width + d] * head[j * width + d];
-      logits[j] = z;
-    }
+    const logits = all.subarray(r * vocab, (r + 1) * vocab);
     const max = Math.max(...logits);
     lse[r] = max + Math.log(logits.reduce((acc, z) => acc + Math.exp(z - max), 0));
     const t = targets[r];

@@ -4,14 +4,18 @@
  * online log-sum-exp across chunks), forward and backward. The head [V, H] (untied lm_head.weight,
  * or the tied embedding matrix) is frozen: only d(hidden) is computed. See shaders/lm-head-loss.wgsl.
  *
- * Each pass copies a chunk of the head to a scratch (the matmul binds whole buffers) and recomputes
- * its logits: the forward runs one product over the vocabulary, the backward two.
+ * The head may be a stored matrix (stored.ts): f32 or f16 row blocks that each fit one binding.
+ * Each pass copies a chunk of the head to an f32 scratch (the matmul binds whole buffers; f16 rows
+ * are unpacked), chunks never crossing a block, and recomputes its logits: the forward runs one
+ * product over the vocabulary, the backward two. `lmHeadLogits` writes whole logits the same way.
  */
 import source from '../../../shaders/lm-head-loss.wgsl?raw';
 import { type Engine, Params } from '../engine.ts';
 import { ShapeError } from '../errors.ts';
+import { type StoredMatrix, storedView } from '../stored.ts';
 import type { Tensor } from '../tensor.ts';
 import { expectDims, expectMatrix, expectShape } from './check.ts';
+import { halfWords, unpackHalf } from './half.ts';
 import { dispatchFolded, dispatchPerElement, expectDistinct, kernelFamily } from './launch.ts';
 import { matmul } from './matmul.ts';
 
@@ -57,12 +61,43 @@ export interface LmHeadLossOptions {
   chunk: number;
 }
 
-function lossDims(op: string, hidden: Tensor, head: Tensor, targets: LmTargets, options: LmHeadLossOptions): { rows: number; width: number; chunk: number } {
+/** The head [vocab, width] (an f32 tensor, or a stored matrix with each block checked) as a stored matrix. */
+function asHead(op: string, head: Tensor | StoredMatrix, vocab: number, width: number): StoredMatrix {
+  if (!('blocks' in head)) {
+    expectShape(op, 'head', head, [vocab, width]);
+    return storedView('head', head);
+  }
+  if (head.rows !== vocab || head.cols !== width) throw new ShapeError(`${op}: head ${head.name} is [${head.rows}, ${head.cols}], expected [${vocab}, ${width}]`);
+  for (const block of head.blocks) {
+    const shape = head.precision === 'f32' ? [block.rows, width] : [halfWords(block.rows * width)];
+    expectShape(op, `head rows from ${block.firstRow}`, block.data, shape, head.precision === 'f32' ? 'f32' : 'u32');
+  }
+  return head;
+}
+
+interface LossDims {
+  rows: number;
+  width: number;
+  chunk: number;
+  head: StoredMatrix;
+}
+
+function headDims(op: string, hidden: Tensor, head: Tensor | StoredMatrix, vocab: number, options: LmHeadLossOptions): LossDims {
   const [rows, width] = expectMatrix(op, 'hidden', hidden);
-  expectShape(op, 'head', head, [targets.vocab, width]);
-  expectShape(op, 'targets', targets.ids, [rows], 'i32');
+  const m = asHead(op, head, vocab, width);
   expectDims(op, { chunk: options.chunk });
-  return { rows, width, chunk: Math.min(options.chunk, targets.vocab) };
+  return { rows, width, chunk: Math.min(options.chunk, vocab), head: m };
+}
+
+function lossDims(op: string, hidden: Tensor, head: Tensor | StoredMatrix, targets: LmTargets, options: LmHeadLossOptions): LossDims {
+  const dims = headDims(op, hidden, head, targets.vocab, options);
+  expectShape(op, 'targets', targets.ids, [dims.rows], 'i32');
+  return dims;
+}
+
+/** The head's blocks by name, for expectDistinct. */
+function headBuffers(head: StoredMatrix): Record<string, Tensor> {
+  return Object.fromEntries(head.blocks.map((b) => [`head rows from ${b.firstRow}`, b.data]));
 }
 
 function lossParams(rows: number, cols: number, colStart: number, targets: LmTargets): ArrayBuffer {
@@ -70,25 +105,24 @@ function lossParams(rows: number, cols: number, colStart: number, targets: LmTar
   return new Params().u32(rows, cols, colStart, Number(colStart === 0)).i32(targets.ignoreIndex).f32(invCount).build();
 }
 
-/** Call `step` with each chunk's logits [rows, cols] = hidden · head[start .. start+cols)ᵀ, the chunk of the head and its start. */
-function forEachChunk(
-  engine: Engine,
-  hidden: Tensor,
-  head: Tensor,
-  dims: { rows: number; width: number; chunk: number },
-  step: (logits: Tensor, headChunk: Tensor, start: number) => void,
-): void {
-  const { rows, width, chunk } = dims;
-  const vocab = head.shape[0];
+/**
+ * Call `step` with each chunk's logits [rows, cols] = hidden · head[start .. start+cols)ᵀ, the chunk
+ * of the head (f32) and its start, in vocabulary order; a chunk ends at its block's end.
+ */
+function forEachChunk(engine: Engine, hidden: Tensor, dims: LossDims, step: (logits: Tensor, headChunk: Tensor, start: number) => void): void {
+  const { rows, width, chunk, head } = dims;
   const logitsScratch = engine.alloc([rows, chunk]);
   const headScratch = engine.alloc([chunk, width]);
-  for (let start = 0; start < vocab; start += chunk) {
-    const cols = Math.min(chunk, vocab - start);
-    const headChunk: Tensor = { ...headScratch, shape: [cols, width] };
-    const logits: Tensor = { ...logitsScratch, shape: [rows, cols] };
-    engine.copy(head, headChunk, { srcOffset: start * width, count: cols * width });
-    matmul(engine, hidden, headChunk, logits, { transB: true });
-    step(logits, headChunk, start);
+  for (const block of head.blocks) {
+    for (let offset = 0; offset < block.rows; offset += chunk) {
+      const cols = Math.min(chunk, block.rows - offset);
+      const headChunk: Tensor = { ...headScratch, shape: [cols, width] };
+      const logits: Tensor = { ...logitsScratch, shape: [rows, cols] };
+      if (head.precision === 'f32') engine.copy(block.data, headChunk, { srcOffset: offset * width, count: cols * width });
+      else unpackHalf(engine, block.data, headChunk, offset * width);
+      matmul(engine, hidden, headChunk, logits, { transB: true });
+      step(logits, headChunk, block.firstRow + offset);
+    }
   }
   engine.release(logitsScratch, headScratch); // reuse of the buffers is ordered after these dispatches
 }
@@ -101,7 +135,7 @@ function forEachChunk(
 export function lmHeadLossForward(
   engine: Engine,
   hidden: Tensor,
-  head: Tensor,
+  head: Tensor | StoredMatrix,
   targets: LmTargets,
   out: { loss: Tensor; tokenLoss: Tensor; lse: Tensor },
   options: LmHeadLossOptions,
@@ -112,9 +146,9 @@ export function lmHeadLossForward(
   expectShape(op, 'loss', loss, [1]);
   expectShape(op, 'tokenLoss', tokenLoss, [dims.rows]);
   expectShape(op, 'lse', lse, [dims.rows]);
-  expectDistinct(op, { loss, tokenLoss, lse }, { hidden, head, targets: targets.ids });
+  expectDistinct(op, { loss, tokenLoss, lse }, { hidden, targets: targets.ids, ...headBuffers(dims.head) });
   const running = engine.alloc([3, dims.rows]);
-  forEachChunk(engine, hidden, head, dims, (logits, _, start) => {
+  forEachChunk(engine, hidden, dims, (logits, _, start) => {
     const params = lossParams(dims.rows, logits.shape[1], start, targets);
     dispatchFolded(engine, CHUNK_FORWARD, params, [logits.buffer, targets.ids.buffer, running.buffer], Math.ceil(dims.rows / ROW_WG));
   });
@@ -127,7 +161,7 @@ export function lmHeadLossForward(
 export function lmHeadLossBackward(
   engine: Engine,
   hidden: Tensor,
-  head: Tensor,
+  head: Tensor | StoredMatrix,
   targets: LmTargets,
   lse: Tensor,
   dHidden: Tensor,
@@ -137,10 +171,23 @@ export function lmHeadLossBackward(
   const dims = lossDims(op, hidden, head, targets, options);
   expectShape(op, 'lse', lse, [dims.rows]);
   expectShape(op, 'dHidden', dHidden, [dims.rows, dims.width]);
-  expectDistinct(op, { dHidden }, { hidden, head, targets: targets.ids, lse });
-  forEachChunk(engine, hidden, head, dims, (logits, headChunk, start) => {
+  expectDistinct(op, { dHidden }, { hidden, targets: targets.ids, lse, ...headBuffers(dims.head) });
+  forEachChunk(engine, hidden, dims, (logits, headChunk, start) => {
     const params = lossParams(dims.rows, logits.shape[1], start, targets);
     dispatchPerElement(engine, CHUNK_GRAD, params, [lse.buffer, targets.ids.buffer, logits.buffer], dims.rows * logits.shape[1]);
     matmul(engine, logits, headChunk, dHidden, { accumulate: start > 0 });
+  });
+}
+
+/** out [rows, V] (overwritten) = hidden · headᵀ, the vocabulary `chunk` rows of the head at a time. */
+export function lmHeadLogits(engine: Engine, hidden: Tensor, head: Tensor | StoredMatrix, out: Tensor, options: LmHeadLossOptions): void {
+  const op = 'lmHeadLogits';
+  const vocab = 'blocks' in head ? head.rows : head.shape[0];
+  const dims = headDims(op, hidden, head, vocab, options);
+  expectShape(op, 'out', out, [dims.rows, vocab]);
+  expectDistinct(op, { out }, { hidden, ...headBuffers(dims.head) });
+  forEachChunk(engine, hidden, dims, (logits, _, start) => {
+    const cols = logits.shape[1];
+    for (let r = 0; r < dims.rows; r++) engine.copy(logits, out, { srcOffset: r * cols, dstOffset: r * vocab + start, count: cols });
   });
 }
