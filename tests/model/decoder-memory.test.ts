@@ -126,17 +126,17 @@ describe('decoder memory plan', () => {
   it('says when even the smallest layout is over the budget, and estimates what the user fixed', () => {
     const plan = planDecoderTraining({ ...request, budgetBytes: 0.5 * GiB });
     expect(plan).toMatchObject({ microBatch: 1, checkpointEvery: 1, fits: false });
-    expect(describeDecoderPlan(plan, 0.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\), every layer checkpointed; .* over the 512\.0 MiB budget even so/);
+    expect(describeDecoderPlan(plan, 0.5 * GiB)).toMatch(/^memory plan: 8 micro-batches of 1 sequences \(gradient accumulation\), every layer checkpointed, f32 embeddings and head; .* over the 512\.0 MiB budget even so/);
     expect(planDecoderTraining({ ...request, budgetBytes: 0.5 * GiB, microBatch: 4, checkpointEvery: 3 })).toMatchObject({ microBatch: 4, microBatches: 2, checkpointEvery: 3, fits: false });
     expect(() => planDecoderTraining({ ...request, budgetBytes: 0 })).toThrow(/budget must be a positive number of bytes, got 0/);
     expect(() => planDecoderTraining({ ...request, budgetBytes: GiB, microBatch: 1.5 })).toThrow(/micro-batch must be a positive whole number of sequences, got 1\.5/);
     expect(() => planDecoderTraining({ ...request, budgetBytes: GiB, checkpointEvery: -1 })).toThrow(/checkpoint interval must be a whole number of layers ≥ 0, got -1/);
   });
 
-  it('stores the embeddings in f16 when f32 does not fit even one sequence per micro-batch, if f16 is offered', () => {
-    const f32 = planDecoderTraining({ ...request, budgetBytes: 1.5 * GiB }).estimate.total;
-    const budgetBytes = f32 - 100 * 2 ** 20; // f16 saves 151,936 × 896 × 2 bytes = 260 MiB
-    expect(planDecoderTraining({ ...request, budgetBytes })).toMatchObject({ baseParts: 'f32', microBatch: 1, fits: false });
+  it('stores the embeddings in f16 when no f32 layout fits, if f16 is offered', () => {
+    const smallestF32 = planDecoderTraining({ ...request, budgetBytes: 1 }).estimate.total;
+    const budgetBytes = smallestF32 - 100 * 2 ** 20; // f16 saves 151,936 × 896 × 2 bytes = 260 MiB
+    expect(planDecoderTraining({ ...request, budgetBytes })).toMatchObject({ baseParts: 'f32', microBatch: 1, checkpointEvery: 1, fits: false });
     const plan = planDecoderTraining({ ...request, budgetBytes, storages: ['f32', 'f16'] });
     expect(plan).toMatchObject({ baseParts: 'f16', fits: true });
     expect(plan.estimate.total).toBeLessThanOrEqual(budgetBytes);
