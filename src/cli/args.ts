@@ -24,11 +24,12 @@ export function required(values: Record<string, unknown>, name: string, usage: s
   return v;
 }
 
-/** A numeric option: NaN or out of range → UsageError naming it. */
-export function numberOption(values: Record<string, unknown>, name: string, fallback: number, check: (n: number) => boolean = Number.isFinite): number {
+/** A numeric option: NaN or out of range → UsageError naming it (and saying what it must be, when `expected` is given). */
+export function numberOption(values: Record<string, unknown>, name: string, fallback: number, check: (n: number) => boolean = Number.isFinite, expected?: string): number {
   const v = values[name];
   if (v === undefined) return fallback;
   const n = Number(v);
+  if (expected !== undefined && (String(v).trim() === '' || !check(n))) throw new UsageError(`--${name} must be ${expected}, got ${String(v)}`);
   if (!check(n)) throw new UsageError(`--${name} got ${String(v)}, which is not valid`);
   return n;
 }

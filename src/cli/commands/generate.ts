@@ -1,7 +1,7 @@
 /** `qlora-lab generate`: continue a prompt with a decoder LLM, the text streamed to stdout as the tokens come. */
 import { SUPPORTED_DECODER_TYPES } from '../../model/decoder-config.ts';
 import { generateTokens, stopTokensOf } from '../../model/decoder-generate.ts';
-import { parseOptions, required } from '../args.ts';
+import { numberOption, parseOptions, required } from '../args.ts';
 import { modelKind, openDecoder } from '../decoder.ts';
 import { UsageError } from '../errors.ts';
 
@@ -24,15 +24,6 @@ const USAGE = `usage: qlora-lab generate --model <dir|hub-id> --prompt TEXT [opt
   --adapter <dir>                     PEFT causal-LM adapter folder; repeat to stack adapters in order
   Generation ends at the tokenizer's eos_token or config.json's eos_token_id, which is not printed.`;
 
-/** A numeric option checked by `valid`, else a UsageError saying what it must be. */
-function numeric(values: Record<string, unknown>, name: string, fallback: number, valid: (n: number) => boolean, expected: string): number {
-  const v = values[name];
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (String(v).trim() === '' || !valid(n)) throw new UsageError(`--${name} must be ${expected}, got ${String(v)}`);
-  return n;
-}
-
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
@@ -52,10 +43,10 @@ export async function run(args: string[]): Promise<void> {
   const model = required(values, 'model', USAGE);
   const prompt = values.prompt;
   if (typeof prompt !== 'string') throw new UsageError(`--prompt is required\n\n${USAGE}`);
-  const maxNewTokens = numeric(values, 'max-new-tokens', 128, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
-  const temperature = numeric(values, 'temperature', 0, (n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0 (0: greedy)');
-  const topP = numeric(values, 'top-p', 1, (n) => n > 0 && n <= 1, 'in (0, 1]');
-  const seed = numeric(values, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2³²)');
+  const maxNewTokens = numberOption(values, 'max-new-tokens', 128, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+  const temperature = numberOption(values, 'temperature', 0, (n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0 (0: greedy)');
+  const topP = numberOption(values, 'top-p', 1, (n) => n > 0 && n <= 1, 'in (0, 1]');
+  const seed = numberOption(values, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2³²)');
   if ((await modelKind(model)) !== 'decoder') {
     throw new UsageError(`generate needs a decoder LLM (config.json model_type ${SUPPORTED_DECODER_TYPES.join(', ')}); ${model} is not one (encoders such as BERT do not generate text)`);
   }
