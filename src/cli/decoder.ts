@@ -16,24 +16,24 @@ import { baseOption, readAdapterFiles } from './encoder.ts';
 import { UsageError } from './errors.ts';
 import { modelSource } from './model-source.ts';
 
-export type ModelKind = 'encoder' | 'decoder';
+export type ModelKind = 'encoder' | 'decoder' | 'unreadable';
 
 /**
  * Whether --model names a decoder LLM (config.json's model_type or architectures name a supported
- * decoder family) or anything else, which the encoder path reads and explains if it cannot (a
- * missing folder, an unreachable Hub).
+ * decoder family), anything else, or a model whose config.json cannot be read or parsed (a missing
+ * folder, an unreachable Hub): commands that take either kind go the encoder's way then, which
+ * explains the problem; decoder-only commands open it as a decoder, which explains it too.
  */
 export async function modelKind(arg: string): Promise<ModelKind> {
-  // Anything unreadable goes the encoder's way, which checks --out first and then explains the problem.
   const bytes = await modelSource(arg)
     .read('config.json')
     .catch(() => null);
-  if (!bytes) return 'encoder';
+  if (!bytes) return 'unreadable';
   let json: { model_type?: unknown; architectures?: unknown };
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    return 'encoder';
+    return 'unreadable';
   }
   const architectures = Array.isArray(json.architectures) ? json.architectures.filter((a): a is string => typeof a === 'string') : [];
   return decoderFamilyOf(json.model_type, architectures) ? 'decoder' : 'encoder';

@@ -1,12 +1,16 @@
 /** The CLI's model kind check and decoder opening, on the tiny decoder folder and the demo encoder. */
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { modelKind } from '../../src/cli/decoder.ts';
 import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { writeTinyDecoder } from '../helpers/tiny-decoder.ts';
+
+const run = promisify(execFile);
 
 describe('modelKind', () => {
   it('says decoder for a Llama folder and encoder for the demo BERT', async () => {
@@ -20,6 +24,17 @@ describe('modelKind', () => {
     expect(await modelKind(dir)).toBe('decoder');
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['Qwen2ForCausalLM'] }));
     expect(await modelKind(dir)).toBe('encoder');
+  });
+
+  it('says unreadable for a config.json that is not JSON, and generate reports an unreachable Hub as such', async () => {
+    const dir = tempDir('kind-');
+    writeFileSync(join(dir, 'config.json'), '{ not json');
+    expect(await modelKind(dir)).toBe('unreadable');
+    // Port 9 (discard) refuses at once: the Hub cannot be reached, which is what generate must say.
+    const env = { ...process.env, HF_ENDPOINT: 'http://127.0.0.1:9', QLORA_LAB_CACHE: tempDir('hub-cache-') };
+    const out = await run('node', ['bin/qlora-lab.js', 'generate', '--model', 'org/absent', '--prompt', 'hi'], { env }).catch((e: { stderr: string; code: number }) => e);
+    expect('code' in out && out.code).toBe(1);
+    expect(out.stderr).toContain('could not reach http://127.0.0.1:9 to look up org/absent@main');
   });
 });
 

@@ -47,7 +47,7 @@ export async function run(args: string[]): Promise<void> {
   const temperature = numberOption(values, 'temperature', 0, (n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0 (0: greedy)');
   const topP = numberOption(values, 'top-p', 1, (n) => n > 0 && n <= 1, 'in (0, 1]');
   const seed = numberOption(values, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2³²)');
-  if ((await modelKind(model)) !== 'decoder') {
+  if ((await modelKind(model)) === 'encoder') {
     throw new UsageError(`generate needs a decoder LLM (config.json model_type ${SUPPORTED_DECODER_TYPES.join(', ')}); ${model} is not one (encoders such as BERT do not generate text)`);
   }
 

@@ -67,7 +67,7 @@ export async function run(args: string[]): Promise<void> {
   const rows = await readStatementFile(required(values, 'statements', USAGE));
   const batchSize = numberOption(values, 'batch-size', 16, (n) => Number.isInteger(n) && n > 0);
   const bootstrap = { resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0), seed: numberOption(values, 'seed', 0, Number.isInteger) };
-  if ((await modelKind(model)) !== 'decoder') throw new UsageError(`--model ${model} is not a decoder LLM (config.json names no Llama-family architecture); statements are scored by a decoder's answer log-probabilities`);
+  if ((await modelKind(model)) === 'encoder') throw new UsageError(`--model ${model} is not a decoder LLM (config.json names no Llama-family architecture); statements are scored by a decoder's answer log-probabilities`);
 
   const cli = await openDecoder(values, (values.adapter as string[] | undefined) ?? []);
   let scores: Awaited<ReturnType<typeof scoreStatements>>;
