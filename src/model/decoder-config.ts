@@ -67,7 +67,6 @@ export interface DecoderConfig {
   slidingWindow: number | null;
   bosTokenId: number | null;
   eosTokenIds: number[];
-  padTokenId: number | null;
   quantization: Bnb4bitQuantization | null;
   /** The config.json object as read, for writing it back (merged-model export). */
   raw: Record<string, unknown>;
@@ -241,7 +240,8 @@ export function parseDecoderConfig(json: unknown): DecoderConfig {
     slidingWindow,
     bosTokenId: tokenId(raw.bos_token_id, 'bos_token_id', vocabSize),
     eosTokenIds: tokenIds(raw.eos_token_id, 'eos_token_id', vocabSize),
-    padTokenId: tokenId(raw.pad_token_id, 'pad_token_id', vocabSize),
+    // pad_token_id is not read: padding uses the tokenizer's pad token and is masked out, and some
+    // published configs name an id past vocab_size there.
     quantization: readQuantization(raw),
     raw,
   };

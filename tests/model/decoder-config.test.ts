@@ -44,9 +44,13 @@ describe('parseDecoderConfig', () => {
       maxSequenceLength: 256,
       bosTokenId: 1,
       eosTokenIds: [2, 3],
-      padTokenId: null,
       quantization: null,
     });
+  });
+
+  it('accepts a pad_token_id past vocab_size (padding uses the tokenizer and is masked), but not such an eos_token_id', () => {
+    expect(() => parseDecoderConfig({ ...base, model_type: 'llama', pad_token_id: base.vocab_size })).not.toThrow();
+    expect(() => parseDecoderConfig({ ...base, model_type: 'llama', eos_token_id: base.vocab_size })).toThrow(/eos_token_id/);
   });
 
   it('reads the older "type" key and newer rope_parameters alike', () => {
