@@ -190,8 +190,8 @@ export function checkDecoderFit(
   const raw = (typeof configJson === 'object' && configJson !== null ? configJson : {}) as Record<string, unknown>;
   const architectures = Array.isArray(raw.architectures) ? (raw.architectures as string[]) : [];
   if (!decoderFamilyOf(raw.model_type, architectures)) {
-    const declared = raw.model_type === undefined ? `architectures ${architectures.join(', ') || 'none'}` : `model_type ${JSON.stringify(raw.model_type)}`;
-    throw new Error(`${repoId} is a ${declared} model, not a decoder qlora-lab trains (supported: ${SUPPORTED_DECODER_TYPES.join(', ')})`);
+    const declared = raw.model_type === undefined ? `no model_type (architectures ${architectures.join(', ') || 'none'})` : `model_type ${JSON.stringify(raw.model_type)}`;
+    throw new Error(`${repoId} has ${declared}: qlora-lab trains decoders of model_type ${SUPPORTED_DECODER_TYPES.join(', ')} (and BERT-family encoders)`);
   }
   const config = parseDecoderConfig(configJson);
   const toLoad = decoderFilesToLoad(new Set(files.keys()));
@@ -202,7 +202,8 @@ export function checkDecoderFit(
   const shape = { sequences: settings.sequences, seq: Math.min(settings.seq, config.maxSequenceLength) };
   const { plan, bufferProblems, fits } = planFor(config, settings, device);
   problems.push(...bufferProblems);
-  if (!plan.fits) {
+  // A plan that fits the budget may still not fit (a buffer over the device's binding): bufferLimitProblems says so.
+  if (plan.estimate.total > device.budgetBytes) {
     problems.push(
       `Training ${shape.sequences} sequences of ${shape.seq} tokens per step needs about ${formatBytes(plan.estimate.total)} of GPU memory even with the smallest layout, more than the ${formatBytes(device.budgetBytes)} budget.`,
     );
