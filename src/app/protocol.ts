@@ -4,6 +4,7 @@
  */
 import type { AdapterDescription } from '../engine/engine.ts';
 import type { BeforeAfterResult } from '../eval/before-after.ts';
+import type { DecoderFit } from '../model/decoder-fit.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import type { MemoryEstimate, MemoryPlan } from '../model/memory.ts';
 import type { SentenceSettings, SettingOrigins } from '../model/sentence-config.ts';
@@ -44,6 +45,13 @@ export interface ModelPreview {
   toDownload: number | null;
   /** The commit a Hub revision resolves to now. */
   commit?: string;
+}
+
+/** A Hub decoder checked before download (session.checkDecoder): its files, plan and fit, at the commit looked up. */
+export interface DecoderCheck extends DecoderFit {
+  commit: string;
+  /** Bytes of its files not in this browser's cache yet. */
+  toDownload: number;
 }
 
 export interface MemoryCheck {

@@ -21,6 +21,8 @@ import { checkAdapter } from '../model/adapter-check.ts';
 import { adapterFolder } from '../model/adapter-settings.ts';
 import { BertEncoder } from '../model/bert.ts';
 import { type ModelFiles, filesToLoad, loadModelFiles } from '../model/checkpoint.ts';
+import { APP_DECODER_TRAINING, checkDecoderFit } from '../model/decoder-fit.ts';
+import { familyOf } from '../model/families.ts';
 import type { ModelFileSource } from '../model/file-source.ts';
 import type { HubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
@@ -52,7 +54,7 @@ import {
 } from '../train/run-store.ts';
 import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
-import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunHistory, RunState, SessionListener, TrainOptions, TsneMap } from './protocol.ts';
+import type { DecoderCheck, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunHistory, RunState, SessionListener, TrainOptions, TsneMap } from './protocol.ts';
 import { zip } from './zip.ts';
 
 /** How many times in a row a lost device is recovered from before the run is stopped. */
@@ -133,6 +135,31 @@ export class LabSession {
     const source = modelRefSource(ref, undefined, self.location.href) as HubSource;
     const { commit, files } = await source.resolve();
     return { ...(await source.sizeOf(filesToLoad(new Set(files.keys())))), commit };
+  }
+
+  /**
+   * Whether the Hub repository `ref` is a decoder this device can train with `shape` (sequences per
+   * step × tokens) under the budget, before any weight is downloaded: only its file list and
+   * config.json are fetched. Null for an encoder (previewModel tells its download); a model of any
+   * other family is refused with a message naming it.
+   */
+  async checkDecoder(ref: ModelRef, budgetBytes: number, shape: { sequences: number; seq: number }): Promise<DecoderCheck | null> {
+    if (ref.kind !== 'hub') throw new Error('only a Hugging Face Hub repository is checked before download');
+    const { limits } = this.requireEngine();
+    const source = modelRefSource(ref, undefined, self.location.href) as HubSource;
+    const { commit, files } = await source.resolve();
+    const bytes = await source.read('config.json');
+    if (!bytes) throw new Error(`${ref.id}@${ref.revision} has no config.json, so it is not a Hugging Face model repository`);
+    let json: { model_type?: unknown; architectures?: unknown };
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      throw new Error(`${ref.id}@${ref.revision}/config.json is not valid JSON (${(e as Error).message})`);
+    }
+    if (familyOf(json?.model_type, Array.isArray(json?.architectures) ? json.architectures : [])) return null;
+    const device = { budgetBytes, maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize };
+    const fit = checkDecoderFit(ref.id, json, files, device, { ...APP_DECODER_TRAINING, ...shape });
+    return { ...fit, commit, toDownload: (await source.sizeOf(fit.files)).toDownload };
   }
 
   /**

@@ -18,7 +18,7 @@ export interface DecoderModelFiles {
 }
 
 /** Tokenizer files a decoder folder carries besides tokenizer.json; copied when present. */
-const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+export const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
 
 export async function openDecoderModel(source: ModelFileSource): Promise<DecoderModelFiles> {
   const where = source.revision ? `${source.id}@${source.revision}` : source.id;

@@ -13,7 +13,7 @@ import type { PeftAdapterFiles } from '../model/peft-files.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { APP_MEMORY_BUDGET_GIB } from '../train/defaults.ts';
 import { type BuildRecipe, type DataRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, newRunId, withSentenceSettings } from '../train/run-config.ts';
-import type { Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
+import type { DecoderCheck, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
 import type { StepReport } from '../train/trainer.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
@@ -171,6 +171,14 @@ export class Lab {
       this.modelPhase = previous ? 'ready' : 'error';
       return false;
     }
+  }
+
+  /**
+   * A Hub decoder's download size, memory plan and fit on this GPU for the run's batch at `seq`
+   * tokens under the memory budget, before anything is downloaded; null for an encoder.
+   */
+  async checkDecoder(ref: Extract<ModelRef, { kind: 'hub' }>, seq: number): Promise<DecoderCheck | null> {
+    return this.requireSession().checkDecoder({ ...ref }, this.memoryBudgetGiB * 2 ** 30, { sequences: this.config.train.batchSize, seq });
   }
 
   /** Stack a PEFT adapter (adapter_config.json + adapter_model.safetensors) frozen under the new one. */
