@@ -17,7 +17,7 @@ import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
-import { type LabelledStatement, readStatementFile } from '../statement-file.ts';
+import { readStatementFile } from '../statement-file.ts';
 
 export const summary = 'before/after metrics of adapters on labelled pairs (separation, AUROC, probe, retrieval...); decoders: also statement accuracy';
 
