@@ -171,5 +171,5 @@ describe('qlora-lab eval with a decoder', () => {
       stderr: expect.stringContaining(`--statements applies to a decoder LLM --model only (statements are scored by a decoder's answer log-probabilities); ${encoder} is not one`),
     });
     expect(existsSync(out)).toBe(false);
-  });
+  }, 300_000); // six CLI processes, none past its checks
 });
