@@ -3,7 +3,7 @@
  * read here (--pooling mean|last, --normalize, --max-length), the prompt ones are refused (a decoder
  * embeds the text as it is); --adapter folders are PEFT causal-LM adapters, stacked in order.
  */
-import { DECODER_POOLINGS, type DecoderPooling, embedDecoderTexts } from '../model/decoder-embed.ts';
+import { DECODER_POOLINGS, type DecoderEmbedOptions, type DecoderPooling, embedDecoderTexts } from '../model/decoder-embed.ts';
 import { numberOption } from './args.ts';
 import { openDecoder } from './decoder.ts';
 import { UsageError } from './errors.ts';
@@ -20,23 +20,32 @@ function decoderPooling(value: unknown): DecoderPooling {
   return value as DecoderPooling;
 }
 
-/** The texts' embeddings from the decoder --model names; `batchSize` texts per pass, `onLoaded` once the model is. */
-export async function embedWithDecoderCli(values: Record<string, unknown>, texts: string[], batchSize: number, onLoaded: () => void): Promise<Float32Array[]> {
+/** How a decoder embeds (pooling, normalisation, tokens per text) from the encoder options that apply to one; the prompt ones are refused. */
+export function decoderEmbedOptions(values: Record<string, unknown>): DecoderEmbedOptions & { maxLength?: number } {
   for (const name of ['prompt-query', 'prompt-passage', 'role']) {
     if (values[name] !== undefined) throw new UsageError(`--${name} does not apply to a decoder model: a decoder embeds each text as it is, without prompts`);
   }
   if (values.normalize && values['no-normalize']) throw new UsageError('--normalize and --no-normalize contradict each other');
   const pooling = decoderPooling(values.pooling);
   const maxLength = values['max-length'] === undefined ? undefined : numberOption(values, 'max-length', 0, (n) => Number.isInteger(n) && n > 1);
+  return { pooling, normalize: values.normalize === true, maxLength };
+}
+
+/** The line saying how a decoder embeds, printed before it does. */
+export function describeDecoderEmbedding(options: DecoderEmbedOptions): string {
+  return `decoder embeddings: ${options.pooling} pooling of the last hidden states${options.normalize ? ', L2-normalised' : ''}`;
+}
+
+/** The texts' embeddings from the decoder --model names; `batchSize` texts per pass, `onLoaded` once the model is. */
+export async function embedWithDecoderCli(values: Record<string, unknown>, texts: string[], batchSize: number, onLoaded: () => void): Promise<Float32Array[]> {
+  const options = decoderEmbedOptions(values);
   const cli = await openDecoder(values, (values.adapter as string[] | undefined) ?? []);
   onLoaded();
-  process.stderr.write(`decoder embeddings: ${pooling} pooling of the last hidden states${values.normalize ? ', L2-normalised' : ''}\n`);
+  process.stderr.write(`${describeDecoderEmbedding(options)}\n`);
   try {
     return await embedDecoderTexts(cli.model, cli.files.tokenizer, texts, {
-      pooling,
-      normalize: values.normalize === true,
+      ...options,
       batchSize,
-      maxLength,
       onProgress: (done) => process.stderr.write(`\rembedded ${done}/${texts.length}`),
     });
   } finally {

@@ -73,13 +73,18 @@ export interface BeforeAfterResult {
 /** A model's embeddings, looked up by text and role (unit-length float64). */
 type Vectors = (text: string, role: TextRole) => Float64Array;
 
-type Unit = 'pair' | 'text' | 'query';
-const PLURAL: Record<Unit, string> = { pair: 'pairs', text: 'texts', query: 'queries' };
+/** What a metric's units are, for its small-sample warning. */
+export type Unit = 'pair' | 'text' | 'query' | 'statement';
+const PLURAL: Record<Unit, string> = { pair: 'pairs', text: 'texts', query: 'queries', statement: 'statements' };
 
-interface MetricSpec {
+/** A metric and the units it is computed over. */
+export interface MeasuredOver {
   key: MetricKey;
   unit: Unit;
   sample: Sample;
+}
+
+interface MetricSpec extends MeasuredOver {
   statistic: (vectors: Vectors) => Statistic;
 }
 
@@ -321,6 +326,26 @@ function smallSampleWarning(sizes: number[], unit: Unit): string | undefined {
   return `only ${where}: ${meaning}`;
 }
 
+/**
+ * One metric before and after: `before` and `after` on the same bootstrap resamples of `sample`
+ * (paired), their change, and the small-sample warning. Also what measures other than embeddings
+ * (a decoder's statement margins) report through, so every figure of an evaluation reads the same.
+ */
+export function compareMetric(metric: MeasuredOver, before: Statistic, after: Statistic, options: BootstrapOptions = {}): MetricComparison {
+  const { key, sample } = metric;
+  const intervals = bootstrapTogether(sample, [before, after, (idx) => after(idx) - before(idx)], options);
+  const sizes = classSizes(sample);
+  // One unit a class: every resample is the sample, so the "interval" would be the value itself.
+  const [b, a, change] = sizes.every((size) => size <= 1) ? intervals.map((i) => ({ value: i.value, low: NaN, high: NaN })) : intervals;
+  const warning = smallSampleWarning(sizes, metric.unit);
+  return { key, n: sample.units, base: b, adapted: a, change, ...(warning ? { warning } : {}) };
+}
+
+/** A result from compared metrics and pair cosines, with the bootstrap settings they were taken with. */
+export function beforeAfterResult(metrics: MetricComparison[], pairCosines: PairCosine[], options: BootstrapOptions = {}): BeforeAfterResult {
+  return { metrics, pairCosines, resamples: options.resamples ?? 1000, level: options.level ?? 0.95, seed: options.seed ?? 0 };
+}
+
 export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, evalSet: EvalSet, options: BeforeAfterOptions = {}): Promise<BeforeAfterResult> {
   const specs = metricSpecs(evalSet, options);
   const texts = evalTexts(evalSet);
@@ -330,16 +355,7 @@ export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, eva
   const progress = (count: number) => options.onProgress?.((done += count), 2 * texts.length);
   const baseVectors = await embedAll(base, texts, batchSize, progress);
   const adaptedVectors = await embedAll(adapted, texts, batchSize, progress);
-  const metrics = specs.map((spec) => {
-    const before = spec.statistic(baseVectors);
-    const after = spec.statistic(adaptedVectors);
-    const intervals = bootstrapTogether(spec.sample, [before, after, (idx) => after(idx) - before(idx)], options);
-    const sizes = classSizes(spec.sample);
-    // One unit a class: every resample is the sample, so the "interval" would be the value itself.
-    const [b, a, change] = sizes.every((size) => size <= 1) ? intervals.map((i) => ({ value: i.value, low: NaN, high: NaN })) : intervals;
-    const warning = smallSampleWarning(sizes, spec.unit);
-    return { key: spec.key, n: spec.sample.units, base: b, adapted: a, change, ...(warning ? { warning } : {}) };
-  });
+  const metrics = specs.map((spec) => compareMetric(spec, spec.statistic(baseVectors), spec.statistic(adaptedVectors), options));
   const pairCosines: PairCosine[] = [];
   for (const [model, vectors] of [['base', baseVectors], ['adapted', adaptedVectors]] as const) {
     const pairs = evalSet.pairs ?? [];
@@ -349,5 +365,5 @@ export async function evaluateBeforeAfter(base: Embedder, adapted: Embedder, eva
       pairCosines.push({ model, set: 'gene–disease', group: associations[i].associated ? 'associated' : 'not associated', cosine }),
     );
   }
-  return { metrics, pairCosines, resamples: options.resamples ?? 1000, level: options.level ?? 0.95, seed: options.seed ?? 0 };
+  return beforeAfterResult(metrics, pairCosines, options);
 }

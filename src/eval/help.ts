@@ -144,6 +144,18 @@ export const METRIC_HELP = {
     explanation: 'Mean reciprocal rank: 1 when a relevant item always comes first; ties with non-relevant items count against the query.',
     resampled: 'queries',
   },
+  zero_shot_accuracy: {
+    name: 'Zero-shot statement accuracy',
+    formula: '(1/n) Σ_i [(log p(true answer) − log p(false answer) > 0) = label_i]',
+    explanation: 'Decoder LLMs: the share of labelled statements where the model gives the right answer more probability after a question about the statement (the CTD study’s measure; a tie counts as answering false).',
+    resampled: 'statements, within true and false',
+  },
+  zero_shot_auroc: {
+    name: 'Zero-shot statement AUROC',
+    formula: 'P(margin(true statement) > margin(false statement)) + ½ P(equal), margin = log p(true answer) − log p(false answer)',
+    explanation: 'Decoder LLMs: how well the answer margin ranks true statements above false ones, whatever the model’s bias towards one answer. 0.5 = chance.',
+    resampled: 'statements, within true and false',
+  },
 } as const satisfies Record<string, MetricHelp>;
 
 export type MetricKey = keyof typeof METRIC_HELP;

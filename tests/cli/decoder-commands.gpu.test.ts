@@ -4,17 +4,14 @@
  * are refused by name.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/data/rng.ts';
 import { type DecoderPooling, embedDecoderTexts } from '../../src/model/decoder-embed.ts';
 import { generateTokens, stopTokensOf } from '../../src/model/decoder-generate.ts';
 import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
-import { initDecoderLora } from '../../src/model/decoder-lora-layout.ts';
-import { writeDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
-import { type PeftAdapter, loraConfigOf } from '../../src/model/peft-files.ts';
+import { loraConfigOf } from '../../src/model/peft-files.ts';
 import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { DecoderModel } from '../../src/model/decoder.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
@@ -23,7 +20,7 @@ import { scoreStatements } from '../../src/model/statement-score.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { expectClose } from '../helpers/numeric.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { writeTinyDecoder } from '../helpers/tiny-decoder.ts';
+import { writeTinyDecoder, writeTinyDecoderAdapter } from '../helpers/tiny-decoder.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'qlora-lab.js');
@@ -113,17 +110,8 @@ describe('decoder commands with --adapter', () => {
     const model = writeTinyDecoder(dir, { seed: 3 });
     const tiny = await openTiny(model);
     const { config } = tiny.files;
-    // PEFT's init leaves B zero, which would change nothing: B is made large enough to move every output.
-    const init = initDecoderLora(config, 4, ['q_proj', 'v_proj', 'down_proj'], 7);
-    const rng = new Rng(11);
-    for (const [name, t] of init.tensors) if (name.endsWith('lora_B')) t.data.forEach((_, i) => (t.data[i] = rng.normal() * 0.5));
-    const adapter: PeftAdapter = {
-      config: { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: init.targetModules, useRslora: false, baseModelNameOrPath: 'tiny' },
-      tensors: init.tensors,
-    };
     const adapterDir = join(dir, 'adapter');
-    mkdirSync(adapterDir);
-    for (const [name, bytes] of Object.entries(writeDecoderPeftAdapter(adapter, config))) writeFileSync(join(adapterDir, name), bytes);
+    const adapter = writeTinyDecoderAdapter(adapterDir, config);
 
     const input = join(dir, 'texts.txt');
     writeFileSync(input, `${TEXTS.join('\n')}\n`);

@@ -1,6 +1,6 @@
 /** Zero-shot statement accuracy and AUROC from margins, with stratified bootstrap intervals. */
 import { describe, expect, it } from 'vitest';
-import { statementMetrics, zeroShotAccuracy } from '../../src/eval/statement-accuracy.ts';
+import { statementComparisons, statementMetrics, zeroShotAccuracy } from '../../src/eval/statement-accuracy.ts';
 
 describe('statement metrics', () => {
   const margins = [2, -1, 0.5, -3, 0, 1];
@@ -25,8 +25,23 @@ describe('statement metrics', () => {
     }
   });
 
+  it('compares base and adapted margins on the resamples statementMetrics draws for each alone', () => {
+    const adapted = [3, -2, -0.5, 1, -1, 2]; // every statement right
+    const options = { resamples: 200, seed: 3 };
+    const [accuracy, area] = statementComparisons(margins, adapted, labels, options);
+    const base = statementMetrics(margins, labels, options);
+    const after = statementMetrics(adapted, labels, options);
+    expect(accuracy).toMatchObject({ key: 'zero_shot_accuracy', n: 6, base: base.accuracy, adapted: after.accuracy });
+    expect(area).toMatchObject({ key: 'zero_shot_auroc', n: 6, base: base.auroc, adapted: after.auroc });
+    expect(accuracy.adapted.value).toBe(1);
+    expect(accuracy.change.value).toBeCloseTo(1 - 4 / 6, 12);
+    expect(area.change.value).toBeCloseTo(1 - 6 / 9, 12);
+    expect(accuracy.warning).toBe('only 3 statements in the smallest class, fewer than 10 a class: the value is unstable and the interval narrower than the real uncertainty');
+  });
+
   it('refuses mismatched or non-finite input', () => {
     expect(() => statementMetrics([1, 2], [true], {})).toThrow('2 margins for 1 labels');
     expect(() => statementMetrics([1, NaN], [true, false], {})).toThrow('statement 2 has a non-finite margin NaN');
+    expect(() => statementComparisons([1, 2], [1, Infinity], [true, false])).toThrow('statement 2 has a non-finite adapted margin Infinity');
   });
 });

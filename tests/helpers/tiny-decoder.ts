@@ -3,10 +3,13 @@
  * (N(0, 0.02²), norms 1) in model.safetensors, and the tiny byte-level tokenizer with Llama 3's
  * template and chat template. Made here because tests cannot download a real model.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../../src/data/rng.ts';
-import { parseDecoderConfig } from '../../src/model/decoder-config.ts';
+import { type DecoderConfig, parseDecoderConfig } from '../../src/model/decoder-config.ts';
+import { initDecoderLora } from '../../src/model/decoder-lora-layout.ts';
+import { writeDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
+import type { PeftAdapter } from '../../src/model/peft-files.ts';
 import { decoderGlobalShapes, decoderLayerShapes } from '../../src/model/decoder-weights.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
 import type { HostTensor } from '../../src/model/state-dict.ts';
@@ -60,4 +63,22 @@ export function writeTinyDecoder(dir: string, options: TinyDecoderOptions = {}):
   writeFileSync(join(dir, 'tokenizer.json'), tokenizer.tokenizerJson);
   writeFileSync(join(dir, 'tokenizer_config.json'), tokenizer.tokenizerConfig());
   return dir;
+}
+
+/**
+ * A PEFT adapter folder `dir` (created) for a decoder of `config`: r 4 on q, v and down projections,
+ * with B drawn large enough (PEFT's init leaves it zero, which would change nothing) to move every
+ * output. Returns the adapter as written.
+ */
+export function writeTinyDecoderAdapter(dir: string, config: DecoderConfig, seed = 11): PeftAdapter {
+  const init = initDecoderLora(config, 4, ['q_proj', 'v_proj', 'down_proj'], 7);
+  const rng = new Rng(seed);
+  for (const [name, t] of init.tensors) if (name.endsWith('lora_B')) t.data.forEach((_, i) => (t.data[i] = rng.normal() * 0.5));
+  const adapter: PeftAdapter = {
+    config: { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: init.targetModules, useRslora: false, baseModelNameOrPath: 'tiny' },
+    tensors: init.tensors,
+  };
+  mkdirSync(dir);
+  for (const [name, bytes] of Object.entries(writeDecoderPeftAdapter(adapter, config))) writeFileSync(join(dir, name), bytes);
+  return adapter;
 }

@@ -1,15 +1,25 @@
-/** `qlora-lab eval`: before/after metrics (base vs base + adapters) on labelled pairs, with bootstrap intervals. */
-import { evaluateBeforeAfter } from '../../eval/before-after.ts';
+/**
+ * `qlora-lab eval`: before/after metrics (base vs base + adapters) on labelled pairs, with bootstrap
+ * intervals; for a decoder LLM the pairs are embedded by the decoder, and labelled statements add
+ * its zero-shot accuracy before and after, as `score` measures it.
+ */
+import { type BeforeAfterResult, beforeAfterResult, evaluateBeforeAfter } from '../../eval/before-after.ts';
 import { evalPairsFromRows, retrievalFromPairs } from '../../eval/eval-set.ts';
 import { formatBeforeAfterTable } from '../../eval/format.ts';
-import type { Embedder } from '../../eval/types.ts';
+import { statementComparisons } from '../../eval/statement-accuracy.ts';
+import type { EvalPair, Embedder } from '../../eval/types.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
+import { modelKind } from '../decoder.ts';
+import { DECODER_EMBED_USAGE } from '../decoder-embed.ts';
+import { openDecoderEval } from '../decoder-eval.ts';
+import { STATEMENT_FILE_USAGE, STATEMENT_PROMPT_OPTIONS, STATEMENT_PROMPT_USAGE } from '../decoder-statements.ts';
 import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
+import { readStatementFile } from '../statement-file.ts';
 
-export const summary = 'before/after metrics of adapters on labelled pairs (separation, AUROC, probe, retrieval...)';
+export const summary = 'before/after metrics of adapters on labelled pairs (separation, AUROC, probe, retrieval...); decoders: also statement accuracy';
 
 const USAGE = `usage: qlora-lab eval --model <dir|hub-id> --adapter <dir> --pairs pairs.csv --out report.json [options]
 ${ENCODER_USAGE}
@@ -18,34 +28,98 @@ ${ENCODER_USAGE}
                     category column naming similar / different / negation
   --resamples N     bootstrap resamples for the 95% intervals (default 1000)
   --seed N          bootstrap and split seed (default 0)
-${PAIR_USAGE}`;
+${PAIR_USAGE}
+${DECODER_EMBED_USAGE}
+  A decoder takes --pairs, --statements or both; statements add its zero-shot accuracy and the AUROC
+  of its answer margin before and after, as qlora-lab score measures them:
+${STATEMENT_FILE_USAGE}
+${STATEMENT_PROMPT_USAGE}`;
+
+/** Options that only a decoder's statements use: refused for an encoder, and without --statements. */
+const STATEMENT_ONLY = ['statements', 'template', 'chat', 'answer-true', 'answer-false'] as const;
+/** Options of the pairs and their embeddings: refused for a decoder evaluated on statements alone. */
+const EMBEDDING_ONLY = ['pooling', 'normalize', 'no-normalize', 'max-length', 'prompt-query', 'prompt-passage', 'labels', 'score-scale'] as const;
+
+/** What eval measures a model by: its embeddings, and a decoder's statement scores. */
+interface EvalModel {
+  embedWith(adapted: boolean): Embedder;
+  scoreWith?(adapted: boolean): Promise<{ margin: number }[]>;
+  details: Record<string, unknown>;
+  destroy(): void;
+}
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, adapter: { type: 'string', multiple: true }, pairs: { type: 'string' }, out: { type: 'string' }, resamples: { type: 'string' }, seed: { type: 'string' } },
+    { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, ...STATEMENT_PROMPT_OPTIONS, adapter: { type: 'string', multiple: true }, pairs: { type: 'string' }, statements: { type: 'string' }, out: { type: 'string' }, resamples: { type: 'string' }, seed: { type: 'string' } },
     USAGE,
   );
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'file');
-  const data = await readPairFile(required(values, 'pairs', USAGE), pairOptionsOf(values));
+  // Without --model the encoder path says it is required, after the output and pairs are checked.
+  const decoder = typeof values.model === 'string' && values.model !== '' && (await modelKind(values.model)) === 'decoder';
+  checkApplicable(values, decoder);
+  const pairs = values.pairs === undefined && decoder ? undefined : await readEvalPairs(required(values, 'pairs', USAGE), values);
+  const statements = values.statements === undefined ? undefined : await readStatementFile(values.statements);
+  const bootstrap = { resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0), seed: numberOption(values, 'seed', 0, Number.isInteger) };
+
+  const model: EvalModel = decoder ? await openDecoderEval(values, pairs !== undefined, statements) : await openEncoderEval(values);
+  let result: BeforeAfterResult;
+  let scored: Record<string, unknown> = {};
+  try {
+    result = pairs ? await evaluatePairs(model, pairs, bootstrap) : beforeAfterResult([], [], bootstrap);
+    if (statements && model.scoreWith) {
+      const base = await model.scoreWith(false);
+      const adapted = await model.scoreWith(true);
+      const labels = statements.map((s) => s.label);
+      result.metrics.push(...statementComparisons(base.map((s) => s.margin), adapted.map((s) => s.margin), labels, bootstrap));
+      scored = { statements: statements.map((s, i) => ({ ...s, base: base[i], adapted: adapted[i] })) };
+    }
+  } finally {
+    model.destroy();
+  }
+  console.log(formatBeforeAfterTable(result));
+  await writeOutputFile(out, `${JSON.stringify({ ...result, ...model.details, ...scored }, null, 2)}\n`);
+}
+
+/** Refuse the options that mean nothing for this model and these inputs, naming why. */
+function checkApplicable(values: Record<string, unknown>, decoder: boolean): void {
+  const given = (names: readonly string[]) => names.find((name) => values[name] !== undefined && values[name] !== false);
+  if (!decoder) {
+    const name = given(STATEMENT_ONLY);
+    if (name) throw new UsageError(`--${name} applies to a decoder LLM --model only (statements are scored by a decoder's answer log-probabilities); ${String(values.model)} is not one`);
+    return;
+  }
+  if (values.pairs === undefined && values.statements === undefined) throw new UsageError(`--pairs or --statements is required for a decoder LLM\n\n${USAGE}`);
+  const statementOption = values.statements === undefined && given(STATEMENT_ONLY);
+  if (statementOption) throw new UsageError(`--${statementOption} applies to --statements, which is not given`);
+  const embeddingOption = values.pairs === undefined && given(EMBEDDING_ONLY);
+  if (embeddingOption) throw new UsageError(`--${embeddingOption} applies to --pairs (read and embedded), which is not given`);
+}
+
+async function readEvalPairs(path: string, values: Record<string, unknown>): Promise<EvalPair[]> {
+  const data = await readPairFile(path, pairOptionsOf(values));
   if (data.layout !== 'labelled') throw new UsageError('--pairs must be labelled pairs (text_a, text_b, label[, category]), not (anchor, positive) rows');
-  const pairs = evalPairsFromRows(data.examples.map((e) => ({ textA: e.textA, textB: e.textB, label: e.label, group: e.group })));
-  const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
-  const { adapters } = cli;
-  const embedWith =
-    (useAdapters: boolean): Embedder =>
-    async (texts, role) => {
-      cli.bert.adapters = useAdapters ? adapters : [];
-      return cli.encoder.embed(texts, { prompt: cli.encoder.prompt(role) });
-    };
-  const result = await evaluateBeforeAfter(embedWith(false), embedWith(true), { pairs, retrieval: retrievalFromPairs(pairs) }, {
-    resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0),
-    seed: numberOption(values, 'seed', 0, Number.isInteger),
+  return evalPairsFromRows(data.examples.map((e) => ({ textA: e.textA, textB: e.textB, label: e.label, group: e.group })));
+}
+
+async function evaluatePairs(model: EvalModel, pairs: EvalPair[], bootstrap: { resamples: number; seed: number }): Promise<BeforeAfterResult> {
+  const result = await evaluateBeforeAfter(model.embedWith(false), model.embedWith(true), { pairs, retrieval: retrievalFromPairs(pairs) }, {
+    ...bootstrap,
     onProgress: (done, total) => process.stderr.write(`\rembedded ${done}/${total}`),
   });
   process.stderr.write('\n');
-  console.log(formatBeforeAfterTable(result));
-  await writeOutputFile(out, `${JSON.stringify(result, null, 2)}\n`);
-  cli.engine.destroy();
+  return result;
+}
+
+async function openEncoderEval(values: Record<string, unknown>): Promise<EvalModel> {
+  const cli = await openEncoder(values, (values.adapter as string[] | undefined) ?? []);
+  return {
+    embedWith: (adapted) => async (texts, role) => {
+      cli.bert.adapters = adapted ? cli.adapters : [];
+      return cli.encoder.embed(texts, { prompt: cli.encoder.prompt(role) });
+    },
+    details: {},
+    destroy: () => cli.engine.destroy(),
+  };
 }

@@ -5,10 +5,10 @@
  */
 import { formatInterval } from '../../eval/format.ts';
 import { statementMetrics } from '../../eval/statement-accuracy.ts';
-import { type StatementPrompt, STATEMENT_PLACEHOLDER, checkStatementPrompt, defaultAnswers, defaultStatementPrompt, encodeStatement } from '../../model/statement-prompt.ts';
-import { scoreStatements } from '../../model/statement-score.ts';
+import type { StatementScore } from '../../model/statement-score.ts';
 import { numberOption, parseOptions, required } from '../args.ts';
 import { modelKind, openDecoder } from '../decoder.ts';
+import { DEFAULT_STATEMENT_BATCH, STATEMENT_FILE_USAGE, STATEMENT_PROMPT_OPTIONS, STATEMENT_PROMPT_USAGE, scoreStatementRows, statementPromptOf } from '../decoder-statements.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { readStatementFile } from '../statement-file.ts';
@@ -18,14 +18,9 @@ export const summary = 'zero-shot accuracy of a decoder LLM on true/false statem
 const USAGE = `usage: qlora-lab score --model <dir|hub-id> --statements FILE --out report.json [options]
   --model <dir|org/name[@revision]>  decoder LLM folder or Hugging Face repo id (required)
   --base nf4|f32                      frozen base precision (default nf4)
-  --statements FILE                   one statement per line: the statement, a tab, its label
-                                      (true/false, yes/no or 1/0); a "statement<TAB>label" header is skipped
-  --template TEXT                     the question, with ${STATEMENT_PLACEHOLDER} where the statement goes
-                                      (default ${JSON.stringify(defaultStatementPrompt().template)})
-  --chat                              put the question through the model's chat template
-  --answer-true TEXT, --answer-false TEXT
-                                      the answers compared (default " True" / " False", "True" / "False" with --chat)
-  --batch-size N                      statements per GPU batch (default 16)
+${STATEMENT_FILE_USAGE}
+${STATEMENT_PROMPT_USAGE}
+  --batch-size N                      statements per GPU batch (default ${DEFAULT_STATEMENT_BATCH})
   --resamples N                       bootstrap resamples for the 95% intervals (default 1000)
   --seed N                            bootstrap seed (default 0)
   --adapter <dir>                     PEFT causal-LM adapter folder; repeat to stack adapters in order`;
@@ -38,10 +33,7 @@ export async function run(args: string[]): Promise<void> {
       base: { type: 'string', default: 'nf4' },
       statements: { type: 'string' },
       out: { type: 'string' },
-      template: { type: 'string' },
-      chat: { type: 'boolean', default: false },
-      'answer-true': { type: 'string' },
-      'answer-false': { type: 'string' },
+      ...STATEMENT_PROMPT_OPTIONS,
       'batch-size': { type: 'string' },
       resamples: { type: 'string' },
       seed: { type: 'string' },
@@ -52,31 +44,16 @@ export async function run(args: string[]): Promise<void> {
   const model = required(values, 'model', USAGE);
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'file');
-  const chat = values.chat === true;
-  const answers = defaultAnswers(chat);
-  const prompt: StatementPrompt = {
-    template: values.template ?? defaultStatementPrompt(chat).template,
-    chat,
-    answers: { true: values['answer-true'] ?? answers.true, false: values['answer-false'] ?? answers.false },
-  };
-  try {
-    checkStatementPrompt(prompt);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const prompt = statementPromptOf(values);
   const rows = await readStatementFile(required(values, 'statements', USAGE));
-  const batchSize = numberOption(values, 'batch-size', 16, (n) => Number.isInteger(n) && n > 0);
+  const batchSize = numberOption(values, 'batch-size', DEFAULT_STATEMENT_BATCH, (n) => Number.isInteger(n) && n > 0);
   const bootstrap = { resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0), seed: numberOption(values, 'seed', 0, Number.isInteger) };
   if ((await modelKind(model)) === 'encoder') throw new UsageError(`--model ${model} is not a decoder LLM (config.json names no Llama-family architecture); statements are scored by a decoder's answer log-probabilities`);
 
   const cli = await openDecoder(values, (values.adapter as string[] | undefined) ?? []);
-  let scores: Awaited<ReturnType<typeof scoreStatements>>;
+  let scores: StatementScore[];
   try {
-    const { tokenizer } = cli.files;
-    if (chat && !tokenizer.hasChatTemplate) throw new UsageError(`--chat: ${model} has no chat_template in tokenizer_config.json`);
-    const encoded = rows.map((r, i) => encodeStatement(tokenizer, prompt, r.statement, i));
-    scores = await scoreStatements(cli.model, encoded, { padId: tokenizer.padId, batchSize, onProgress: (done) => process.stderr.write(`\rscored ${done}/${rows.length}`) });
-    process.stderr.write('\n');
+    scores = await scoreStatementRows(cli, model, prompt, rows, batchSize);
   } finally {
     cli.model.destroy();
     cli.engine.destroy();
