@@ -50,12 +50,24 @@ interface Layer {
 
 /** Bytes the pool holds after one training pass (forward, pooling, backward) of `shape`. */
 export function replayEncoderPass(config: BertConfig, shape: PassShape): number {
-  return encoderPass(new PoolReplay(), config, shape, false);
+  return remembered(config, shape, false);
 }
 
 /** As replayEncoderPass, after one forward of the same slice without saving (a cached step's first pass). */
 export function replayCachedEncoderPass(config: BertConfig, shape: PassShape): number {
-  return encoderPass(new PoolReplay(), config, shape, true);
+  return remembered(config, shape, true);
+}
+
+/** Replays by config and pass: a plan (and the search for the largest batch) asks for the same passes again and again. */
+const replays = new WeakMap<BertConfig, Map<string, number>>();
+
+function remembered(config: BertConfig, shape: PassShape, embedFirst: boolean): number {
+  let byPass = replays.get(config);
+  if (!byPass) replays.set(config, (byPass = new Map()));
+  const key = JSON.stringify([shape.sequences, shape.seq, shape.checkpointEvery, shape.storage, [...shape.ranks], embedFirst]);
+  let held = byPass.get(key);
+  if (held === undefined) byPass.set(key, (held = encoderPass(new PoolReplay(), config, shape, embedFirst)));
+  return held;
 }
 
 function encoderPass(pool: PoolReplay, config: BertConfig, shape: PassShape, embedFirst: boolean): number {
