@@ -46,3 +46,18 @@ fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= ew.n) { return; }
   gelub_dx[i] = gelub_dy[i] * gelu_grad(gelub_x[i]);
 }
+
+// gelu_backward_packed: as gelu_backward, x read from f16 halves packed two per u32 (half.wgsl's
+// layout: element 2k low, 2k + 1 high); unpacking is exact, so dx equals gelu_backward's on the
+// unpacked x, without an f32 copy of x.
+@group(0) @binding(1) var<storage, read> gelubp_x: array<u32>;
+@group(0) @binding(2) var<storage, read> gelubp_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gelubp_dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn gelu_backward_packed(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * ew.row_stride;
+  if (i >= ew.n) { return; }
+  let x = unpack2x16float(gelubp_x[i >> 1u])[i & 1u];
+  gelubp_dx[i] = gelubp_dy[i] * gelu_grad(x);
+}

@@ -40,6 +40,7 @@ export function withSaved<T>(engine: Engine, saved: readonly SavedTensor[], use:
   }
 }
 
-export function releaseSaved(engine: Engine, ...saved: SavedTensor[]): void {
-  for (const s of saved) engine.release('tensor' in s ? s.tensor : s.packed);
+/** Release kept tensors (null: nothing, as Engine.release). */
+export function releaseSaved(engine: Engine, ...saved: (SavedTensor | null)[]): void {
+  for (const s of saved) if (s) engine.release('tensor' in s ? s.tensor : s.packed);
 }

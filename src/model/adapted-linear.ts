@@ -86,12 +86,18 @@ export function linearForward(engine: Engine, lin: Linear, x: Tensor, step: Adap
   return y;
 }
 
+/** Whether `step`'s trainable adapter adapts `lin`: only then does its backward read the input x (for dA). */
+export function trainsLinear(lin: Linear, step: Pick<AdaptedStep, 'adapters'>): boolean {
+  return step.adapters.some((adapter) => adapter.trainable && adapter.modules.has(lin.name));
+}
+
 /**
  * dIn (if given) (+)= dOut·W + Σ frozen adapters' input grads + the trainable adapter's input grad
  * (the base term overwrites dIn unless `accumulate`); the trainable adapter's dA, dB accumulate.
+ * x is read only for the trainable adapter's dA (trainsLinear); null when the linear has none.
  */
-export function linearBackward(engine: Engine, lin: Linear, x: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, step: AdaptedStep): void {
-  const rows = x.shape[0];
+export function linearBackward(engine: Engine, lin: Linear, x: Tensor | null, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, step: AdaptedStep): void {
+  const rows = dOut.shape[0];
   if (dIn) {
     if (lin.base.kind === 'nf4') nf4MatmulInputGrad(engine, dOut, lin.base.weight, dIn, { accumulate });
     else matmul(engine, dOut, lin.base.weight, dIn, { accumulate });
@@ -104,6 +110,7 @@ export function linearBackward(engine: Engine, lin: Linear, x: Tensor, dOut: Ten
       const grads = adapter.grads.get(lin.name)!;
       const xa = step.saved?.get(lin.name);
       if (!xa) throw new Error(`${lin.name}: the backward needs the forward's saved LoRA activations (a training forward that keeps them)`);
+      if (!x) throw new Error(`${lin.name}: the trainable adapter's backward needs the linear's input`);
       loraBackward(engine, x, mod.a, mod.b, xa, dOut, grads.da, grads.db, dIn, mod.scale, loraDropout(adapter, lin, step), scratch);
     } else if (dIn) {
       matmul(engine, dOut, mod.b, scratch); // [rows,out]·[out,r]

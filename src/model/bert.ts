@@ -14,13 +14,13 @@ import type { Engine } from '../engine/engine.ts';
 import { type SavedTensor, releaseSaved, saveTensor, withSaved } from '../engine/saved-tensor.ts';
 import { type StoragePrecision, type StoredMatrix, releaseStored, storeMatrix } from '../engine/stored.ts';
 import type { Tensor } from '../engine/tensor.ts';
-import { geluBackward, geluForward } from '../engine/ops/activation.ts';
+import { geluBackward, geluBackwardPacked, geluForward } from '../engine/ops/activation.ts';
 import { type AttentionShape, attentionBackward, attentionForward } from '../engine/ops/attention.ts';
 import { dropoutBackward, dropoutForward } from '../engine/ops/dropout.ts';
 import { add } from '../engine/ops/elementwise.ts';
 import { embeddingForward } from '../engine/ops/embedding.ts';
 import { layerNormBackward, layerNormForward } from '../engine/ops/layernorm.ts';
-import { type AdaptedStep, type BaseQuantization, type Linear, createLinear, linearBackward, linearForward, releaseLinear, siteSeed } from './adapted-linear.ts';
+import { type AdaptedStep, type BaseQuantization, type Linear, createLinear, linearBackward, linearForward, releaseLinear, siteSeed, trainsLinear } from './adapted-linear.ts';
 import type { BertConfig } from './config.ts';
 import { type GpuAdapter, LINEAR_SUFFIXES, type LinearSuffix, moduleName } from './lora.ts';
 import type { StateDict } from './state-dict.ts';
@@ -97,19 +97,22 @@ interface Layer {
 /**
  * Activations one layer keeps for its backward pass besides its input, in the step's storage
  * precision; LayerNorm's per-row mean and 1/σ stay f32 (a few bytes a row, and rstd scales every
- * gradient of the row).
+ * gradient of the row). The inputs of the attention output, intermediate and output linears
+ * (context, y1, g) are kept only when the trainable adapter adapts that linear: a frozen linear's
+ * backward needs its weight, not its input (dX = dY·W). Backward releases each as soon as it has
+ * read it for the last time (null after).
  */
 interface LayerActivations {
-  q: SavedTensor;
-  k: SavedTensor;
-  v: SavedTensor;
-  probs: SavedTensor;
-  context: SavedTensor;
-  h1: SavedTensor;
-  y1: SavedTensor;
-  u: SavedTensor;
-  g: SavedTensor;
-  h2: SavedTensor;
+  q: SavedTensor | null;
+  k: SavedTensor | null;
+  v: SavedTensor | null;
+  probs: SavedTensor | null;
+  context: SavedTensor | null;
+  h1: SavedTensor | null;
+  y1: SavedTensor | null;
+  u: SavedTensor | null;
+  g: SavedTensor | null;
+  h2: SavedTensor | null;
   mean1: Tensor;
   rstd1: Tensor;
   mean2: Tensor;
@@ -117,6 +120,9 @@ interface LayerActivations {
   /** LoRA X·Aᵀ of the trainable adapter, by module name. */
   xa: Map<string, SavedTensor>;
 }
+
+/** The activations a layer's backward reads and then releases. */
+type KeptActivation = 'q' | 'k' | 'v' | 'probs' | 'context' | 'h1' | 'y1' | 'u' | 'g' | 'h2';
 
 /** What a layer keeps between forward and backward: its input, and its activations unless checkpointed (then recomputed in backward). */
 export interface SavedLayer {
@@ -244,17 +250,16 @@ export class BertEncoder {
     let dy = dHidden;
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const saved = result.caches[i];
-      const dx = withSaved(this.engine, [saved.input], ([x]) => {
-        // A checkpointed layer runs its forward again, with the same dropout masks, for the activations.
-        const recomputed = saved.activations ? null : this.layerForward(i, x, result.mask, result.batch, result.seq, result.mode, true);
-        const dx = this.layerBackward(i, x, saved.activations ?? recomputed!.activations!, dy, result, i > 0);
-        if (recomputed) {
-          this.engine.release(recomputed.output);
-          this.releaseActivations(recomputed.activations!);
-        }
-        return dx;
-      });
-      if (dy !== dHidden) this.engine.release(dy);
+      // A checkpointed layer runs its forward again, with the same dropout masks, for the activations
+      // (its input read as f32 only for that forward); its backward then releases them as it goes.
+      const recomputed = saved.activations
+        ? null
+        : withSaved(this.engine, [saved.input], ([x]) => this.layerForward(i, x, result.mask, result.batch, result.seq, result.mode, true));
+      if (recomputed) this.engine.release(recomputed.output);
+      const activations = saved.activations ?? recomputed!.activations!;
+      saved.activations = null;
+      // The upstream gradient is released once LayerNorm's backward has read it, unless it is the caller's.
+      const dx = this.layerBackward(i, saved.input, activations, dy, dy !== dHidden, result, i > 0);
       dy = dx!;
     }
   }
@@ -289,13 +294,20 @@ export class BertEncoder {
   // ---------------------------------------------------------------- layers
 
   /**
-   * One layer's forward (x stays the caller's); with `save` it returns the activations its backward
-   * needs, each packed (f16 storage) as soon as the forward has no more use for it.
+   * One layer's forward (x stays the caller's). Each activation is let go as soon as the forward has
+   * no more use for it: with `save`, kept for backward (packed, with f16 storage) if backward reads
+   * it, else released.
    */
   private layerForward(i: number, x: Tensor, mask: Tensor, b: number, t: number, mode: ForwardMode, save: boolean): { output: Tensor; activations: LayerActivations | null } {
     const { engine, config } = this;
-    const keep = (kept: Tensor) => saveTensor(engine, kept, save ? (mode.storage ?? 'f32') : 'f32');
+    const keep = (kept: Tensor): SavedTensor | null => {
+      if (save) return saveTensor(engine, kept, mode.storage ?? 'f32');
+      engine.release(kept);
+      return null;
+    };
     const layer = this.layers[i];
+    // A linear's input is read by its backward only for the trainable adapter's dA.
+    const keepInput = (suffix: LinearSuffix, input: Tensor) => (trainsLinear(layer.linears[suffix], this) ? keep(input) : (engine.release(input), null));
     const m = b * t;
     const h = config.hiddenSize;
     const xa = new Map<string, Tensor>();
@@ -313,7 +325,7 @@ export class BertEncoder {
     const [savedQ, savedK, savedV, savedProbs] = [q, k, v, probs].map(keep);
 
     const attnOut = this.dropout(lin('attention.output.dense', context, 3), mode, site(4), t);
-    const savedContext = keep(context);
+    const savedContext = keepInput('attention.output.dense', context);
     const h1 = engine.alloc([m, h]);
     add(engine, attnOut, x, h1);
     engine.release(attnOut);
@@ -328,16 +340,20 @@ export class BertEncoder {
     geluForward(engine, u, g);
     const savedU = keep(u);
     const out = this.dropout(lin('output.dense', g, 6), mode, site(7), t);
-    const savedG = keep(g);
+    const savedG = keepInput('output.dense', g);
     const h2 = engine.alloc([m, h]);
     add(engine, out, y1, h2);
     engine.release(out);
-    const savedY1 = keep(y1);
+    const savedY1 = keepInput('intermediate.dense', y1);
     const y2 = engine.alloc([m, h]);
     const mean2 = engine.alloc([m]);
     const rstd2 = engine.alloc([m]);
     layerNormForward(engine, h2, layer.ln2.gamma, layer.ln2.beta, y2, mean2, rstd2, config.layerNormEps);
-
+    const savedH2 = keep(h2);
+    if (!save) {
+      engine.release(mean1, rstd1, mean2, rstd2);
+      return { output: y2, activations: null };
+    }
     const activations: LayerActivations = {
       q: savedQ,
       k: savedK,
@@ -348,20 +364,24 @@ export class BertEncoder {
       y1: savedY1,
       u: savedU,
       g: savedG,
-      h2: keep(h2),
+      h2: savedH2,
       mean1,
       rstd1,
       mean2,
       rstd2,
-      xa: new Map([...xa].map(([name, t]) => [name, keep(t)])),
+      xa: new Map([...xa].map(([name, t]) => [name, saveTensor(engine, t, mode.storage ?? 'f32')])),
     };
-    if (save) return { output: y2, activations };
-    this.releaseActivations(activations);
-    return { output: y2, activations: null };
+    return { output: y2, activations };
   }
 
-  /** Returns dX of the layer input x when `needInputGrad`, else null. Each kept activation is read as f32 only for the op that needs it. */
-  private layerBackward(i: number, x: Tensor, a: LayerActivations, dy2: Tensor, result: ForwardResult, needInputGrad: boolean): Tensor | null {
+  /**
+   * Returns dX of the layer input when `needInputGrad`, else null. Each kept activation is read as
+   * f32 (through a temporary when packed; GELU's input straight from its halves) only for the op
+   * that needs it and released right after, as is each gradient once consumed, and dy2 once read
+   * when `releaseDy`; `a` is spent. The layer input is unpacked only for the LoRA backward of the
+   * q/k/v linears the trainable adapter adapts, one at a time.
+   */
+  private layerBackward(i: number, input: SavedTensor, a: LayerActivations, dy2: Tensor, releaseDy: boolean, result: ForwardResult, needInputGrad: boolean): Tensor | null {
     const { engine, config } = this;
     const layer = this.layers[i];
     const { mode } = result;
@@ -369,50 +389,79 @@ export class BertEncoder {
     const h = config.hiddenSize;
     const site = (k: number) => (i + 1) * 16 + k;
     const firstRow = (mode.firstSequence ?? 0) * result.seq;
+    // A kept activation, handed over: the caller releases it once read.
+    const take = (name: KeptActivation): SavedTensor | null => {
+      const kept = a[name];
+      a[name] = null;
+      return kept;
+    };
+    const need = (name: KeptActivation): SavedTensor => {
+      const kept = take(name);
+      if (!kept) throw new Error(`layer ${i}: the backward needs the forward's ${name}, which was not kept`);
+      return kept;
+    };
+    const consume = (kept: SavedTensor[], use: (tensors: Tensor[]) => void) => {
+      withSaved(engine, kept, use);
+      releaseSaved(engine, ...kept);
+    };
     // `accumulate`: dIn already holds a residual gradient to add to; otherwise it is overwritten.
-    // The trainable adapter's X·Aᵀ of this linear only, read as f32 for its backward.
-    const back = (suffix: LinearSuffix, input: Tensor, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) => {
+    // The input and the trainable adapter's X·Aᵀ are read as f32 only when the adapter adapts the linear.
+    const back = (suffix: LinearSuffix, linearInput: SavedTensor | null, dOut: Tensor, dIn: Tensor | null, accumulate: boolean, k: number) => {
       const lin = layer.linears[suffix];
+      if (!trainsLinear(lin, this)) {
+        linearBackward(engine, lin, null, dOut, dIn, accumulate, this.step(mode, site(k), firstRow, null));
+        return;
+      }
       const xa = a.xa.get(lin.name);
-      withSaved(engine, xa ? [xa] : [], ([xaF32]) =>
-        linearBackward(engine, lin, input, dOut, dIn, accumulate, this.step(mode, site(k), firstRow, xaF32 ? new Map([[lin.name, xaF32]]) : null)),
-      );
+      if (!linearInput || !xa) throw new Error(`${lin.name}: the backward needs the forward's input and LoRA activations, which were not kept`);
+      withSaved(engine, [linearInput, xa], ([x, xaF32]) => linearBackward(engine, lin, x, dOut, dIn, accumulate, this.step(mode, site(k), firstRow, new Map([[lin.name, xaF32]]))));
     };
 
     const dh2 = engine.alloc([m, h]);
-    withSaved(engine, [a.h2], ([h2]) => layerNormBackward(engine, h2, layer.ln2.gamma, a.mean2, a.rstd2, dy2, dh2));
+    consume([need('h2')], ([h2]) => layerNormBackward(engine, h2, layer.ln2.gamma, a.mean2, a.rstd2, dy2, dh2));
+    if (releaseDy) engine.release(dy2);
     const dOut = this.dropoutGrad(dh2, mode, site(7), result.seq);
     const dg = engine.alloc([m, config.intermediateSize]);
-    withSaved(engine, [a.g], ([g]) => back('output.dense', g, dOut, dg, false, 6));
+    const g = take('g');
+    back('output.dense', g, dOut, dg, false, 6);
+    releaseSaved(engine, g);
     if (dOut !== dh2) engine.release(dOut);
     const du = engine.alloc([m, config.intermediateSize]);
-    withSaved(engine, [a.u], ([u]) => geluBackward(engine, u, dg, du));
+    const u = need('u');
+    if ('packed' in u) geluBackwardPacked(engine, u.packed, dg, du);
+    else geluBackward(engine, u.tensor, dg, du);
+    releaseSaved(engine, u);
     engine.release(dg);
     const dy1 = engine.alloc([m, h]);
     engine.copy(dh2, dy1); // residual branch; the intermediate dense accumulates on top
-    withSaved(engine, [a.y1], ([y1]) => back('intermediate.dense', y1, du, dy1, true, 5));
+    const y1 = take('y1');
+    back('intermediate.dense', y1, du, dy1, true, 5);
+    releaseSaved(engine, y1);
     engine.release(du, dh2);
 
     const dh1 = engine.alloc([m, h]);
-    withSaved(engine, [a.h1], ([h1]) => layerNormBackward(engine, h1, layer.ln1.gamma, a.mean1, a.rstd1, dy1, dh1));
+    consume([need('h1')], ([h1]) => layerNormBackward(engine, h1, layer.ln1.gamma, a.mean1, a.rstd1, dy1, dh1));
     engine.release(dy1);
     const dAttnOut = this.dropoutGrad(dh1, mode, site(4), result.seq);
     const dContext = engine.alloc([m, h]);
-    withSaved(engine, [a.context], ([context]) => back('attention.output.dense', context, dAttnOut, dContext, false, 3));
+    const context = take('context');
+    back('attention.output.dense', context, dAttnOut, dContext, false, 3);
+    releaseSaved(engine, context);
     if (dAttnOut !== dh1) engine.release(dAttnOut);
     const dq = engine.alloc([m, h]);
     const dk = engine.alloc([m, h]);
     const dv = engine.alloc([m, h]);
     const shape: AttentionShape = { batch: result.batch, seq: result.seq, heads: config.numAttentionHeads, headDim: h / config.numAttentionHeads };
-    withSaved(engine, [a.q, a.k, a.v, a.probs], ([q, k, v, probs]) => attentionBackward(engine, q, k, v, probs, dContext, dq, dk, dv, shape));
+    consume([need('q'), need('k'), need('v'), need('probs')], ([q, k, v, probs]) => attentionBackward(engine, q, k, v, probs, dContext, dq, dk, dv, shape));
     engine.release(dContext);
 
     const dx = needInputGrad ? dh1 : null; // residual branch; q/k/v accumulate on top
-    back('attention.self.query', x, dq, dx, true, 0);
-    back('attention.self.key', x, dk, dx, true, 1);
-    back('attention.self.value', x, dv, dx, true, 2);
+    back('attention.self.query', input, dq, dx, true, 0);
+    back('attention.self.key', input, dk, dx, true, 1);
+    back('attention.self.value', input, dv, dx, true, 2);
     engine.release(dq, dk, dv);
     if (!needInputGrad) engine.release(dh1);
+    this.releaseActivations(a);
     return dx;
   }
 

@@ -59,7 +59,7 @@ function replayBase(pool: PoolReplay, config: DecoderConfig, base: DecoderBase, 
   const nf4 = bnb !== null || base.quantization === 'nf4';
   let dynamicMap = false;
   // Weights take buffers of their exact size (Engine.alloc's 'exact' fit); scratch takes size classes.
-  const weight = (elements: number) => pool.alloc(elements, true);
+  const weight = (elements: number) => pool.alloc(elements, 'exact');
   const vocabMatrix = (name: string) => {
     for (const words of storedBlockWords(name, v, h, base.baseParts ?? 'f32', maxBindingBytes)) weight(words);
   };

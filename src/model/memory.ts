@@ -7,7 +7,8 @@
  */
 import { sizeClass } from '../engine/engine.ts';
 import type { BertConfig } from './config.ts';
-import { type LoraConfig, moduleShape, resolveTargets } from './lora.ts';
+import { replayCachedEncoderPass, replayEncoderPass } from './bert-pass-replay.ts';
+import { LINEAR_SUFFIXES, type LinearSuffix, type LoraConfig, moduleName, moduleShape, resolveTargets } from './lora.ts';
 
 export interface MemoryEstimate {
   baseWeights: number;
@@ -89,14 +90,16 @@ export function estimateTrainingMemory(
   const baseWeights = embeddings + layers * (linearBytes + biases + norms);
 
   let loraParameters = 0;
-  const ranks: number[] = []; // one X·Aᵀ per adapted linear
+  // The trainable adapter's rank on each linear of a layer it adapts (layer 0 stands for all).
+  const ranks = new Map<LinearSuffix, number>();
   if (lora) {
     // GPU memory: the pooler's LoRA, if any, stays on the host (the engine does not run the pooler).
-    for (const name of resolveTargets(config, lora, { pooler: false })) {
+    const targets = resolveTargets(config, lora, { pooler: false });
+    for (const name of targets) {
       const s = moduleShape(config, name);
       loraParameters += lora.r * (s.in + s.out) * F32;
-      if (name.startsWith('encoder.layer.0.')) ranks.push(lora.r);
     }
+    for (const suffix of LINEAR_SUFFIXES) if (targets.includes(moduleName(0, suffix))) ranks.set(suffix, lora.r);
   }
 
   const n = shape.sequences;
@@ -104,31 +107,18 @@ export function estimateTrainingMemory(
   const anchors = shape.anchors ?? Math.ceil(n / 2);
   const perPass = Math.min(n, sequencesPerPass || n);
   const cached = perPass < n;
-  const pass = (p: number) => {
-    const m = p * seq;
-    const probs = p * config.numAttentionHeads * seq * seq;
-    // Saved per layer: x q k v context h1 y1 h2 (8·H), u g (2·I), probs, LoRA X·Aᵀ, LayerNorm mean/rstd (f32).
-    const layerSaved = 8 * buffer(m * h, stored) + 2 * buffer(m * i, stored) + buffer(probs, stored) + ranks.reduce((sum, r) => sum + buffer(m * r, stored), 0) + 4 * buffer(m);
-    const kept = checkpointedLayers(layers, checkpointEvery);
-    // A checkpointed layer keeps its input; backward rebuilds one layer's activations at a time.
-    const saved = kept * buffer(m * h, stored) + (layers - kept) * layerSaved + (kept > 0 ? layerSaved + buffer(m * h) : 0);
-    // Last hidden state, mask, pooling weights, pooled and normalised embeddings, norms.
-    const outputs = buffer(m * h) + 2 * buffer(m) + 2 * buffer(p * h) + buffer(p);
-    // Backward of a layer: up to 8 [M,H] gradients (dropout copies and the pooling's dHidden included), dG and dU, dScores.
-    // f16 storage reads kept activations through f32 temporaries: the layer input with q, k, v and
-    // the probabilities (attention's backward), and u beside dG and dU (GELU's); the pool keeps both sets.
-    const unpacked = storage === 'f16' ? 4 * buffer(m * h) + buffer(probs) + buffer(m * i) : 0;
-    const backward = 8 * buffer(m * h) + 2 * buffer(m * i) + buffer(probs) + unpacked;
-    return { total: saved + outputs + backward, largest: Math.max(buffer(m * i, F32), buffer(probs)) };
-  };
+  // The encoder's activations and gradients, buffer by buffer as bert.ts takes and releases them
+  // (a cached step's first pass before, whose buffers the second reuses).
+  const passShape = { sequences: perPass, seq, checkpointEvery, storage, ranks };
+  const encoderPass = cached ? replayCachedEncoderPass(config, passShape) : replayEncoderPass(config, passShape);
+  const probs = perPass * config.numAttentionHeads * seq * seq;
+  const largestPassBuffer = Math.max(buffer(perPass * seq * i), buffer(probs));
   // The loss on all n embeddings: anchor/other copies and their gradients, dEmbeddings, logits, probabilities (and transposed), dLogits.
   const others = n - anchors;
   const lossBytes = 2 * buffer(anchors * h) + 2 * buffer(others * h) + buffer(n * h) + 3 * buffer(anchors * others) + buffer(anchors * anchors);
-  const step = pass(perPass);
-  // Gradient caching adds the batch's embeddings (pass 1) and a slice of dEmbeddings (pass 2); pass 1's
-  // in-flight layer is smaller than pass 2's saved activations and reuses their buffers.
-  const activations = step.total + lossBytes + (cached ? buffer(n * h) + buffer(perPass * h) : 0);
-  const largestActivationBuffer = Math.max(step.largest, buffer(anchors * others));
+  // Gradient caching adds the batch's embeddings (pass 1) and a slice of dEmbeddings (pass 2).
+  const activations = encoderPass + lossBytes + (cached ? buffer(n * h) + buffer(perPass * h) : 0);
+  const largestActivationBuffer = Math.max(largestPassBuffer, buffer(anchors * others));
   const total = baseWeights + 2 * loraParameters + 2 * loraParameters + activations;
   return {
     baseWeights,

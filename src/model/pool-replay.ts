@@ -5,7 +5,7 @@
  * are what engine.peakBytes reports; replaying a step's allocations in the model's order counts the
  * buffers that reuse cannot cover (tensors of unlike sizes) as well as those held at once.
  */
-import { reusesPooled, sizeClass } from '../engine/engine.ts';
+import { type BufferFit, reusesPooled, sizeClass } from '../engine/engine.ts';
 
 /** A buffer in the replay is known by its size in bytes: the pool keys its free buffers by size too. */
 export type ReplayBuffer = number;
@@ -18,16 +18,16 @@ export class PoolReplay {
   /** The largest buffer created. */
   largest = 0;
 
-  /** A buffer for `elements` 4-byte values (the engine stores every dtype in 4 bytes); `exact` as Engine.alloc's 'exact' fit. */
-  alloc(elements: number, exact = false): ReplayBuffer {
+  /** A buffer for `elements` 4-byte values (the engine stores every dtype in 4 bytes), chosen as Engine.alloc's `fit` chooses. */
+  alloc(elements: number, fit: BufferFit = 'pooled'): ReplayBuffer {
     const bytes = Math.ceil(elements) * 4;
     let best = 0;
-    for (const [size, count] of this.pool) if (count > 0 && reusesPooled(size, bytes) && (best === 0 || size < best)) best = size;
+    for (const [size, count] of this.pool) if (count > 0 && reusesPooled(size, bytes, fit === 'packed') && (best === 0 || size < best)) best = size;
     if (best > 0) {
       this.pool.set(best, this.pool.get(best)! - 1);
       return best;
     }
-    const size = exact ? bytes : sizeClass(bytes);
+    const size = fit === 'exact' ? bytes : sizeClass(bytes);
     this.held += size;
     this.largest = Math.max(this.largest, size);
     return size;

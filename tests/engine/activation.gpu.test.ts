@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { geluBackward, geluForward } from '../../src/engine/ops/activation.ts';
+import { geluBackward, geluBackwardPacked, geluForward } from '../../src/engine/ops/activation.ts';
+import { halfWords, packHalf, unpackHalf } from '../../src/engine/ops/half.ts';
 import { erf, geluBackwardRef, geluForwardRef } from '../../src/engine/ops/activation.ref.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { dot, expectBitIdentical, expectClose, finiteDifferenceGrad, randomArray } from '../helpers/numeric.ts';
@@ -39,6 +40,23 @@ describe('GELU (erf form)', () => {
     expectClose(await engine.readF32(y), geluForwardRef(xs), { atol: 1e-6, rtol: 1e-6 }, 'y');
     expectClose(await engine.readF32(dx), geluBackwardRef(xs, dys), { atol: 1e-6, rtol: 1e-5 }, 'dx');
     engine.release(x, dy, y, dx);
+  });
+
+  it.each([1, 129, 70_001])('backward from packed f16 x equals the backward on the unpacked x bit for bit, n=%i', async (n) => {
+    const engine = await gpuEngine();
+    const x = engine.upload(randomArray(n + 2, n, 3), [n]);
+    const dy = engine.upload(randomArray(n + 3, n), [n]);
+    const packed = engine.alloc([halfWords(n)], 'u32');
+    packHalf(engine, x, packed);
+    const unpacked = engine.alloc([n]);
+    unpackHalf(engine, packed, unpacked);
+    const want = engine.alloc([n]);
+    const got = engine.alloc([n]);
+    geluBackward(engine, unpacked, dy, want);
+    geluBackwardPacked(engine, packed, dy, got);
+    expectBitIdentical(await engine.readF32(got), await engine.readF32(want), 'dx');
+    expect(() => geluBackwardPacked(engine, x, dy, got)).toThrow(/xPacked must be u32/);
+    engine.release(x, dy, packed, unpacked, want, got);
   });
 
   it('reference backward matches central finite differences', () => {

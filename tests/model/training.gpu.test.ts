@@ -144,7 +144,7 @@ describe('trainer', () => {
     expect(differs).toBe(true);
   });
 
-  it('measured peak GPU memory of a training step stays within the estimate', async () => {
+  it('measured peak GPU memory of a training step is 0.9–1.1 of the estimate', async () => {
     const engine = await testEngine(); // a fresh engine: peakBytes counts only this test
     const files = await loadFixtureModel('odd');
     const bert = await BertEncoder.create(engine, files.config, files.weights, { quantization: 'nf4' });
@@ -155,9 +155,10 @@ describe('trainer', () => {
     const { tokens, anchors } = fixtureBatch('odd');
     await trainer.trainStep([{ tokens, anchors, labels: null }]);
     const estimate = estimateTrainingMemory(files.config, lora, { sequences: tokens.batch, seq: tokens.seq }, { quantization: 'nf4' });
-    // The pool rounds buffers up to its size classes (at most 25%) and the loss/norm scratch is tiny.
-    expect(engine.peakBytes).toBeLessThanOrEqual(estimate.total * 1.25 + 64 * 1024);
-    expect(engine.peakBytes).toBeGreaterThan(estimate.total * 0.4);
+    // The estimate replays the encoder's buffers through the pool's rules; what it leaves out (LayerNorm,
+    // LoRA and loss scratch of a few hundred bytes) is a few % of this tiny model. Measured 1.02 (SwiftShader).
+    expect(engine.peakBytes / estimate.total).toBeGreaterThanOrEqual(0.9);
+    expect(engine.peakBytes / estimate.total).toBeLessThanOrEqual(1.1);
     trainer.release();
     engine.destroy();
   });
@@ -178,7 +179,7 @@ describe('trainer', () => {
     engine.peakBytes = engine.liveBytes;
     await trainer.trainStep([{ tokens, anchors: tokens.batch / 2, labels: null }]);
     const estimate = estimateTrainingMemory(files.config, lora, { sequences: tokens.batch, seq: tokens.seq }, { quantization: 'nf4' }, layout);
-    // Measured 1.04 (SwiftShader); f16 reads kept activations through f32 temporaries, which the estimate counts.
+    // Measured 1.09 (SwiftShader): the scratch the estimate leaves out weighs most in this tiny model (BERT-base: 1.00).
     expect(engine.peakBytes / estimate.total).toBeGreaterThanOrEqual(0.8);
     expect(engine.peakBytes / estimate.total).toBeLessThanOrEqual(1.1);
     trainer.release();
