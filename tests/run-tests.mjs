@@ -59,9 +59,13 @@ if (args.length === 0 && existsSync(LAVAPIPE_ICD)) {
 }
 if (args.length === 0) {
   console.log('\nEmbedding and training tests on a device with WebGPU\'s default limits:');
+  // Not bert-pytorch: its fixtures are far below every default limit, so nothing is planned
+  // differently and it runs the kernels of the main pass to the same numbers. The only pipelines it
+  // adds to these files' (measured) are three more transpose/accumulate constants of the tiled
+  // matmul that training creates here with the same module, lanes and 4 bindings; its ~40 s bought
+  // nothing the training tests below do not check under these limits.
   const files = [
     'tests/engine/embedding.gpu.test.ts',
-    'tests/model/bert-pytorch.gpu.test.ts',
     'tests/model/training.gpu.test.ts',
     'tests/model/device-limits.gpu.test.ts',
   ];

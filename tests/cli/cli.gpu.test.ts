@@ -1,9 +1,10 @@
 /** The qlora-lab CLI end to end on the tiny fixture model: train → embed → check-grads → merge, and its errors. */
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readPeftAdapter } from '../../src/model/peft-files.ts';
 import { parseSafetensors } from '../../src/model/safetensors.ts';
 import { fixtureModelDir } from '../helpers/fixtures.ts';
@@ -104,6 +105,14 @@ describe('qlora-lab train checkpoints', () => {
   ];
   const adapterBytes = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
 
+  // The uninterrupted run, trained once by the first test that needs it: the resumed runs must end
+  // with its bytes, and it is the good adapter a diverged run must not replace. Its folder outlives
+  // that test (tempDir's would not), so the file removes it.
+  const wholeDir = mkdtempSync(join(tmpdir(), 'qll-whole-'));
+  afterAll(() => rmSync(wholeDir, { recursive: true, force: true }));
+  let wholeRun: Promise<string> | undefined;
+  const trainedWhole = () => (wholeRun ??= cli(trainArgs(pairFile(wholeDir), join(wholeDir, 'adapter'))).then(() => join(wholeDir, 'adapter')));
+
   /** Start a training process and send `signal` as soon as it reports the checkpoint of step 2. */
   function interruptAfterCheckpoint(args: string[], signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }> {
     const child = spawn('node', [BIN, ...args], { env: { ...process.env, QLORA_LAB_CACHE: tempDir('qll-cache-') } });
@@ -118,8 +127,7 @@ describe('qlora-lab train checkpoints', () => {
   it('resumes after kill -9 and after SIGTERM with the same final adapter bytes as an uninterrupted run', async () => {
     const dir = tempDir('qll-resume-');
     const data = pairFile(dir);
-    const whole = join(dir, 'whole');
-    await cli(trainArgs(data, whole));
+    const whole = await trainedWhole();
     expect(existsSync(join(whole, 'checkpoint.safetensors'))).toBe(false); // a finished run drops its checkpoint
 
     const killed = join(dir, 'killed');
@@ -152,7 +160,7 @@ describe('qlora-lab train checkpoints', () => {
     const dir = tempDir('qll-diverge-');
     const data = pairFile(dir);
     const out = join(dir, 'adapter');
-    await cli(trainArgs(data, out));
+    cpSync(await trainedWhole(), out, { recursive: true }); // trained on the same rows (pairFile) with the same arguments
     const good = adapterBytes(out);
     // At a learning rate of 1e9 the loss stays finite (embeddings are normalised) while the weights explode.
     const diverged = cli(trainArgs(data, out, ['--lr', '1e9']));

@@ -17,7 +17,6 @@ import { parseSafetensors, readSafetensorsHeader } from '../../src/model/safeten
 import { DEMO_SCHEDULE } from '../../src/train/defaults.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import {
-  QUICK_RUN,
   axeViolations,
   evaluatedRun,
   longTasks,
@@ -27,6 +26,7 @@ import {
   overflowAtWidths,
   runDoneAt,
   screenshot,
+  setFields,
   setQuickRun,
   storedRuns,
   waitForCheckpoint,
@@ -191,14 +191,16 @@ it('walks the guided flow on the demo preset: choose data, train, see a clear ch
 it('redraws a t-SNE map of the evaluation texts at each checkpoint when asked; a later visit opens the run without evaluating again', async () => {
   const { page } = await openApp(session);
   await waitForDemoReady(page);
+  // Two steps, a checkpoint after each: a map at step 1, then redrawn at step 2.
   await setQuickRun(page);
+  await setFields(page, { steps: 2, checkpointEvery: 1 });
   await page.getByLabel(/Redraw a t-SNE map of the evaluation texts at every checkpoint/).check();
   await page.getByRole('button', { name: 'Start training' }).click();
-  await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.checkpointEvery}` }).waitFor({ timeout: 300_000 });
+  await page.getByRole('heading', { name: "The adapted model's map at step 1" }).waitFor({ timeout: 300_000 });
   await page.getByRole('region', { name: 'Training' }).getByRole('figure', { name: /t-SNE map/ }).waitFor();
   await screenshot(page, '18-live-map');
   await waitForRunState(page, 'done');
-  await page.getByRole('heading', { name: `The adapted model's map at step ${QUICK_RUN.steps}` }).waitFor({ timeout: 120_000 });
+  await page.getByRole('heading', { name: "The adapted model's map at step 2" }).waitFor({ timeout: 120_000 });
   const run = await evaluatedRun(page);
 
   // On a later visit, Open in the run history shows the stored evaluation as it was, without

@@ -5,7 +5,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_SCHEDULE } from '../../src/train/defaults.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { evaluatedRun, openAdvanced, openApp, openAppSession, screenshot, setFields, setQuickRun, storedRuns, waitForDemoReady, waitForRunState } from './app.ts';
@@ -106,56 +108,85 @@ describe('with WebGPU', () => {
     }
   }, 180_000);
 
-  it('run controls work from the keyboard: focus follows the run, and Cancel asks first', async () => {
-    const { page } = await openApp(session);
-    await waitForDemoReady(page);
-    const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
-    // The first Tab stop is the skip link to Start training.
-    await page.keyboard.press('Tab');
-    expect(await focused()).toBe('Skip to Start training');
-    await page.keyboard.press('Enter');
-    expect(await focused()).toBe('Start training');
-    await setQuickRun(page);
-    await setFields(page, { steps: 500 }); // long enough to still be running at the end
-    await page.getByRole('button', { name: 'Start training' }).focus();
-    await page.keyboard.press('Enter');
-    await waitForRunState(page, 'training', 60_000);
-    // Until the first step is done (kernels compiling) the page says so rather than showing dashes.
-    await page.getByText(/Preparing the first step: the GPU compiles its kernels/).waitFor({ timeout: 10_000 });
-    await expect.poll(focused).toBe('Pause');
-    await page.keyboard.press('Enter');
-    await waitForRunState(page, 'paused');
-    await expect.poll(focused).toBe('Resume');
-    await page.keyboard.press('Enter');
-    await waitForRunState(page, 'training');
-    await expect.poll(focused).toBe('Pause');
-    await page.keyboard.press('Tab');
-    expect(await focused()).toBe('Cancel');
-    await page.keyboard.press('Enter');
-    await page.getByText(/^Cancel this run\? Its last checkpoint/).waitFor();
-    await expect.poll(focused).toBe('Keep training');
-    await page.keyboard.press('Enter');
-    await expect.poll(focused).toBe('Pause');
-    expect(await page.locator('[data-run-state="training"]').count()).toBe(1);
-    await page.getByRole('button', { name: 'Cancel' }).click();
-    await page.getByRole('button', { name: 'Yes, cancel the run' }).click();
-    await waitForRunState(page, 'cancelled');
-    await expect.poll(focused).toBe('Start training');
-  }, 300_000);
+  // Runs one after another on one page, as a user retries: its GPU kernels compile once.
+  describe('run after run on one page', () => {
+    let page: Page;
+    beforeAll(async () => {
+      ({ page } = await openApp(session));
+      await waitForDemoReady(page);
+    }, 300_000);
 
-  it('stops a diverging run at its checkpoint and says so, keeping no diverged adapter', async () => {
-    const { page } = await openApp(session);
-    await waitForDemoReady(page);
-    await setQuickRun(page);
-    // At a learning rate of 1 the loss stays finite (embeddings are normalised) while the adapter explodes.
-    await setFields(page, { learningRate: 1 });
-    await page.getByRole('button', { name: 'Start training' }).click();
-    await waitForRunState(page, 'failed');
-    await page.getByText(/Training diverged at step 2: the update of encoder\.layer\.\d\.attention\.self\.(query|value) is .*× the size of the frozen weight/).first().waitFor();
-    const [run] = await storedRuns(page);
-    expect(run.status).toBe('failed');
-    expect(run.error).toMatch(/^Training diverged at step 2: /);
-  }, 300_000);
+    it('run controls work from the keyboard: focus follows the run, and Cancel asks first', async () => {
+      const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+      // The first Tab stop is the skip link to Start training.
+      await page.keyboard.press('Tab');
+      expect(await focused()).toBe('Skip to Start training');
+      await page.keyboard.press('Enter');
+      expect(await focused()).toBe('Start training');
+      await setQuickRun(page);
+      await setFields(page, { steps: 500 }); // long enough to still be running at the end
+      await page.getByRole('button', { name: 'Start training' }).focus();
+      await page.keyboard.press('Enter');
+      await waitForRunState(page, 'training', 60_000);
+      // Until the first step is done (kernels compiling) the page says so rather than showing dashes.
+      await page.getByText(/Preparing the first step: the GPU compiles its kernels/).waitFor({ timeout: 10_000 });
+      await expect.poll(focused).toBe('Pause');
+      await page.keyboard.press('Enter');
+      await waitForRunState(page, 'paused');
+      await expect.poll(focused).toBe('Resume');
+      await page.keyboard.press('Enter');
+      await waitForRunState(page, 'training');
+      await expect.poll(focused).toBe('Pause');
+      await page.keyboard.press('Tab');
+      expect(await focused()).toBe('Cancel');
+      await page.keyboard.press('Enter');
+      await page.getByText(/^Cancel this run\? Its last checkpoint/).waitFor();
+      await expect.poll(focused).toBe('Keep training');
+      await page.keyboard.press('Enter');
+      await expect.poll(focused).toBe('Pause');
+      expect(await page.locator('[data-run-state="training"]').count()).toBe(1);
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      await page.getByRole('button', { name: 'Yes, cancel the run' }).click();
+      await waitForRunState(page, 'cancelled');
+      await expect.poll(focused).toBe('Start training');
+    }, 300_000);
+
+    it('stops a diverging run at its checkpoint and says so, keeping no diverged adapter', async () => {
+      await setQuickRun(page);
+      // At a learning rate of 1 the loss stays finite (embeddings are normalised) while the adapter explodes.
+      await setFields(page, { learningRate: 1 });
+      await page.getByRole('button', { name: 'Start training' }).click();
+      await waitForRunState(page, 'failed');
+      await page.getByText(/Training diverged at step 2: the update of encoder\.layer\.\d\.attention\.self\.(query|value) is .*× the size of the frozen weight/).first().waitFor();
+      const [run] = await storedRuns(page);
+      expect(run.status).toBe('failed');
+      expect(run.error).toMatch(/^Training diverged at step 2: /);
+    }, 300_000);
+
+    it('stops training at a checkpoint the storage cannot hold, saying how much space it needs; the stored data stays', async () => {
+      // Chromium 156 accepts CDP's Storage.overrideQuotaForOrigin but no longer enforces it on
+      // IndexedDB writes (a 200 KB put succeeds under a quota 16 KB above usage), so the engine worker's
+      // checkpoint writes fail the way a full disk makes them fail: with a QuotaExceededError.
+      const engine = page.workers().find((w) => w.url().includes('engine.worker'));
+      if (!engine) throw new Error(`no engine worker among ${page.workers().map((w) => w.url()).join(', ')}`);
+      await engine.evaluate(() => {
+        const put = IDBObjectStore.prototype.put;
+        IDBObjectStore.prototype.put = function (this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
+          if (this.name === 'checkpoints') throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+          return put.call(this, value, key);
+        };
+      });
+      await setQuickRun(page);
+      await setFields(page, { learningRate: DEMO_SCHEDULE.learningRate }); // the demo's again, after the diverging run
+      await page.getByRole('button', { name: 'Start training' }).click();
+      await waitForRunState(page, 'training', 60_000); // the diverged run's message is gone
+      const alert = page.getByRole('region', { name: 'Training' }).getByRole('alert');
+      await alert.waitFor({ timeout: 300_000 });
+      expect(await alert.textContent()).toMatch(/storage is full: saving the checkpoint of run .* at step \d+ needs about \d+(\.\d)? (KiB|MiB)/);
+      await screenshot(page, '16-quota');
+      expect(await page.getByRole('table', { name: 'Datasets stored in this browser' }).getByRole('row').filter({ hasText: 'complete' }).count()).toBe(2);
+    }, 600_000);
+  });
 });
 
 describe('offline after the first visit', () => {
@@ -182,37 +213,5 @@ describe('offline after the first visit', () => {
     const run = await evaluatedRun(page);
     expect(run.history).toHaveLength(2);
     await screenshot(page, '15-offline');
-  }, 600_000);
-});
-
-describe('with a full disk', () => {
-  let session: BrowserSession;
-  beforeAll(async () => {
-    session = await openAppSession();
-  });
-  afterAll(async () => session?.close());
-
-  it('stops training at a checkpoint the storage cannot hold, saying how much space it needs; the stored data stays', async () => {
-    const { page } = await openApp(session);
-    await waitForDemoReady(page);
-    // Chromium 156 accepts CDP's Storage.overrideQuotaForOrigin but no longer enforces it on
-    // IndexedDB writes (a 200 KB put succeeds under a quota 16 KB above usage), so the engine worker's
-    // checkpoint writes fail the way a full disk makes them fail: with a QuotaExceededError.
-    const engine = page.workers().find((w) => w.url().includes('engine.worker'));
-    if (!engine) throw new Error(`no engine worker among ${page.workers().map((w) => w.url()).join(', ')}`);
-    await engine.evaluate(() => {
-      const put = IDBObjectStore.prototype.put;
-      IDBObjectStore.prototype.put = function (this: IDBObjectStore, value: unknown, key?: IDBValidKey) {
-        if (this.name === 'checkpoints') throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
-        return put.call(this, value, key);
-      };
-    });
-    await setQuickRun(page);
-    await page.getByRole('button', { name: 'Start training' }).click();
-    const alert = page.getByRole('region', { name: 'Training' }).getByRole('alert');
-    await alert.waitFor({ timeout: 300_000 });
-    expect(await alert.textContent()).toMatch(/storage is full: saving the checkpoint of run .* at step \d+ needs about \d+(\.\d)? (KiB|MiB)/);
-    await screenshot(page, '16-quota');
-    expect(await page.getByRole('table', { name: 'Datasets stored in this browser' }).getByRole('row').filter({ hasText: 'complete' }).count()).toBe(2);
   }, 600_000);
 });
