@@ -275,6 +275,7 @@ export default async function bench(args: string[]): Promise<void> {
       budget_s: budgetMs / 1000,
       quick: values.quick,
       autotune_only: autotuneOnly,
+      reductions_only: reductionsOnly,
       unit: 'GFLOP/s',
       f32: figures.f32,
       nf4: figures.nf4,
