@@ -50,8 +50,8 @@ if (args.length === 0 && existsSync(LAVAPIPE_ICD)) {
   // SwiftShader wants, so lavapipe gets the loops as written: unroll.ts). Its build also reads the
   // transposes and epilogue (and NF4's alignment and double quantisation) from the uniform block
   // instead of pipeline constants (tiledKernel in matmul.ts), so the f32 matmul, NF4, LM-head and
-  // decoder tests share about six pipelines instead of ~40 and the whole pass costs ~2.5 CPU minutes
-  // more than without them. The decoder's PyTorch fixtures (llama/qwen2/qwen3/phi3, f32 and NF4) run
+  // decoder tests share about six pipelines instead of ~40: cold, those four files take ~105 CPU
+  // seconds on lavapipe (most of it NF4's four pipelines). The decoder's PyTorch fixtures (llama/qwen2/qwen3/phi3, f32 and NF4) run
   // here too: the issue's check is that they pass on both drivers.
   const lavapipe = { VK_ICD_FILENAMES: LAVAPIPE_ICD };
   runs.push({ name: 'lavapipe', ...runVitest('lavapipe', ['tests/engine', 'tests/model/decoder-pytorch.gpu.test.ts'], lavapipe) });
