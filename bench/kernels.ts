@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--quick | --autotune-only] [--runs 3] [--budget-s 90]`
+// `npm run bench -- kernels [--quick | --autotune-only | --reductions-only] [--runs 3] [--budget-s 90]`
 //
 // GFLOP/s of the tiled f32 matmul (Y = X·Wᵀ, a Linear's forward) and of the NF4 matmul (same product,
 // weight decoded in the loop) at transformer shapes, M = batch·seq ∈ {128, 2048} × (K, N) ∈ the
@@ -15,19 +15,29 @@
 // f32 and NF4 matmul variants at M=128, K=768, N=3072 (the smaller ratio shape: tuning times every
 // candidate there, slow on CPU drivers); that shape is then also timed with its choices
 // (f32_autotuned, nf4_autotuned), giving ratio_autotuned_vs_fixed (the fixed kernel is a candidate,
-// so it is ≥ 1 up to timing noise). Where the device has shader-f16, ratio_f16_vs_f32 is the
-// tuner's fastest f32 candidate time over its fastest f16 one. --autotune-only times just the
-// tuned shape's fixed and autotuned f32 and NF4 kernels (the other ratios are then null): on a
-// loaded CPU driver the full set takes tens of minutes.
+// so it is ≥ 1 up to timing noise). When the tuner keeps the fixed kernel for a product
+// (autotuned_variant names the choice), that kernel is timed once and its ratio is 1 by
+// construction; otherwise both are timed in alternation. Where the device has shader-f16,
+// ratio_f16_vs_f32 is the tuner's fastest f32 candidate time over its fastest f16 one.
+// --autotune-only times just the tuned shape's fixed and autotuned f32 and NF4 kernels (the other
+// ratios are then null): on a loaded CPU driver the full set takes tens of minutes.
+//
+// Where the device has `subgroups`, the row reductions (LayerNorm forward and backward, L2
+// normalisation, the cosine pair loss) are timed with their subgroup and shared-memory variants at
+// BERT-base shape (bench/lib/reductions.ts): `reductions` holds each kernel's median ms and
+// ratio_subgroup_vs_plain (plain time over subgroup time). --reductions-only runs just that part;
+// --autotune-only leaves it out.
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type TuneChoice, autotuneMatmuls } from '../src/engine/autotune.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { createNodeEngine } from '../src/engine/node-gpu.ts';
-import { type Product, shapeClass } from '../src/engine/ops/matmul-variants.ts';
+import { FIXED, type Product, shapeClass, variantName } from '../src/engine/ops/matmul-variants.ts';
 import { matmul, matmulNaive } from '../src/engine/ops/matmul.ts';
 import { nf4Matmul, nf4Quantize, releaseNf4 } from '../src/engine/ops/nf4.ts';
+import { reductionVariant } from '../src/engine/ops/reductions.ts';
 import { Rng } from '../src/data/rng.ts';
+import { REDUCTION_SHAPE, timeReductions } from './lib/reductions.ts';
 import { median } from './lib/stats.ts';
 import { markdownTable } from './lib/table.ts';
 
@@ -44,6 +54,7 @@ const NAIVE_SHAPE = { M: 128, K: 768, N: 3072 };
 const NF4_SHAPE = { M: 2048, K: 768, N: 3072 };
 const TUNE_SHAPE = NAIVE_SHAPE;
 const TARGET_RUN_MS = 300;
+const FIXED_NAME = variantName(FIXED);
 
 type Kernel = 'f32' | 'nf4' | 'nf4_double_quant' | 'naive' | 'f32_autotuned' | 'nf4_autotuned';
 const KERNELS: Kernel[] = ['f32', 'nf4', 'nf4_double_quant', 'naive', 'f32_autotuned', 'nf4_autotuned'];
@@ -159,8 +170,16 @@ async function timeShape(
 export default async function bench(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: 'boolean', default: false }, 'autotune-only': { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, 'budget-s': { type: 'string', default: '90' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      'autotune-only': { type: 'boolean', default: false },
+      'reductions-only': { type: 'boolean', default: false },
+      runs: { type: 'string', default: '3' },
+      'budget-s': { type: 'string', default: '90' },
+    },
   });
+  const modes = ['quick', 'autotune-only', 'reductions-only'] as const;
+  if (modes.filter((m) => values[m]).length > 1) throw new Error(`--${modes.join(', --')}: give at most one`);
   const positive = (name: string, text: string | undefined): number => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
@@ -173,26 +192,41 @@ export default async function bench(args: string[]): Promise<void> {
   log(`adapter: ${adapter.vendor} ${adapter.architecture} ${adapter.device} ${adapter.description}`.trim());
 
   const autotuneOnly = values['autotune-only'];
-  const shapes: Shape[] = autotuneOnly ? [TUNE_SHAPE] : values.quick ? [NAIVE_SHAPE, NF4_SHAPE] : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
+  const reductionsOnly = values['reductions-only'];
+  const shapes: Shape[] = reductionsOnly
+    ? []
+    : autotuneOnly
+      ? [TUNE_SHAPE]
+      : values.quick
+        ? [NAIVE_SHAPE, NF4_SHAPE]
+        : ROWS.flatMap((M) => PROJECTIONS.map(([K, N]) => ({ M, K, N })));
   const perKernel = () => Object.fromEntries(KERNELS.map((k) => [k, {}])) as Record<Kernel, Record<string, number>>;
   const figures = perKernel();
   const cpuFigures = perKernel();
   const loadBefore = loadavg()[0];
   const rows: (string | number)[][] = [];
   const started = performance.now();
-  const tuning = await autotuneMatmuls(engine, [f32Product(TUNE_SHAPE), nf4Product(TUNE_SHAPE)], { runs: 1, targetMs: 1, log });
+  const tuning = reductionsOnly ? {} : await autotuneMatmuls(engine, [f32Product(TUNE_SHAPE), nf4Product(TUNE_SHAPE)], { runs: 1, targetMs: 1, log });
   engine.kernelChoices.clear();
-  const f32Choice = tuning[shapeClass(f32Product(TUNE_SHAPE))];
-  const nf4Choice = tuning[shapeClass(nf4Product(TUNE_SHAPE))];
-  const tuned = { f32: f32Choice.variant, nf4: nf4Choice.variant };
+  const f32Choice: TuneChoice | undefined = tuning[shapeClass(f32Product(TUNE_SHAPE))];
+  const nf4Choice: TuneChoice | undefined = tuning[shapeClass(nf4Product(TUNE_SHAPE))];
+  const tuned = { f32: f32Choice?.variant ?? FIXED_NAME, nf4: nf4Choice?.variant ?? FIXED_NAME };
   const tuningSeconds = (performance.now() - started) / 1000;
   for (const shape of shapes) {
     const kernels: Kernel[] = ['f32', 'nf4'];
     if (key(shape) === key(NAIVE_SHAPE) && !autotuneOnly) kernels.push('naive');
     if (key(shape) === key(NF4_SHAPE) && !autotuneOnly) kernels.push('nf4_double_quant');
-    if (key(shape) === key(TUNE_SHAPE)) kernels.push('f32_autotuned', 'nf4_autotuned');
+    // An autotuned kernel is timed only when the tuner chose another variant than the fixed one.
+    if (key(shape) === key(TUNE_SHAPE)) {
+      if (tuned.f32 !== FIXED_NAME) kernels.push('f32_autotuned');
+      if (tuned.nf4 !== FIXED_NAME) kernels.push('nf4_autotuned');
+    }
     const ratioShape = key(shape) === key(NAIVE_SHAPE) || key(shape) === key(NF4_SHAPE);
     const result = await timeShape(engine, shape, kernels, { max: runs, min: ratioShape ? runs : 1 }, budgetMs, tuned);
+    if (key(shape) === key(TUNE_SHAPE)) {
+      if (tuned.f32 === FIXED_NAME) result.set('f32_autotuned', result.get('f32')!);
+      if (tuned.nf4 === FIXED_NAME) result.set('nf4_autotuned', result.get('nf4')!);
+    }
     for (const [k, g] of result) {
       figures[k][key(shape)] = g.wall;
       cpuFigures[k][key(shape)] = g.cpu;
@@ -209,15 +243,30 @@ export default async function bench(args: string[]): Promise<void> {
   });
   const { tiledVsNaive: ratioTiledVsNaive, nf4VsF32: ratioNf4VsF32 } = ratios(figures);
   const cpuRatios = ratios(cpuFigures);
-  console.log(`GFLOP/s, wall clock (in parentheses: GFLOP per CPU-second of this process); ${adapter.description}`);
-  console.log(markdownTable(['M', 'K', 'N', 'f32 tiled', 'NF4', 'NF4 + double quant', 'naive'], rows));
-  console.log(`ratio tiled / naive at ${key(NAIVE_SHAPE)}: ${ratioTiledVsNaive.toFixed(2)} (per CPU-second ${cpuRatios.tiledVsNaive.toFixed(2)}; target ≥ 8)`);
-  console.log(`ratio NF4 / f32 at ${key(NF4_SHAPE)}: ${ratioNf4VsF32.toFixed(2)} (per CPU-second ${cpuRatios.nf4VsF32.toFixed(2)}; target ≥ 0.8)`);
+  // The row reductions' subgroup and shared-memory variants, on a second engine without subgroups.
+  let reductions: Awaited<ReturnType<typeof timeReductions>> | null = null;
+  if (!autotuneOnly && reductionVariant(engine) === 'subgroup') {
+    const plain = await createNodeEngine({ withoutFeatures: ['subgroups'] });
+    reductions = await timeReductions(engine, plain, runs);
+    plain.destroy();
+    for (const [k, t] of Object.entries(reductions)) {
+      log(`${k} at ${REDUCTION_SHAPE.rows} × ${REDUCTION_SHAPE.hidden}: subgroup ${t.subgroup_ms.toFixed(3)} ms, plain ${t.plain_ms.toFixed(3)} ms, plain / subgroup ${t.ratio_subgroup_vs_plain.toFixed(3)}`);
+    }
+  } else if (!autotuneOnly) {
+    log('no subgroups feature on this adapter: the reductions have one variant, nothing to compare');
+  }
   const wallRatios = ratios(figures);
-  console.log(
-    `autotuned / fixed at ${key(TUNE_SHAPE)}: f32 ${wallRatios.autotunedVsFixed.toFixed(2)} (${tuned.f32}), NF4 ${wallRatios.autotunedVsFixedNf4.toFixed(2)} (${tuned.nf4}); ` +
-      `f16 / f32 (tuner's best of each): f32 matmul ${f16Ratio(f32Choice)?.toFixed(2) ?? 'no shader-f16'}, NF4 ${f16Ratio(nf4Choice)?.toFixed(2) ?? 'no shader-f16'}`,
-  );
+  if (!reductionsOnly) {
+    console.log(`GFLOP/s, wall clock (in parentheses: GFLOP per CPU-second of this process); ${adapter.description}`);
+    console.log(markdownTable(['M', 'K', 'N', 'f32 tiled', 'NF4', 'NF4 + double quant', 'naive'], rows));
+    console.log(`ratio tiled / naive at ${key(NAIVE_SHAPE)}: ${ratioTiledVsNaive.toFixed(2)} (per CPU-second ${cpuRatios.tiledVsNaive.toFixed(2)}; target ≥ 8)`);
+    console.log(`ratio NF4 / f32 at ${key(NF4_SHAPE)}: ${ratioNf4VsF32.toFixed(2)} (per CPU-second ${cpuRatios.nf4VsF32.toFixed(2)}; target ≥ 0.8)`);
+    const f16 = (choice: TuneChoice | undefined) => (choice && f16Ratio(choice)?.toFixed(2)) ?? 'no shader-f16';
+    console.log(
+      `autotuned / fixed at ${key(TUNE_SHAPE)}: f32 ${wallRatios.autotunedVsFixed.toFixed(2)} (${tuned.f32}), NF4 ${wallRatios.autotunedVsFixedNf4.toFixed(2)} (${tuned.nf4}); ` +
+        `f16 / f32 (tuner's best of each): f32 matmul ${f16(f32Choice)}, NF4 ${f16(nf4Choice)}`,
+    );
+  }
   console.log(
     JSON.stringify({
       bench: 'kernels',
@@ -226,6 +275,7 @@ export default async function bench(args: string[]): Promise<void> {
       budget_s: budgetMs / 1000,
       quick: values.quick,
       autotune_only: autotuneOnly,
+      reductions_only: reductionsOnly,
       unit: 'GFLOP/s',
       f32: figures.f32,
       nf4: figures.nf4,
@@ -237,9 +287,12 @@ export default async function bench(args: string[]): Promise<void> {
       ratio_nf4_vs_f32: ratioNf4VsF32,
       ratio_autotuned_vs_fixed: wallRatios.autotunedVsFixed,
       ratio_autotuned_vs_fixed_nf4: wallRatios.autotunedVsFixedNf4,
-      ratio_f16_vs_f32: f16Ratio(f32Choice),
-      ratio_f16_vs_f32_nf4: f16Ratio(nf4Choice),
-      autotune: { seconds: tuningSeconds, f32: f32Choice, nf4: nf4Choice },
+      ratio_f16_vs_f32: f32Choice ? f16Ratio(f32Choice) : null,
+      ratio_f16_vs_f32_nf4: nf4Choice ? f16Ratio(nf4Choice) : null,
+      autotuned_variant: reductionsOnly ? null : tuned,
+      autotune: { seconds: tuningSeconds, f32: f32Choice ?? null, nf4: nf4Choice ?? null },
+      reductions: reductions && { rows: REDUCTION_SHAPE.rows, hidden: REDUCTION_SHAPE.hidden, unit: 'ms per launch (median)', ...reductions },
+      ratio_subgroup_vs_plain: reductions && Object.fromEntries(Object.entries(reductions).map(([k, t]) => [k, t.ratio_subgroup_vs_plain])),
       cpu: { unit: 'GFLOP per CPU-second', ...cpuFigures, ratio_tiled_vs_naive: cpuRatios.tiledVsNaive, ratio_nf4_vs_f32: cpuRatios.nf4VsF32 },
       load_average: { before: loadBefore, after: loadavg()[0], cpus: availableParallelism() },
       seconds: (performance.now() - started) / 1000,

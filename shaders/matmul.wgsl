@@ -33,6 +33,12 @@ override COLS_CONTIGUOUS: bool = false;
 // The kernel computes outᵀ = op(B)ᵀ·op(A)ᵀ (the launcher swapped the operands, M and N) and stores
 // it transposed: a product with few columns then fills the 256-column tiles with its rows instead.
 override OUT_TRANSPOSED: bool = false;
+// With OPTIONS_AT_RUNTIME the options the launcher names (tiledKernel in matmul.ts: the transposes
+// and epilogue of matmul_tiled; the epilogue, DOUBLE_QUANT and NF4_ALIGNED of nf4_matmul) are read
+// from mm.options (bits OPTION_BITS there) instead of being constants: a few pipelines then serve
+// every product. The loops-as-written build takes it (LLVM compiles each tiled pipeline for 5–20 CPU
+// seconds, see unroll.ts); SwiftShader's expanded build keeps the constants.
+override OPTIONS_AT_RUNTIME: bool = false;
 
 struct MatmulParams {
   M: u32,
@@ -45,7 +51,18 @@ struct MatmulParams {
   b_batch_stride: u32, // 0 when B is shared by every batch
   alpha: f32,
   absmax_offset: f32,   // NF4 kernels only: the double-quantisation offset
+  options: u32,         // read only with OPTIONS_AT_RUNTIME
 }
+
+fn mm_option(constant: bool, bit: u32) -> bool {
+  return select(constant, (mm.options & bit) != 0u, OPTIONS_AT_RUNTIME);
+}
+fn mm_trans_a() -> bool { return mm_option(TRANS_A, 1u); }
+fn mm_trans_b() -> bool { return mm_option(TRANS_B, 2u); }
+fn mm_out_transposed() -> bool { return mm_option(OUT_TRANSPOSED, 4u); }
+fn mm_has_bias() -> bool { return mm_option(HAS_BIAS, 8u); }
+fn mm_accumulate() -> bool { return mm_option(ACCUMULATE, 16u); }
+fn mm_gelu() -> bool { return mm_option(ACTIVATION == 1u, 32u); }
 
 @group(0) @binding(0) var<uniform> mm: MatmulParams;
 @group(0) @binding(1) var<storage, read> mm_a: array<f32>;
@@ -80,15 +97,16 @@ fn mm_column(n0: u32, lane: u32, c: u32) -> u32 {
 // Stage op(A)[m0.., k0..] as mm_a_tile[k][row] (zeros outside A); consecutive invocations read
 // consecutive addresses.
 fn mm_stage_a(a_base: u32, m0: u32, k0: u32, lane: u32) {
+  let trans_a = mm_trans_a();
   for (var j = 0u; j < MM_ROWS * MM_TILE_K / MM_LANES; j++) {
     let e = lane + j * MM_LANES;
-    let row = select(e / MM_TILE_K, e % MM_ROWS, TRANS_A);
-    let k = select(e % MM_TILE_K, e / MM_ROWS, TRANS_A);
+    let row = select(e / MM_TILE_K, e % MM_ROWS, trans_a);
+    let k = select(e % MM_TILE_K, e / MM_ROWS, trans_a);
     let gm = m0 + row;
     let gk = k0 + k;
     var v = 0.0;
     if (gm < mm.M && gk < mm.K) {
-      v = mm_a[a_base + select(gm * mm.K + gk, gk * mm.M + gm, TRANS_A)];
+      v = mm_a[a_base + select(gm * mm.K + gk, gk * mm.M + gm, trans_a)];
     }
     mm_a_tile[k * MM_ROWS + row] = v;
   }
@@ -107,13 +125,13 @@ fn mm_fma_step(acc: ptr<function, MmAcc>, k: u32, b_lo: vec4<f32>, b_hi: vec4<f3
 // out[at] (=|+=) act(alpha · value + bias[bias_at]): the epilogue every tiled kernel stores with.
 fn mm_write(at: u32, bias_at: u32, value: f32) {
   var r = mm.alpha * value;
-  if (HAS_BIAS) {
+  if (mm_has_bias()) {
     r += mm_bias[bias_at];
   }
-  if (ACTIVATION == 1u) {
+  if (mm_gelu()) {
     r = gelu(r);
   }
-  if (ACCUMULATE) {
+  if (mm_accumulate()) {
     r += mm_out[at];
   }
   mm_out[at] = r;
@@ -121,6 +139,7 @@ fn mm_write(at: u32, bias_at: u32, value: f32) {
 
 // mm_write of the tile's rows < M and columns < N.
 fn mm_store(out_base: u32, tile: MmTile, lane: u32, acc: ptr<function, MmAcc>) {
+  let out_transposed = mm_out_transposed();
   // @unroll
   for (var c = 0u; c < 8u; c++) {
     let gn = mm_column(tile.n0, lane, c);
@@ -129,8 +148,8 @@ fn mm_store(out_base: u32, tile: MmTile, lane: u32, acc: ptr<function, MmAcc>) {
       for (var i = 0u; i < 16u; i++) {
         let gm = tile.m0 + i;
         if (gm < mm.M) {
-          let at = out_base + select(gm * mm.N + gn, gn * mm.M + gm, OUT_TRANSPOSED);
-          mm_write(at, select(gn, gm, OUT_TRANSPOSED), (*acc)[2u * i + c / 4u][c % 4u]);
+          let at = out_base + select(gm * mm.N + gn, gn * mm.M + gm, out_transposed);
+          mm_write(at, select(gn, gm, out_transposed), (*acc)[2u * i + c / 4u][c % 4u]);
         }
       }
     }
@@ -163,9 +182,9 @@ fn matmul_tiled(
   // @unroll
   for (var c = 0u; c < 8u; c++) {
     let n = min(mm_column(tile.n0, lane, c), mm.N - 1u);
-    starts[c] = b_base + select(n, n * mm.K, TRANS_B);
+    starts[c] = b_base + select(n, n * mm.K, mm_trans_b());
   }
-  let k_stride = select(mm.N, 1u, TRANS_B);
+  let k_stride = select(mm.N, 1u, mm_trans_b());
   var acc: MmAcc;
   for (var k0 = 0u; k0 < mm.K; k0 += MM_TILE_K) {
     mm_stage_a(a_base, tile.m0, k0, lane);

@@ -187,7 +187,7 @@ fn nf4_double_quantize(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // absmax of 64-block `block`: stored, or map[code] · scale + offset (bitsandbytes' f32 arithmetic).
 fn nf4_block_absmax(block: u32) -> f32 {
-  if (DOUBLE_QUANT) {
+  if (mm_option(DOUBLE_QUANT, 64u)) {
     let code = (nf4_absmax[block >> 2u] >> ((block & 3u) * 8u)) & 255u;
     return nf4_map[code] * nf4_absmax_scale[block / ABSMAX_BLOCK] + mm.absmax_offset;
   }
@@ -243,7 +243,7 @@ fn nf4_matmul(
   for (var k0 = 0u; k0 < mm.K; k0 += MM_TILE_K) {
     mm_stage_a(0u, tile.m0, k0, lane);
     workgroupBarrier();
-    if (NF4_ALIGNED && k0 + MM_TILE_K <= mm.K) {
+    if (mm_option(NF4_ALIGNED, 128u) && k0 + MM_TILE_K <= mm.K) {
       // @unroll
       for (var g = 0u; g < 2u; g++) {
         // Eight words: for Y = X·Wᵀ word x holds column x at k0 + 8g .. k0 + 8g + 7; for dX = dY·W

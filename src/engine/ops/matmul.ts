@@ -9,7 +9,7 @@ import { ShapeError } from '../errors.ts';
 import { type Tensor, shapeString } from '../tensor.ts';
 import { expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
-import { perCompiler, unrollLoops } from './unroll.ts';
+import { unrollLoops, wantsUnrolledLoops } from './unroll.ts';
 import { type Product, chosenVariant, regtileSpec, regtileTile } from './matmul-variants.ts';
 
 export type Activation = 'none' | 'gelu';
@@ -50,10 +50,48 @@ function computedOutputs(M: number, N: number): number {
   return ceilDiv(M, tile.rows) * tile.rows * ceilDiv(N, tile.cols) * tile.cols;
 }
 
+/** Bits of MatmulParams.options: the options a tiled kernel reads at run time (mm_option in matmul.wgsl). */
+const OPTION_BITS: Readonly<Record<string, number>> = { TRANS_A: 1, TRANS_B: 2, OUT_TRANSPOSED: 4, HAS_BIAS: 8, ACCUMULATE: 16, ACTIVATION: 32, DOUBLE_QUANT: 64, NF4_ALIGNED: 128 };
+
+/** A tiled kernel set up for one product: its spec (constants included) and MatmulParams.options. */
+export interface TiledLaunchSpec {
+  spec: KernelSpec;
+  options: number;
+}
+
+/**
+ * A tiled kernel in its two builds, each engine getting the one its compiler wants: SwiftShader's
+ * expanded loops with every option a pipeline constant (a pipeline per combination, each compiled
+ * in a CPU second or two), or the loops as written with the options named in `runtime` read from
+ * the uniform block (OPTIONS_AT_RUNTIME): LLVM (lavapipe) compiles a tiled pipeline for 5–20 CPU
+ * seconds, so a few pipelines (one per workgroup size) serve every product.
+ */
+export function tiledKernel(rolled: KernelSpec, unrolled: KernelSpec, runtime: readonly string[]): (engine: Engine, options: Record<string, number>) => TiledLaunchSpec {
+  const unknown = runtime.filter((name) => !(name in OPTION_BITS));
+  if (unknown.length > 0) throw new Error(`tiledKernel: ${unknown.join(', ')} cannot be read at run time (options with a bit: ${Object.keys(OPTION_BITS).join(', ')})`);
+  return (engine, options) => {
+    if (wantsUnrolledLoops(engine.adapter)) return { spec: { ...unrolled, constants: options }, options: 0 };
+    const constants: Record<string, number> = { OPTIONS_AT_RUNTIME: 1 };
+    let bits = 0;
+    for (const [name, value] of Object.entries(options)) {
+      if (runtime.includes(name)) bits |= value !== 0 ? OPTION_BITS[name] : 0;
+      else constants[name] = value;
+    }
+    return { spec: { ...rolled, constants }, options: bits };
+  };
+}
+
 const kernel = kernelFamily('matmul', MATMUL_SOURCE);
 const unrolledKernel = kernelFamily('matmul-unrolled', unrollLoops(MATMUL_SOURCE));
 const TILED_STORAGE = ['read', 'read', 'read_write', 'read'] as const;
-const tiled = perCompiler(kernel('matmul_tiled', [...TILED_STORAGE]), unrolledKernel('matmul_tiled', [...TILED_STORAGE]));
+const tiled = tiledKernel(kernel('matmul_tiled', [...TILED_STORAGE]), unrolledKernel('matmul_tiled', [...TILED_STORAGE]), [
+  'TRANS_A',
+  'TRANS_B',
+  'OUT_TRANSPOSED',
+  'HAS_BIAS',
+  'ACCUMULATE',
+  'ACTIVATION',
+]);
 const NAIVE = kernel('matmul_naive', ['read', 'read', 'read_write']);
 
 const ACTIVATION_CODES: Record<Activation, number> = { none: 0, gelu: 1 };
@@ -79,12 +117,13 @@ export interface MatmulDims {
 }
 
 /** The uniform block of the tiled kernels (MatmulParams in matmul.wgsl) and its workgroup count. */
-export function tiledLaunch(dims: MatmulDims, alpha: number, tile: Tile, absmaxOffset = 0): { params: ArrayBuffer; workgroups: number } {
+export function tiledLaunch(dims: MatmulDims, alpha: number, tile: Tile, absmaxOffset = 0, options = 0): { params: ArrayBuffer; workgroups: number } {
   const tilesN = ceilDiv(dims.N, tile.cols);
   const tilesM = ceilDiv(dims.M, tile.rows);
   const params = new Params()
     .u32(dims.M, dims.N, dims.K, dims.batch, tilesN, tilesM, dims.aBatchStride, dims.bBatchStride)
     .f32(alpha, absmaxOffset)
+    .u32(options)
     .build();
   return { params, workgroups: tilesN * tilesM * dims.batch };
 }
@@ -151,17 +190,14 @@ export function matmul(engine: Engine, a: Tensor, b: Tensor, out: Tensor, option
   const swap = computedOutputs(dims.N, dims.M) < computedOutputs(dims.M, dims.N);
   const kernelDims = swap ? { ...dims, M: dims.N, N: dims.M, aBatchStride: dims.bBatchStride, bBatchStride: dims.aBatchStride } : dims;
   const tile = tiledTile(kernelDims.N);
-  const spec: KernelSpec = {
-    ...tiled(engine),
-    constants: {
-      MM_LANES: tile.lanes,
-      TRANS_A: Number(swap ? !transB : transA),
-      TRANS_B: Number(swap ? !transA : transB),
-      OUT_TRANSPOSED: Number(swap),
-      ...epilogue,
-    },
-  };
-  const { params, workgroups } = tiledLaunch(kernelDims, alpha, tile);
+  const { spec, options: optionBits } = tiled(engine, {
+    MM_LANES: tile.lanes,
+    TRANS_A: Number(swap ? !transB : transA),
+    TRANS_B: Number(swap ? !transA : transB),
+    OUT_TRANSPOSED: Number(swap),
+    ...epilogue,
+  });
+  const { params, workgroups } = tiledLaunch(kernelDims, alpha, tile, 0, optionBits);
   if (swap) [buffers[0], buffers[1]] = [buffers[1], buffers[0]];
   dispatchFolded(engine, spec, params, buffers, workgroups);
 }

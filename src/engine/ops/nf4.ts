@@ -10,8 +10,8 @@ import { type Tensor, numel, shapeString } from '../tensor.ts';
 import { expectMatrix, expectShape } from './check.ts';
 import { dispatchFolded, expectDistinct, kernelFamily } from './launch.ts';
 import { type Product, chosenVariant, regtileSpec, regtileTile } from './matmul-variants.ts';
-import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledLaunch, tiledTile } from './matmul.ts';
-import { perCompiler, unrollLoops } from './unroll.ts';
+import { type Activation, MATMUL_SOURCE, epilogueConstants, tiledKernel, tiledLaunch, tiledTile } from './matmul.ts';
+import { unrollLoops } from './unroll.ts';
 import { ABSMAX_BLOCK, DYNAMIC_MAP, NF4_BLOCK, type Nf4Host, bytesToWords, dequantizeAbsmaxRef, wordsToBytes } from './nf4.ref.ts';
 
 export interface Nf4Weight {
@@ -30,7 +30,15 @@ const DOUBLE_QUANTIZE = kernel('nf4_double_quantize', ['read', 'read', 'read_wri
 // 6 absmax scale, 7 dynamic map; nf4_dequantize reads no x or bias.
 const DECODE_STORAGE = ['read', 'read', 'read_write', 'read', 'read', 'read', 'read'] as const;
 const DEQUANTIZE = kernel('nf4_dequantize', [...DECODE_STORAGE]);
-const matmul = perCompiler(kernel('nf4_matmul', [...DECODE_STORAGE]), unrolledKernel('nf4_matmul', [...DECODE_STORAGE]));
+// Which words an invocation reads and how it indexes them (forward or input gradient) stays a
+// constant; the rest may come at run time.
+const matmul = tiledKernel(kernel('nf4_matmul', [...DECODE_STORAGE]), unrolledKernel('nf4_matmul', [...DECODE_STORAGE]), [
+  'HAS_BIAS',
+  'ACCUMULATE',
+  'ACTIVATION',
+  'DOUBLE_QUANT',
+  'NF4_ALIGNED',
+]);
 const QUANTIZE_WORKGROUP = 64;
 const DEQUANTIZE_WORKGROUP = 64;
 
@@ -170,8 +178,8 @@ function nf4Product(
   }
   const tile = tiledTile(N);
   // dX = dY·W reads 8 adjacent columns of W from one word.
-  const spec: KernelSpec = { ...matmul(engine), constants: { MM_LANES: tile.lanes, COLS_CONTIGUOUS: Number(!forward), ...shared } };
-  const { params, workgroups } = tiledLaunch(dims, 1, tile, q.doubleQuant?.offset ?? 0);
+  const { spec, options: optionBits } = matmul(engine, { MM_LANES: tile.lanes, COLS_CONTIGUOUS: Number(!forward), ...shared });
+  const { params, workgroups } = tiledLaunch(dims, 1, tile, q.doubleQuant?.offset ?? 0, optionBits);
   dispatchFolded(engine, spec, params, buffers, workgroups);
 }
 

@@ -1,5 +1,5 @@
 /** Loop unrolling for WGSL sources (the tiled matmul kernels), for the compilers that need it. */
-import type { AdapterDescription, Engine, KernelSpec } from '../engine.ts';
+import type { AdapterDescription } from '../engine.ts';
 
 /**
  * Expand every loop marked `// @unroll` (`for (var i = 0u; i < 8u; i++) { body }`, or `i < NAME` with
@@ -38,9 +38,4 @@ export function unrollLoops(source: string, constants: Readonly<Record<string, n
  */
 export function wantsUnrolledLoops(adapter: Pick<AdapterDescription, 'architecture' | 'description'>): boolean {
   return /swiftshader/i.test(`${adapter.architecture} ${adapter.description}`);
-}
-
-/** A kernel in two builds, loops as written and expanded (a module each); each engine gets the one its compiler wants. */
-export function perCompiler(rolled: KernelSpec, unrolled: KernelSpec): (engine: Engine) => KernelSpec {
-  return (engine) => (wantsUnrolledLoops(engine.adapter) ? unrolled : rolled);
 }
