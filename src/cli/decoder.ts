@@ -6,7 +6,7 @@
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
-import { type DecoderConfig, decoderFamilyOf } from '../model/decoder-config.ts';
+import { type DecoderConfig, configNamesDecoder } from '../model/decoder-config.ts';
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
 import { readDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { DecoderModel } from '../model/decoder.ts';
@@ -28,15 +28,7 @@ export async function modelKind(arg: string): Promise<ModelKind> {
   const bytes = await modelSource(arg)
     .read('config.json')
     .catch(() => null);
-  if (!bytes) return 'encoder';
-  let json: { model_type?: unknown; architectures?: unknown };
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return 'encoder';
-  }
-  const architectures = Array.isArray(json.architectures) ? json.architectures.filter((a): a is string => typeof a === 'string') : [];
-  return decoderFamilyOf(json.model_type, architectures) ? 'decoder' : 'encoder';
+  return configNamesDecoder(bytes) ? 'decoder' : 'encoder';
 }
 
 export interface CliDecoder {

@@ -107,6 +107,23 @@ export function decoderFamilyOf(modelType: unknown, architectures: string[]): De
   return SUPPORTED_DECODER_TYPES.find((name) => architectures.includes(FAMILIES[name].architecture)) ?? null;
 }
 
+/**
+ * Whether config.json's bytes name a supported decoder family. Missing or unreadable bytes do not:
+ * the encoder path, which every other model takes, explains what is wrong with them.
+ */
+export function configNamesDecoder(configBytes: Uint8Array | null): boolean {
+  if (!configBytes) return false;
+  let json: { model_type?: unknown; architectures?: unknown };
+  try {
+    json = JSON.parse(new TextDecoder().decode(configBytes));
+  } catch {
+    return false;
+  }
+  if (typeof json !== 'object' || json === null) return false;
+  const architectures = Array.isArray(json.architectures) ? json.architectures.filter((a): a is string => typeof a === 'string') : [];
+  return decoderFamilyOf(json.model_type, architectures) !== null;
+}
+
 type Fail = (why: string) => never;
 
 const fail: Fail = (why) => {
