@@ -133,8 +133,9 @@ export class LabSession {
 
   /** Whether `ref` is a decoder LLM (its config.json names a supported family) or goes the encoder's way (loadModel explains any problem). */
   async modelKind(ref: ModelRef, localFiles?: Map<string, Blob>, siteUrl?: string): Promise<'encoder' | 'decoder'> {
-    const source = modelRefSource(ref, localFiles, siteUrl ?? self.location.href);
-    const bytes = await source.read('config.json').catch(() => null);
+    const bytes = await Promise.resolve()
+      .then(() => modelRefSource(ref, localFiles, siteUrl ?? self.location.href).read('config.json'))
+      .catch(() => null);
     return configNamesDecoder(bytes) ? 'decoder' : 'encoder';
   }
 
