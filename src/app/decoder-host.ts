@@ -144,7 +144,8 @@ export class DecoderHost {
     return this.files.tokenizer.decode(s.ids, { skipSpecialTokens: true });
   }
 
-  private assertNotGenerating(what: string): void {
+  /** Throws while answers are being generated: the base and its adapter are in use. */
+  assertNotGenerating(what: string): void {
     if (this.generating) throw new Error(`Cannot ${what} while answers are being generated; stop them first.`);
   }
 }

@@ -145,6 +145,7 @@ export class LabSession {
    */
   async loadDecoder(ref: ModelRef, quantization: 'nf4' | 'f32', localFiles?: Map<string, Blob>, siteUrl?: string): Promise<DecoderSummary> {
     this.assertIdle('load a decoder');
+    this.decoder?.assertNotGenerating('load another decoder');
     const source = modelRefSource(ref, localFiles, siteUrl ?? self.location.href);
     const decoder = await DecoderHost.open(await this.ensureEngine(), source, ref.id, quantization);
     this.decoder?.destroy();
