@@ -2,7 +2,8 @@
  * Answers side by side in the app: the bundled demo decoder loads beside the demo encoder and says
  * what it is; a prompt generates from the base alone (no adapter yet, and the page says so), then
  * from base and adapter together, each pane's text equal to what the library generates in Node from
- * the same files, prompt and seed; Stop ends both answers; no main-thread task over 50 ms meanwhile.
+ * the same files, prompt and seed; Stop ends both answers; no main-thread task over 50 ms meanwhile,
+ * no accessibility violation and no sideways scrolling.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { gpuEngine } from '../helpers/gpu.ts';
 import { libraryAnswer } from '../helpers/library-answer.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { tinyDecoderAdapterFiles } from '../helpers/tiny-decoder.ts';
-import { longTasks, now, openApp, openAppSession, screenshot } from './app.ts';
+import { axeViolations, longTasks, now, openApp, openAppSession, overflowAtWidths, screenshot } from './app.ts';
 
 const FOLDER = 'public/models/demo-decoder';
 const SAMPLED: AnswersRequest = { prompt: 'the aortic valve is', chat: true, maxNewTokens: 10, temperature: 0.8, topP: 0.9, seed: 5 };
@@ -82,6 +83,8 @@ it('loads the demo decoder, answers side by side as the library does, and stops'
   expect(await adapted.textContent()).toBe(expectedAdapted.text);
   expect(await longTasks(page, from, await now(page))).toEqual([]);
   await screenshot(page, '30-answers-side-by-side');
+  expect(await axeViolations(page)).toEqual([]);
+  expect(await overflowAtWidths(page)).toEqual([]);
 
   // Stop ends both answers early; what they show is the start of the full answer.
   await fill(LONG);
