@@ -71,7 +71,7 @@ export class DecoderHost {
 
   /** The adapter the adapted answers use (a PEFT CAUSAL_LM folder's two files, checked against this decoder), or none. Returns its description. */
   setAdapter(files: PeftAdapterFiles | null, name: string): string | null {
-    this.assertNotGenerating('change the adapter');
+    this.assertUsable('change the adapter');
     const peft = files ? readDecoderPeftAdapter(files, this.files.config) : null;
     this.adapter?.release();
     this.adapter = null;
@@ -87,7 +87,7 @@ export class DecoderHost {
    * one token each, on the one base (its adapter stack set for the pane's turn).
    */
   async answers(request: AnswersRequest, listener: SessionListener): Promise<AnswersResult> {
-    this.assertNotGenerating('start other answers');
+    this.assertUsable('start other answers');
     const { tokenizer, config } = this.files;
     if (request.prompt.trim() === '') throw new Error('Write a prompt first.');
     if (request.chat && !tokenizer.hasChatTemplate) throw new Error(`${this.label} has no chat template (tokenizer_config.json's chat_template): turn "as a chat message" off to continue the text as it is.`);
@@ -138,6 +138,12 @@ export class DecoderHost {
     this.adapter?.release();
     this.adapter = null;
     this.model.destroy();
+  }
+
+  /** Throws when the decoder cannot `what` now: answers are being generated, or the device it is on was lost (a driver reset). */
+  private assertUsable(what: string): void {
+    if (this.model.engine.isLost) throw new Error(`The GPU device was lost since ${this.label} was loaded, and the decoder with it: load it again.`);
+    this.assertNotGenerating(what);
   }
 
   private text(s: Stream): string {

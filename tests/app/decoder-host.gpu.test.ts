@@ -1,7 +1,7 @@
 /**
  * The app's decoder (src/app/decoder-host.ts) on the bundled demo decoder: its summary, answers side
  * by side equal to the library's generation (base, and with an adapter), streamed token by token,
- * and Stop ending both answers with every KV cache released.
+ * Stop ending both answers with every KV cache released, and a lost device named.
  */
 import { describe, expect, it } from 'vitest';
 import { DecoderHost } from '../../src/app/decoder-host.ts';
@@ -9,7 +9,7 @@ import type { AnswersRequest, SessionEvent } from '../../src/app/protocol.ts';
 import { parseDecoderConfig } from '../../src/model/decoder-config.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { readFileSync } from 'node:fs';
-import { gpuEngine } from '../helpers/gpu.ts';
+import { gpuEngine, testEngine } from '../helpers/gpu.ts';
 import { libraryAnswer } from '../helpers/library-answer.ts';
 import { tinyDecoderAdapterFiles } from '../helpers/tiny-decoder.ts';
 
@@ -79,4 +79,14 @@ describe('DecoderHost', () => {
     await expect(host.answers({ ...REQUEST, prompt: '  ' }, () => {})).rejects.toThrow('Write a prompt first.');
     host.destroy();
   });
+
+  it('after a lost device, says to load the decoder again', async () => {
+    const engine = await testEngine();
+    const host = await DecoderHost.open(engine, localDirSource(FOLDER), 'demo-decoder', 'nf4');
+    engine.device.destroy();
+    await engine.device.lost;
+    await expect(host.answers(REQUEST, () => {})).rejects.toThrow('The GPU device was lost since demo-decoder was loaded, and the decoder with it: load it again.');
+    expect(() => host.setAdapter(ADAPTER, 'tiny-adapter')).toThrow(/device was lost/);
+  });
 });
+
