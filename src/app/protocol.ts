@@ -4,6 +4,7 @@
  */
 import type { AdapterDescription } from '../engine/engine.ts';
 import type { BeforeAfterResult } from '../eval/before-after.ts';
+import type { DecoderFamilyName } from '../model/decoder-config.ts';
 import type { DecoderFit } from '../model/decoder-fit.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import type { MemoryEstimate, MemoryPlan } from '../model/memory.ts';
@@ -36,6 +37,56 @@ export interface ModelSummary {
   commit?: string;
   /** The model folder's sentence settings (fallbacks where it says nothing), where each came from, and what it asks for that is not applied. */
   sentence: { settings: SentenceSettings; origins: SettingOrigins; unsupported: string[] };
+}
+
+/** A loaded decoder LLM (for the answers side by side), as the page shows it. */
+export interface DecoderSummary {
+  label: string;
+  family: DecoderFamilyName;
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  vocab: number;
+  maxPositions: number;
+  /** Parameters of the frozen base. */
+  parameters: number;
+  quantization: 'nf4' | 'f32';
+  /** The tokenizer has a chat template, so a prompt can go in as a user message. */
+  chatTemplate: boolean;
+  /** The commit a Hub revision resolved to. */
+  commit?: string;
+}
+
+/** Answers side by side: one prompt, generated from the base and (when there is an adapter) the adapted decoder with the same settings and seed. */
+export interface AnswersRequest {
+  prompt: string;
+  /** Send the prompt as a user message through the chat template (else as plain text to continue). */
+  chat: boolean;
+  maxNewTokens: number;
+  /** 0: greedy. */
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+export type AnswerPane = 'base' | 'adapted';
+
+/** Why an answer ended: a stop token, the token limit (or the model's positions), or the Stop button. */
+export type AnswerEnd = 'stop token' | 'length' | 'stopped';
+
+export interface Answer {
+  text: string;
+  tokens: number;
+  end: AnswerEnd;
+}
+
+export interface AnswersResult {
+  promptTokens: number;
+  base: Answer;
+  /** Absent when no adapter is attached: the base answers alone. */
+  adapted?: Answer;
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
@@ -75,7 +126,8 @@ export type SessionEvent =
   | { type: 'checkpoint'; runId: string; step: number }
   | { type: 'state'; runId: string; state: RunState; message?: string }
   | { type: 'evaluation'; done: number; total: number }
-  | { type: 'live-map'; runId: string; map: TsneMap & { step: number } };
+  | { type: 'live-map'; runId: string; map: TsneMap & { step: number } }
+  | { type: 'answer'; pane: AnswerPane; text: string; tokens: number };
 
 export interface TrainOptions {
   /** Continue a stored run from its checkpoint. */

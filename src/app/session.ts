@@ -27,6 +27,7 @@ import type { ModelFileSource } from '../model/file-source.ts';
 import type { HubSource } from '../model/hub.ts';
 import { GpuAdapter, type HostAdapterTensors, initLoraTensors } from '../model/lora.ts';
 import { type MemoryPlan, bufferLimitProblems, describePlan, planTraining } from '../model/memory.ts';
+import { configModelKind } from '../model/decoder-config.ts';
 import { type ModelRef, modelRefSource } from '../model/model-ref.ts';
 import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf, peftConfigOf, readPeftAdapter, writePeftAdapter } from '../model/peft-files.ts';
 import { mergedModelFolder } from '../model/sentence-folder.ts';
@@ -54,7 +55,8 @@ import {
 } from '../train/run-store.ts';
 import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
-import type { DecoderCheck, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunHistory, RunState, SessionListener, TrainOptions, TsneMap } from './protocol.ts';
+import { DecoderHost } from './decoder-host.ts';
+import type { AnswersRequest, AnswersResult, DecoderCheck, DecoderSummary, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunHistory, RunState, SessionListener, TrainOptions, TsneMap } from './protocol.ts';
 import { zip } from './zip.ts';
 
 /** How many times in a row a lost device is recovered from before the run is stopped. */
@@ -97,6 +99,8 @@ export class LabSession {
   private active: ActiveRun | null = null;
   private analysis: Analysis | null = null;
   private dataDb: Promise<DataDB> | null = null;
+  /** A decoder LLM loaded beside the encoder, for the answers side by side. */
+  private decoder: DecoderHost | null = null;
 
   setListener(listener: SessionListener): void {
     this.listener = listener;
@@ -127,6 +131,44 @@ export class LabSession {
     this.model = { ref, files, source };
     await this.buildEncoder(quantization);
     return this.summary();
+  }
+
+  /** Whether `ref` is a decoder LLM (its config.json names a supported family) or goes the encoder's way (loadModel explains any problem). */
+  async modelKind(ref: ModelRef, localFiles?: Map<string, Blob>, siteUrl?: string): Promise<'encoder' | 'decoder'> {
+    const bytes = await Promise.resolve()
+      .then(() => modelRefSource(ref, localFiles, siteUrl ?? self.location.href).read('config.json'))
+      .catch(() => null);
+    return configModelKind(bytes) === 'decoder' ? 'decoder' : 'encoder';
+  }
+
+  /**
+   * Load a decoder LLM from the same places as an encoder, beside the encoder (which stays loaded
+   * for training); replaces the decoder loaded before once the new one is on the GPU.
+   */
+  async loadDecoder(ref: ModelRef, quantization: 'nf4' | 'f32', localFiles?: Map<string, Blob>, siteUrl?: string): Promise<DecoderSummary> {
+    this.assertIdle('load a decoder');
+    this.decoder?.assertNotGenerating('load another decoder');
+    const source = modelRefSource(ref, localFiles, siteUrl ?? self.location.href);
+    const decoder = await DecoderHost.open(await this.ensureEngine(), source, ref.id, quantization);
+    this.decoder?.destroy();
+    this.decoder = decoder;
+    return decoder.summary();
+  }
+
+  /** The adapter the decoder's adapted answers use (a PEFT CAUSAL_LM folder's two files), or none. Returns its description. */
+  setDecoderAdapter(files: (PeftAdapterFiles & { name: string }) | null): string | null {
+    return this.requireDecoder().setAdapter(files, files?.name ?? '');
+  }
+
+  /** Answers side by side from the decoder; each token's text so far comes as an 'answer' event. */
+  answers(request: AnswersRequest): Promise<AnswersResult> {
+    this.assertIdle('generate answers');
+    return this.requireDecoder().answers(request, (event) => this.listener(event));
+  }
+
+  /** Stop the answers being generated; their KV caches are released. */
+  stopAnswers(): void {
+    this.decoder?.stop();
   }
 
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
@@ -679,6 +721,11 @@ export class LabSession {
   private requireModel(): NonNullable<LabSession['model']> {
     if (!this.model) throw new Error('No model is loaded yet.');
     return this.model;
+  }
+
+  private requireDecoder(): DecoderHost {
+    if (!this.decoder) throw new Error('No decoder is loaded yet.');
+    return this.decoder;
   }
 
   private requireRunAdapter(runId: string): RunAdapter {

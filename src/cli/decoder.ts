@@ -6,7 +6,7 @@
 import type { Engine } from '../engine/engine.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
-import { type DecoderConfig, decoderFamilyOf } from '../model/decoder-config.ts';
+import { type DecoderConfig, type ModelKind, configModelKind } from '../model/decoder-config.ts';
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
 import { readDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { DecoderModel } from '../model/decoder.ts';
@@ -15,8 +15,6 @@ import { type PeftAdapter, loraConfigOf } from '../model/peft-files.ts';
 import { baseOption, readAdapterFiles } from './encoder.ts';
 import { UsageError } from './errors.ts';
 import { modelSource } from './model-source.ts';
-
-export type ModelKind = 'encoder' | 'decoder' | 'unreadable';
 
 /**
  * Whether --model names a decoder LLM (config.json's model_type or architectures name a supported
@@ -28,15 +26,7 @@ export async function modelKind(arg: string): Promise<ModelKind> {
   const bytes = await modelSource(arg)
     .read('config.json')
     .catch(() => null);
-  if (!bytes) return 'unreadable';
-  let json: { model_type?: unknown; architectures?: unknown };
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return 'unreadable';
-  }
-  const architectures = Array.isArray(json.architectures) ? json.architectures.filter((a): a is string => typeof a === 'string') : [];
-  return decoderFamilyOf(json.model_type, architectures) ? 'decoder' : 'encoder';
+  return configModelKind(bytes);
 }
 
 export interface CliDecoder {

@@ -106,6 +106,26 @@ export function decoderFamilyOf(modelType: unknown, architectures: string[]): De
   return SUPPORTED_DECODER_TYPES.find((name) => architectures.includes(FAMILIES[name].architecture)) ?? null;
 }
 
+export type ModelKind = 'encoder' | 'decoder' | 'unreadable';
+
+/**
+ * Whether config.json's bytes name a supported decoder family, any other model, or cannot be read
+ * (missing or not JSON): callers that take either kind send 'unreadable' the encoder's way, whose
+ * loader explains the problem, or report it as it is.
+ */
+export function configModelKind(configBytes: Uint8Array | null): ModelKind {
+  if (!configBytes) return 'unreadable';
+  let json: { model_type?: unknown; architectures?: unknown };
+  try {
+    json = JSON.parse(new TextDecoder().decode(configBytes));
+  } catch {
+    return 'unreadable';
+  }
+  if (typeof json !== 'object' || json === null) return 'unreadable';
+  const architectures = Array.isArray(json.architectures) ? json.architectures.filter((a): a is string => typeof a === 'string') : [];
+  return decoderFamilyOf(json.model_type, architectures) ? 'decoder' : 'encoder';
+}
+
 type Fail = (why: string) => never;
 
 const fail: Fail = (why) => {

@@ -9,13 +9,14 @@ import type { BuildMeta, DatasetMeta, IngestProgress } from '../data/index.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import { formatBytes } from '../model/memory.ts';
 import { describeSettings } from '../model/sentence-config.ts';
-import type { PeftAdapterFiles } from '../model/peft-files.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { APP_MEMORY_BUDGET_GIB } from '../train/defaults.ts';
 import { type BuildRecipe, type DataRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, newRunId, withSentenceSettings } from '../train/run-config.ts';
 import type { DecoderCheck, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
 import type { StepReport } from '../train/trainer.ts';
+import { readPickedAdapter } from './adapter-files.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
+import { DecoderAnswers } from './decoder-answers.svelte.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
 import { GUIDED_PRESETS } from './guided-presets.ts';
 import { type RemoteSession, startEngineWorker } from './engine-client.ts';
@@ -104,6 +105,9 @@ export class Lab {
   shared = $state<{ config: RunConfig; preview: ModelPreview | null; confirmed: boolean; waitingFor: string | null; rerun: boolean } | null>(null);
   shareError = $state<string | null>(null);
 
+  /** A decoder LLM beside the model being trained, and its answers side by side. */
+  readonly answers = new DecoderAnswers(() => this.requireSession());
+
   private session: RemoteSession | null = null;
   private loadedModel: ModelRef | null = null;
   private data: RemoteData | null = null;
@@ -181,6 +185,14 @@ export class Lab {
     return this.requireSession().checkDecoder({ ...ref }, this.memoryBudgetGiB * 2 ** 30, { sequences: this.config.train.batchSize, seq });
   }
 
+  /** Load the model the user chose: a decoder LLM goes beside the model being trained (for the answers side by side), anything else replaces it. */
+  async loadChosenModel(model: ModelRef, localFiles?: Map<string, File>): Promise<void> {
+    const ref = $state.snapshot(model);
+    const siteUrl = new URL(import.meta.env.BASE_URL, location.href).href;
+    if ((await this.requireSession().modelKind(ref, localFiles, siteUrl)) === 'decoder') await this.answers.load(ref, this.config.quantization, localFiles);
+    else await this.loadModel(ref, localFiles);
+  }
+
   /** Stack a PEFT adapter (adapter_config.json + adapter_model.safetensors) frozen under the new one. */
   async setFrozenAdapter(files: File[] | null): Promise<void> {
     this.frozenError = null;
@@ -191,12 +203,8 @@ export class Lab {
         this.config.frozenAdapter = null;
         return;
       }
-      const config = files.find((f) => f.name === 'adapter_config.json');
-      const weights = files.find((f) => f.name === 'adapter_model.safetensors');
-      if (!config || !weights) throw new Error('Choose both files of the adapter: adapter_config.json and adapter_model.safetensors.');
-      const adapterFiles: PeftAdapterFiles = { 'adapter_config.json': await config.text(), 'adapter_model.safetensors': new Uint8Array(await weights.arrayBuffer()) };
+      const { files: adapterFiles, name } = await readPickedAdapter(files);
       const fingerprint = await digest(adapterFiles['adapter_model.safetensors']);
-      const name = weights.webkitRelativePath.split('/')[0] || config.name;
       this.frozenAdapter = await this.requireSession().setFrozenAdapter({ ...adapterFiles, fingerprint, name });
       this.config.frozenAdapter = { name, fingerprint };
       this.clearEvaluation();
@@ -584,6 +592,9 @@ export class Lab {
         break;
       case 'log':
         this.log.push(event.message);
+        break;
+      case 'answer':
+        this.answers.onAnswer(event);
         break;
       case 'evaluation':
         this.evaluationProgress = { done: event.done, total: event.total };

@@ -3,7 +3,7 @@
  * (small sizes, real keys): one canonical config, and a clear refusal of what the kernels do not compute.
  */
 import { describe, expect, it } from 'vitest';
-import { parseDecoderConfig } from '../../src/model/decoder-config.ts';
+import { configModelKind, parseDecoderConfig } from '../../src/model/decoder-config.ts';
 
 const base = {
   vocab_size: 128,
@@ -114,5 +114,18 @@ describe('parseDecoderConfig', () => {
     expect(() => parseDecoderConfig({ ...base, model_type: 'llama', mlp_bias: true })).toThrow(/mlp_bias/);
     expect(() => parseDecoderConfig({ ...base, model_type: 'llama', eos_token_id: 500 })).toThrow(/"eos_token_id" must be a token id below vocab_size 128, got 500/);
     expect(() => parseDecoderConfig({ ...base, model_type: 'llama', hidden_size: 66 })).toThrow(/hidden_size 66 is not a multiple of num_attention_heads 4/);
+  });
+});
+
+describe('configModelKind', () => {
+  const bytes = (json: unknown) => new TextEncoder().encode(typeof json === 'string' ? json : JSON.stringify(json));
+  it('says whether config.json names a supported decoder family, by model_type else architectures', () => {
+    expect(configModelKind(bytes({ model_type: 'qwen2' }))).toBe('decoder');
+    expect(configModelKind(bytes({ architectures: ['Phi3ForCausalLM'] }))).toBe('decoder');
+    expect(configModelKind(bytes({ model_type: 'bert', architectures: ['LlamaForCausalLM'] }))).toBe('encoder');
+    expect(configModelKind(bytes({ model_type: 'gpt2' }))).toBe('encoder');
+  });
+  it('says when the bytes are missing or not a JSON object', () => {
+    for (const b of [null, bytes('{not json'), bytes('null'), bytes('3')]) expect(configModelKind(b)).toBe('unreadable');
   });
 });
