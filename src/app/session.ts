@@ -38,7 +38,7 @@ import { linearProducts } from '../model/kernel-products.ts';
 import { adapterReadme } from '../train/adapter-readme.ts';
 import { DivergedError, adapterHealth } from '../train/divergence.ts';
 import { runTrainingLoop } from '../train/loop.ts';
-import { type RunConfig, modelSentenceSettings, runSentenceSettings } from '../train/run-config.ts';
+import { type RunConfig, modelSentenceSettings, runSentenceSettings, runStepShape } from '../train/run-config.ts';
 import { evaluationData, evaluationRows, findBuild, trainingFeed } from '../train/run-data.ts';
 import { appRunExport, runExportFiles } from '../train/run-export.ts';
 import {
@@ -238,18 +238,15 @@ export class LabSession {
 
   /**
    * The exact step layout (gradient caching, checkpointing, storage precision) planTraining chooses
-   * for the budget. Sequences per micro-batch: anchors, positives and (estimated) one negative each.
+   * for the budget, for the step's sequences (runStepShape).
    */
   private memoryPlan(config: RunConfig, budgetBytes: number): MemoryPlan {
     const engine = this.requireEngine();
     const model = this.requireModel();
-    const negatives = config.train.objective.kind === 'infonce' ? 1 : 0;
-    const sequences = config.train.batchSize * (2 + negatives);
-    const seq = Math.min(config.maxLength, model.files.config.maxSequenceLength);
     return planTraining({
       config: model.files.config,
       lora: config.lora,
-      shape: { sequences, seq },
+      shape: runStepShape(config, model.files.config.maxSequenceLength),
       base: { quantization: config.quantization },
       budgetBytes,
       maxBufferBytes: Math.min(engine.limits.maxStorageBufferBindingSize, engine.limits.maxBufferSize),

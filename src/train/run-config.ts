@@ -6,6 +6,7 @@
 import { POOLING_MODES } from '../engine/ops/pooling-modes.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { TARGETABLE_MODULES, type TrainingLoraConfig, validateLoraConfig } from '../model/lora.ts';
+import type { TrainingShape } from '../model/memory.ts';
 import {
   FALLBACK_NORMALIZE,
   FALLBACK_POOLING,
@@ -122,11 +123,12 @@ export interface StudyPreset {
 export const STUDY_PRESETS: readonly StudyPreset[] = [
   {
     name: 'cardiology: r16 α32 query,value InfoNCE',
-    description: 'LoRA rank 16, alpha 32 on the attention query and value projections, InfoNCE over anchor/paraphrase pairs with in-batch negatives.',
+    description: 'LoRA rank 16, alpha 32 on the attention query and value projections, InfoNCE over anchor/paraphrase pairs with in-batch negatives, 32 pairs per batch, 128 tokens.',
     apply: (c) => ({
       ...c,
+      maxLength: 128,
       lora: { ...c.lora, r: 16, alpha: 32, targetModules: ['query', 'value'] },
-      train: { ...c.train, objective: { kind: 'infonce', scale: 20, symmetric: false } },
+      train: { ...c.train, batchSize: 32, objective: { kind: 'infonce', scale: 20, symmetric: false } },
     }),
   },
   {
@@ -140,6 +142,16 @@ export const STUDY_PRESETS: readonly StudyPreset[] = [
     }),
   },
 ];
+
+/**
+ * The sequences and length one training step of `config` puts through the encoder: anchors,
+ * positives and, for InfoNCE, one explicit negative each counted in (the data may have them), at the
+ * run's length capped by the model's positions.
+ */
+export function runStepShape(config: RunConfig, modelMaxPositions: number): TrainingShape {
+  const negatives = config.train.objective.kind === 'infonce' ? 1 : 0;
+  return { sequences: config.train.batchSize * (2 + negatives), seq: Math.min(config.maxLength, modelMaxPositions) };
+}
 
 /** Tokens per text in the app when the model folder does not say (short: training runs in a browser tab). */
 export const APP_FALLBACK_MAX_LENGTH = 64;
@@ -162,8 +174,9 @@ export function runSentenceSettings(config: RunConfig): SentenceSettings {
   return { pooling: config.pooling, normalize: config.normalize, maxLength: config.maxLength, prompts: config.prompts };
 }
 
+/** A new run: the app's defaults (the cardiology study's adapter and objective at a short schedule). */
 export function defaultRunConfig(data: DataRef): RunConfig {
-  const base: RunConfig = {
+  return {
     v: RUN_CONFIG_VERSION,
     model: BUNDLED_DEMO_MODEL,
     quantization: 'nf4',
@@ -178,7 +191,6 @@ export function defaultRunConfig(data: DataRef): RunConfig {
     train: APP_TRAIN_DEFAULTS,
     seeds: { ...APP_SEEDS },
   };
-  return STUDY_PRESETS[0].apply(base);
 }
 
 /** A configuration stored or linked by an earlier version of the app: runs made before prompts were recorded used none. */

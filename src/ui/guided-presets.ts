@@ -40,8 +40,10 @@ export const GUIDED_PRESETS: readonly GuidedPreset[] = [
     technical: `Bundled demo BERT, cardiology anchor/paraphrase pairs, InfoNCE, LoRA r16 α32 on query and value, ${DEMO_SCHEDULE.steps} steps of ${DEMO_SCHEDULE.batchSize} at learning rate ${DEMO_SCHEDULE.learningRate}.`,
     demo: demoSet('cardiology-pairs'),
     apply: (c) => {
-      const config = cardiology.apply(fromDefaults(c));
-      return { ...config, train: { ...config.train, ...DEMO_SCHEDULE } };
+      // The study's settings at the demo's schedule and length, so the tiny model shows a change in about a minute.
+      const defaults = fromDefaults(c);
+      const config = cardiology.apply(defaults);
+      return { ...config, maxLength: defaults.maxLength, train: { ...config.train, ...DEMO_SCHEDULE } };
     },
   },
   {

@@ -2,8 +2,10 @@
 import { parseArgs } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { TRAIN_OPTIONS, TRAIN_USAGE, trainPlan } from '../../src/cli/train-options.ts';
-import { APP_LORA_DEFAULTS, APP_TRAIN_DEFAULTS, CLI_TRAIN_DEFAULTS, DEFAULT_TRAIN_CONFIG } from '../../src/train/defaults.ts';
-import { defaultRunConfig, validateRunConfig } from '../../src/train/run-config.ts';
+import { parseBertConfig } from '../../src/model/config.ts';
+import { planTraining } from '../../src/model/memory.ts';
+import { APP_LORA_DEFAULTS, APP_MEMORY_BUDGET_GIB, APP_TRAIN_DEFAULTS, CLI_TRAIN_DEFAULTS, DEFAULT_TRAIN_CONFIG } from '../../src/train/defaults.ts';
+import { STUDY_PRESETS, defaultRunConfig, runStepShape, validateRunConfig } from '../../src/train/run-config.ts';
 
 const pairs = Array.from({ length: 64 }, (_, i) => ({ anchor: `a${i}`, positive: `p${i}` }));
 
@@ -35,5 +37,21 @@ describe('training defaults', () => {
     expect(planOf(['--storage', 'f16']).memory.fixed.storage).toBe('f16');
     expect(planOf(['--storage', 'f32']).memory.fixed.storage).toBe('f32');
     expect(() => planOf(['--storage', 'bf16'])).toThrow(/--storage must be f16 or f32, got bf16/);
+  });
+});
+
+describe('the cardiology study preset', () => {
+  it("trains BioLinkBERT-large's study configuration (32 pairs × 128) within the app's default memory budget", () => {
+    const demo = defaultRunConfig({ source: { kind: 'demo', id: 'x' }, build: { kind: 'pairs', testFraction: 0.2 }, fingerprint: 'f', evaluation: { kind: 'test-split' } });
+    const config = validateRunConfig(STUDY_PRESETS.find((p) => p.name.startsWith('cardiology'))!.apply(demo));
+    expect(config.train.batchSize).toBe(32);
+    expect(config.maxLength).toBe(128);
+    const large = parseBertConfig({ model_type: 'bert', vocab_size: 28895, hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, intermediate_size: 4096, max_position_embeddings: 512 });
+    const shape = runStepShape(config, large.maxSequenceLength);
+    expect(shape).toEqual({ sequences: 96, seq: 128 }); // anchors, positives and one possible negative each
+    const budgetBytes = APP_MEMORY_BUDGET_GIB * 2 ** 30;
+    const plan = planTraining({ config: large, lora: config.lora, shape, base: { quantization: config.quantization }, budgetBytes, maxBufferBytes: 128 * 2 ** 20 });
+    expect(plan.fits).toBe(true);
+    expect(plan.estimate.total).toBeLessThanOrEqual(budgetBytes);
   });
 });
