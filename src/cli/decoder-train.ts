@@ -1,11 +1,13 @@
 /**
  * `qlora-lab train` for decoders: LoRA on a decoder LLM with the causal-LM objective (mean next-token
  * loss) over a texts file, AdamW with linear warmup and decay (the encoder's schedule and defaults),
- * each epoch a seeded shuffle of the texts; writes the PEFT adapter folder (task_type CAUSAL_LM, the
+ * each epoch a seeded shuffle of the texts, each step planned into the memory budget (micro-batches,
+ * checkpointing, storage of the embeddings and head: planDecoderTraining); writes the PEFT adapter folder (task_type CAUSAL_LM, the
  * checkpoint's module names) that PeftModel.from_pretrained and --adapter here load.
  */
 import { Rng } from '../data/rng.ts';
 import { initDecoderLora } from '../model/decoder-lora-layout.ts';
+import { type DecoderMemoryPlan, describeDecoderPlan, planDecoderTraining } from '../model/decoder-memory.ts';
 import { writeDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { allLinearTargets } from '../model/decoder-weights.ts';
 import type { TrainingLoraConfig } from '../model/lora.ts';
@@ -15,6 +17,7 @@ import { DecoderTrainer } from '../train/decoder-trainer.ts';
 import { NonFiniteLossError } from '../train/trainer.ts';
 import { numberOption, parseOptions, required } from './args.ts';
 import { maxLengthFor, openDecoder } from './decoder.ts';
+import { baseOption } from './encoder.ts';
 import { UsageError } from './errors.ts';
 import { checkOutputPath, writeOutputDir } from './output.ts';
 import { readTextLines } from './text-lines.ts';
@@ -22,6 +25,8 @@ import { LORA_TRAIN_OPTIONS } from './train-options.ts';
 
 const BATCH_SIZE = 8;
 const MAX_LENGTH = 512;
+/** The encoder's `train` default: a discrete GPU's share, not a clinic iGPU's (the app plans into 1.5 GiB). */
+const MEMORY_BUDGET_GIB = 4;
 
 const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> --data texts.txt --objective causal-lm --out <adapter dir> [options]
   --data FILE           one text per line (blank lines skipped)
@@ -41,16 +46,31 @@ const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> --data texts.
   --weight-decay W      AdamW weight decay (default ${D.weightDecay})
   --max-grad-norm N     global gradient-norm clip, 0 = off (default ${D.maxGradNorm})
   --seed N              seed for the adapter init, shuffling and dropout (default ${D.seed})
+  --memory-budget GIB   GPU memory the memory plan fits a step into (default ${MEMORY_BUDGET_GIB}; WebGPU does not
+                        report a GPU's memory)
+  --micro-batch N       texts per forward and backward, the step's gradients accumulated over them
+                        (default: the memory plan's choice)
   --checkpoint-every-layers N
                         recompute 1 decoder layer in N inside backward instead of keeping its
-                        activations (the same gradients, less memory, a slower step); 0 = off (default 0)`;
+                        activations (the same gradients, less memory, a slower step); 0 = off
+                        (default: the memory plan's choice)`;
 
 const round = (x: number) => Number(x.toPrecision(6));
 
 export async function runDecoderTrain(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...LORA_TRAIN_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' }, 'checkpoint-every-layers': { type: 'string' } },
+    {
+      ...LORA_TRAIN_OPTIONS,
+      model: { type: 'string' },
+      base: { type: 'string', default: 'nf4' },
+      objective: { type: 'string' },
+      targets: { type: 'string' },
+      'max-length': { type: 'string' },
+      'checkpoint-every-layers': { type: 'string' },
+      'micro-batch': { type: 'string' },
+      'memory-budget': { type: 'string' },
+    },
     USAGE,
   );
   const objective = required(values, 'objective', USAGE);
@@ -78,11 +98,15 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
     eps: DEFAULT_TRAIN_CONFIG.eps,
     maxGradNorm: maxGradNorm === 0 ? null : maxGradNorm,
     seed,
-    checkpointEvery: numberOption(values, 'checkpoint-every-layers', 0, (n) => Number.isInteger(n) && n >= 0),
   };
+  const wholeAtLeast = (min: number) => (n: number) => Number.isInteger(n) && n >= min;
+  const budgetBytes = numberOption(values, 'memory-budget', MEMORY_BUDGET_GIB, positive) * 2 ** 30;
+  const fixedMicroBatch = values['micro-batch'] === undefined ? undefined : numberOption(values, 'micro-batch', 0, wholeAtLeast(1));
+  const fixedCheckpointEvery = values['checkpoint-every-layers'] === undefined ? undefined : numberOption(values, 'checkpoint-every-layers', 0, wholeAtLeast(0));
   const targetsArg = values.targets as string | undefined;
   let targetModules: string[] = [];
   let maxLength = MAX_LENGTH;
+  let plan: DecoderMemoryPlan | undefined;
   const cli = await openDecoder(values, (values.stack as string[] | undefined) ?? [], {
     check: (files) => {
       maxLength = maxLengthFor(files.config, values, MAX_LENGTH);
@@ -98,18 +122,38 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
       targetModules = init.targetModules as string[];
       return { lora: { ...lora, targetModules }, tensors: init.tensors };
     },
+    // Planned before the base is built: the plan's storage of the embeddings and head is the base's.
+    baseParts: (modelFiles, engine) => {
+      plan = planDecoderTraining({
+        config: modelFiles.config,
+        lora: { ...lora, targetModules },
+        shape: { sequences: batchSize, seq: maxLength },
+        base: { quantization: baseOption(values) },
+        budgetBytes,
+        maxBufferBytes: engine.limits.maxStorageBufferBindingSize,
+        storages: ['f32', 'f16'],
+        microBatch: fixedMicroBatch,
+        checkpointEvery: fixedCheckpointEvery,
+      });
+      return plan.baseParts;
+    },
   });
+  if (!plan) throw new Error('the memory plan was not made');
+  const { microBatch } = plan;
   const { engine, files, model } = cli;
-  const trainer = new DecoderTrainer(model, optimizer);
+  const trainer = new DecoderTrainer(model, { ...optimizer, checkpointEvery: plan.checkpointEvery });
   const rng = new Rng(seed ^ 0x5bd1e995);
   process.stderr.write(`training LoRA r${r} α${lora.alpha} on ${targetsArg ?? allLinearTargets(files.config).join(',')}: ${texts.length} texts, ${totalSteps} steps of ${batchSize}\n`);
+  process.stderr.write(`${describeDecoderPlan(plan, budgetBytes)}\n`);
   let stopped: string | null = null;
   try {
     for (let epoch = 0; epoch < epochs; epoch++) {
       const order = rng.shuffle(Array.from({ length: texts.length }, (_, i) => i));
       for (let s = 0; s < stepsPerEpoch; s++) {
-        const batch = files.tokenizer.encodeBatch(order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]), maxLength);
-        const report = await trainer.trainStep([batch]);
+        const step = order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]);
+        const microBatches = [];
+        for (let m = 0; m < step.length; m += microBatch) microBatches.push(files.tokenizer.encodeBatch(step.slice(m, m + microBatch), maxLength));
+        const report = await trainer.trainStep(microBatches);
         process.stderr.write(`${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), tokens: report.tokens })}\n`);
       }
     }

@@ -4,6 +4,7 @@
  * the commands that run one.
  */
 import type { Engine } from '../engine/engine.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
 import { createNodeEngine } from '../engine/node-gpu.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
 import { type DecoderConfig, type ModelKind, configModelKind } from '../model/decoder-config.ts';
@@ -63,6 +64,8 @@ export interface DecoderAdapterOptions {
   check?: (files: DecoderModelFiles) => void;
   /** A new trainable adapter on top of the folders', made for the model's config before the GPU starts (train). */
   newAdapter?: (config: DecoderConfig) => { lora: LoraConfig; tensors: HostAdapterTensors };
+  /** The storage of the embeddings and head, chosen once the device's limits are known and before the base is built (train's memory plan). */
+  baseParts?: (files: DecoderModelFiles, engine: Engine) => StoragePrecision;
 }
 
 /** Tokens per text: --max-length (an integer ≥ 2, within the model's positions), else `fallback` cut to the positions. */
@@ -92,7 +95,7 @@ export async function openDecoder(values: Record<string, unknown>, adapterDirs: 
   const fresh = options.newAdapter?.(files.config);
   const engine = await createNodeEngine();
   process.stderr.write(`GPU: ${engine.adapter.vendor || '?'} ${engine.adapter.architecture || ''} ${engine.adapter.description}\n`);
-  const model = await DecoderModel.create(engine, files.config, files.weights, { quantization });
+  const model = await DecoderModel.create(engine, files.config, files.weights, { quantization, baseParts: options.baseParts?.(files, engine) });
   // Without loraDropout (check-grads) the adapters run as PEFT's in eval mode, whatever lora_dropout their config has.
   const adapters = peft.map((p, i) => {
     const lora = loraConfigOf(p);

@@ -3,6 +3,7 @@
  * the PEFT adapter folder it writes reads back for the model. On Phi-3 (fused qkv_proj, gate_up_proj)
  * the parts' shared A stays shared through AdamW, or the adapter could not be written in PEFT's names.
  * Phi-3 trains with every layer checkpointed (--checkpoint-every-layers 1); a bad interval is refused.
+ * The step is planned into --memory-budget; micro-batches and checkpointing leave the step unchanged.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -45,4 +46,20 @@ it('refuses a checkpoint interval that is not a whole number ≥ 0', async () =>
   const out = join(tempDir('qll-dtrain-'), 'adapter');
   const args = [BIN, 'train', '--model', join(fixture, 'model'), '--data', join(fixture, 'texts.txt'), '--objective', 'causal-lm', '--out', out, '--checkpoint-every-layers', '1.5'];
   await expect(run('node', args)).rejects.toMatchObject({ stderr: expect.stringMatching(/checkpoint-every-layers/) });
+});
+
+it('plans the step into the memory budget; micro-batches and checkpointing give the same steps', async () => {
+  const fixture = join(FIXTURES, 'decoder', 'check_grads', 'llama');
+  const train = async (layout: string[]) => {
+    const out = join(tempDir('qll-dtrain-'), 'adapter');
+    const { stderr } = await run('node', [BIN, 'train', '--model', join(fixture, 'model'), '--data', join(fixture, 'texts.txt'), '--objective', 'causal-lm', '--out', out,
+      '--base', 'f32', '--r', '4', '--epochs', '2', '--batch-size', '4', '--max-length', '16', '--lr', '0.01', '--warmup-ratio', '0', '--lora-dropout', '0', '--seed', '5', ...layout]);
+    return { stderr, losses: stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).loss as number) };
+  };
+  const whole = await train([]);
+  expect(whole.stderr).toMatch(/memory plan: the whole step in one micro-batch, no checkpointing, f32 embeddings and head; estimate [\d.]+ KiB of a 4\.0 GiB budget/);
+  const split = await train(['--micro-batch', '2', '--checkpoint-every-layers', '1', '--memory-budget', '0.5']);
+  expect(split.stderr).toMatch(/memory plan: 2 micro-batches of 2 sequences \(gradient accumulation\), every layer checkpointed, .* of a 512\.0 MiB budget/);
+  expect(split.losses.length).toBe(whole.losses.length);
+  split.losses.forEach((loss, i) => expect(Math.abs(loss - whole.losses[i])).toBeLessThanOrEqual(1e-5 * Math.abs(whole.losses[i])));
 });
