@@ -1,0 +1,111 @@
+/**
+ * The clinical two-adapter recipe with the CLI on the tiny decoder: a domain adapter trained with
+ * next-token loss on notes (`train --objective causal-lm`), then a task adapter on top of it (`train
+ * --stack domain`), and `eval --texts` reporting held-out perplexity before and after, with and
+ * without the stack. The figures are the library's (textLosses on the same adapters), the columns
+ * of one eval agree with another's where they name the same model. (Refusals of the options:
+ * decoder-eval.gpu.test.ts.)
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { readDecoderAdapterDir } from '../../src/cli/decoder.ts';
+import type { BeforeAfterResult, MetricComparison } from '../../src/eval/before-after.ts';
+import { perplexity, textLosses } from '../../src/eval/perplexity.ts';
+import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
+import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
+import { DecoderModel } from '../../src/model/decoder.ts';
+import { localDirSource } from '../../src/model/node-files.ts';
+import { loraConfigOf } from '../../src/model/peft-files.ts';
+import { gpuEngine } from '../helpers/gpu.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { writeTinyDecoder } from '../helpers/tiny-decoder.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'qlora-lab.js');
+const cli = (args: string[]) => run('node', [BIN, ...args], { env: { ...process.env, QLORA_LAB_CACHE: tempDir('qll-cache-') } });
+
+const NOTES = [
+  'Patient seen in clinic with heart failure. On furosemide, oedema better.',
+  'Review of atrial fibrillation. Rate controlled on bisoprolol.',
+  'Chest pain on exertion, relieved by rest. Plan: exercise test.',
+  'Heart failure clinic: weight stable, breathing better, furosemide the same.',
+  'New atrial fibrillation on the ECG. Started apixaban and bisoprolol.',
+  'Angina stable on the current plan. Review in clinic in three months.',
+  'Oedema of both ankles, heart failure likely. Echo requested.',
+  'Palpitations at night, ECG shows atrial fibrillation. Rate control started.',
+];
+const HELD_OUT = ['Heart failure review: oedema better on furosemide.', 'Atrial fibrillation clinic, rate controlled, ECG today.', 'Chest pain at rest, ECG and troponin planned.', 'Seen in clinic: breathing better, plan the same.'];
+const TASK = ['Diagnosis: heart failure. Plan: furosemide.', 'Diagnosis: atrial fibrillation. Plan: bisoprolol.', 'Diagnosis: angina. Plan: exercise test.', 'Diagnosis: heart failure. Plan: echo.'];
+const TRAIN = ['--base', 'f32', '--r', '4', '--alpha', '8', '--epochs', '8', '--batch-size', '4', '--max-length', '48', '--lr', '0.03', '--warmup-ratio', '0', '--seed', '2'];
+
+function lines(dir: string, name: string, texts: string[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, `${texts.join('\n')}\n`);
+  return path;
+}
+
+type Report = BeforeAfterResult & { max_length: number; stack?: string[]; texts: { tokens: number; base_loss: number; adapted_loss: number }[] };
+
+async function evaluate(dir: string, name: string, args: string[]): Promise<{ report: Report; ppl: MetricComparison; stdout: string; stderr: string }> {
+  const out = join(dir, `${name}.json`);
+  const { stdout, stderr } = await cli(['eval', ...args, '--base', 'f32', '--resamples', '50', '--out', out]);
+  const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
+  expect(report.metrics.map((m) => m.key)).toEqual(['perplexity']);
+  return { report, ppl: report.metrics[0], stdout, stderr };
+}
+
+/** The held-out perplexity the library gives with these adapter folders stacked in order. */
+async function libraryPerplexity(model: string, adapterDirs: string[], texts: string[]): Promise<number> {
+  const files = await openDecoderModel(localDirSource(model));
+  const engine = await gpuEngine();
+  const decoder = await DecoderModel.create(engine, files.config, files.weights, { quantization: 'f32' });
+  for (const dir of adapterDirs) {
+    const peft = await readDecoderAdapterDir(dir, files.config);
+    decoder.adapters.push(createDecoderAdapter(engine, files.config, loraConfigOf(peft), peft.tensors, false));
+  }
+  const losses = await textLosses(decoder, files.tokenizer, texts, { maxLength: 128 });
+  decoder.destroy();
+  return perplexity(losses);
+}
+
+describe('the two-adapter recipe on the command line', () => {
+  it('trains a domain adapter on notes, a task adapter on top, and reports held-out perplexity with and without the stack', async () => {
+    const dir = tempDir('qll-two-adapters-');
+    const model = writeTinyDecoder(dir, { seed: 6 });
+    const heldOut = lines(dir, 'held-out.txt', HELD_OUT);
+    const domain = join(dir, 'domain');
+    const task = join(dir, 'task');
+    await cli(['train', '--model', model, '--data', lines(dir, 'notes.txt', NOTES), '--objective', 'causal-lm', '--out', domain, ...TRAIN]);
+    const { stderr: taskLog } = await cli(['train', '--model', model, '--data', lines(dir, 'task.txt', TASK), '--objective', 'causal-lm', '--stack', domain, '--out', task, ...TRAIN]);
+    expect(taskLog).toContain('4 texts, 8 steps of 4');
+
+    // The domain adapter on held-out notes: the library's figures, and a lower perplexity.
+    const domainEval = await evaluate(dir, 'domain', ['--model', model, '--texts', heldOut, '--adapter', domain]);
+    expect(domainEval.stdout).toMatch(/Perplexity \(held-out texts\) \*\s+4 /);
+    expect(domainEval.stdout).toContain('Intervals: 95% percentile bootstrap, 50 paired resamples, seed 0.');
+    expect(domainEval.report.max_length).toBe(128); // the default 512, cut to the model's positions
+    const plain = await libraryPerplexity(model, [], HELD_OUT);
+    const adapted = await libraryPerplexity(model, [domain], HELD_OUT);
+    expect(domainEval.ppl.base.value).toBeCloseTo(plain, 3);
+    expect(domainEval.ppl.adapted.value).toBeCloseTo(adapted, 3);
+    expect(domainEval.ppl.adapted.value).toBeLessThan(0.9 * domainEval.ppl.base.value);
+    expect(domainEval.ppl.change.high).toBeLessThan(0);
+    const total = domainEval.report.texts.reduce((s, t) => ({ tokens: s.tokens + t.tokens, loss: s.loss + t.base_loss }), { tokens: 0, loss: 0 });
+    expect(Math.exp(total.loss / total.tokens)).toBeCloseTo(domainEval.ppl.base.value, 9);
+
+    // The task adapter over the frozen domain one: "base" is then base + domain, the domain eval's adapted model.
+    const stacked = await evaluate(dir, 'stacked', ['--model', model, '--texts', heldOut, '--stack', domain, '--adapter', task]);
+    expect(stacked.stderr).toContain(`base: the model with ${domain} stacked; adapted: with ${task} on top`);
+    expect(stacked.report.stack).toEqual([domain]);
+    expect(stacked.ppl.base.value).toBeCloseTo(domainEval.ppl.adapted.value, 4);
+    expect(stacked.ppl.adapted.value).toBeCloseTo(await libraryPerplexity(model, [domain, task], HELD_OUT), 3);
+    // The task adapter without the domain adapter under it: another model, measured from the plain base.
+    const alone = await evaluate(dir, 'alone', ['--model', model, '--texts', heldOut, '--adapter', task]);
+    expect(alone.ppl.base.value).toBeCloseTo(domainEval.ppl.base.value, 4);
+    expect(Math.abs(alone.ppl.adapted.value - stacked.ppl.adapted.value)).toBeGreaterThan(1e-2);
+  }, 600_000);
+
+});
