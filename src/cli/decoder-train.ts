@@ -1,9 +1,10 @@
 /**
  * `qlora-lab train` for decoders: LoRA on a decoder LLM with the causal-LM objective (mean next-token
- * loss) over a texts file, AdamW with linear warmup and decay (the encoder's schedule and defaults),
+ * loss) over a texts file or the training side of a notes folder (note-files.ts), AdamW with linear warmup and decay (the encoder's schedule and defaults),
  * each epoch a seeded shuffle of the texts; writes the PEFT adapter folder (task_type CAUSAL_LM, the
  * checkpoint's module names) that PeftModel.from_pretrained and --adapter here load.
  */
+import { type NoteDocument, chunkText } from '../data/notes.ts';
 import { Rng } from '../data/rng.ts';
 import { initDecoderLora } from '../model/decoder-lora-layout.ts';
 import { writeDecoderPeftAdapter } from '../model/decoder-peft.ts';
@@ -16,6 +17,7 @@ import { NonFiniteLossError } from '../train/trainer.ts';
 import { numberOption, parseOptions, required } from './args.ts';
 import { maxLengthFor, openDecoder } from './decoder.ts';
 import { UsageError } from './errors.ts';
+import { NOTES_OPTIONS, NOTES_USAGE, notesSplitOf } from './note-files.ts';
 import { checkOutputPath, writeOutputDir } from './output.ts';
 import { readTextLines } from './text-lines.ts';
 import { LORA_TRAIN_OPTIONS } from './train-options.ts';
@@ -23,8 +25,11 @@ import { LORA_TRAIN_OPTIONS } from './train-options.ts';
 const BATCH_SIZE = 8;
 const MAX_LENGTH = 512;
 
-const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> --data texts.txt --objective causal-lm --out <adapter dir> [options]
+const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> (--data texts.txt | --notes <dir|file>) --objective causal-lm --out <adapter dir> [options]
   --data FILE           one text per line (blank lines skipped)
+${NOTES_USAGE}
+                        train takes the training notes, cut into sequences of at most --max-length
+                        tokens at paragraph, sentence or word boundaries
   --objective causal-lm next-token loss over every token of each text (the decoders' objective here)
   --base nf4|f32        frozen base precision (default nf4: QLoRA)
   --r N                 LoRA rank (default ${D.r})
@@ -47,15 +52,30 @@ const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> --data texts.
 
 const round = (x: number) => Number(x.toPrecision(6));
 
+/** The training notes cut into sequences of at most maxLength tokens, said on stderr with what was held out. */
+function notesTexts(notes: { train: NoteDocument[]; heldOut: NoteDocument[] }, maxLength: number, count: (text: string) => number): string[] {
+  let texts: string[];
+  try {
+    texts = notes.train.flatMap((doc) => chunkText(doc.text, maxLength, count));
+  } catch (e) {
+    throw new UsageError(`--notes: ${(e as Error).message}`);
+  }
+  const held = notes.heldOut.map((d) => d.name);
+  process.stderr.write(`notes: ${notes.train.length} documents in ${texts.length} sequences of at most ${maxLength} tokens; ${held.length} held out${held.length ? ` (${held.join(', ')})` : ''}\n`);
+  return texts;
+}
+
 export async function runDecoderTrain(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...LORA_TRAIN_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' }, 'checkpoint-every-layers': { type: 'string' } },
+    { ...LORA_TRAIN_OPTIONS, ...NOTES_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' }, 'checkpoint-every-layers': { type: 'string' } },
     USAGE,
   );
   const objective = required(values, 'objective', USAGE);
   if (objective !== 'causal-lm') throw new UsageError(`--objective ${objective} is not one for decoders: give causal-lm`);
-  const texts = await readTextLines('data', required(values, 'data', USAGE));
+  const notes = await notesSplitOf(values, 'data');
+  // Notes are cut into sequences by the model's tokenizer, once it is read.
+  let texts = notes ? [] : await readTextLines('data', required(values, 'data', USAGE));
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'dir');
   const positive = (n: number) => n > 0 && Number.isFinite(n);
@@ -66,12 +86,9 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
   const batchSize = numberOption(values, 'batch-size', BATCH_SIZE, count);
   const seed = numberOption(values, 'seed', D.seed, Number.isInteger);
   const maxGradNorm = numberOption(values, 'max-grad-norm', D.maxGradNorm, (n) => n >= 0 && Number.isFinite(n));
-  const stepsPerEpoch = Math.ceil(texts.length / batchSize);
-  const totalSteps = epochs * stepsPerEpoch;
-  const optimizer = {
-    learningRate: numberOption(values, 'lr', D.learningRate, positive),
-    warmupSteps: Math.round(totalSteps * numberOption(values, 'warmup-ratio', D.warmupRatio, (f) => f >= 0 && f <= 1)),
-    totalSteps,
+  const learningRate = numberOption(values, 'lr', D.learningRate, positive);
+  const warmupRatio = numberOption(values, 'warmup-ratio', D.warmupRatio, (f) => f >= 0 && f <= 1);
+  const settings = {
     weightDecay: numberOption(values, 'weight-decay', D.weightDecay, (w) => w >= 0 && Number.isFinite(w)),
     beta1: DEFAULT_TRAIN_CONFIG.beta1,
     beta2: DEFAULT_TRAIN_CONFIG.beta2,
@@ -86,6 +103,7 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
   const cli = await openDecoder(values, (values.stack as string[] | undefined) ?? [], {
     check: (files) => {
       maxLength = maxLengthFor(files.config, values, MAX_LENGTH);
+      if (notes) texts = notesTexts(notes, maxLength, (text) => files.tokenizer.encode(text).length);
     },
     newAdapter: (config) => {
       const targets = targetsArg ? targetsArg.split(',').map((t) => t.trim()).filter(Boolean) : allLinearTargets(config);
@@ -100,6 +118,9 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
     },
   });
   const { engine, files, model } = cli;
+  const stepsPerEpoch = Math.ceil(texts.length / batchSize);
+  const totalSteps = epochs * stepsPerEpoch;
+  const optimizer = { ...settings, learningRate, warmupSteps: Math.round(totalSteps * warmupRatio), totalSteps };
   const trainer = new DecoderTrainer(model, optimizer);
   const rng = new Rng(seed ^ 0x5bd1e995);
   process.stderr.write(`training LoRA r${r} α${lora.alpha} on ${targetsArg ?? allLinearTargets(files.config).join(',')}: ${texts.length} texts, ${totalSteps} steps of ${batchSize}\n`);

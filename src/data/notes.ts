@@ -83,7 +83,7 @@ export function decodeNoteFiles(files: readonly NoteFile[]): NoteDocument[] {
     if (text.trim() !== '') documents.push({ name, text });
   }
   if (documents.length === 0) throw new DataFormatError(`no text: the ${shown.length} note file(s) given are empty`);
-  return documents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return byName(documents);
 }
 
 /** Boundaries tried in turn for a text too long for one chunk, and what joins the parts again. */
@@ -151,26 +151,32 @@ export function chunkText(text: string, maxTokens: number, count: TokenCounter):
   return trimmed === '' ? [] : pieces(trimmed, 0);
 }
 
+/** Documents by name: the order a folder's listing gives varies, and the split should not. */
+function byName(documents: readonly NoteDocument[]): NoteDocument[] {
+  return [...documents].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 /**
- * The documents' chunks (chunkText), split into training and held-out chunks by whole documents: a
- * seeded shuffle of the documents (sorted by name first, so the seed alone decides), the first
- * max(1, round(f · documents)) held out when f > 0.
+ * Whole documents split into training and held-out ones, each side in name order: a seeded shuffle
+ * of the documents sorted by name (so the seed alone decides), the first max(1, round(f · documents))
+ * held out when f > 0.
  */
-export function splitNotes(documents: readonly NoteDocument[], options: NoteSplitOptions): NoteSplit {
-  const { maxTokens, count, heldOutFraction: f, seed } = options;
+export function splitDocuments(documents: readonly NoteDocument[], heldOutFraction: number, seed: number): { train: NoteDocument[]; heldOut: NoteDocument[] } {
+  const f = heldOutFraction;
   if (!(f >= 0 && f < 1)) throw new DataFormatError(`the held-out share of documents must be at least 0 and below 1, got ${f}`);
   if (documents.length === 0) throw new DataFormatError('no text: there are no note documents to split');
-  const sorted = [...documents].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sorted = byName(documents);
   const held = f > 0 ? Math.max(1, Math.round(f * sorted.length)) : 0;
   if (held > 0 && sorted.length < 2) throw new DataFormatError(`held-out notes are whole documents, so holding some out takes at least 2 documents; there is 1 (${sorted[0].name}): add files, or hold none out`);
   if (held >= sorted.length) throw new DataFormatError(`all ${sorted.length} documents would be held out (share ${f}), leaving none to train on: lower the held-out share or add files`);
-  const order = new Rng(seed).shuffle(sorted.map((_, i) => i));
-  const heldOut = new Set(order.slice(0, held));
-  const split: NoteSplit = { train: [], heldOut: [], trainDocuments: [], heldOutDocuments: [] };
-  sorted.forEach((doc, i) => {
-    const chunks = chunkText(doc.text, maxTokens, count).map((text, index) => ({ document: doc.name, index, text, tokens: count(text) }));
-    (heldOut.has(i) ? split.heldOut : split.train).push(...chunks);
-    (heldOut.has(i) ? split.heldOutDocuments : split.trainDocuments).push(doc.name);
-  });
-  return split;
+  const heldOut = new Set(new Rng(seed).shuffle(sorted.map((_, i) => i)).slice(0, held));
+  return { train: sorted.filter((_, i) => !heldOut.has(i)), heldOut: sorted.filter((_, i) => heldOut.has(i)) };
+}
+
+/** The documents split by whole documents (splitDocuments), each side cut into chunks (chunkText). */
+export function splitNotes(documents: readonly NoteDocument[], options: NoteSplitOptions): NoteSplit {
+  const { maxTokens, count, heldOutFraction, seed } = options;
+  const sides = splitDocuments(documents, heldOutFraction, seed);
+  const chunks = (docs: NoteDocument[]) => docs.flatMap((doc) => chunkText(doc.text, maxTokens, count).map((text, index) => ({ document: doc.name, index, text, tokens: count(text) })));
+  return { train: chunks(sides.train), heldOut: chunks(sides.heldOut), trainDocuments: sides.train.map((d) => d.name), heldOutDocuments: sides.heldOut.map((d) => d.name) };
 }

@@ -1,17 +1,19 @@
 /**
  * The clinical two-adapter recipe with the CLI on the tiny decoder: a domain adapter trained with
- * next-token loss on notes (`train --objective causal-lm`), then a task adapter on top of it (`train
- * --stack domain`), and `eval --texts` reporting held-out perplexity before and after, with and
- * without the stack. The figures are the library's (textLosses on the same adapters), the columns
+ * next-token loss on a folder of notes (`train --objective causal-lm --notes`, some documents held
+ * out), then a task adapter on top of it (`train --stack domain`), and `eval --notes` reporting the
+ * held-out notes' perplexity before and after, with and without the stack. The figures are the library's (textLosses on the same adapters), the columns
  * of one eval agree with another's where they name the same model. (Refusals of the options:
  * decoder-eval.gpu.test.ts.)
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { readDecoderAdapterDir } from '../../src/cli/decoder.ts';
+import { readNoteDocuments } from '../../src/cli/note-files.ts';
+import { splitDocuments } from '../../src/data/notes.ts';
 import type { BeforeAfterResult, MetricComparison } from '../../src/eval/before-after.ts';
 import { perplexity, textLosses } from '../../src/eval/perplexity.ts';
 import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
@@ -36,8 +38,13 @@ const NOTES = [
   'Angina stable on the current plan. Review in clinic in three months.',
   'Oedema of both ankles, heart failure likely. Echo requested.',
   'Palpitations at night, ECG shows atrial fibrillation. Rate control started.',
+  'Heart failure review: oedema better on furosemide.',
+  'Atrial fibrillation clinic, rate controlled, ECG today.',
+  'Chest pain at rest, ECG and troponin planned.',
+  'Seen in clinic: breathing better, plan the same.',
 ];
-const HELD_OUT = ['Heart failure review: oedema better on furosemide.', 'Atrial fibrillation clinic, rate controlled, ECG today.', 'Chest pain at rest, ECG and troponin planned.', 'Seen in clinic: breathing better, plan the same.'];
+/** A third of the 12 notes held out, by whole documents. */
+const SPLIT = ['--held-out', '0.3', '--held-out-seed', '1'];
 const TASK = ['Diagnosis: heart failure. Plan: furosemide.', 'Diagnosis: atrial fibrillation. Plan: bisoprolol.', 'Diagnosis: angina. Plan: exercise test.', 'Diagnosis: heart failure. Plan: echo.'];
 const TRAIN = ['--base', 'f32', '--r', '4', '--alpha', '8', '--epochs', '8', '--batch-size', '4', '--max-length', '48', '--lr', '0.03', '--warmup-ratio', '0', '--seed', '2'];
 
@@ -47,7 +54,7 @@ function lines(dir: string, name: string, texts: string[]): string {
   return path;
 }
 
-type Report = BeforeAfterResult & { max_length: number; stack?: string[]; texts: { tokens: number; base_loss: number; adapted_loss: number }[] };
+type Report = BeforeAfterResult & { max_length: number; stack?: string[]; texts: { document: string; tokens: number; base_loss: number; adapted_loss: number }[] };
 
 async function evaluate(dir: string, name: string, args: string[]): Promise<{ report: Report; ppl: MetricComparison; stdout: string; stderr: string }> {
   const out = join(dir, `${name}.json`);
@@ -75,20 +82,26 @@ describe('the two-adapter recipe on the command line', () => {
   it('trains a domain adapter on notes, a task adapter on top, and reports held-out perplexity with and without the stack', async () => {
     const dir = tempDir('qll-two-adapters-');
     const model = writeTinyDecoder(dir, { seed: 6 });
-    const heldOut = lines(dir, 'held-out.txt', HELD_OUT);
+    const notes = join(dir, 'notes');
+    mkdirSync(notes);
+    NOTES.forEach((text, i) => writeFileSync(join(notes, `note-${String(i).padStart(2, '0')}.txt`), `${text}\n`));
+    const { heldOut } = splitDocuments(await readNoteDocuments(notes), 0.3, 1);
+    const heldOutTexts = heldOut.map((d) => d.text);
     const domain = join(dir, 'domain');
     const task = join(dir, 'task');
-    await cli(['train', '--model', model, '--data', lines(dir, 'notes.txt', NOTES), '--objective', 'causal-lm', '--out', domain, ...TRAIN]);
+    const { stderr: domainLog } = await cli(['train', '--model', model, '--notes', notes, ...SPLIT, '--objective', 'causal-lm', '--out', domain, ...TRAIN]);
+    expect(domainLog).toContain(`notes: 8 documents in 15 sequences of at most 48 tokens; 4 held out (${heldOut.map((d) => d.name).join(', ')})`);
     const { stderr: taskLog } = await cli(['train', '--model', model, '--data', lines(dir, 'task.txt', TASK), '--objective', 'causal-lm', '--stack', domain, '--out', task, ...TRAIN]);
     expect(taskLog).toContain('4 texts, 8 steps of 4');
 
     // The domain adapter on held-out notes: the library's figures, and a lower perplexity.
-    const domainEval = await evaluate(dir, 'domain', ['--model', model, '--texts', heldOut, '--adapter', domain]);
+    const domainEval = await evaluate(dir, 'domain', ['--model', model, '--notes', notes, ...SPLIT, '--adapter', domain]);
     expect(domainEval.stdout).toMatch(/Perplexity \(held-out texts\) \*\s+4 /);
     expect(domainEval.stdout).toContain('Intervals: 95% percentile bootstrap, 50 paired resamples, seed 0.');
     expect(domainEval.report.max_length).toBe(128); // the default 512, cut to the model's positions
-    const plain = await libraryPerplexity(model, [], HELD_OUT);
-    const adapted = await libraryPerplexity(model, [domain], HELD_OUT);
+    expect(domainEval.report.texts.map((t) => t.document)).toEqual(heldOut.map((d) => d.name));
+    const plain = await libraryPerplexity(model, [], heldOutTexts);
+    const adapted = await libraryPerplexity(model, [domain], heldOutTexts);
     expect(domainEval.ppl.base.value).toBeCloseTo(plain, 3);
     expect(domainEval.ppl.adapted.value).toBeCloseTo(adapted, 3);
     expect(domainEval.ppl.adapted.value).toBeLessThan(0.9 * domainEval.ppl.base.value);
@@ -97,13 +110,13 @@ describe('the two-adapter recipe on the command line', () => {
     expect(Math.exp(total.loss / total.tokens)).toBeCloseTo(domainEval.ppl.base.value, 9);
 
     // The task adapter over the frozen domain one: "base" is then base + domain, the domain eval's adapted model.
-    const stacked = await evaluate(dir, 'stacked', ['--model', model, '--texts', heldOut, '--stack', domain, '--adapter', task]);
+    const stacked = await evaluate(dir, 'stacked', ['--model', model, '--notes', notes, ...SPLIT, '--stack', domain, '--adapter', task]);
     expect(stacked.stderr).toContain(`base: the model with ${domain} stacked; adapted: with ${task} on top`);
     expect(stacked.report.stack).toEqual([domain]);
     expect(stacked.ppl.base.value).toBeCloseTo(domainEval.ppl.adapted.value, 4);
-    expect(stacked.ppl.adapted.value).toBeCloseTo(await libraryPerplexity(model, [domain, task], HELD_OUT), 3);
+    expect(stacked.ppl.adapted.value).toBeCloseTo(await libraryPerplexity(model, [domain, task], heldOutTexts), 3);
     // The task adapter without the domain adapter under it: another model, measured from the plain base.
-    const alone = await evaluate(dir, 'alone', ['--model', model, '--texts', heldOut, '--adapter', task]);
+    const alone = await evaluate(dir, 'alone', ['--model', model, '--notes', notes, ...SPLIT, '--adapter', task]);
     expect(alone.ppl.base.value).toBeCloseTo(domainEval.ppl.base.value, 4);
     expect(Math.abs(alone.ppl.adapted.value - stacked.ppl.adapted.value)).toBeGreaterThan(1e-2);
   }, 600_000);

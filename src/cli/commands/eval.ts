@@ -19,6 +19,7 @@ import { ENCODER_OPTIONS, ENCODER_USAGE, openEncoder } from '../encoder.ts';
 import { UsageError } from '../errors.ts';
 import { checkOutputPath, writeOutputFile } from '../output.ts';
 import { PAIR_OPTIONS, PAIR_USAGE, pairOptionsOf, readPairFile } from '../pair-file.ts';
+import { NOTES_OPTIONS, NOTES_USAGE, notesSplitOf } from '../note-files.ts';
 import { readStatementFile } from '../statement-file.ts';
 import { readTextLines } from '../text-lines.ts';
 
@@ -41,13 +42,18 @@ ${STATEMENT_PROMPT_USAGE}
                                       over all their predicted tokens), interval by texts; a text longer
                                       than --max-length (default ${PERPLEXITY_MAX_LENGTH}) is cut into several sequences
   --stack <dir>                       a frozen adapter under --adapter, on in both columns (repeatable,
-                                      in order): "Base" is the model with the stack, "Adapted" adds --adapter`;
+                                      in order): "Base" is the model with the stack, "Adapted" adds --adapter
+  Instead of --texts, the held-out side of a notes folder, as train --notes split it:
+${NOTES_USAGE}`;
 
 /** Options that only a decoder's statements use: refused for an encoder, and without --statements. */
 const STATEMENT_ONLY = ['statements', 'template', 'chat', 'answer-true', 'answer-false'] as const;
 /** Options for decoders only, with why. */
 const DECODER_ONLY: Record<string, string> = {
   texts: "perplexity is a decoder's next-token loss",
+  notes: "perplexity is a decoder's next-token loss",
+  'held-out': "it splits --notes, for a decoder's perplexity",
+  'held-out-seed': "it splits --notes, for a decoder's perplexity",
   stack: 'adapters under --adapter are stacked for decoders; for an encoder, give every folder as --adapter',
 };
 /** Options of the pairs and their embeddings: refused for a decoder evaluated on statements alone. */
@@ -65,7 +71,7 @@ interface EvalModel {
 export async function run(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, ...STATEMENT_PROMPT_OPTIONS, adapter: { type: 'string', multiple: true }, stack: { type: 'string', multiple: true }, pairs: { type: 'string' }, statements: { type: 'string' }, texts: { type: 'string' }, out: { type: 'string' }, resamples: { type: 'string' }, seed: { type: 'string' } },
+    { ...ENCODER_OPTIONS, ...PAIR_OPTIONS, ...STATEMENT_PROMPT_OPTIONS, adapter: { type: 'string', multiple: true }, stack: { type: 'string', multiple: true }, ...NOTES_OPTIONS, pairs: { type: 'string' }, statements: { type: 'string' }, texts: { type: 'string' }, out: { type: 'string' }, resamples: { type: 'string' }, seed: { type: 'string' } },
     USAGE,
   );
   const out = required(values, 'out', USAGE);
@@ -75,7 +81,8 @@ export async function run(args: string[]): Promise<void> {
   checkApplicable(values, decoder);
   const pairs = values.pairs === undefined && decoder ? undefined : await readEvalPairs(required(values, 'pairs', USAGE), values);
   const statements = values.statements === undefined ? undefined : await readStatementFile(values.statements);
-  const texts = values.texts === undefined ? undefined : await readTextLines('texts', values.texts);
+  const held = decoder ? await perplexityTexts(values) : undefined;
+  const texts = held?.texts;
   const bootstrap = { resamples: numberOption(values, 'resamples', 1000, (n) => Number.isInteger(n) && n > 0), seed: numberOption(values, 'seed', 0, Number.isInteger) };
 
   const model: EvalModel = decoder ? await openDecoderEval(values, { embeds: pairs !== undefined, statements, texts }) : await openEncoderEval(values);
@@ -94,8 +101,8 @@ export async function run(args: string[]): Promise<void> {
       const base = await model.lossesWith(false);
       const adapted = await model.lossesWith(true);
       result.metrics.push(perplexityComparison(base, adapted, bootstrap));
-      // Per text: its predicted tokens and the sums of their losses (nats), base and adapted.
-      scored = { ...scored, texts: base.map((b, i) => ({ tokens: b.tokens, base_loss: b.loss, adapted_loss: adapted[i].loss })) };
+      // Per text (a held-out note named): its predicted tokens and the sums of their losses (nats), base and adapted.
+      scored = { ...scored, texts: base.map((b, i) => ({ ...(held?.documents ? { document: held.documents[i] } : {}), tokens: b.tokens, base_loss: b.loss, adapted_loss: adapted[i].loss })) };
     }
   } finally {
     model.destroy();
@@ -114,12 +121,25 @@ function checkApplicable(values: Record<string, unknown>, decoder: boolean): voi
     if (other) throw new UsageError(`--${other} applies to a decoder LLM --model only (${DECODER_ONLY[other]}); ${String(values.model)} is not one`);
     return;
   }
-  if (values.pairs === undefined && values.statements === undefined && values.texts === undefined) throw new UsageError(`--pairs, --statements or --texts is required for a decoder LLM\n\n${USAGE}`);
+  if (values.pairs === undefined && values.statements === undefined && values.texts === undefined && values.notes === undefined) throw new UsageError(`--pairs, --statements, --texts or --notes is required for a decoder LLM\n\n${USAGE}`);
   const statementOption = values.statements === undefined && given(STATEMENT_ONLY);
   if (statementOption) throw new UsageError(`--${statementOption} applies to --statements, which is not given`);
   // --max-length also sets the perplexity texts' sequences.
-  const embeddingOption = values.pairs === undefined && given(EMBEDDING_ONLY.filter((name) => !(name === 'max-length' && values.texts !== undefined)));
+  const perplexity = values.texts !== undefined || values.notes !== undefined;
+  const embeddingOption = values.pairs === undefined && given(EMBEDDING_ONLY.filter((name) => !(name === 'max-length' && perplexity)));
   if (embeddingOption) throw new UsageError(`--${embeddingOption} applies to --pairs (read and embedded), which is not given`);
+}
+
+/** The texts a decoder's perplexity is measured on: --texts' lines, or the held-out notes of --notes (whole documents, named). */
+async function perplexityTexts(values: Record<string, unknown>): Promise<{ texts: string[]; documents?: string[] } | undefined> {
+  const notes = await notesSplitOf(values, 'texts');
+  if (notes) {
+    if (notes.heldOut.length === 0) throw new UsageError('--held-out 0 holds no notes out, so there is no perplexity to measure');
+    const documents = notes.heldOut.map((d) => d.name);
+    process.stderr.write(`held-out notes: ${documents.join(', ')}\n`);
+    return { texts: notes.heldOut.map((d) => d.text), documents };
+  }
+  return values.texts === undefined ? undefined : { texts: await readTextLines('texts', values.texts as string) };
 }
 
 async function readEvalPairs(path: string, values: Record<string, unknown>): Promise<EvalPair[]> {
