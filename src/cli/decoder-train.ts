@@ -1,8 +1,10 @@
 /**
  * `qlora-lab train` for decoders: LoRA on a decoder LLM with the causal-LM objective (mean next-token
- * loss) over a texts file or the training side of a notes folder (note-files.ts), AdamW with linear warmup and decay (the encoder's schedule and defaults),
- * each epoch a seeded shuffle of the texts; writes the PEFT adapter folder (task_type CAUSAL_LM, the
- * checkpoint's module names) that PeftModel.from_pretrained and --adapter here load.
+ * loss) over a texts file or the training side of a notes folder (note-files.ts), or the statement
+ * objective over labelled statements (the correct answer's tokens after the question `score` asks);
+ * AdamW with linear warmup and decay (the encoder's schedule and defaults), each epoch a seeded
+ * shuffle of the examples; writes the PEFT adapter folder (task_type CAUSAL_LM, the checkpoint's
+ * module names) that PeftModel.from_pretrained and --adapter here load.
  */
 import { type NoteDocument, chunkText } from '../data/notes.ts';
 import { Rng } from '../data/rng.ts';
@@ -12,13 +14,17 @@ import { allLinearTargets } from '../model/decoder-weights.ts';
 import type { TrainingLoraConfig } from '../model/lora.ts';
 import { peftConfigOf } from '../model/peft-files.ts';
 import { CLI_TRAIN_DEFAULTS as D, DEFAULT_TRAIN_CONFIG } from '../train/defaults.ts';
-import { DecoderTrainer } from '../train/decoder-trainer.ts';
+import { encodeStatement } from '../model/statement-prompt.ts';
+import { type DecoderStepReport, DecoderTrainer } from '../train/decoder-trainer.ts';
 import { NonFiniteLossError } from '../train/trainer.ts';
+import { readFile } from 'node:fs/promises';
 import { numberOption, parseOptions, required } from './args.ts';
 import { maxLengthFor, openDecoder } from './decoder.ts';
+import { STATEMENT_PROMPT_OPTIONS, STATEMENT_PROMPT_USAGE, statementPromptOf } from './decoder-statements.ts';
 import { UsageError } from './errors.ts';
 import { NOTES_OPTIONS, NOTES_USAGE, notesSplitOf } from './note-files.ts';
 import { checkOutputPath, writeOutputDir } from './output.ts';
+import { type LabelledStatement, parseStatementLines } from './statement-file.ts';
 import { readTextLines } from './text-lines.ts';
 import { LORA_TRAIN_OPTIONS } from './train-options.ts';
 
@@ -26,11 +32,18 @@ const BATCH_SIZE = 8;
 const MAX_LENGTH = 512;
 
 const USAGE = `usage: qlora-lab train --model <decoder dir|hub-id> (--data texts.txt | --notes <dir|file>) --objective causal-lm --out <adapter dir> [options]
+       qlora-lab train --model <decoder dir|hub-id> --data statements.tsv --objective statements --out <adapter dir> [options]
+  --objective causal-lm next-token loss over every token of each text
   --data FILE           one text per line (blank lines skipped)
 ${NOTES_USAGE}
                         train takes the training notes, cut into sequences of at most --max-length
                         tokens at paragraph, sentence or word boundaries
-  --objective causal-lm next-token loss over every token of each text (the decoders' objective here)
+  --objective statements
+                        the loss of the correct answer's tokens after the question about each
+                        statement, as qlora-lab score asks it (the CTD study's objective)
+  --data FILE           one statement per line: the statement, a tab, its label (true/false, yes/no, 1/0)
+${STATEMENT_PROMPT_USAGE}
+ both:
   --base nf4|f32        frozen base precision (default nf4: QLoRA)
   --r N                 LoRA rank (default ${D.r})
   --alpha A             LoRA alpha (default ${D.alpha})
@@ -38,9 +51,10 @@ ${NOTES_USAGE}
   --rslora              scale alpha/sqrt(r) instead of alpha/r
   --targets a,b         PEFT target modules in the checkpoint's names (default: every linear layer)
   --stack <dir>         a frozen adapter under the new one (repeatable, applied in order)
-  --epochs N            passes over the texts (default ${D.epochs})
-  --batch-size N        texts per optimizer step (default ${BATCH_SIZE})
-  --max-length N        tokens per text incl. the template's special ones (default ${MAX_LENGTH}, at most the model's positions)
+  --epochs N            passes over the texts or statements (default ${D.epochs})
+  --batch-size N        texts or statements per optimizer step (default ${BATCH_SIZE})
+  --max-length N        causal-lm: tokens per text incl. the template's special ones (default ${MAX_LENGTH},
+                        at most the model's positions)
   --lr LR               peak learning rate (default ${D.learningRate})
   --warmup-ratio F      fraction of steps of linear warmup (default ${D.warmupRatio})
   --weight-decay W      AdamW weight decay (default ${D.weightDecay})
@@ -51,6 +65,25 @@ ${NOTES_USAGE}
                         activations (the same gradients, less memory, a slower step); 0 = off (default 0)`;
 
 const round = (x: number) => Number(x.toPrecision(6));
+
+/** What an objective trains on: how many examples, and an optimizer step over some of them. */
+interface TrainingExamples {
+  count: number;
+  /** "texts", "statements". */
+  noun: string;
+  step(trainer: DecoderTrainer, indices: number[]): Promise<DecoderStepReport>;
+}
+
+/** Options only one objective reads, refused for the other. */
+const CAUSAL_LM_ONLY = ['max-length', ...Object.keys(NOTES_OPTIONS)];
+const STATEMENTS_ONLY = Object.keys(STATEMENT_PROMPT_OPTIONS);
+
+async function readStatementData(path: string): Promise<LabelledStatement[]> {
+  const text = await readFile(path, 'utf8').catch((e: Error) => {
+    throw new UsageError(`cannot read --data ${path}: ${e.message}`);
+  });
+  return parseStatementLines(text, path);
+}
 
 /** The training notes cut into sequences of at most maxLength tokens, said on stderr with what was held out. */
 function notesTexts(notes: { train: NoteDocument[]; heldOut: NoteDocument[] }, maxLength: number, count: (text: string) => number): string[] {
@@ -68,14 +101,21 @@ function notesTexts(notes: { train: NoteDocument[]; heldOut: NoteDocument[] }, m
 export async function runDecoderTrain(args: string[]): Promise<void> {
   const { values } = parseOptions(
     args,
-    { ...LORA_TRAIN_OPTIONS, ...NOTES_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' }, 'checkpoint-every-layers': { type: 'string' } },
+    { ...LORA_TRAIN_OPTIONS, ...NOTES_OPTIONS, ...STATEMENT_PROMPT_OPTIONS, model: { type: 'string' }, base: { type: 'string', default: 'nf4' }, objective: { type: 'string' }, targets: { type: 'string' }, 'max-length': { type: 'string' }, 'checkpoint-every-layers': { type: 'string' } },
     USAGE,
   );
   const objective = required(values, 'objective', USAGE);
-  if (objective !== 'causal-lm') throw new UsageError(`--objective ${objective} is not one for decoders: give causal-lm`);
-  const notes = await notesSplitOf(values, 'data');
-  // Notes are cut into sequences by the model's tokenizer, once it is read.
-  let texts = notes ? [] : await readTextLines('data', required(values, 'data', USAGE));
+  if (objective !== 'causal-lm' && objective !== 'statements') throw new UsageError(`--objective ${objective} is not one for decoders: give causal-lm or statements`);
+  const statementsObjective = objective === 'statements';
+  const given = values as Record<string, unknown>;
+  const stray = (statementsObjective ? CAUSAL_LM_ONLY : STATEMENTS_ONLY).find((name) => given[name] !== undefined);
+  if (stray) throw new UsageError(`--${stray} does not apply to --objective ${objective}`);
+  const prompt = statementsObjective ? statementPromptOf(values) : null;
+  const notes = statementsObjective ? null : await notesSplitOf(values, 'data');
+  const statements = statementsObjective ? await readStatementData(required(values, 'data', USAGE)) : null;
+  // Notes are cut into sequences, and statements put as questions, by the model's tokenizer once it is read.
+  let texts = notes || statements ? [] : await readTextLines('data', required(values, 'data', USAGE));
+  let examples: TrainingExamples | null = null;
   const out = required(values, 'out', USAGE);
   await checkOutputPath('out', out, 'dir');
   const positive = (n: number) => n > 0 && Number.isFinite(n);
@@ -99,11 +139,22 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
   };
   const targetsArg = values.targets as string | undefined;
   let targetModules: string[] = [];
-  let maxLength = MAX_LENGTH;
   const cli = await openDecoder(values, (values.stack as string[] | undefined) ?? [], {
     check: (files) => {
-      maxLength = maxLengthFor(files.config, values, MAX_LENGTH);
-      if (notes) texts = notesTexts(notes, maxLength, (text) => files.tokenizer.encode(text).length);
+      const { tokenizer } = files;
+      if (statements && prompt) {
+        if (prompt.chat && !tokenizer.hasChatTemplate) throw new UsageError(`--chat: ${String(values.model)} has no chat_template in tokenizer_config.json`);
+        const encoded = statements.map((row, i) => encodeStatement(tokenizer, prompt, row.statement, i));
+        examples = {
+          count: statements.length,
+          noun: 'statements',
+          step: (trainer, indices) => trainer.statementStep([{ statements: indices.map((i) => encoded[i]), labels: indices.map((i) => statements[i].label) }], tokenizer.padId),
+        };
+        return;
+      }
+      const maxLength = maxLengthFor(files.config, values, MAX_LENGTH);
+      if (notes) texts = notesTexts(notes, maxLength, (text) => tokenizer.encode(text).length);
+      examples = { count: texts.length, noun: 'texts', step: (trainer, indices) => trainer.trainStep([tokenizer.encodeBatch(indices.map((i) => texts[i]), maxLength)]) };
     },
     newAdapter: (config) => {
       const targets = targetsArg ? targetsArg.split(',').map((t) => t.trim()).filter(Boolean) : allLinearTargets(config);
@@ -118,19 +169,20 @@ export async function runDecoderTrain(args: string[]): Promise<void> {
     },
   });
   const { engine, files, model } = cli;
-  const stepsPerEpoch = Math.ceil(texts.length / batchSize);
+  const data = examples as TrainingExamples | null;
+  if (!data) throw new Error('the training examples were not prepared');
+  const stepsPerEpoch = Math.ceil(data.count / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
   const optimizer = { ...settings, learningRate, warmupSteps: Math.round(totalSteps * warmupRatio), totalSteps };
   const trainer = new DecoderTrainer(model, optimizer);
   const rng = new Rng(seed ^ 0x5bd1e995);
-  process.stderr.write(`training LoRA r${r} α${lora.alpha} on ${targetsArg ?? allLinearTargets(files.config).join(',')}: ${texts.length} texts, ${totalSteps} steps of ${batchSize}\n`);
+  process.stderr.write(`training LoRA r${r} α${lora.alpha} on ${targetsArg ?? allLinearTargets(files.config).join(',')}: ${data.count} ${data.noun}, ${totalSteps} steps of ${batchSize}\n`);
   let stopped: string | null = null;
   try {
     for (let epoch = 0; epoch < epochs; epoch++) {
-      const order = rng.shuffle(Array.from({ length: texts.length }, (_, i) => i));
+      const order = rng.shuffle(Array.from({ length: data.count }, (_, i) => i));
       for (let s = 0; s < stepsPerEpoch; s++) {
-        const batch = files.tokenizer.encodeBatch(order.slice(s * batchSize, (s + 1) * batchSize).map((i) => texts[i]), maxLength);
-        const report = await trainer.trainStep([batch]);
+        const report = await data.step(trainer, order.slice(s * batchSize, (s + 1) * batchSize));
         process.stderr.write(`${JSON.stringify({ step: report.step, of: totalSteps, epoch: epoch + 1, loss: round(report.loss), lr: report.learningRate, grad_norm: round(report.gradNorm), tokens: report.tokens })}\n`);
       }
     }
