@@ -40,12 +40,14 @@ export async function textLosses(model: DecoderModel, tokenizer: Pick<DecoderTok
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`perplexity batch size must be a positive integer, got ${batchSize}`);
   if (texts.length === 0) throw new Error('no texts to measure perplexity on');
   const count = (text: string) => tokenizer.encode(text).length;
-  const pieces: { text: string; of: number }[] = [];
+  const pieces: { text: string; of: number; tokens: number }[] = [];
   texts.forEach((text, i) => {
     const parts = chunkText(text, maxLength, count);
     if (parts.length === 0) throw new Error(`text ${i + 1} is empty`);
-    for (const part of parts) pieces.push({ text: part, of: i });
+    for (const part of parts) pieces.push({ text: part, of: i, tokens: count(part) });
   });
+  // Longest first, so each batch pads its sequences to similar lengths (the sums do not depend on the order).
+  pieces.sort((a, b) => b.tokens - a.tokens);
   const losses: TextLoss[] = texts.map(() => ({ tokens: 0, loss: 0 }));
   for (let start = 0; start < pieces.length; start += batchSize) {
     const slice = pieces.slice(start, start + batchSize);
