@@ -35,7 +35,7 @@ describe('perplexity on a decoder', () => {
     const model = await DecoderModel.create(engine, files.config, files.weights, { quantization: 'f32' });
     const head = readSafetensorsFile(join(dir, 'model.safetensors')).get('lm_head.weight')!.data as Float32Array;
     const { tokenizer } = files;
-    // Batches of two, longest first: the first text is padded beside the third, the second runs alone.
+    // Batches of two, longest first: a text is padded beside a longer one, the shortest runs alone.
     const losses = await textLosses(model, tokenizer, TEXTS, { maxLength: 64, batchSize: 2, chunk: 100 });
     for (const [i, text] of TEXTS.entries()) {
       const ids = tokenizer.encode(text);
