@@ -156,6 +156,12 @@ export const METRIC_HELP = {
     explanation: 'Decoder LLMs: how well the answer margin ranks true statements above false ones, whatever the model’s bias towards one answer. 0.5 = chance.',
     resampled: 'statements, within true and false',
   },
+  perplexity: {
+    name: 'Perplexity (held-out texts)',
+    formula: 'exp((1/N) Σ_texts Σ_t −log p(token_t | tokens before it)), N = predicted tokens',
+    explanation: 'Decoder LLMs: how surprised the model is by the held-out texts, token by token (exp of the mean next-token loss). Lower is better; a domain adapter trained on notes like these should lower it.',
+    resampled: 'texts, each with all its tokens',
+  },
 } as const satisfies Record<string, MetricHelp>;
 
 export type MetricKey = keyof typeof METRIC_HELP;

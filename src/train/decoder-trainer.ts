@@ -1,9 +1,11 @@
 /**
- * One optimizer step of a decoder's trainable adapter on the causal-LM objective: each micro-batch's
- * forward, chunked LM-head loss and backward, then global grad-norm clipping and AdamW (as
- * torch.optim.AdamW), recorded into one GPU batch as the encoder's Trainer does. The loss is the mean
- * over every predicted token of the step, so micro-batches (the memory plan's gradient accumulation)
- * give the one-batch step.
+ * One optimizer step of a decoder's trainable adapter: each micro-batch's forward, chunked LM-head
+ * loss and backward, then global grad-norm clipping and AdamW (as torch.optim.AdamW), recorded into
+ * one GPU batch as the encoder's Trainer does. Two objectives share the step: causal-LM (every next
+ * token of the texts) and labelled statements (the correct answer's tokens after each statement's
+ * prompt, statementTrainingBatch: the CTD study's objective). The loss is the mean over every
+ * predicted token of the step, so micro-batches (the memory plan's gradient accumulation) give the
+ * one-batch step.
  *
  * Phi-3's fused modules have one A for their parts: the parts' A gradients are summed (the shared
  * A's gradient, by the chain rule) and given to each, so AdamW moves the copies identically and the
@@ -17,6 +19,8 @@ import type { Tensor } from '../engine/tensor.ts';
 import { tiedLoraGroups } from '../model/decoder-lora-layout.ts';
 import { DEFAULT_LM_HEAD_CHUNK, type DecoderBatch, type DecoderModel, causalLmTargets } from '../model/decoder.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
+import { statementTrainingBatch } from '../model/statement-batch.ts';
+import type { EncodedStatement } from '../model/statement-prompt.ts';
 import { NonFiniteLossError, type OptimizerConfig, type TrainConfig, microBatchSeed, optimizerStep } from './trainer.ts';
 
 export type DecoderTrainConfig = OptimizerConfig &
@@ -28,11 +32,11 @@ export type DecoderTrainConfig = OptimizerConfig &
 export interface DecoderStepReport {
   /** 1-based number of the optimizer step just taken. */
   step: number;
-  /** Mean next-token loss over the step's predicted tokens. */
+  /** Mean loss over the step's predicted tokens (every next token, or the correct answers' tokens). */
   loss: number;
   learningRate: number;
   gradNorm: number;
-  /** Next tokens predicted in the step (the loss is their mean). */
+  /** Tokens predicted in the step (the loss is their mean). */
   tokens: number;
 }
 
@@ -64,21 +68,35 @@ export class DecoderTrainer {
   }
 
   /**
-   * One optimizer step over `microBatches`; resolves with the loss once the GPU has finished. A NaN/Inf
-   * loss rejects with NonFiniteLossError; that step's update is then skipped on the GPU.
+   * One causal-LM optimizer step over `microBatches`; resolves with the loss once the GPU has
+   * finished. A NaN/Inf loss rejects with NonFiniteLossError; that step's update is then skipped on the GPU.
    */
   async trainStep(microBatches: DecoderBatch[]): Promise<DecoderStepReport> {
+    const micro = microBatches.map((batch) => ({ batch, targets: causalLmTargets(batch) }));
+    return this.optimize(micro, 'no text of the step has a second token, so there is no next token to predict');
+  }
+
+  /**
+   * One optimizer step on labelled statements (each micro-batch its statements and labels): the loss
+   * is the mean −log p of the correct answers' tokens after their prompts. As trainStep otherwise.
+   */
+  async statementStep(microBatches: { statements: EncodedStatement[]; labels: ArrayLike<boolean> }[], padId: number): Promise<DecoderStepReport> {
+    const max = this.model.config.maxSequenceLength;
+    const micro = microBatches.map(({ statements, labels }) => statementTrainingBatch(statements, labels, padId, max));
+    return this.optimize(micro, 'the statements of the step have no answer tokens to predict');
+  }
+
+  private async optimize(microBatches: { batch: DecoderBatch; targets: Int32Array }[], noTokens: string): Promise<DecoderStepReport> {
     const { model, config } = this;
     const { engine } = model;
     if (microBatches.length === 0) throw new Error('a training step needs at least one micro-batch');
-    const targets = microBatches.map((batch) => causalLmTargets(batch));
-    const tokens = targets.reduce((n, t) => n + t.filter((id) => id !== IGNORE_INDEX).length, 0);
-    if (tokens === 0) throw new Error('no text of the step has a second token, so there is no next token to predict');
+    const tokens = microBatches.reduce((n, m) => n + m.targets.filter((id) => id !== IGNORE_INDEX).length, 0);
+    if (tokens === 0) throw new Error(noTokens);
     this.adapter.zeroGrads();
     const losses: Tensor[] = [];
-    microBatches.forEach((batch, k) => {
+    microBatches.forEach(({ batch, targets }, k) => {
       const result = model.forward(batch, { train: true, seed: microBatchSeed(config.seed, this.step, k), checkpointEvery: config.checkpointEvery });
-      const loss = model.loss(result, targets[k], this.lmHeadChunk, tokens);
+      const loss = model.loss(result, targets, this.lmHeadChunk, tokens);
       model.backwardLoss(result, loss, this.lmHeadChunk);
       model.releaseForward(result);
       engine.release(loss.tokenLoss, loss.lse, loss.targets.ids);

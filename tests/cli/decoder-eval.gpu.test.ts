@@ -2,10 +2,11 @@
  * `qlora-lab eval` with a decoder --model on the tiny decoder folder: the figures it reports are the
  * library's (separation by hand, every metric by evaluateBeforeAfter on the library's decoder
  * embeddings, statement accuracy by statementMetrics on scoreStatements' margins), without and with
- * an adapter; options and adapters that do not fit are refused by name before anything is written.
+ * an adapter; options, adapters (--adapter, --stack) and perplexity texts that do not fit are
+ * refused by name before anything is written.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -149,15 +150,29 @@ describe('qlora-lab eval with a decoder', () => {
     const otherAdapter = join(dir, 'adapter-3-layers');
     writeTinyDecoderAdapter(otherAdapter, parseDecoderConfig(tinyDecoderConfigJson({ layers: 3 })));
     const evaluate = (extra: string[], model = inputs.model) => cli(['eval', '--model', model, '--out', out, ...extra]);
-    const refusals: [string[], string][] = [
+    const texts = join(dir, 'texts.txt');
+    writeFileSync(texts, 'Seen in clinic.\nNo oedema.\n');
+    const notes = join(dir, 'notes');
+    mkdirSync(notes);
+    writeFileSync(join(notes, 'a.txt'), 'Seen in clinic.');
+    writeFileSync(join(notes, 'b.txt'), 'No oedema.');
+    const encoder = fixtureModelDir('tiny');
+    const refusals: [string[], string, string?][] = [
       [['--pairs', inputs.pairs, '--adapter', otherAdapter], `qlora-lab eval: adapter ${otherAdapter}: `],
       [['--pairs', inputs.pairs, '--prompt-query', 'query: '], '--prompt-query does not apply to a decoder model'],
       [['--pairs', inputs.pairs, '--chat'], '--chat applies to --statements, which is not given'],
       [['--statements', inputs.statements, '--pooling', 'last'], '--pooling applies to --pairs (read and embedded), which is not given'],
-      [[], '--pairs or --statements is required for a decoder LLM'],
+      [[], '--pairs, --statements, --texts or --notes is required for a decoder LLM'],
+      [['--texts', texts, '--stack', otherAdapter], `qlora-lab eval: adapter ${otherAdapter}: `],
+      [['--texts', texts, '--max-length', '200'], "--max-length 200 exceeds the model's 128 positions"],
+      [['--texts', join(dir, 'missing.txt')], `cannot read --texts ${join(dir, 'missing.txt')}`],
+      [['--notes', notes, '--held-out', '0'], '--held-out 0 holds no notes out, so there is no perplexity to measure'],
+      [['--notes', notes, '--texts', texts], 'give --texts or --notes, not both'],
+      [['--pairs', inputs.pairs, '--texts', texts], `--texts applies to a decoder LLM --model only (perplexity is a decoder's next-token loss); ${encoder} is not one`, encoder],
+      [['--pairs', inputs.pairs, '--stack', otherAdapter], '--stack applies to a decoder LLM --model only', encoder],
     ];
-    for (const [extra, message] of refusals) {
-      const failure = await evaluate(extra).then(
+    for (const [extra, message, model] of refusals) {
+      const failure = await evaluate(extra, model).then(
         () => expect.fail(`eval ${extra.join(' ')} succeeded`),
         (e: { code: number; stderr: string }) => e,
       );
@@ -166,10 +181,9 @@ describe('qlora-lab eval with a decoder', () => {
       expect(failure.stderr).not.toContain('GPU:');
       expect(existsSync(out)).toBe(false);
     }
-    const encoder = fixtureModelDir('tiny');
     await expect(evaluate(['--pairs', inputs.pairs, '--statements', inputs.statements], encoder)).rejects.toMatchObject({
       stderr: expect.stringContaining(`--statements applies to a decoder LLM --model only (statements are scored by a decoder's answer log-probabilities); ${encoder} is not one`),
     });
     expect(existsSync(out)).toBe(false);
-  }, 300_000); // six CLI processes, none past its checks
+  }, 300_000); // thirteen CLI processes, none past its checks
 });

@@ -2,11 +2,12 @@
  * `qlora-lab train --objective causal-lm` on decoders: the loss falls over epochs of a few texts and
  * the PEFT adapter folder it writes reads back for the model. On Phi-3 (fused qkv_proj, gate_up_proj)
  * the parts' shared A stays shared through AdamW, or the adapter could not be written in PEFT's names.
- * Phi-3 trains with every layer checkpointed (--checkpoint-every-layers 1); a bad interval is refused.
- * The step is planned into --memory-budget; micro-batches and checkpointing leave the step unchanged.
+ * Phi-3 trains with every layer checkpointed (--checkpoint-every-layers 1); a bad interval, options of
+ * the other objective and a bad statement line are refused. The step is planned into --memory-budget;
+ * micro-batches and checkpointing leave the step unchanged.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -62,4 +63,26 @@ it('plans the step into the memory budget; micro-batches and checkpointing give 
   expect(split.stderr).toMatch(/memory plan: 2 micro-batches of 2 sequences \(gradient accumulation\), every layer checkpointed, .* of a 512\.0 MiB budget/);
   expect(split.losses.length).toBe(whole.losses.length);
   split.losses.forEach((loss, i) => expect(Math.abs(loss - whole.losses[i])).toBeLessThanOrEqual(1e-5 * Math.abs(whole.losses[i])));
+});
+
+it('refuses options of the other objective and a bad statement line, before the GPU starts', async () => {
+  const fixture = join(FIXTURES, 'decoder', 'check_grads', 'llama');
+  const dir = tempDir('qll-dtrain-');
+  const statements = join(dir, 'statements.tsv');
+  writeFileSync(statements, 'TP53 is associated with sarcoma\ttrue\nA is associated with B\tmaybe\n');
+  const train = (extra: string[]) => run('node', [BIN, 'train', '--model', join(fixture, 'model'), '--out', join(dir, 'adapter'), ...extra]);
+  const refusals: [string[], string][] = [
+    [['--data', statements, '--objective', 'statements', '--max-length', '16'], '--max-length does not apply to --objective statements'],
+    [['--data', join(fixture, 'texts.txt'), '--objective', 'causal-lm', '--chat'], '--chat does not apply to --objective causal-lm'],
+    [['--data', statements, '--objective', 'statements'], `${statements}:2: label "maybe" is not true/false, yes/no or 1/0`],
+    [['--data', statements, '--objective', 'ranking'], '--objective ranking is not one for decoders: give causal-lm or statements'],
+  ];
+  for (const [extra, message] of refusals) {
+    const failure = await train(extra).then(
+      () => expect.fail(`train ${extra.join(' ')} succeeded`),
+      (e: { stderr: string }) => e,
+    );
+    expect(failure.stderr).toContain(message);
+    expect(failure.stderr).not.toContain('GPU:');
+  }
 });

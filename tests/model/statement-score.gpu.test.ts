@@ -11,6 +11,7 @@ import { localDirSource } from '../../src/model/node-files.ts';
 import { type StatementPrompt, defaultStatementPrompt, encodeStatement } from '../../src/model/statement-prompt.ts';
 import { scoreStatements } from '../../src/model/statement-score.ts';
 import { readSafetensorsFile } from '../helpers/fixtures.ts';
+import { referenceLogProbs } from '../helpers/decoder-reference.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { writeTinyDecoder } from '../helpers/tiny-decoder.ts';
@@ -19,25 +20,8 @@ const STATEMENTS = ['TP53 is associated with sarcoma', 'A is associated with B',
 
 /** Σ_j log softmax(hidden[p−1+j] · headᵀ)[answer_j] in float64, from a forward of prompt + answer alone. */
 async function referenceLogp(model: DecoderModel, head: Float32Array, prompt: number[], answer: number[]): Promise<number> {
-  const ids = [...prompt, ...answer];
-  const result = model.forward({ inputIds: Uint32Array.from(ids), attentionMask: new Float32Array(ids.length).fill(1), batch: 1, seq: ids.length }, { train: false, seed: 0 });
-  const hidden = await model.engine.readF32(result.hidden);
-  model.releaseForward(result);
-  const h = model.config.hiddenSize;
-  const vocab = head.length / h;
-  let sum = 0;
-  answer.forEach((target, j) => {
-    const row = prompt.length - 1 + j;
-    const logits = Array.from({ length: vocab }, (_, v) => {
-      let s = 0;
-      for (let k = 0; k < h; k++) s += hidden[row * h + k] * head[v * h + k];
-      return s;
-    });
-    const max = Math.max(...logits);
-    const lse = max + Math.log(logits.reduce((acc, l) => acc + Math.exp(l - max), 0));
-    sum += logits[target] - lse;
-  });
-  return sum;
+  const logp = await referenceLogProbs(model, head, [...prompt, ...answer]);
+  return answer.reduce((sum, target, j) => sum + logp(prompt.length - 1 + j, target), 0);
 }
 
 describe('statement scoring', () => {
