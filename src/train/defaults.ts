@@ -67,3 +67,24 @@ export const CLI_TRAIN_DEFAULTS = {
   seed: DEFAULT_TRAIN_CONFIG.seed,
   checkpointEvery: 50,
 } as const;
+
+/**
+ * The CTD LLM study's QLoRA preset for a decoder on its statements: LoRA r16 α32 (dropout 0.05) on
+ * every linear layer, the shared AdamW settings with 10% warmup and clipping at 1. Steps, batch and
+ * learning rate are the app's form (a short run by default, as a tab trains).
+ */
+export const CTD_STUDY_TRAINING = {
+  r: 16,
+  alpha: 32,
+  loraDropout: 0.05,
+  warmupRatio: 0.1,
+  weightDecay: SHARED.weightDecay,
+  beta1: SHARED.beta1,
+  beta2: SHARED.beta2,
+  eps: SHARED.eps,
+  maxGradNorm: MAX_GRAD_NORM,
+  steps: 30,
+  batchSize: 8,
+  learningRate: SHARED.learningRate,
+  seed: 1,
+} as const;

@@ -1,0 +1,165 @@
+/**
+ * The CTD LLM study's run of a decoder, in the engine worker: zero-shot scoring of the held-out
+ * statements by the base, QLoRA on the training statements with the study's preset (LoRA r16 α32 on
+ * every linear layer, over the base as loaded: NF4 unless f32 was chosen), the same scoring with the
+ * adapter, and zero-shot accuracy and AUROC before and after with paired bootstrap intervals. The
+ * statements are put as the command line's `score` puts them (the default plain prompt, " True" /
+ * " False"); those whose prompt and answer need more positions than the model has are left out and
+ * counted. No DOM.
+ */
+import { Rng } from '../data/rng.ts';
+import type { CtdStatement } from '../data/statements.ts';
+import { type BeforeAfterResult, beforeAfterResult } from '../eval/before-after.ts';
+import { statementComparisons } from '../eval/statement-accuracy.ts';
+import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
+import { initDecoderLora } from '../model/decoder-lora-layout.ts';
+import { createDecoderAdapter } from '../model/decoder-lora.ts';
+import { allLinearTargets } from '../model/decoder-weights.ts';
+import type { DecoderModel } from '../model/decoder.ts';
+import type { PeftAdapter } from '../model/peft-files.ts';
+import { peftConfigOf } from '../model/peft-files.ts';
+import { type EncodedStatement, defaultStatementPrompt, encodeStatement } from '../model/statement-prompt.ts';
+import { scoreStatements } from '../model/statement-score.ts';
+import { CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
+import { DecoderTrainer } from '../train/decoder-trainer.ts';
+import { NonFiniteLossError } from '../train/trainer.ts';
+
+export interface StatementRunSettings {
+  steps: number;
+  /** Statements per optimizer step. */
+  batchSize: number;
+  learningRate: number;
+  /** Seeds the adapter's init, the order of the statements, dropout and the bootstrap. */
+  seed: number;
+}
+
+export interface StatementRunHooks {
+  onStep(step: number, totalSteps: number, loss: number): void;
+  onScored(model: 'base' | 'adapted', done: number, total: number): void;
+  /** Asked before each step: true ends training there (the adapter so far is evaluated). */
+  stopRequested(): boolean;
+}
+
+export interface StatementRunOutcome {
+  adapter: PeftAdapter;
+  losses: number[];
+  stopped: boolean;
+  /** Why training ended early on a non-finite loss (the adapter of the last good step is kept). */
+  error: string | null;
+  /** Statements used, and left out as longer than the model's positions. */
+  statements: { train: number; test: number; leftOut: number };
+  result: BeforeAfterResult;
+}
+
+interface Labelled {
+  encoded: EncodedStatement[];
+  labels: boolean[];
+}
+
+/** Check the settings before any GPU work, each with the value it got. */
+export function checkStatementRunSettings(s: StatementRunSettings): void {
+  if (!Number.isInteger(s.steps) || s.steps < 1) throw new Error(`Training steps must be a positive whole number, got ${s.steps}.`);
+  if (!Number.isInteger(s.batchSize) || s.batchSize < 1) throw new Error(`Statements per step must be a positive whole number, got ${s.batchSize}.`);
+  if (!(s.learningRate > 0 && Number.isFinite(s.learningRate))) throw new Error(`The learning rate must be a positive number, got ${s.learningRate}.`);
+  if (!Number.isInteger(s.seed)) throw new Error(`The seed must be a whole number, got ${s.seed}.`);
+}
+
+export async function runStatementStudy(
+  model: DecoderModel,
+  files: DecoderModelFiles,
+  modelId: string,
+  data: { train: CtdStatement[]; test: CtdStatement[] },
+  settings: StatementRunSettings,
+  hooks: StatementRunHooks,
+): Promise<StatementRunOutcome> {
+  checkStatementRunSettings(settings);
+  const { tokenizer, config } = files;
+  const prompt = defaultStatementPrompt(false);
+  let leftOut = 0;
+  const encode = (split: CtdStatement[], name: string): Labelled => {
+    const out: Labelled = { encoded: [], labels: [] };
+    split.forEach((s, i) => {
+      const encoded = encodeStatement(tokenizer, prompt, s.statement, i);
+      // The longest row scoring or training feeds: the prompt and an answer but its last token.
+      if (encoded.prompt.length + Math.max(encoded.true.length, encoded.false.length) - 1 > config.maxSequenceLength) leftOut++;
+      else {
+        out.encoded.push(encoded);
+        out.labels.push(s.label);
+      }
+    });
+    if (out.encoded.length === 0) throw new Error(`No ${name} statement fits in ${modelId}'s ${config.maxSequenceLength} positions with its question and answer.`);
+    return out;
+  };
+  const train = encode(data.train, 'training');
+  const test = encode(data.test, 'held-out');
+  const score = async (which: 'base' | 'adapted') =>
+    (await scoreStatements(model, test.encoded, { padId: tokenizer.padId, onProgress: (done) => hooks.onScored(which, done, test.encoded.length) })).map((s) => s.margin);
+
+  model.adapters = [];
+  const before = await score('base');
+  const init = initDecoderLora(config, STUDY.r, allLinearTargets(config), settings.seed);
+  const lora = { r: STUDY.r, alpha: STUDY.alpha, dropout: STUDY.loraDropout, rslora: false, targetModules: init.targetModules as string[] };
+  const adapter = createDecoderAdapter(model.engine, config, lora, init.tensors, true);
+  model.adapters = [adapter];
+  const trainer = new DecoderTrainer(model, {
+    learningRate: settings.learningRate,
+    warmupSteps: Math.round(settings.steps * STUDY.warmupRatio),
+    totalSteps: settings.steps,
+    weightDecay: STUDY.weightDecay,
+    beta1: STUDY.beta1,
+    beta2: STUDY.beta2,
+    eps: STUDY.eps,
+    maxGradNorm: STUDY.maxGradNorm,
+    seed: settings.seed,
+  });
+  const losses: number[] = [];
+  let stopped = false;
+  let error: string | null = null;
+  try {
+    // Epoch after epoch, each a seeded shuffle of the training statements.
+    const rng = new Rng(settings.seed ^ 0x2c1b3c6d);
+    let order: number[] = [];
+    for (let step = 0; step < settings.steps; step++) {
+      if (hooks.stopRequested()) {
+        stopped = true;
+        break;
+      }
+      const picked: number[] = [];
+      while (picked.length < Math.min(settings.batchSize, train.encoded.length)) {
+        if (order.length === 0) order = rng.shuffle(Array.from({ length: train.encoded.length }, (_, i) => i));
+        picked.push(order.pop()!);
+      }
+      const report = await trainer.statementStep([{ statements: picked.map((i) => train.encoded[i]), labels: picked.map((i) => train.labels[i]) }], tokenizer.padId);
+      losses.push(report.loss);
+      hooks.onStep(report.step, settings.steps, report.loss);
+    }
+  } catch (e) {
+    if (!(e instanceof NonFiniteLossError)) {
+      trainer.release();
+      adapter.release();
+      model.adapters = [];
+      throw e;
+    }
+    error = e.message;
+  }
+  trainer.release();
+  let after: number[];
+  let tensors: Awaited<ReturnType<typeof adapter.download>>;
+  try {
+    after = await score('adapted');
+    tensors = await adapter.download();
+  } finally {
+    adapter.release();
+    model.adapters = [];
+  }
+  const bootstrap = { seed: settings.seed };
+  const result = beforeAfterResult(statementComparisons(before, after, test.labels, bootstrap), [], bootstrap);
+  return {
+    adapter: { config: peftConfigOf(lora, { id: modelId }), tensors },
+    losses,
+    stopped,
+    error,
+    statements: { train: train.encoded.length, test: test.encoded.length, leftOut },
+    result,
+  };
+}
