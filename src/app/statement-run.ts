@@ -51,9 +51,30 @@ export interface StatementRunOutcome {
   result: BeforeAfterResult;
 }
 
-interface Labelled {
+/** Statements as the study puts them to the decoder, with their labels, and how many were too long. */
+export interface StudyStatements {
   encoded: EncodedStatement[];
   labels: boolean[];
+  leftOut: number;
+}
+
+/**
+ * A split's statements under the study's prompt, leaving out those whose prompt and answer (but its
+ * last token, the longest row scoring or training feeds) need more positions than the decoder has.
+ */
+export function encodeStudyStatements(files: DecoderModelFiles, split: CtdStatement[], name: string, modelId: string): StudyStatements {
+  const prompt = defaultStatementPrompt(false);
+  const out: StudyStatements = { encoded: [], labels: [], leftOut: 0 };
+  split.forEach((s, i) => {
+    const encoded = encodeStatement(files.tokenizer, prompt, s.statement, i);
+    if (encoded.prompt.length + Math.max(encoded.true.length, encoded.false.length) - 1 > files.config.maxSequenceLength) out.leftOut++;
+    else {
+      out.encoded.push(encoded);
+      out.labels.push(s.label);
+    }
+  });
+  if (out.encoded.length === 0) throw new Error(`No ${name} statement fits in ${modelId}'s ${files.config.maxSequenceLength} positions with its question and answer.`);
+  return out;
 }
 
 /** Check the settings before any GPU work, each with the value it got. */
@@ -74,24 +95,8 @@ export async function runStatementStudy(
 ): Promise<StatementRunOutcome> {
   checkStatementRunSettings(settings);
   const { tokenizer, config } = files;
-  const prompt = defaultStatementPrompt(false);
-  let leftOut = 0;
-  const encode = (split: CtdStatement[], name: string): Labelled => {
-    const out: Labelled = { encoded: [], labels: [] };
-    split.forEach((s, i) => {
-      const encoded = encodeStatement(tokenizer, prompt, s.statement, i);
-      // The longest row scoring or training feeds: the prompt and an answer but its last token.
-      if (encoded.prompt.length + Math.max(encoded.true.length, encoded.false.length) - 1 > config.maxSequenceLength) leftOut++;
-      else {
-        out.encoded.push(encoded);
-        out.labels.push(s.label);
-      }
-    });
-    if (out.encoded.length === 0) throw new Error(`No ${name} statement fits in ${modelId}'s ${config.maxSequenceLength} positions with its question and answer.`);
-    return out;
-  };
-  const train = encode(data.train, 'training');
-  const test = encode(data.test, 'held-out');
+  const train = encodeStudyStatements(files, data.train, 'training', modelId);
+  const test = encodeStudyStatements(files, data.test, 'held-out', modelId);
   const score = async (which: 'base' | 'adapted') =>
     (await scoreStatements(model, test.encoded, { padId: tokenizer.padId, onProgress: (done) => hooks.onScored(which, done, test.encoded.length) })).map((s) => s.margin);
 
@@ -159,7 +164,7 @@ export async function runStatementStudy(
     losses,
     stopped,
     error,
-    statements: { train: train.encoded.length, test: test.encoded.length, leftOut },
+    statements: { train: train.encoded.length, test: test.encoded.length, leftOut: train.leftOut + test.leftOut },
     result,
   };
 }

@@ -77,6 +77,7 @@ export class DecoderStudy {
     if (event.type === 'statement-step') {
       this.losses.push(event.loss);
       this.totalSteps = event.totalSteps;
+      this.scoring = null; // the base's scoring is over
     } else this.scoring = { model: event.model, done: event.done, total: event.total };
   }
 }
