@@ -23,7 +23,7 @@ import { readDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
 import { allLinearTargets } from '../../src/model/decoder-weights.ts';
 import { DecoderModel } from '../../src/model/decoder.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
-import { loraConfigOf } from '../../src/model/peft-files.ts';
+import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.ts';
 import { scoreStatements } from '../../src/model/statement-score.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
@@ -41,8 +41,11 @@ beforeAll(async () => {
 });
 afterAll(async () => session?.close());
 
-/** The held-out statements' zero-shot comparisons by the library: the base alone, then with `adapter`. */
-async function libraryComparisons(adapter: { 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }) {
+/**
+ * The library's zero-shot scoring of the held-out statements in Node: the base's margins at once
+ * (while the browser trains), then the comparisons with an adapter's margins.
+ */
+async function libraryStudy() {
   const graph = new GraphBuilder();
   for await (const chunk of parseCtd(await fileStream('public/data/mendelian-gene-disease.csv'))) for (const r of chunk.rows) graph.add(r.geneId, r.geneSymbol, r.diseaseId, r.diseaseName);
   const files = await openDecoderModel(localDirSource(FOLDER));
@@ -51,15 +54,22 @@ async function libraryComparisons(adapter: { 'adapter_config.json': string; 'ada
   const model = await DecoderModel.create(engine, files.config, files.weights, { quantization: 'nf4' });
   const margins = async () => (await scoreStatements(model, test.encoded, { padId: files.tokenizer.padId })).map((s) => s.margin);
   const before = await margins();
-  const peft = readDecoderPeftAdapter(adapter, files.config);
-  model.adapters = [createDecoderAdapter(engine, files.config, { ...loraConfigOf(peft), dropout: 0 }, peft.tensors, false)];
-  const after = await margins();
-  model.adapters[0].release();
-  model.destroy();
-  return { comparisons: statementComparisons(before, after, test.labels, { seed: RUN.seed }), config: files.config, test };
+  return {
+    config: files.config,
+    test,
+    async compareWith(adapter: PeftAdapterFiles) {
+      const peft = readDecoderPeftAdapter(adapter, files.config);
+      model.adapters = [createDecoderAdapter(engine, files.config, { ...loraConfigOf(peft), dropout: 0 }, peft.tensors, false)];
+      const after = await margins();
+      model.adapters[0].release();
+      model.destroy();
+      return statementComparisons(before, after, test.labels, { seed: RUN.seed });
+    },
+  };
 }
 
 it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/after, answers with the adapter and exports it', async () => {
+  const library = libraryStudy();
   const { page, errors } = await openApp(session);
   await page.getByText(/^Loaded demo-bert/).waitFor({ timeout: 240_000 });
   const answers = page.getByRole('region', { name: /^Answers side by side/ });
@@ -99,7 +109,8 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   expect(peftConfig).toMatchObject({ task_type: 'CAUSAL_LM', peft_type: 'LORA', r: 16, lora_alpha: 32 });
 
   // The table is the library's before/after on the same held-out statements.
-  const { comparisons, config, test } = await libraryComparisons(adapter);
+  const { config, test, compareWith } = await library;
+  const comparisons = await compareWith(adapter);
   expect([...peftConfig.target_modules].sort()).toEqual([...allLinearTargets(config)].sort());
   expect(summary).toContain(`; ${test.encoded.length} held out`);
   const table = study.getByRole('table');
