@@ -106,12 +106,13 @@ export class DecoderHost {
       const outcome = await runStatementStudy(this.model, this.files, this.label, data, settings, {
         onStep: (step, totalSteps, loss) => listener({ type: 'statement-step', step, totalSteps, loss }),
         onScored: (model, done, total) => listener({ type: 'statement-scoring', model, done, total }),
+        onEmbedded: (done, total) => listener({ type: 'statement-embedding', done, total }),
         stopRequested: () => this.stopRequested,
       });
       this.trained = outcome.adapter;
       this.useAdapter(outcome.adapter);
-      const { losses, stopped, error, statements, result } = outcome;
-      return { split, statements, losses, totalSteps: settings.steps, stopped, error, result, adapter: `the adapter trained on CTD statements: ${describePeftAdapter(outcome.adapter)}` };
+      const { losses, stopped, error, statements, result, maps } = outcome;
+      return { split, statements, losses, totalSteps: settings.steps, stopped, error, result, maps, adapter: `the adapter trained on CTD statements: ${describePeftAdapter(outcome.adapter)}` };
     } finally {
       this.training = false;
     }

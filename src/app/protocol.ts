@@ -114,6 +114,8 @@ export interface StatementRunSummary {
   result: BeforeAfterResult;
   /** The trained adapter, as the answers panel names it. */
   adapter: string;
+  /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none for fewer than 4 statements. */
+  maps: TsneMap[];
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
@@ -156,7 +158,8 @@ export type SessionEvent =
   | { type: 'live-map'; runId: string; map: TsneMap & { step: number } }
   | { type: 'answer'; pane: AnswerPane; text: string; tokens: number }
   | { type: 'statement-step'; step: number; totalSteps: number; loss: number }
-  | { type: 'statement-scoring'; model: 'base' | 'adapted'; done: number; total: number };
+  | { type: 'statement-scoring'; model: 'base' | 'adapted'; done: number; total: number }
+  | { type: 'statement-embedding'; done: number; total: number };
 
 export interface TrainOptions {
   /** Continue a stored run from its checkpoint. */

@@ -2,14 +2,21 @@
  * The CTD LLM study's run of a decoder, in the engine worker: zero-shot scoring of the held-out
  * statements by the base, QLoRA on the training statements with the study's preset (LoRA r16 α32 on
  * every linear layer, over the base as loaded: NF4 unless f32 was chosen), the same scoring with the
- * adapter, and zero-shot accuracy and AUROC before and after with paired bootstrap intervals. The
+ * adapter, and zero-shot accuracy and AUROC before and after with paired bootstrap intervals; then
+ * the encoder's embedding metrics (KG separation, probe accuracy, silhouette...) on the decoder's
+ * mean-pooled embeddings of the held-out statements, and a t-SNE map of them per model. The
  * statements are put as the command line's `score` puts them (the default plain prompt, " True" /
  * " False"); those whose prompt and answer need more positions than the model has are left out and
  * counted. No DOM.
  */
 import { Rng } from '../data/rng.ts';
 import type { CtdStatement } from '../data/statements.ts';
-import { type BeforeAfterResult, beforeAfterResult } from '../eval/before-after.ts';
+import { type BeforeAfterResult, beforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
+import { labelledFromAssociations } from '../eval/eval-set.ts';
+import { perplexityFor, runTsne } from '../eval/tsne.ts';
+import type { Embedder, EvalSet } from '../eval/types.ts';
+import { embedDecoderTexts } from '../model/decoder-embed.ts';
+import type { GpuLoraModules } from '../model/lora.ts';
 import { statementComparisons } from '../eval/statement-accuracy.ts';
 import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
 import { initDecoderLora } from '../model/decoder-lora-layout.ts';
@@ -23,6 +30,10 @@ import { scoreStatements } from '../model/statement-score.ts';
 import { CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
 import { DecoderTrainer } from '../train/decoder-trainer.ts';
 import { NonFiniteLossError } from '../train/trainer.ts';
+import type { TsneMap } from './protocol.ts';
+
+/** Fewest held-out statements a t-SNE map is drawn of (its perplexity, at least 2, must stay below n − 1). */
+export const MIN_MAP_STATEMENTS = 4;
 
 export interface StatementRunSettings {
   steps: number;
@@ -36,6 +47,8 @@ export interface StatementRunSettings {
 export interface StatementRunHooks {
   onStep(step: number, totalSteps: number, loss: number): void;
   onScored(model: 'base' | 'adapted', done: number, total: number): void;
+  /** Texts embedded so far for the embedding metrics and maps (both models), of `total`. */
+  onEmbedded(done: number, total: number): void;
   /** Asked before each step: true ends training there (the adapter so far is evaluated). */
   stopRequested(): boolean;
 }
@@ -48,7 +61,10 @@ export interface StatementRunOutcome {
   error: string | null;
   /** Statements used, and left out as longer than the model's positions. */
   statements: { train: number; test: number; leftOut: number };
+  /** Zero-shot statement metrics, then the embedding metrics; the gene–disease pair cosines. */
   result: BeforeAfterResult;
+  /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none under MIN_MAP_STATEMENTS. */
+  maps: TsneMap[];
 }
 
 /** Statements as the study puts them to the decoder, with their labels, and how many were too long. */
@@ -148,17 +164,22 @@ export async function runStatementStudy(
     error = e.message;
   }
   trainer.release();
+  const bootstrap = { seed: settings.seed };
   let after: number[];
   let tensors: Awaited<ReturnType<typeof adapter.download>>;
+  let embedded: Awaited<ReturnType<typeof embeddingMetrics>>;
   try {
     after = await score('adapted');
+    embedded = await embeddingMetrics(model, files, adapter, data.test, bootstrap.seed, hooks);
     tensors = await adapter.download();
   } finally {
     adapter.release();
     model.adapters = [];
   }
-  const bootstrap = { seed: settings.seed };
-  const result = beforeAfterResult(statementComparisons(before, after, test.labels, bootstrap), [], bootstrap);
+  const metrics = [...statementComparisons(before, after, test.labels, bootstrap), ...embedded.result.metrics];
+  const result = beforeAfterResult(metrics, embedded.result.pairCosines, bootstrap);
+  const maps: TsneMap[] = [];
+  if (data.test.length >= MIN_MAP_STATEMENTS) for (const which of ['base', 'adapted'] as const) maps.push(await tsneMap(model, which, embedded.vectors[which], data.test, bootstrap.seed));
   return {
     adapter: { config: peftConfigOf(lora, { id: modelId }), tensors },
     losses,
@@ -166,5 +187,34 @@ export async function runStatementStudy(
     error,
     statements: { train: train.encoded.length, test: test.encoded.length, leftOut: train.leftOut + test.leftOut },
     result,
+    maps,
   };
+}
+
+/**
+ * The encoder's before/after metrics of the held-out statements as gene–disease associations, on
+ * the decoder's mean-pooled last hidden states without and with `adapter`; the sentences' vectors
+ * are kept for the maps.
+ */
+async function embeddingMetrics(model: DecoderModel, files: DecoderModelFiles, adapter: GpuLoraModules, test: CtdStatement[], seed: number, hooks: StatementRunHooks) {
+  const associations = test.map((s) => ({ gene: s.gene, disease: s.disease, sentence: s.statement, associated: s.label }));
+  const evalSet: EvalSet = { associations, labelled: labelledFromAssociations(associations) };
+  const vectors = { base: new Map<string, Float32Array>(), adapted: new Map<string, Float32Array>() };
+  const embedder =
+    (which: 'base' | 'adapted'): Embedder =>
+    async (texts) => {
+      const todo = [...new Set(texts.filter((t) => !vectors[which].has(t)))];
+      model.adapters = which === 'adapted' ? [adapter] : [];
+      const embedded = await embedDecoderTexts(model, files.tokenizer, todo, { pooling: 'mean', normalize: false });
+      todo.forEach((t, i) => vectors[which].set(t, embedded[i]));
+      return texts.map((t) => vectors[which].get(t)!);
+    };
+  const result = await evaluateBeforeAfter(embedder('base'), embedder('adapted'), evalSet, { seed, onProgress: hooks.onEmbedded });
+  return { result, vectors };
+}
+
+async function tsneMap(model: DecoderModel, which: 'base' | 'adapted', vectors: Map<string, Float32Array>, test: CtdStatement[], seed: number): Promise<TsneMap> {
+  const texts = test.map((s) => s.statement);
+  const positions = await runTsne(model.engine, texts.map((t) => vectors.get(t)!), { dims: 2, seed, perplexity: perplexityFor(texts.length) });
+  return { model: which, dims: 2, positions, texts, labels: test.map((s) => (s.label ? 'true statement' : 'false statement')) };
 }

@@ -26,7 +26,8 @@ export class DecoderStudy {
   stopping = $state(false);
   losses = $state<number[]>([]);
   totalSteps = $state(0);
-  scoring = $state<{ model: 'base' | 'adapted'; done: number; total: number } | null>(null);
+  /** What the run does after training, and how far: scoring by one model, or embedding for the maps. */
+  scoring = $state<{ model: 'base' | 'adapted' | 'embedding'; done: number; total: number } | null>(null);
   summary = $state<StatementRunSummary | null>(null);
   error = $state<string | null>(null);
 
@@ -72,12 +73,12 @@ export class DecoderStudy {
     return this.session().exportDecoderAdapterZip();
   }
 
-  onEvent(event: Extract<SessionEvent, { type: 'statement-step' | 'statement-scoring' }>): void {
+  onEvent(event: Extract<SessionEvent, { type: 'statement-step' | 'statement-scoring' | 'statement-embedding' }>): void {
     if (this.phase !== 'busy') return;
     if (event.type === 'statement-step') {
       this.losses.push(event.loss);
       this.totalSteps = event.totalSteps;
       this.scoring = null; // the base's scoring is over
-    } else this.scoring = { model: event.model, done: event.done, total: event.total };
+    } else this.scoring = { model: event.type === 'statement-embedding' ? 'embedding' : event.model, done: event.done, total: event.total };
   }
 }

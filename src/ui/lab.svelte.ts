@@ -606,6 +606,7 @@ export class Lab {
         break;
       case 'statement-step':
       case 'statement-scoring':
+      case 'statement-embedding':
         this.study.onEvent(event);
         break;
       case 'evaluation':

@@ -2,7 +2,8 @@
  * The CTD LLM study in the app, on the bundled demo decoder and the bundled Mendelian set (CTD
  * layout): the statements train a QLoRA adapter in the worker with the loss streamed and no
  * main-thread task over 50 ms; the zero-shot accuracy and AUROC table before/after is what the
- * library computes in Node from the same statements, base and exported adapter; the exported zip is
+ * library computes in Node from the same statements, base and exported adapter, followed by the
+ * embedding metrics and a t-SNE map per model coloured by true / false; the exported zip is
  * a PEFT CAUSAL_LM folder of the study's preset; the adapted answer is the library's answer with
  * that adapter.
  */
@@ -29,7 +30,7 @@ import type { BrowserSession } from '../helpers/browser.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { libraryAnswer } from '../helpers/library-answer.ts';
 import { fileStream } from '../data/streams.ts';
-import { axeViolations, longTasks, now, openApp, openAppSession, screenshot } from './app.ts';
+import { axeViolations, longTasks, now, openApp, openAppSession, overflowAtWidths, screenshot } from './app.ts';
 
 const FOLDER = 'public/models/demo-decoder';
 const RUN = { steps: 6, batchSize: 8, learningRate: 1e-2, seed: 1 };
@@ -96,8 +97,6 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   await done.waitFor({ timeout: 120_000 });
   const summary = (await done.textContent())!.replace(/\s+/g, ' ');
   expect(summary).toMatch(/^Trained 6 of 6 steps on \d+ statements, random 80\/20 split; \d+ held out; \d+ left out as longer than the decoder's positions\. Loss \d\.\d{4} → \d\.\d{4}\.$/);
-  await screenshot(page, '31-ctd-statements');
-  expect(await axeViolations(page)).toEqual([]);
 
   // The export: PEFT's CAUSAL_LM folder of the study's preset.
   const [file] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), study.getByRole('button', { name: 'Download the adapter (PEFT, CAUSAL_LM)' }).click()]);
@@ -119,6 +118,15 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
     const cells = await row.getByRole('cell').allTextContents();
     expect(cells, m.key).toEqual([String(m.n), formatInterval(m.base), formatInterval(m.adapted), formatInterval(m.change, true)]);
   }
+
+  // The encoder's embedding metrics follow, and a map per model coloured by true / false.
+  for (const key of ['kg_separation', 'probe_accuracy', 'silhouette'] as const) await expect.poll(() => table.getByText(METRIC_HELP[key].name, { exact: false }).count()).toBeGreaterThan(0);
+  const maps = study.locator('figure.scatter[data-drawn="true"]');
+  await expect.poll(() => maps.count(), { timeout: 60_000 }).toBe(2);
+  expect(await study.getByRole('list', { name: 'Colour key' }).first().textContent()).toMatch(/false statement.*true statement|true statement.*false statement/s);
+  await screenshot(page, '31-ctd-statements');
+  expect(await axeViolations(page)).toEqual([]);
+  expect(await overflowAtWidths(page)).toEqual([]);
 
   // The adapted answers come from the trained adapter.
   await answers.getByText(/^Adapted answers use the adapter trained on CTD statements: LoRA r16 α32/).waitFor();
