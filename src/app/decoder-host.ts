@@ -170,6 +170,11 @@ export class DecoderHost {
     return { promptTokens: promptIds.length, base: answer(streams[0]), ...(streams[1] ? { adapted: answer(streams[1]) } : {}) };
   }
 
+  /** Whether a statements run is training or evaluating the decoder now. */
+  get isTraining(): boolean {
+    return this.training;
+  }
+
   /** End the answers being generated (each after its current token), or the statements run (after its current step). */
   stop(): void {
     this.stopRequested = this.generating || this.training;

@@ -753,6 +753,8 @@ export class LabSession {
 
   private assertIdle(what: string): void {
     if (this.active) throw new Error(`Cannot ${what} while run ${this.active.id} is training; pause and cancel it first.`);
+    // The statements run holds the GPU queue between its steps as a run does.
+    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains on CTD statements; stop it first.`);
   }
 
   private requireEngine(): Engine {
