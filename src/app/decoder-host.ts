@@ -112,7 +112,8 @@ export class DecoderHost {
       this.trained = outcome.adapter;
       this.useAdapter(outcome.adapter);
       const { losses, stopped, error, statements, result, maps } = outcome;
-      return { split, statements, losses, totalSteps: settings.steps, stopped, error, result, maps, adapter: `the adapter trained on CTD statements: ${describePeftAdapter(outcome.adapter)}` };
+      const diseases = data.test.map((s) => s.disease);
+      return { split, statements, losses, totalSteps: settings.steps, stopped, error, result, maps, diseases, adapter: `the adapter trained on CTD statements: ${describePeftAdapter(outcome.adapter)}` };
     } finally {
       this.training = false;
     }

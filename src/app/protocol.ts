@@ -116,6 +116,8 @@ export interface StatementRunSummary {
   adapter: string;
   /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none for fewer than 4 statements. */
   maps: TsneMap[];
+  /** Each mapped statement's disease, in the maps' order (their other colouring). */
+  diseases: string[];
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */

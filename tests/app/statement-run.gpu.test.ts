@@ -46,6 +46,7 @@ describe('DecoderHost.trainStatements', () => {
     expect(summary.result.pairCosines.map((p) => [p.model, p.set, p.group])).toEqual(
       ['base', 'adapted'].flatMap((model) => ['associated', 'not associated', 'associated', 'not associated'].map((group) => [model, 'gene–disease', group])),
     );
+    expect(summary.diseases).toEqual(DATA.test.map((s) => s.disease));
     expect(summary.maps.map((m) => [m.model, m.positions.length, m.labels])).toEqual(
       ['base', 'adapted'].map((model) => [model, 8, ['true statement', 'false statement', 'true statement', 'false statement']]),
     );

@@ -3,7 +3,7 @@
  * layout): the statements train a QLoRA adapter in the worker with the loss streamed and no
  * main-thread task over 50 ms; the zero-shot accuracy and AUROC table before/after is what the
  * library computes in Node from the same statements, base and exported adapter, followed by the
- * embedding metrics and a t-SNE map per model coloured by true / false; the exported zip is
+ * embedding metrics and a t-SNE map per model coloured by true / false or by disease; the exported zip is
  * a PEFT CAUSAL_LM folder of the study's preset; the adapted answer is the library's answer with
  * that adapter.
  */
@@ -124,6 +124,8 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   const maps = study.locator('figure.scatter[data-drawn="true"]');
   await expect.poll(() => maps.count(), { timeout: 60_000 }).toBe(2);
   expect(await study.getByRole('list', { name: 'Colour key' }).first().textContent()).toMatch(/false statement.*true statement|true statement.*false statement/s);
+  await study.getByLabel('Colour the points by').selectOption('disease');
+  await expect.poll(() => study.getByRole('list', { name: 'Colour key' }).first().textContent()).not.toMatch(/true statement/);
   await screenshot(page, '31-ctd-statements');
   expect(await axeViolations(page)).toEqual([]);
   expect(await overflowAtWidths(page)).toEqual([]);
