@@ -88,3 +88,10 @@ export const CTD_STUDY_TRAINING = {
   learningRate: SHARED.learningRate,
   seed: 1,
 } as const;
+
+/**
+ * The bundled random-weights demo decoder's short run on the statements: a learning rate far above
+ * a real model's, as DEMO_SCHEDULE for the demo encoder, so that 8 steps change the adapter enough
+ * to change its answers (a smoke test of the pipeline, not a model that learns the facts).
+ */
+export const CTD_STUDY_DEMO_SCHEDULE = { steps: 8, learningRate: 1e-2 } as const;

@@ -5,7 +5,8 @@
  */
 import type { SplitMode } from '../data/builder.ts';
 import type { SessionEvent, StatementRunSummary } from '../app/protocol.ts';
-import { CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
+import type { ModelRef } from '../model/model-ref.ts';
+import { CTD_STUDY_DEMO_SCHEDULE, CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
 import type { DecoderAnswers } from './decoder-answers.svelte.ts';
 import type { RemoteSession } from './engine-client.ts';
 import type { Phase } from './lab.svelte.ts';
@@ -35,6 +36,20 @@ export class DecoderStudy {
     private readonly session: () => RemoteSession,
     private readonly answers: DecoderAnswers,
   ) {}
+
+  /**
+   * A newly loaded decoder: the last run's results (another decoder's) go, and the form takes the
+   * demo schedule for the bundled decoder, the study's steps and learning rate otherwise.
+   */
+  forDecoder(ref: ModelRef): void {
+    const schedule = ref.kind === 'bundled' ? CTD_STUDY_DEMO_SCHEDULE : { steps: STUDY.steps, learningRate: STUDY.learningRate };
+    this.settings.steps = schedule.steps;
+    this.settings.learningRate = schedule.learningRate;
+    this.summary = null;
+    this.losses = [];
+    this.error = null;
+    this.phase = 'idle';
+  }
 
   async train(): Promise<void> {
     if (!this.datasetId) {

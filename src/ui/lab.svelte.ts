@@ -107,7 +107,10 @@ export class Lab {
   shareError = $state<string | null>(null);
 
   /** A decoder LLM beside the model being trained, and its answers side by side. */
-  readonly answers = new DecoderAnswers(() => this.requireSession());
+  readonly answers = new DecoderAnswers(
+    () => this.requireSession(),
+    (ref) => this.study.forDecoder(ref),
+  );
   /** The CTD statements run of that decoder, whose adapter the answers' adapted side then uses. */
   readonly study = new DecoderStudy(() => this.requireSession(), this.answers);
 

@@ -82,6 +82,8 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   await expect.poll(() => study.getByLabel('CTD gene–disease data').locator('option:checked').textContent(), { timeout: 60_000 }).toMatch(/^Mendelian gene–disease/);
   await study.getByLabel('How the held-out statements are kept apart').selectOption('random');
   await study.locator('details.advanced summary').click();
+  // The bundled decoder gets the demo schedule (CTD_STUDY_DEMO_SCHEDULE: 8 steps at 1e-2).
+  expect([await study.getByLabel('Training steps').inputValue(), await study.getByLabel('Peak learning rate').inputValue()]).toEqual(['8', '0.01']);
   await study.getByLabel('Training steps').fill(String(RUN.steps));
   await study.getByLabel('Statements per step').fill(String(RUN.batchSize));
   await study.getByLabel('Peak learning rate').fill(String(RUN.learningRate));
