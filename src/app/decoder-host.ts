@@ -3,19 +3,23 @@
  * the GPU, an adapter to compare it with (stacked on the same base), and the answers side by side —
  * one prompt generated from the base and from the adapted model with the same settings and seed,
  * token by token in turn so both stream together, until each ends or Stop ends both. Every KV cache
- * is released when an answer ends, and at Stop. No DOM: it runs in the worker.
+ * is released when an answer ends, and at Stop. It also trains an adapter on CTD statements
+ * (statement-run.ts), which then becomes the adapted side and the adapter to export. No DOM: it runs
+ * in the worker.
  */
 import type { Engine } from '../engine/engine.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
 import { generateTokens, stopTokensOf } from '../model/decoder-generate.ts';
+import type { CtdStatement } from '../data/statements.ts';
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
-import { readDecoderPeftAdapter } from '../model/decoder-peft.ts';
+import { readDecoderPeftAdapter, writeDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { decoderGlobalShapes, decoderLayerShapes } from '../model/decoder-weights.ts';
 import { DecoderModel } from '../model/decoder.ts';
 import type { ModelFileSource } from '../model/file-source.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
-import { type PeftAdapterFiles, describePeftAdapter, loraConfigOf } from '../model/peft-files.ts';
-import type { Answer, AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionListener } from './protocol.ts';
+import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf } from '../model/peft-files.ts';
+import type { Answer, AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionListener, StatementRunSummary } from './protocol.ts';
+import { type StatementRunSettings, runStatementStudy } from './statement-run.ts';
 
 interface Stream {
   pane: AnswerPane;
@@ -27,8 +31,11 @@ interface Stream {
 
 export class DecoderHost {
   private adapter: GpuLoraModules | null = null;
+  /** The adapter the last CTD statements run trained, for export. */
+  private trained: PeftAdapter | null = null;
   private stopRequested = false;
   private generating = false;
+  private training = false;
 
   private constructor(
     readonly label: string,
@@ -73,13 +80,49 @@ export class DecoderHost {
   setAdapter(files: PeftAdapterFiles | null, name: string): string | null {
     this.assertUsable('change the adapter');
     const peft = files ? readDecoderPeftAdapter(files, this.files.config) : null;
+    this.useAdapter(peft);
+    return peft ? `${name}: ${describePeftAdapter(peft)}` : null;
+  }
+
+  /** `peft` (or none) as the adapted answers' adapter, replacing the one before. */
+  private useAdapter(peft: PeftAdapter | null): void {
     this.adapter?.release();
     this.adapter = null;
-    if (!peft) return null;
-    const lora = loraConfigOf(peft);
+    if (!peft) return;
     // Inference only: LoRA dropout never applies, whatever the adapter's config says.
-    this.adapter = createDecoderAdapter(this.model.engine, this.files.config, { ...lora, dropout: 0 }, peft.tensors, false);
-    return `${name}: ${describePeftAdapter(peft)}`;
+    this.adapter = createDecoderAdapter(this.model.engine, this.files.config, { ...loraConfigOf(peft), dropout: 0 }, peft.tensors, false);
+  }
+
+  /**
+   * Train an adapter on the CTD statements with the study's preset, sending each step's loss and the
+   * scoring's progress; Stop ends training early (what was trained is still evaluated). The adapter
+   * becomes the adapted answers' and the one exportAdapterZip writes.
+   */
+  async trainStatements(data: { train: CtdStatement[]; test: CtdStatement[] }, split: StatementRunSummary['split'], settings: StatementRunSettings, listener: SessionListener): Promise<StatementRunSummary> {
+    this.assertUsable('train on statements');
+    this.training = true;
+    this.stopRequested = false;
+    try {
+      const outcome = await runStatementStudy(this.model, this.files, this.label, data, settings, {
+        onStep: (step, totalSteps, loss) => listener({ type: 'statement-step', step, totalSteps, loss }),
+        onScored: (model, done, total) => listener({ type: 'statement-scoring', model, done, total }),
+        onEmbedded: (done, total) => listener({ type: 'statement-embedding', done, total }),
+        stopRequested: () => this.stopRequested,
+      });
+      this.trained = outcome.adapter;
+      this.useAdapter(outcome.adapter);
+      const { losses, stopped, error, statements, result, maps } = outcome;
+      const diseases = data.test.map((s) => s.disease);
+      return { split, statements, losses, totalSteps: settings.steps, stopped, error, result, maps, diseases, adapter: `the adapter trained on CTD statements: ${describePeftAdapter(outcome.adapter)}` };
+    } finally {
+      this.training = false;
+    }
+  }
+
+  /** The adapter the last statements run trained, as PEFT's CAUSAL_LM folder (adapter_config.json, adapter_model.safetensors). */
+  trainedAdapterFiles(): PeftAdapterFiles {
+    if (!this.trained) throw new Error('No adapter has been trained on this decoder yet: train it on CTD statements first.');
+    return writeDecoderPeftAdapter(this.trained, this.files.config);
   }
 
   /**
@@ -128,9 +171,14 @@ export class DecoderHost {
     return { promptTokens: promptIds.length, base: answer(streams[0]), ...(streams[1] ? { adapted: answer(streams[1]) } : {}) };
   }
 
-  /** End the answers being generated (each after its current token). */
+  /** Whether a statements run is training or evaluating the decoder now. */
+  get isTraining(): boolean {
+    return this.training;
+  }
+
+  /** End the answers being generated (each after its current token), or the statements run (after its current step). */
   stop(): void {
-    this.stopRequested = this.generating;
+    this.stopRequested = this.generating || this.training;
   }
 
   /** The GPU memory of the base and the adapter. */
@@ -150,8 +198,9 @@ export class DecoderHost {
     return this.files.tokenizer.decode(s.ids, { skipSpecialTokens: true });
   }
 
-  /** Throws while answers are being generated: the base and its adapter are in use. */
+  /** Throws while answers are being generated or the decoder trains: the base and its adapter are in use. */
   assertNotGenerating(what: string): void {
     if (this.generating) throw new Error(`Cannot ${what} while answers are being generated; stop them first.`);
+    if (this.training) throw new Error(`Cannot ${what} while the decoder trains on statements; stop it first.`);
   }
 }

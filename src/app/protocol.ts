@@ -3,6 +3,7 @@
  * return and the events it sends while it works. Types only, so the page imports no worker code.
  */
 import type { AdapterDescription } from '../engine/engine.ts';
+import type { SplitMode } from '../data/builder.ts';
 import type { BeforeAfterResult } from '../eval/before-after.ts';
 import type { DecoderFamilyName } from '../model/decoder-config.ts';
 import type { DecoderFit } from '../model/decoder-fit.ts';
@@ -89,6 +90,36 @@ export interface AnswersResult {
   adapted?: Answer;
 }
 
+/** A CTD statements run of the loaded decoder (the study's preset): the CTD dataset, its split and the short run's settings. */
+export interface StatementRunRequest {
+  datasetId: string;
+  split: SplitMode;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+}
+
+/** A finished CTD statements run: its losses, the zero-shot metrics before/after and the adapter now used by the adapted answers. */
+export interface StatementRunSummary {
+  split: SplitMode;
+  /** Statements trained on and held out, and those left out as longer than the decoder's positions. */
+  statements: { train: number; test: number; leftOut: number };
+  losses: number[];
+  totalSteps: number;
+  /** Ended by Stop before its last step. */
+  stopped: boolean;
+  /** Ended by a non-finite loss: the message (the adapter of the last good step is kept). */
+  error: string | null;
+  result: BeforeAfterResult;
+  /** The trained adapter, as the answers panel names it. */
+  adapter: string;
+  /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none for fewer than 4 statements. */
+  maps: TsneMap[];
+  /** Each mapped statement's disease, in the maps' order (their other colouring). */
+  diseases: string[];
+}
+
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
 export interface ModelPreview {
   /** Bytes the model's files take, and how many of them are not in this browser yet; null when unknown. */
@@ -127,7 +158,10 @@ export type SessionEvent =
   | { type: 'state'; runId: string; state: RunState; message?: string }
   | { type: 'evaluation'; done: number; total: number }
   | { type: 'live-map'; runId: string; map: TsneMap & { step: number } }
-  | { type: 'answer'; pane: AnswerPane; text: string; tokens: number };
+  | { type: 'answer'; pane: AnswerPane; text: string; tokens: number }
+  | { type: 'statement-step'; step: number; totalSteps: number; loss: number }
+  | { type: 'statement-scoring'; model: 'base' | 'adapted'; done: number; total: number }
+  | { type: 'statement-embedding'; done: number; total: number };
 
 export interface TrainOptions {
   /** Continue a stored run from its checkpoint. */

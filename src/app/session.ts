@@ -6,7 +6,8 @@
  * pieces are the other layers' (the training loop is train/loop.ts, shared with the CLI); this
  * module holds them together. No DOM: it runs in a worker.
  */
-import { type DataDB, openDataStore } from '../data/index.ts';
+import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
+import { buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
 import { type Engine, createEngine } from '../engine/engine.ts';
@@ -56,7 +57,25 @@ import {
 import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
 import { DecoderHost } from './decoder-host.ts';
-import type { AnswersRequest, AnswersResult, DecoderCheck, DecoderSummary, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunHistory, RunState, SessionListener, TrainOptions, TsneMap } from './protocol.ts';
+import type {
+  AnswersRequest,
+  AnswersResult,
+  DecoderCheck,
+  DecoderSummary,
+  Evaluation,
+  GpuInfo,
+  MemoryCheck,
+  ModelPreview,
+  ModelSummary,
+  Neighbour,
+  RunHistory,
+  RunState,
+  SessionListener,
+  StatementRunRequest,
+  StatementRunSummary,
+  TrainOptions,
+  TsneMap,
+} from './protocol.ts';
 import { zip } from './zip.ts';
 
 /** How many times in a row a lost device is recovered from before the run is stopped. */
@@ -166,9 +185,32 @@ export class LabSession {
     return this.requireDecoder().answers(request, (event) => this.listener(event));
   }
 
-  /** Stop the answers being generated; their KV caches are released. */
+  /** Stop the answers being generated (their KV caches are released), or the decoder's statements run. */
   stopAnswers(): void {
     this.decoder?.stop();
+  }
+
+  /**
+   * Train the decoder on the CTD study's statements from a stored CTD dataset (its split chosen by
+   * the request), evaluating zero-shot accuracy before and after; progress comes as
+   * 'statement-step' and 'statement-scoring' events. The adapter then answers on the adapted side.
+   */
+  async trainDecoderStatements(request: StatementRunRequest): Promise<StatementRunSummary> {
+    this.assertIdle('train the decoder');
+    const decoder = this.requireDecoder();
+    const db = await this.data();
+    const meta = await getDataset(db, request.datasetId);
+    if (!meta) throw new DatasetError(`The CTD dataset ${request.datasetId} is not in this browser's storage; add it again.`);
+    if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
+    if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
+    const statements = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
+    const { steps, batchSize, learningRate, seed } = request;
+    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, (event) => this.listener(event));
+  }
+
+  /** The adapter the decoder's statements run trained, as a PEFT CAUSAL_LM folder in a zip. */
+  exportDecoderAdapterZip(): Uint8Array {
+    return zip({ ...this.requireDecoder().trainedAdapterFiles() });
   }
 
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
@@ -708,6 +750,8 @@ export class LabSession {
 
   private assertIdle(what: string): void {
     if (this.active) throw new Error(`Cannot ${what} while run ${this.active.id} is training; pause and cancel it first.`);
+    // The statements run holds the GPU queue between its steps as a run does.
+    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains on CTD statements; stop it first.`);
   }
 
   private requireEngine(): Engine {

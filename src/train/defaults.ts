@@ -67,3 +67,31 @@ export const CLI_TRAIN_DEFAULTS = {
   seed: DEFAULT_TRAIN_CONFIG.seed,
   checkpointEvery: 50,
 } as const;
+
+/**
+ * The CTD LLM study's QLoRA preset for a decoder on its statements: LoRA r16 α32 (dropout 0.05) on
+ * every linear layer, the shared AdamW settings with 10% warmup and clipping at 1. Steps, batch and
+ * learning rate are the app's form (a short run by default, as a tab trains).
+ */
+export const CTD_STUDY_TRAINING = {
+  r: 16,
+  alpha: 32,
+  loraDropout: 0.05,
+  warmupRatio: 0.1,
+  weightDecay: SHARED.weightDecay,
+  beta1: SHARED.beta1,
+  beta2: SHARED.beta2,
+  eps: SHARED.eps,
+  maxGradNorm: MAX_GRAD_NORM,
+  steps: 30,
+  batchSize: 8,
+  learningRate: SHARED.learningRate,
+  seed: 1,
+} as const;
+
+/**
+ * The bundled random-weights demo decoder's short run on the statements: a learning rate far above
+ * a real model's, as DEMO_SCHEDULE for the demo encoder, so that 8 steps change the adapter enough
+ * to change its answers (a smoke test of the pipeline, not a model that learns the facts).
+ */
+export const CTD_STUDY_DEMO_SCHEDULE = { steps: 8, learningRate: 1e-2 } as const;

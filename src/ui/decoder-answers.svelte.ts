@@ -48,7 +48,11 @@ export class DecoderAnswers {
   panes = $state<Partial<Record<AnswerPane, PaneView>>>({});
   answersError = $state<string | null>(null);
 
-  constructor(private readonly session: () => RemoteSession) {}
+  constructor(
+    private readonly session: () => RemoteSession,
+    /** Told each decoder loaded, so what depends on it (the statements form) starts afresh. */
+    private readonly onLoaded: (ref: ModelRef) => void = () => {},
+  ) {}
 
   /** Load a decoder (the bundled demo, a Hub repo or a picked folder) in the engine worker; the one loaded before stays if this fails. */
   async load(ref: ModelRef, quantization: 'nf4' | 'f32', localFiles?: Map<string, File>): Promise<void> {
@@ -61,6 +65,7 @@ export class DecoderAnswers {
       this.adapter = null;
       this.panes = {};
       this.phase = 'ready';
+      this.onLoaded(ref);
     } catch (e) {
       const kept = this.ref ? `\n${modelLabel(this.ref)} stays loaded.` : '';
       this.error = `${modelLabel(ref)} could not be loaded as a decoder: ${(e as Error).message}${kept}`;

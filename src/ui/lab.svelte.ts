@@ -17,6 +17,7 @@ import type { StepReport } from '../train/trainer.ts';
 import { readPickedAdapter } from './adapter-files.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
 import { DecoderAnswers } from './decoder-answers.svelte.ts';
+import { DecoderStudy } from './decoder-study.svelte.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
 import { GUIDED_PRESETS } from './guided-presets.ts';
 import { type RemoteSession, startEngineWorker } from './engine-client.ts';
@@ -106,7 +107,12 @@ export class Lab {
   shareError = $state<string | null>(null);
 
   /** A decoder LLM beside the model being trained, and its answers side by side. */
-  readonly answers = new DecoderAnswers(() => this.requireSession());
+  readonly answers = new DecoderAnswers(
+    () => this.requireSession(),
+    (ref) => this.study.forDecoder(ref),
+  );
+  /** The CTD statements run of that decoder, whose adapter the answers' adapted side then uses. */
+  readonly study = new DecoderStudy(() => this.requireSession(), this.answers);
 
   private session: RemoteSession | null = null;
   private loadedModel: ModelRef | null = null;
@@ -236,6 +242,11 @@ export class Lab {
     const ok = (await this.ingestDemo(demo.id, demo.url, demo.label)) && (!demo.evaluation || (await this.ingestDemo(demo.evaluation.id, demo.evaluation.url, demo.evaluation.label)));
     if (!ok) return false;
     return this.buildData(demoDatasetId(demo.id), build, { kind: 'demo', id: demo.id }, demo.evaluation ? { kind: 'demo', id: demo.evaluation.id } : { kind: 'test-split' });
+  }
+
+  /** Ingest a bundled demo set (once) without building it for the encoder's run; returns its dataset id, or null when it could not be read. */
+  async addDemoDataset(demo: DemoSet): Promise<string | null> {
+    return (await this.ingestDemo(demo.id, demo.url, demo.label)) ? demoDatasetId(demo.id) : null;
   }
 
   /** Ingest the user's file (CTD or pairs, detected from its header) and build it with `recipe`. */
@@ -595,6 +606,11 @@ export class Lab {
         break;
       case 'answer':
         this.answers.onAnswer(event);
+        break;
+      case 'statement-step':
+      case 'statement-scoring':
+      case 'statement-embedding':
+        this.study.onEvent(event);
         break;
       case 'evaluation':
         this.evaluationProgress = { done: event.done, total: event.total };

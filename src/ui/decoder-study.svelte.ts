@@ -1,0 +1,99 @@
+/**
+ * The page's state of the CTD LLM study on the loaded decoder: which CTD dataset and split, the
+ * short run's settings, the losses and scoring progress the engine worker streams, Stop, and the
+ * zero-shot metrics before and after. The trained adapter becomes the adapted side of the answers.
+ */
+import type { SplitMode } from '../data/builder.ts';
+import type { SessionEvent, StatementRunSummary } from '../app/protocol.ts';
+import type { ModelRef } from '../model/model-ref.ts';
+import { CTD_STUDY_DEMO_SCHEDULE, CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
+import type { DecoderAnswers } from './decoder-answers.svelte.ts';
+import type { RemoteSession } from './engine-client.ts';
+import type { Phase } from './lab.svelte.ts';
+
+export interface StudySettings {
+  split: SplitMode;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+}
+
+export class DecoderStudy {
+  /** The CTD dataset the statements come from (its id in the data store). */
+  datasetId = $state<string | null>(null);
+  settings = $state<StudySettings>({ split: 'random', steps: STUDY.steps, batchSize: STUDY.batchSize, learningRate: STUDY.learningRate, seed: STUDY.seed });
+  phase = $state<Phase>('idle');
+  stopping = $state(false);
+  losses = $state<number[]>([]);
+  totalSteps = $state(0);
+  /** What the run does after training, and how far: scoring by one model, or embedding for the maps. */
+  scoring = $state<{ model: 'base' | 'adapted' | 'embedding'; done: number; total: number } | null>(null);
+  summary = $state<StatementRunSummary | null>(null);
+  error = $state<string | null>(null);
+
+  constructor(
+    private readonly session: () => RemoteSession,
+    private readonly answers: DecoderAnswers,
+  ) {}
+
+  /**
+   * A newly loaded decoder: the last run's results (another decoder's) go, and the form takes the
+   * demo schedule for the bundled decoder, the study's steps and learning rate otherwise.
+   */
+  forDecoder(ref: ModelRef): void {
+    const schedule = ref.kind === 'bundled' ? CTD_STUDY_DEMO_SCHEDULE : { steps: STUDY.steps, learningRate: STUDY.learningRate };
+    this.settings.steps = schedule.steps;
+    this.settings.learningRate = schedule.learningRate;
+    this.summary = null;
+    this.losses = [];
+    this.error = null;
+    this.phase = 'idle';
+  }
+
+  async train(): Promise<void> {
+    if (!this.datasetId) {
+      this.error = 'Choose a CTD dataset first.';
+      return;
+    }
+    const settings = $state.snapshot(this.settings);
+    this.phase = 'busy';
+    this.stopping = false;
+    this.error = null;
+    this.summary = null;
+    this.losses = [];
+    this.totalSteps = settings.steps;
+    this.scoring = null;
+    try {
+      this.summary = await this.session().trainDecoderStatements({ datasetId: this.datasetId, ...settings });
+      this.answers.adapter = this.summary.adapter;
+      this.answers.panes = {};
+      this.phase = 'ready';
+    } catch (e) {
+      this.error = (e as Error).message;
+      this.phase = 'error';
+    } finally {
+      this.stopping = false;
+      this.scoring = null;
+    }
+  }
+
+  stop(): void {
+    this.stopping = true;
+    void this.session().stopAnswers();
+  }
+
+  /** The trained adapter as a PEFT CAUSAL_LM folder in a zip. */
+  exportZip(): Promise<Uint8Array> {
+    return this.session().exportDecoderAdapterZip();
+  }
+
+  onEvent(event: Extract<SessionEvent, { type: 'statement-step' | 'statement-scoring' | 'statement-embedding' }>): void {
+    if (this.phase !== 'busy') return;
+    if (event.type === 'statement-step') {
+      this.losses.push(event.loss);
+      this.totalSteps = event.totalSteps;
+      this.scoring = null; // the base's scoring is over
+    } else this.scoring = { model: event.type === 'statement-embedding' ? 'embedding' : event.model, done: event.done, total: event.total };
+  }
+}

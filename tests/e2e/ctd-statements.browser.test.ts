@@ -1,0 +1,155 @@
+/**
+ * The CTD LLM study in the app, on the bundled demo decoder and the bundled Mendelian set (CTD
+ * layout): the statements train a QLoRA adapter in the worker with the loss streamed and no
+ * main-thread task over 50 ms; the zero-shot accuracy and AUROC table before/after is what the
+ * library computes in Node from the same statements, base and exported adapter, followed by the
+ * embedding metrics and a t-SNE map per model coloured by true / false or by disease; the exported zip is
+ * a PEFT CAUSAL_LM folder of the study's preset; the adapted answer is the library's answer with
+ * that adapter.
+ */
+import { readFileSync } from 'node:fs';
+import { unzipSync, strFromU8 } from 'fflate';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { AnswersRequest } from '../../src/app/protocol.ts';
+import { encodeStudyStatements } from '../../src/app/statement-run.ts';
+import { parseCtd } from '../../src/data/ctd.ts';
+import { GraphBuilder } from '../../src/data/graph.ts';
+import { buildCtdStatements } from '../../src/data/statements.ts';
+import { formatInterval } from '../../src/eval/format.ts';
+import { METRIC_HELP } from '../../src/eval/help.ts';
+import { statementComparisons } from '../../src/eval/statement-accuracy.ts';
+import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
+import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
+import { readDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
+import { allLinearTargets } from '../../src/model/decoder-weights.ts';
+import { DecoderModel } from '../../src/model/decoder.ts';
+import { localDirSource } from '../../src/model/node-files.ts';
+import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.ts';
+import { scoreStatements } from '../../src/model/statement-score.ts';
+import type { BrowserSession } from '../helpers/browser.ts';
+import { gpuEngine } from '../helpers/gpu.ts';
+import { libraryAnswer } from '../helpers/library-answer.ts';
+import { fileStream } from '../data/streams.ts';
+import { axeViolations, longTasks, now, openApp, openAppSession, overflowAtWidths, screenshot } from './app.ts';
+
+const FOLDER = 'public/models/demo-decoder';
+const RUN = { steps: 6, batchSize: 8, learningRate: 1e-2, seed: 1 };
+const SAMPLED: AnswersRequest = { prompt: 'CFTR is associated with', chat: true, maxNewTokens: 10, temperature: 0.8, topP: 0.9, seed: 5 };
+
+let session: BrowserSession;
+beforeAll(async () => {
+  session = await openAppSession();
+});
+afterAll(async () => session?.close());
+
+/**
+ * The library's zero-shot scoring of the held-out statements in Node: the base's margins at once
+ * (while the browser trains), then the comparisons with an adapter's margins.
+ */
+async function libraryStudy() {
+  const graph = new GraphBuilder();
+  for await (const chunk of parseCtd(await fileStream('public/data/mendelian-gene-disease.csv'))) for (const r of chunk.rows) graph.add(r.geneId, r.geneSymbol, r.diseaseId, r.diseaseName);
+  const files = await openDecoderModel(localDirSource(FOLDER));
+  const test = encodeStudyStatements(files, buildCtdStatements(graph.finish(), 'random', RUN.seed).test, 'held-out', 'demo-decoder');
+  const engine = await gpuEngine();
+  const model = await DecoderModel.create(engine, files.config, files.weights, { quantization: 'nf4' });
+  const margins = async () => (await scoreStatements(model, test.encoded, { padId: files.tokenizer.padId })).map((s) => s.margin);
+  const before = await margins();
+  return {
+    config: files.config,
+    test,
+    async compareWith(adapter: PeftAdapterFiles) {
+      const peft = readDecoderPeftAdapter(adapter, files.config);
+      model.adapters = [createDecoderAdapter(engine, files.config, { ...loraConfigOf(peft), dropout: 0 }, peft.tensors, false)];
+      const after = await margins();
+      model.adapters[0].release();
+      model.destroy();
+      return statementComparisons(before, after, test.labels, { seed: RUN.seed });
+    },
+  };
+}
+
+it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/after, answers with the adapter and exports it', async () => {
+  const library = libraryStudy();
+  const { page, errors } = await openApp(session);
+  await page.getByText(/^Loaded demo-bert/).waitFor({ timeout: 240_000 });
+  const answers = page.getByRole('region', { name: /^Answers side by side/ });
+  await answers.getByRole('button', { name: 'Load the demo decoder' }).click();
+  await page.getByText(/^Decoder for the answers side by side: demo-decoder/).waitFor({ timeout: 120_000 });
+
+  const study = page.getByRole('region', { name: /^CTD statements/ });
+  await study.getByRole('button', { name: 'Add the bundled Mendelian gene–disease set' }).click();
+  await expect.poll(() => study.getByLabel('CTD gene–disease data').locator('option:checked').textContent(), { timeout: 60_000 }).toMatch(/^Mendelian gene–disease/);
+  await study.getByLabel('How the held-out statements are kept apart').selectOption('random');
+  await study.locator('details.advanced summary').click();
+  // The bundled decoder gets the demo schedule (CTD_STUDY_DEMO_SCHEDULE: 8 steps at 1e-2).
+  expect([await study.getByLabel('Training steps').inputValue(), await study.getByLabel('Peak learning rate').inputValue()]).toEqual(['8', '0.01']);
+  await study.getByLabel('Training steps').fill(String(RUN.steps));
+  await study.getByLabel('Statements per step').fill(String(RUN.batchSize));
+  await study.getByLabel('Peak learning rate').fill(String(RUN.learningRate));
+  await study.getByLabel(/^Seed/).fill(String(RUN.seed));
+
+  const from = await now(page);
+  await study.getByRole('button', { name: 'Train on CTD statements' }).click();
+  await study.getByText(/^Step 1 of 6, loss \d/).waitFor({ timeout: 120_000 });
+  // Training ends where the adapted model's scoring begins: no long task on the page until then.
+  await study.getByText(/^Scoring the held-out statements with the adapted model/).waitFor({ timeout: 120_000 });
+  expect(await longTasks(page, from, await now(page))).toEqual([]);
+  const done = study.getByTestId('study-done');
+  await done.waitFor({ timeout: 120_000 });
+  const summary = (await done.textContent())!.replace(/\s+/g, ' ');
+  expect(summary).toMatch(/^Trained 6 of 6 steps on \d+ statements, random 80\/20 split; \d+ held out; \d+ left out as longer than the decoder's positions\. Loss \d\.\d{4} → \d\.\d{4}\.$/);
+
+  // The export: PEFT's CAUSAL_LM folder of the study's preset.
+  const [file] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), study.getByRole('button', { name: 'Download the adapter (PEFT, CAUSAL_LM)' }).click()]);
+  expect(file.suggestedFilename()).toBe('demo-decoder-ctd-statements-adapter-peft.zip');
+  const zipped = unzipSync(new Uint8Array(readFileSync(await file.path())));
+  expect(Object.keys(zipped).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+  const adapter = { 'adapter_config.json': strFromU8(zipped['adapter_config.json']), 'adapter_model.safetensors': zipped['adapter_model.safetensors'] };
+  const peftConfig = JSON.parse(adapter['adapter_config.json']);
+  expect(peftConfig).toMatchObject({ task_type: 'CAUSAL_LM', peft_type: 'LORA', r: 16, lora_alpha: 32 });
+
+  // The table is the library's before/after on the same held-out statements.
+  const { config, test, compareWith } = await library;
+  const comparisons = await compareWith(adapter);
+  expect([...peftConfig.target_modules].sort()).toEqual([...allLinearTargets(config)].sort());
+  expect(summary).toContain(`; ${test.encoded.length} held out`);
+  const table = study.getByRole('table');
+  for (const m of comparisons) {
+    const row = table.getByRole('row').filter({ has: page.getByText(METRIC_HELP[m.key].name, { exact: false }) });
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells, m.key).toEqual([String(m.n), formatInterval(m.base), formatInterval(m.adapted), formatInterval(m.change, true)]);
+  }
+
+  // The encoder's embedding metrics follow, and a map per model coloured by true / false.
+  for (const key of ['kg_separation', 'probe_accuracy', 'silhouette'] as const) await expect.poll(() => table.getByText(METRIC_HELP[key].name, { exact: false }).count()).toBeGreaterThan(0);
+  const maps = study.locator('figure.scatter[data-drawn="true"]');
+  await expect.poll(() => maps.count(), { timeout: 60_000 }).toBe(2);
+  expect(await study.getByRole('list', { name: 'Colour key' }).first().textContent()).toMatch(/false statement.*true statement|true statement.*false statement/s);
+  await study.getByLabel('Colour the points by').selectOption('disease');
+  await expect.poll(() => study.getByRole('list', { name: 'Colour key' }).first().textContent()).not.toMatch(/true statement/);
+  await screenshot(page, '31-ctd-statements');
+  expect(await axeViolations(page)).toEqual([]);
+  expect(await overflowAtWidths(page)).toEqual([]);
+
+  // The adapted answers come from the trained adapter.
+  await answers.getByText(/^Adapted answers use the adapter trained on CTD statements: LoRA r16 α32/).waitFor();
+  await answers.getByLabel('Prompt').fill(SAMPLED.prompt);
+  const drawer = answers.locator('details.advanced');
+  await drawer.locator('summary').click();
+  await answers.getByLabel('Most new tokens').fill(String(SAMPLED.maxNewTokens));
+  await answers.getByLabel(/^Temperature/).fill(String(SAMPLED.temperature));
+  await answers.getByLabel(/^Top-p/).fill(String(SAMPLED.topP));
+  await answers.getByLabel(/^Seed/).fill(String(SAMPLED.seed));
+  await answers.getByRole('button', { name: 'Generate' }).click();
+  for (const pane of ['Base model', 'Adapted model']) {
+    await expect.poll(() => answers.locator(`[aria-label^="${pane}"] [data-answer-end]`).getAttribute('data-answer-end'), { timeout: 120_000 }).not.toBe('generating');
+  }
+  const engine = await gpuEngine();
+  const expectedBase = await libraryAnswer(engine, FOLDER, { ...SAMPLED, quantization: 'nf4' });
+  const expectedAdapted = await libraryAnswer(engine, FOLDER, { ...SAMPLED, quantization: 'nf4', adapter });
+  expect(expectedAdapted.text, 'the trained adapter changes the answer').not.toBe(expectedBase.text);
+  expect(await answers.getByTestId('answer-base').textContent()).toBe(expectedBase.text);
+  expect(await answers.getByTestId('answer-adapted').textContent()).toBe(expectedAdapted.text);
+  expect(errors).toEqual([]);
+}, 600_000);
