@@ -3,7 +3,7 @@
  * by side: the prompt and sampling settings, the two panes as the engine worker streams them, Stop.
  * Generation runs in the worker; each 'answer' event only replaces a pane's text.
  */
-import type { AnswerEnd, AnswerPane, AnswersResult, DecoderSummary, SessionEvent } from '../app/protocol.ts';
+import type { AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionEvent } from '../app/protocol.ts';
 import type { DecoderFamilyName } from '../model/decoder-config.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { modelLabel } from '../train/run-config.ts';
@@ -23,15 +23,6 @@ export interface PaneView {
   end: AnswerEnd | null;
 }
 
-export interface AnswerSettings {
-  prompt: string;
-  chat: boolean;
-  maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  seed: number;
-}
-
 export class DecoderAnswers {
   phase = $state<Phase>('idle');
   decoder = $state<DecoderSummary | null>(null);
@@ -42,7 +33,7 @@ export class DecoderAnswers {
   adapterError = $state<string | null>(null);
 
   /** Greedy by default: the same prompt gives the same answers every time. */
-  settings = $state<AnswerSettings>({ prompt: '', chat: true, maxNewTokens: 48, temperature: 0, topP: 1, seed: 0 });
+  settings = $state<AnswersRequest>({ prompt: '', chat: true, maxNewTokens: 48, temperature: 0, topP: 1, seed: 0 });
   generating = $state(false);
   stopping = $state(false);
   panes = $state<Partial<Record<AnswerPane, PaneView>>>({});
