@@ -162,7 +162,7 @@ export interface PlanRequest {
 
 export interface MemoryPlan extends StepLayout {
   estimate: MemoryEstimate;
-  /** Encoder passes per micro-batch (1 = one shot; a cached step runs 2 per slice). */
+  /** Encoder passes per micro-batch (1 = one shot; a cached step runs 2 per slice but the last, whose first pass keeps its activations). */
   passes: number;
   /** Estimated step time relative to the one-shot step without checkpointing. */
   relativeTime: number;
@@ -183,16 +183,16 @@ export const TIME_TOLERANCE = 0.15;
 
 /**
  * Time of a layout relative to the one-shot step, counting a forward as 1 and a backward as 2:
- * gradient caching adds a forward, checkpointing the forward of the layers it recomputes.
+ * gradient caching adds a forward of every slice but the last, checkpointing the forward of the
+ * layers it recomputes.
  */
 function relativeTime(config: BertConfig, shape: TrainingShape, layout: StepLayout): number {
   const n = shape.sequences;
   const perPass = Math.min(n, layout.sequencesPerPass || n);
   const slices = Math.ceil(n / perPass);
-  const cached = slices > 1;
-  const work = 3 + (cached ? 1 : 0) + checkpointedLayers(config.numHiddenLayers, layout.checkpointEvery) / config.numHiddenLayers;
+  const work = 3 + (slices - 1) / slices + checkpointedLayers(config.numHiddenLayers, layout.checkpointEvery) / config.numHiddenLayers;
   const tokens = n * shape.seq;
-  return (work * (tokens + (cached ? 2 : 1) * slices * PASS_OVERHEAD_TOKENS)) / (3 * (tokens + PASS_OVERHEAD_TOKENS));
+  return (work * (tokens + (2 * slices - 1) * PASS_OVERHEAD_TOKENS)) / (3 * (tokens + PASS_OVERHEAD_TOKENS));
 }
 
 /**
@@ -232,7 +232,7 @@ export function planTraining(request: PlanRequest): MemoryPlan {
         const plan: MemoryPlan = {
           ...layout,
           estimate,
-          passes: slices === 1 ? 1 : 2 * Math.ceil(shape.sequences / perPass),
+          passes: slices === 1 ? 1 : 2 * Math.ceil(shape.sequences / layout.sequencesPerPass!) - 1,
           relativeTime: relativeTime(config, shape, layout),
           fits: estimate.total <= budgetBytes && estimate.largestActivationBuffer <= maxBuffer,
         };
