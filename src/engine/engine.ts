@@ -122,6 +122,8 @@ export class Engine {
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly pool = new Map<number, GPUBuffer[]>();
+  /** The pool's buffers, to refuse a second release: it would hand one buffer to two tensors. */
+  private readonly pooled = new Set<GPUBuffer>();
   private readonly lostListeners = new Set<(error: DeviceLostError) => void>();
   private lostError: DeviceLostError | null = null;
   private gpuError: GPUValidationError | null = null;
@@ -217,13 +219,17 @@ export class Engine {
     }
     if (best === 0) return undefined;
     this.pooledBytes -= best;
-    return this.pool.get(best)!.pop();
+    const buffer = this.pool.get(best)!.pop()!;
+    this.pooled.delete(buffer);
+    return buffer;
   }
 
   /** Return a tensor's buffer to the pool. Safe while queued work still uses it: reuse is ordered on the queue. */
   release(...tensors: (Tensor | null | undefined)[]): void {
     for (const t of tensors) {
       if (!t) continue;
+      if (this.pooled.has(t.buffer)) throw new Error(`release: ${t.buffer.label || 'a buffer'} of ${shapeString(t.shape)} was released already; releasing it again would give it to two tensors`);
+      this.pooled.add(t.buffer);
       const size = t.buffer.size;
       let free = this.pool.get(size);
       if (!free) this.pool.set(size, (free = []));
@@ -237,6 +243,7 @@ export class Engine {
   trimPool(): void {
     for (const buffers of this.pool.values()) for (const b of buffers) b.destroy();
     this.pool.clear();
+    this.pooled.clear();
     this.pooledBytes = 0;
   }
 

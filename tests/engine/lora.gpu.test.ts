@@ -215,7 +215,7 @@ describe('LoRA forward/backward', () => {
     expect(fwd({ xa: keep(t(m + 1, r)) })).toThrow('loraForward: xa has shape [8, 4], expected [7, 4]');
     expect(fwd({ x: keep(t(m * inF)) })).toThrow('loraForward: x must be 2-D, got shape [504]');
     expect(fwd({ y: x })).toThrow(/loraForward: y has shape \[7, 72\]/);
-    expect(fwd({ xa: keep({ ...t(m, r), buffer: y.buffer }) })).toThrow('loraForward: outputs y and xa share one buffer');
+    expect(fwd({ xa: { ...xa, buffer: y.buffer } })).toThrow('loraForward: outputs y and xa share one buffer');
     expect(fwd({}, Number.NaN)).toThrow('loraForward: scale must be a finite number, got NaN');
     expect(fwd({}, SCALE, { p: 1.5, seed: 1 })).toThrow('loraForward: dropout p must be in [0, 1), got 1.5');
     expect(bwd({ dy: keep(t(m, inF)) })).toThrow('loraBackward: dy has shape [7, 72], expected [7, 200]');

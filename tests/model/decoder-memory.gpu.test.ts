@@ -34,25 +34,27 @@ function batch(sequences: number, seq: number, first = 0): DecoderBatch {
  * adapter on, as the estimate counts. The file's engine is shared (its pipelines compile once) unless
  * `maxBindingBytes` asks for a device of its own: each test destroys its model, and what the engine
  * keeps between them (the NF4 dynamic map, one per engine) the estimate counts as any model's. The
- * pool is emptied first: a buffer an earlier model left there would be reused at its own size.
+ * pool is emptied first: a buffer an earlier model left there would be reused at its own size; and
+ * `peak()` leaves out what other test files left live on the shared engine.
  */
 async function tinyTrainer(layers: number, options: { checkpointEvery?: number; baseParts?: StoragePrecision; maxBindingBytes?: number } = {}) {
   const engine = options.maxBindingBytes === undefined ? await gpuEngine() : await testEngine({ maxBindingBytes: options.maxBindingBytes });
   engine.trimPool();
+  const before = engine.liveBytes;
   const files = await openDecoderModel(localDirSource(writeTinyDecoder(tempDir('dmem-'), { layers, seed: 3 })));
   const model = await DecoderModel.create(engine, files.config, files.weights, { ...base, baseParts: options.baseParts });
   engine.trimPool();
   model.adapters = [createDecoderAdapter(engine, files.config, lora, initDecoderLora(files.config, lora.r, lora.targetModules, 5).tensors, true)];
   const trainer = new DecoderTrainer(model, { ...DEFAULT_TRAIN_CONFIG, learningRate: 1e-2, warmupSteps: 0, checkpointEvery: options.checkpointEvery ?? 0 }, CHUNK);
   engine.peakBytes = engine.liveBytes;
-  return { engine, config: files.config, model, trainer };
+  return { engine, config: files.config, model, trainer, peak: () => engine.peakBytes - before };
 }
 
 describe('decoder memory against the engine', () => {
   it.each([0, 1, 2])('measured peak of a training step ÷ the estimate is within 0.8–1.1 (1 layer in %i checkpointed)', async (checkpointEvery) => {
-    const { engine, config, model, trainer } = await tinyTrainer(checkpointEvery === 2 ? 5 : 3, { checkpointEvery });
+    const { config, model, trainer, peak } = await tinyTrainer(checkpointEvery === 2 ? 5 : 3, { checkpointEvery });
     await trainer.trainStep([batch(3, 40)]);
-    const measured = engine.peakBytes;
+    const measured = peak();
     const estimate = estimateDecoderTrainingMemory(config, lora, { sequences: 3, seq: 40 }, base, { lmHeadChunk: CHUNK, checkpointEvery });
     const ratio = measured / estimate.total;
     expect(ratio, `measured ${measured} bytes, estimate ${estimate.total}`).toBeGreaterThanOrEqual(0.8);
@@ -65,10 +67,10 @@ describe('decoder memory against the engine', () => {
   // A 16 KiB binding: the f16 [272, 32] embeddings (17 KiB) in blocks of 256 and 16 rows; one sequence of 16 tokens keeps every activation within it.
   it('with f16 embeddings in row blocks, measured ÷ estimate is within 0.8–1.1', async () => {
     const layout = { baseParts: 'f16', maxBindingBytes: 16384 } as const;
-    const { engine, config, model, trainer } = await tinyTrainer(2, layout);
+    const { engine, config, model, trainer, peak } = await tinyTrainer(2, layout);
     expect(model.embeddingBlocks).toBe(2);
     await trainer.trainStep([batch(1, 16)]);
-    const measured = engine.peakBytes;
+    const measured = peak();
     const estimate = estimateDecoderTrainingMemory(config, lora, { sequences: 1, seq: 16 }, { ...base, baseParts: 'f16' }, { lmHeadChunk: CHUNK, maxBindingBytes: 16384 });
     const ratio = measured / estimate.total;
     expect(ratio, `measured ${measured} bytes, estimate ${estimate.total}`).toBeGreaterThanOrEqual(0.8);
