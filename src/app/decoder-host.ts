@@ -12,6 +12,7 @@ import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-check
 import { generateTokens, stopTokensOf } from '../model/decoder-generate.ts';
 import type { CtdStatement } from '../data/statements.ts';
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
+import { DEFAULT_SHARD_BYTES, mergedDecoderFolder } from '../model/decoder-merge.ts';
 import { readDecoderPeftAdapter, writeDecoderPeftAdapter } from '../model/decoder-peft.ts';
 import { decoderGlobalShapes, decoderLayerShapes } from '../model/decoder-weights.ts';
 import { DecoderModel } from '../model/decoder.ts';
@@ -19,6 +20,7 @@ import type { ModelFileSource } from '../model/file-source.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
 import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf } from '../model/peft-files.ts';
 import type { Answer, AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionListener, StatementRunSummary } from './protocol.ts';
+import { mergeProblem } from './merge-limit.ts';
 import { type StatementRunSettings, runStatementStudy } from './statement-run.ts';
 
 interface Stream {
@@ -123,6 +125,19 @@ export class DecoderHost {
   trainedAdapterFiles(): PeftAdapterFiles {
     if (!this.trained) throw new Error('No adapter has been trained on this decoder yet: train it on CTD statements first.');
     return writeDecoderPeftAdapter(this.trained, this.files.config);
+  }
+
+  /**
+   * The base with the last statements run's adapter folded in (decoder-merge.ts, as `qlora-lab
+   * merge`): a Hugging Face folder of config.json, float32 safetensors and the tokenizer files.
+   * A model too large to merge in this tab is refused first (merge-limit.ts).
+   */
+  async mergedModelFiles(deviceMemoryGiB: number | undefined, onProgress: (done: number, total: number) => void): Promise<Record<string, string | Uint8Array>> {
+    if (!this.trained) throw new Error('No adapter has been trained on this decoder yet: train it on CTD statements first.');
+    const problem = mergeProblem(this.label, this.summary().parameters, deviceMemoryGiB);
+    if (problem) throw new Error(problem);
+    const adapter = { config: loraConfigOf(this.trained), tensors: this.trained.tensors, source: 'the adapter trained on CTD statements' };
+    return mergedDecoderFolder(this.files, [adapter], DEFAULT_SHARD_BYTES, onProgress);
   }
 
   /**

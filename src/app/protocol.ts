@@ -161,7 +161,9 @@ export type SessionEvent =
   | { type: 'answer'; pane: AnswerPane; text: string; tokens: number }
   | { type: 'statement-step'; step: number; totalSteps: number; loss: number }
   | { type: 'statement-scoring'; model: 'base' | 'adapted'; done: number; total: number }
-  | { type: 'statement-embedding'; done: number; total: number };
+  | { type: 'statement-embedding'; done: number; total: number }
+  /** Merging the decoder for export: layers read and modules folded, of `total`. */
+  | { type: 'merge'; done: number; total: number };
 
 export interface TrainOptions {
   /** Continue a stored run from its checkpoint. */

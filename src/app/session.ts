@@ -6,6 +6,7 @@
  * pieces are the other layers' (the training loop is train/loop.ts, shared with the CLI); this
  * module holds them together. No DOM: it runs in a worker.
  */
+import { transfer } from 'comlink';
 import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
 import { buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
@@ -211,6 +212,20 @@ export class LabSession {
   /** The adapter the decoder's statements run trained, as a PEFT CAUSAL_LM folder in a zip. */
   exportDecoderAdapterZip(): Uint8Array {
     return zip({ ...this.requireDecoder().trainedAdapterFiles() });
+  }
+
+  /**
+   * The decoder with the statements run's adapter merged in, as a Hugging Face model folder in a
+   * zip; progress comes as 'merge' events. Refused, with the size, where this tab cannot hold it.
+   */
+  async exportDecoderMergedZip(): Promise<Uint8Array> {
+    this.assertIdle('merge the decoder');
+    const decoder = this.requireDecoder();
+    decoder.assertNotGenerating('merge the decoder');
+    const deviceMemory = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+    const bytes = zip(await decoder.mergedModelFiles(deviceMemory, (done, total) => this.listener({ type: 'merge', done, total })));
+    // Moved to the page, not copied: the model may take much of this tab's memory.
+    return transfer(bytes, [bytes.buffer]);
   }
 
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */

@@ -30,6 +30,8 @@ export class DecoderStudy {
   /** What the run does after training, and how far: scoring by one model, or embedding for the maps. */
   scoring = $state<{ model: 'base' | 'adapted' | 'embedding'; done: number; total: number } | null>(null);
   summary = $state<StatementRunSummary | null>(null);
+  /** The merged model being built for export: steps done (layers read, modules folded) of total. */
+  merging = $state<{ done: number; total: number } | null>(null);
   error = $state<string | null>(null);
 
   constructor(
@@ -86,6 +88,16 @@ export class DecoderStudy {
   /** The trained adapter as a PEFT CAUSAL_LM folder in a zip. */
   exportZip(): Promise<Uint8Array> {
     return this.session().exportDecoderAdapterZip();
+  }
+
+  /** The decoder with the trained adapter merged in, as a Hugging Face model folder in a zip. */
+  async exportMergedZip(): Promise<Uint8Array> {
+    this.merging = { done: 0, total: 1 };
+    try {
+      return await this.session().exportDecoderMergedZip();
+    } finally {
+      this.merging = null;
+    }
   }
 
   onEvent(event: Extract<SessionEvent, { type: 'statement-step' | 'statement-scoring' | 'statement-embedding' }>): void {

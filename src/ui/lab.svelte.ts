@@ -612,6 +612,9 @@ export class Lab {
       case 'statement-embedding':
         this.study.onEvent(event);
         break;
+      case 'merge':
+        this.study.merging = { done: event.done, total: event.total };
+        break;
       case 'evaluation':
         this.evaluationProgress = { done: event.done, total: event.total };
         break;
