@@ -8,6 +8,9 @@
  * in the worker.
  */
 import type { Engine } from '../engine/engine.ts';
+import type { StoragePrecision } from '../engine/stored.ts';
+import { describeDecoderPlan } from '../model/decoder-memory.ts';
+import { formatBytes } from '../model/memory.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
 import { generateTokens, stopTokensOf } from '../model/decoder-generate.ts';
 import type { CtdStatement } from '../data/statements.ts';
@@ -19,9 +22,9 @@ import { DecoderModel } from '../model/decoder.ts';
 import type { ModelFileSource } from '../model/file-source.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
 import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf } from '../model/peft-files.ts';
-import type { Answer, AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionListener, StatementRunSummary } from './protocol.ts';
+import type { Answer, AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionListener, StatementPlan, StatementRunSummary } from './protocol.ts';
 import { mergeProblem } from './merge-limit.ts';
-import { type StatementRunSettings, runStatementStudy } from './statement-run.ts';
+import { type StatementRunSettings, checkStatementRunSettings, encodeStudyStatements, planStatementStep, runStatementStudy } from './statement-run.ts';
 
 interface Stream {
   pane: AnswerPane;
@@ -42,15 +45,43 @@ export class DecoderHost {
   private constructor(
     readonly label: string,
     readonly files: DecoderModelFiles,
-    readonly model: DecoderModel,
+    private base: { model: DecoderModel; baseParts: StoragePrecision; bytes: number },
     private readonly commit: string | undefined,
   ) {}
 
   /** Read the decoder folder from `source` and put its base on the GPU (NF4 or f32; a bitsandbytes 4-bit checkpoint as it is). */
   static async open(engine: Engine, source: ModelFileSource, label: string, quantization: 'nf4' | 'f32'): Promise<DecoderHost> {
     const files = await openDecoderModel(source);
-    const model = await DecoderModel.create(engine, files.config, files.weights, { quantization });
-    return new DecoderHost(label, files, model, await source.commit?.());
+    return new DecoderHost(label, files, await DecoderHost.upload(engine, files, quantization, 'f32'), await source.commit?.());
+  }
+
+  /** The base on the GPU, with the bytes it holds there (for the measured peak of a statements run). */
+  private static async upload(engine: Engine, files: DecoderModelFiles, quantization: 'nf4' | 'f32', baseParts: StoragePrecision) {
+    const before = engine.liveBytes;
+    const model = await DecoderModel.create(engine, files.config, files.weights, { quantization, baseParts });
+    return { model, baseParts, bytes: engine.liveBytes - before };
+  }
+
+  get model(): DecoderModel {
+    return this.base.model;
+  }
+
+  /**
+   * The memory plan of a statements run with `settings` on `data` under `budgetBytes` (planStatementStep),
+   * in one line, and when it does not fit, what would.
+   */
+  planStatements(data: { train: CtdStatement[] }, settings: Pick<StatementRunSettings, 'batchSize'>, budgetBytes: number): StatementPlan {
+    const train = encodeStudyStatements(this.files, data.train, 'training', this.label);
+    const { limits } = this.model.engine;
+    const plan = planStatementStep(this.files, train, settings.batchSize, { quantization: this.model.quantization, budgetBytes, maxBufferBytes: Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) });
+    const { microBatch, microBatches, checkpointEvery, baseParts, estimate, fits } = plan;
+    // Micro-batches of one statement are always among the layouts tried, so fewer statements per step cannot help; a larger budget can.
+    const advice = fits
+      ? null
+      : plan.estimate.largestActivationBuffer > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)
+        ? `One of its buffers (${formatBytes(estimate.largestActivationBuffer)}) is over this device's largest binding: ${this.label} cannot train here; choose a smaller decoder.`
+        : `The least it can take is ${formatBytes(estimate.total)} (${microBatch === 1 ? 'one statement' : `${microBatch} statements`} per pass, ${checkpointEvery === 1 ? 'every layer checkpointed' : 'checkpointing'}, ${baseParts} embeddings): raise the memory budget (Train → GPU memory) to at least that, or choose a smaller decoder.`;
+    return { description: describeDecoderPlan(plan, budgetBytes), fits, estimate, layout: { microBatch, microBatches, checkpointEvery, baseParts }, advice };
   }
 
   summary(): DecoderSummary {
@@ -100,17 +131,40 @@ export class DecoderHost {
    * scoring's progress; Stop ends training early (what was trained is still evaluated). The adapter
    * becomes the adapted answers' and the one exportAdapterZip writes.
    */
-  async trainStatements(data: { train: CtdStatement[]; test: CtdStatement[] }, split: StatementRunSummary['split'], settings: StatementRunSettings, listener: SessionListener): Promise<StatementRunSummary> {
+  async trainStatements(
+    data: { train: CtdStatement[]; test: CtdStatement[] },
+    split: StatementRunSummary['split'],
+    settings: StatementRunSettings,
+    budgetBytes: number,
+    listener: SessionListener,
+  ): Promise<StatementRunSummary> {
     this.assertUsable('train on statements');
+    checkStatementRunSettings(settings);
+    const plan = this.planStatements(data, settings, budgetBytes);
+    if (!plan.fits) throw new Error(`This run does not fit the memory budget: ${plan.description}. ${plan.advice}`);
     this.training = true;
     this.stopRequested = false;
     try {
-      const outcome = await runStatementStudy(this.model, this.files, this.label, data, settings, {
-        onStep: (step, totalSteps, loss) => listener({ type: 'statement-step', step, totalSteps, loss }),
-        onScored: (model, done, total) => listener({ type: 'statement-scoring', model, done, total }),
-        onEmbedded: (done, total) => listener({ type: 'statement-embedding', done, total }),
-        stopRequested: () => this.stopRequested,
-      });
+      // The plan may keep the embeddings and head in f16 to fit: the base is uploaded again so.
+      if (plan.layout.baseParts !== this.base.baseParts) {
+        const { engine, quantization } = this.model;
+        this.model.destroy();
+        this.base = await DecoderHost.upload(engine, this.files, quantization, plan.layout.baseParts);
+      }
+      const outcome = await runStatementStudy(
+        this.model,
+        this.files,
+        this.label,
+        data,
+        settings,
+        {
+          onStep: (step, totalSteps, loss, stepBytes) => listener({ type: 'statement-step', step, totalSteps, loss, peakBytes: this.base.bytes + stepBytes }),
+          onScored: (model, done, total) => listener({ type: 'statement-scoring', model, done, total }),
+          onEmbedded: (done, total) => listener({ type: 'statement-embedding', done, total }),
+          stopRequested: () => this.stopRequested,
+        },
+        plan.layout,
+      );
       this.trained = outcome.adapter;
       this.useAdapter(outcome.adapter);
       const { losses, stopped, error, statements, result, maps } = outcome;

@@ -7,6 +7,7 @@ import type { SplitMode } from '../data/builder.ts';
 import type { BeforeAfterResult } from '../eval/before-after.ts';
 import type { DecoderFamilyName } from '../model/decoder-config.ts';
 import type { DecoderFit } from '../model/decoder-fit.ts';
+import type { DecoderMemoryPlan } from '../model/decoder-memory.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import type { MemoryEstimate, MemoryPlan } from '../model/memory.ts';
 import type { SentenceSettings, SettingOrigins } from '../model/sentence-config.ts';
@@ -100,6 +101,17 @@ export interface StatementRunRequest {
   seed: number;
 }
 
+/** How a CTD statements run's step is laid out to fit the memory budget (planDecoderTraining), before it starts. */
+export interface StatementPlan {
+  /** describeDecoderPlan's line: the layout and the estimate against the budget. */
+  description: string;
+  fits: boolean;
+  estimate: MemoryEstimate;
+  layout: Pick<DecoderMemoryPlan, 'microBatch' | 'microBatches' | 'checkpointEvery' | 'baseParts'>;
+  /** When it does not fit: what would. */
+  advice: string | null;
+}
+
 /** A finished CTD statements run: its losses, the zero-shot metrics before/after and the adapter now used by the adapted answers. */
 export interface StatementRunSummary {
   split: SplitMode;
@@ -159,7 +171,8 @@ export type SessionEvent =
   | { type: 'evaluation'; done: number; total: number }
   | { type: 'live-map'; runId: string; map: TsneMap & { step: number } }
   | { type: 'answer'; pane: AnswerPane; text: string; tokens: number }
-  | { type: 'statement-step'; step: number; totalSteps: number; loss: number }
+  /** `peakBytes`: the decoder's measured GPU memory at its peak so far (its base, the adapter, AdamW and the steps' activations). */
+  | { type: 'statement-step'; step: number; totalSteps: number; loss: number; peakBytes: number }
   | { type: 'statement-scoring'; model: 'base' | 'adapted'; done: number; total: number }
   | { type: 'statement-embedding'; done: number; total: number }
   /** Merging the decoder for export: layers read and modules folded, of `total`. */

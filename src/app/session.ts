@@ -8,7 +8,7 @@
  */
 import { transfer } from 'comlink';
 import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
-import { buildCtdStatements } from '../data/statements.ts';
+import { type CtdStatements, buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
 import { type Engine, createEngine } from '../engine/engine.ts';
@@ -72,6 +72,7 @@ import type {
   RunHistory,
   RunState,
   SessionListener,
+  StatementPlan,
   StatementRunRequest,
   StatementRunSummary,
   TrainOptions,
@@ -121,6 +122,8 @@ export class LabSession {
   private dataDb: Promise<DataDB> | null = null;
   /** A decoder LLM loaded beside the encoder, for the answers side by side. */
   private decoder: DecoderHost | null = null;
+  /** The last CTD statements built (planned, then trained on), by dataset, split and seed. */
+  private statements: { key: string; split: CtdStatements } | null = null;
 
   setListener(listener: SessionListener): void {
     this.listener = listener;
@@ -193,20 +196,36 @@ export class LabSession {
 
   /**
    * Train the decoder on the CTD study's statements from a stored CTD dataset (its split chosen by
-   * the request), evaluating zero-shot accuracy before and after; progress comes as
-   * 'statement-step' and 'statement-scoring' events. The adapter then answers on the adapted side.
+   * the request), its step planned into `memoryBudgetBytes` (refused with the plan when it does not
+   * fit), evaluating zero-shot accuracy before and after; progress comes as 'statement-step' (with
+   * the measured peak) and 'statement-scoring' events. The adapter then answers on the adapted side.
    */
-  async trainDecoderStatements(request: StatementRunRequest): Promise<StatementRunSummary> {
+  async trainDecoderStatements(request: StatementRunRequest, memoryBudgetBytes: number): Promise<StatementRunSummary> {
     this.assertIdle('train the decoder');
     const decoder = this.requireDecoder();
+    const statements = await this.ctdStatements(request);
+    const { steps, batchSize, learningRate, seed } = request;
+    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, memoryBudgetBytes, (event) => this.listener(event));
+  }
+
+  /** The memory plan of the statements run `request` describes, under `budgetBytes`, before it starts. */
+  async planDecoderStatements(request: StatementRunRequest, budgetBytes: number): Promise<StatementPlan> {
+    const decoder = this.requireDecoder();
+    return decoder.planStatements(await this.ctdStatements(request), request, budgetBytes);
+  }
+
+  /** The CTD statements and split of a request, built again only when its dataset, split or seed changes. */
+  private async ctdStatements(request: StatementRunRequest): Promise<CtdStatements> {
+    const key = JSON.stringify([request.datasetId, request.split, request.seed]);
+    if (this.statements?.key === key) return this.statements.split;
     const db = await this.data();
     const meta = await getDataset(db, request.datasetId);
     if (!meta) throw new DatasetError(`The CTD dataset ${request.datasetId} is not in this browser's storage; add it again.`);
     if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
     if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
-    const statements = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
-    const { steps, batchSize, learningRate, seed } = request;
-    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, (event) => this.listener(event));
+    const split = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
+    this.statements = { key, split };
+    return split;
   }
 
   /** The adapter the decoder's statements run trained, as a PEFT CAUSAL_LM folder in a zip. */

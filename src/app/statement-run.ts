@@ -16,10 +16,13 @@ import { labelledFromAssociations } from '../eval/eval-set.ts';
 import { perplexityFor, runTsne } from '../eval/tsne.ts';
 import type { Embedder, EvalSet } from '../eval/types.ts';
 import { embedDecoderTexts } from '../model/decoder-embed.ts';
-import type { GpuLoraModules } from '../model/lora.ts';
+import type { GpuLoraModules, TrainingLoraConfig } from '../model/lora.ts';
 import { statementComparisons } from '../eval/statement-accuracy.ts';
 import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
-import { initDecoderLora } from '../model/decoder-lora-layout.ts';
+import type { BaseQuantization } from '../model/adapted-linear.ts';
+import type { DecoderConfig } from '../model/decoder-config.ts';
+import { canonicalDecoderTargets, initDecoderLora } from '../model/decoder-lora-layout.ts';
+import { type DecoderMemoryPlan, planDecoderTraining } from '../model/decoder-memory.ts';
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
 import { allLinearTargets } from '../model/decoder-weights.ts';
 import type { DecoderModel } from '../model/decoder.ts';
@@ -45,7 +48,8 @@ export interface StatementRunSettings {
 }
 
 export interface StatementRunHooks {
-  onStep(step: number, totalSteps: number, loss: number): void;
+  /** `stepBytes`: the most GPU memory the adapter, its optimizer and the steps so far took above what was held before training (engine.peakBytes). */
+  onStep(step: number, totalSteps: number, loss: number, stepBytes: number): void;
   onScored(model: 'base' | 'adapted', done: number, total: number): void;
   /** Texts embedded so far for the embedding metrics and maps (both models), of `total`. */
   onEmbedded(done: number, total: number): void;
@@ -65,6 +69,43 @@ export interface StatementRunOutcome {
   result: BeforeAfterResult;
   /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none under MIN_MAP_STATEMENTS. */
   maps: TsneMap[];
+}
+
+/** How each step runs (the memory plan's): statements per forward and backward, and the checkpoint interval (0 = off). */
+export interface StatementStepLayout {
+  microBatch: number;
+  checkpointEvery: number;
+}
+
+/** The whole step in one forward and backward, every layer keeping its activations. */
+export const WHOLE_STEP: StatementStepLayout = { microBatch: Number.POSITIVE_INFINITY, checkpointEvery: 0 };
+
+/** The study's adapter (LoRA r16 α32 on every linear layer) for `config`, its targets as PEFT names them. */
+export function studyLora(config: DecoderConfig): TrainingLoraConfig {
+  return { r: STUDY.r, alpha: STUDY.alpha, dropout: STUDY.loraDropout, rslora: false, targetModules: canonicalDecoderTargets(config, allLinearTargets(config)) as string[] };
+}
+
+/**
+ * The memory plan of the study's statement step on `files`' decoder (planDecoderTraining, as `qlora-lab
+ * train --objective statements` plans it): a step of `batchSize` training statements, each row as long
+ * as the longest training statement's prompt and answer, into `budgetBytes`.
+ */
+export function planStatementStep(
+  files: DecoderModelFiles,
+  train: StudyStatements,
+  batchSize: number,
+  base: { quantization: BaseQuantization; budgetBytes: number; maxBufferBytes: number },
+): DecoderMemoryPlan {
+  const seq = Math.max(...train.encoded.map((e) => e.prompt.length + Math.max(e.true.length, e.false.length) - 1));
+  return planDecoderTraining({
+    config: files.config,
+    lora: studyLora(files.config),
+    shape: { sequences: Math.min(batchSize, train.encoded.length), seq },
+    base: { quantization: base.quantization },
+    budgetBytes: base.budgetBytes,
+    maxBufferBytes: base.maxBufferBytes,
+    storages: ['f32', 'f16'],
+  });
 }
 
 /** Statements as the study puts them to the decoder, with their labels, and how many were too long. */
@@ -108,6 +149,7 @@ export async function runStatementStudy(
   data: { train: CtdStatement[]; test: CtdStatement[] },
   settings: StatementRunSettings,
   hooks: StatementRunHooks,
+  layout: StatementStepLayout = WHOLE_STEP,
 ): Promise<StatementRunOutcome> {
   checkStatementRunSettings(settings);
   const { tokenizer, config } = files;
@@ -118,52 +160,25 @@ export async function runStatementStudy(
 
   model.adapters = [];
   const before = await score('base');
-  const init = initDecoderLora(config, STUDY.r, allLinearTargets(config), settings.seed);
-  const lora = { r: STUDY.r, alpha: STUDY.alpha, dropout: STUDY.loraDropout, rslora: false, targetModules: init.targetModules as string[] };
-  const adapter = createDecoderAdapter(model.engine, config, lora, init.tensors, true);
+  // Scoring's scratch goes, so the measured peak is training's (the plan's estimate counts the base, the adapter and one step).
+  const { engine } = model;
+  engine.trimPool();
+  const held = engine.liveBytes;
+  engine.peakBytes = held;
+  const lora = studyLora(config);
+  const adapter = createDecoderAdapter(engine, config, lora, initDecoderLora(config, STUDY.r, allLinearTargets(config), settings.seed).tensors, true);
   model.adapters = [adapter];
-  const trainer = new DecoderTrainer(model, {
-    learningRate: settings.learningRate,
-    warmupSteps: Math.round(settings.steps * STUDY.warmupRatio),
-    totalSteps: settings.steps,
-    weightDecay: STUDY.weightDecay,
-    beta1: STUDY.beta1,
-    beta2: STUDY.beta2,
-    eps: STUDY.eps,
-    maxGradNorm: STUDY.maxGradNorm,
-    seed: settings.seed,
-  });
-  const losses: number[] = [];
-  let stopped = false;
-  let error: string | null = null;
+  let trained: StatementTraining;
   try {
-    // Epoch after epoch, each a seeded shuffle of the training statements.
-    const rng = new Rng(settings.seed ^ 0x2c1b3c6d);
-    let order: number[] = [];
-    for (let step = 0; step < settings.steps; step++) {
-      if (hooks.stopRequested()) {
-        stopped = true;
-        break;
-      }
-      const picked: number[] = [];
-      while (picked.length < Math.min(settings.batchSize, train.encoded.length)) {
-        if (order.length === 0) order = rng.shuffle(Array.from({ length: train.encoded.length }, (_, i) => i));
-        picked.push(order.pop()!);
-      }
-      const report = await trainer.statementStep([{ statements: picked.map((i) => train.encoded[i]), labels: picked.map((i) => train.labels[i]) }], tokenizer.padId);
-      losses.push(report.loss);
-      hooks.onStep(report.step, settings.steps, report.loss);
-    }
+    trained = await trainOnStatements(model, train, tokenizer.padId, settings, layout, {
+      ...hooks,
+      onStep: (step, totalSteps, loss) => hooks.onStep(step, totalSteps, loss, engine.peakBytes - held),
+    });
   } catch (e) {
-    if (!(e instanceof NonFiniteLossError)) {
-      trainer.release();
-      adapter.release();
-      model.adapters = [];
-      throw e;
-    }
-    error = e.message;
+    adapter.release();
+    model.adapters = [];
+    throw e;
   }
-  trainer.release();
   const bootstrap = { seed: settings.seed };
   let after: number[];
   let tensors: Awaited<ReturnType<typeof adapter.download>>;
@@ -182,13 +197,77 @@ export async function runStatementStudy(
   if (data.test.length >= MIN_MAP_STATEMENTS) for (const which of ['base', 'adapted'] as const) maps.push(await tsneMap(model, which, embedded.vectors[which], data.test, bootstrap.seed));
   return {
     adapter: { config: peftConfigOf(lora, { id: modelId }), tensors },
-    losses,
-    stopped,
-    error,
+    ...trained,
     statements: { train: train.encoded.length, test: test.encoded.length, leftOut: train.leftOut + test.leftOut },
     result,
     maps,
   };
+}
+
+/** What training on the statements ended with: each step's loss, whether Stop ended it, and a non-finite loss's message. */
+export interface StatementTraining {
+  losses: number[];
+  stopped: boolean;
+  error: string | null;
+}
+
+/**
+ * Train the model's trainable adapter on the statements with the study's optimizer settings: epoch
+ * after epoch of a seeded shuffle, `settings.batchSize` statements a step, each step in micro-batches
+ * of `layout.microBatch` with `layout.checkpointEvery` (the loss is the step's mean over answer tokens
+ * whatever the layout; LoRA dropout masks are drawn per micro-batch). A non-finite loss ends training
+ * with its message; the adapter keeps its last good step.
+ */
+export async function trainOnStatements(
+  model: DecoderModel,
+  train: StudyStatements,
+  padId: number,
+  settings: StatementRunSettings,
+  layout: StatementStepLayout,
+  hooks: Pick<StatementRunHooks, 'stopRequested'> & { onStep(step: number, totalSteps: number, loss: number): void },
+): Promise<StatementTraining> {
+  const trainer = new DecoderTrainer(model, {
+    learningRate: settings.learningRate,
+    warmupSteps: Math.round(settings.steps * STUDY.warmupRatio),
+    totalSteps: settings.steps,
+    weightDecay: STUDY.weightDecay,
+    beta1: STUDY.beta1,
+    beta2: STUDY.beta2,
+    eps: STUDY.eps,
+    maxGradNorm: STUDY.maxGradNorm,
+    seed: settings.seed,
+    checkpointEvery: layout.checkpointEvery,
+  });
+  const out: StatementTraining = { losses: [], stopped: false, error: null };
+  try {
+    const rng = new Rng(settings.seed ^ 0x2c1b3c6d);
+    let order: number[] = [];
+    for (let step = 0; step < settings.steps; step++) {
+      if (hooks.stopRequested()) {
+        out.stopped = true;
+        break;
+      }
+      const picked: number[] = [];
+      while (picked.length < Math.min(settings.batchSize, train.encoded.length)) {
+        if (order.length === 0) order = rng.shuffle(Array.from({ length: train.encoded.length }, (_, i) => i));
+        picked.push(order.pop()!);
+      }
+      const micro = [];
+      for (let m = 0; m < picked.length; m += layout.microBatch) {
+        const part = picked.slice(m, m + layout.microBatch);
+        micro.push({ statements: part.map((i) => train.encoded[i]), labels: part.map((i) => train.labels[i]) });
+      }
+      const report = await trainer.statementStep(micro, padId);
+      out.losses.push(report.loss);
+      hooks.onStep(report.step, settings.steps, report.loss);
+    }
+  } catch (e) {
+    if (!(e instanceof NonFiniteLossError)) throw e;
+    out.error = e.message;
+  } finally {
+    trainer.release();
+  }
+  return out;
 }
 
 /**

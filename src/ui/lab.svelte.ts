@@ -112,7 +112,7 @@ export class Lab {
     (ref) => this.study.forDecoder(ref),
   );
   /** The CTD statements run of that decoder, whose adapter the answers' adapted side then uses. */
-  readonly study = new DecoderStudy(() => this.requireSession(), this.answers);
+  readonly study = new DecoderStudy(() => this.requireSession(), this.answers, () => this.memoryBudgetGiB * 2 ** 30);
 
   private session: RemoteSession | null = null;
   private loadedModel: ModelRef | null = null;

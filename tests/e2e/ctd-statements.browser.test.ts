@@ -1,6 +1,7 @@
 /**
  * The CTD LLM study in the app, on the bundled demo decoder and the bundled Mendelian set (CTD
- * layout): the statements train a QLoRA adapter in the worker with the loss streamed and no
+ * layout): the step's memory plan is shown before training and the measured peak after its first
+ * step; the statements train a QLoRA adapter in the worker with the loss streamed and no
  * main-thread task over 50 ms; the zero-shot accuracy and AUROC table before/after is what the
  * library computes in Node from the same statements, base and exported adapter, followed by the
  * embedding metrics and a t-SNE map per model coloured by true / false or by disease; the exported zip is
@@ -92,9 +93,14 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   await study.getByLabel('Peak learning rate').fill(String(RUN.learningRate));
   await study.getByLabel(/^Seed/).fill(String(RUN.seed));
 
+  // The step's memory plan under the app's budget (1.5 GiB), shown before training; the measured peak joins it after the first step.
+  await expect
+    .poll(() => study.getByTestId('study-plan').textContent(), { timeout: 60_000 })
+    .toMatch(/memory plan: the whole step in one micro-batch, no checkpointing, f32 embeddings and head; estimate [\d.]+ [KM]iB of a 1\.5 GiB budget/);
   const from = await now(page);
   await study.getByRole('button', { name: 'Train on CTD statements' }).click();
   await study.getByText(/^Step 1 of 6, loss \d/).waitFor({ timeout: 120_000 });
+  expect(await study.getByTestId('study-peak').textContent()).toMatch(/^[\d.]+ [KM]iB$/);
   // Training ends where the adapted model's scoring begins: no long task on the page until then.
   await study.getByText(/^Scoring the held-out statements with the adapted model/).waitFor({ timeout: 120_000 });
   expect(await longTasks(page, from, await now(page))).toEqual([]);
