@@ -4,8 +4,8 @@
  * one prompt generated from the base and from the adapted model with the same settings and seed,
  * token by token in turn so both stream together, until each ends or Stop ends both. Every KV cache
  * is released when an answer ends, and at Stop. It also trains an adapter on CTD statements
- * (statement-run.ts), which then becomes the adapted side and the adapter to export. No DOM: it runs
- * in the worker.
+ * (statement-run.ts), its step planned into the memory budget, which then becomes the adapted side
+ * and the adapter to export, alone or merged into the base. No DOM: it runs in the worker.
  */
 import type { Engine } from '../engine/engine.ts';
 import type { StoragePrecision } from '../engine/stored.ts';
@@ -72,15 +72,15 @@ export class DecoderHost {
    */
   planStatements(data: { train: CtdStatement[] }, settings: Pick<StatementRunSettings, 'batchSize'>, budgetBytes: number): StatementPlan {
     const train = encodeStudyStatements(this.files, data.train, 'training', this.label);
-    const { limits } = this.model.engine;
-    const plan = planStatementStep(this.files, train, settings.batchSize, { quantization: this.model.quantization, budgetBytes, maxBufferBytes: Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) });
+    const maxBufferBytes = this.model.engine.maxBindingBytes;
+    const plan = planStatementStep(this.files, train, settings.batchSize, { quantization: this.model.quantization, budgetBytes, maxBufferBytes });
     const { microBatch, microBatches, checkpointEvery, baseParts, estimate, fits } = plan;
-    // Micro-batches of one statement are always among the layouts tried, so fewer statements per step cannot help; a larger budget can.
+    // Micro-batches of one statement are among the layouts tried, so fewer statements per step cannot help; a larger budget can.
     const advice = fits
       ? null
-      : plan.estimate.largestActivationBuffer > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)
-        ? `One of its buffers (${formatBytes(estimate.largestActivationBuffer)}) is over this device's largest binding: ${this.label} cannot train here; choose a smaller decoder.`
-        : `The least it can take is ${formatBytes(estimate.total)} (${microBatch === 1 ? 'one statement' : `${microBatch} statements`} per pass, ${checkpointEvery === 1 ? 'every layer checkpointed' : 'checkpointing'}, ${baseParts} embeddings): raise the memory budget (Train → GPU memory) to at least that, or choose a smaller decoder.`;
+      : estimate.largestActivationBuffer > maxBufferBytes
+        ? `One of its buffers (${formatBytes(estimate.largestActivationBuffer)}) is over this device's largest binding (${formatBytes(maxBufferBytes)}): ${this.label} cannot train here; choose a smaller decoder.`
+        : `The least it can take is ${formatBytes(estimate.total)}, laid out as above: raise the memory budget (Train, Advanced settings, GPU memory) to at least that, or choose a smaller decoder.`;
     return { description: describeDecoderPlan(plan, budgetBytes), fits, estimate, layout: { microBatch, microBatches, checkpointEvery, baseParts }, advice };
   }
 
@@ -177,8 +177,12 @@ export class DecoderHost {
 
   /** The adapter the last statements run trained, as PEFT's CAUSAL_LM folder (adapter_config.json, adapter_model.safetensors). */
   trainedAdapterFiles(): PeftAdapterFiles {
+    return writeDecoderPeftAdapter(this.requireTrained(), this.files.config);
+  }
+
+  private requireTrained(): PeftAdapter {
     if (!this.trained) throw new Error('No adapter has been trained on this decoder yet: train it on CTD statements first.');
-    return writeDecoderPeftAdapter(this.trained, this.files.config);
+    return this.trained;
   }
 
   /**
@@ -187,10 +191,10 @@ export class DecoderHost {
    * A model too large to merge in this tab is refused first (merge-limit.ts).
    */
   async mergedModelFiles(deviceMemoryGiB: number | undefined, onProgress: (done: number, total: number) => void): Promise<Record<string, string | Uint8Array>> {
-    if (!this.trained) throw new Error('No adapter has been trained on this decoder yet: train it on CTD statements first.');
+    const trained = this.requireTrained();
     const problem = mergeProblem(this.label, this.summary().parameters, deviceMemoryGiB);
     if (problem) throw new Error(problem);
-    const adapter = { config: loraConfigOf(this.trained), tensors: this.trained.tensors, source: 'the adapter trained on CTD statements' };
+    const adapter = { config: loraConfigOf(trained), tensors: trained.tensors, source: 'the adapter trained on CTD statements' };
     return mergedDecoderFolder(this.files, [adapter], DEFAULT_SHARD_BYTES, onProgress);
   }
 

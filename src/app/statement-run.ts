@@ -162,6 +162,7 @@ export async function runStatementStudy(
   const before = await score('base');
   // Scoring's scratch goes, so the measured peak is training's (the plan's estimate counts the base, the adapter and one step).
   const { engine } = model;
+  engine.flush(); // recorded work keeps the pooled buffers it uses; once submitted they may go
   engine.trimPool();
   const held = engine.liveBytes;
   engine.peakBytes = held;
