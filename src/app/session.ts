@@ -7,6 +7,9 @@
  * module holds them together. No DOM: it runs in a worker.
  */
 import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
+import type { SplitMode } from '../data/builder.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
+import type { NoteDocument } from '../data/notes.ts';
 import { buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
@@ -58,6 +61,9 @@ import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
 import { DecoderHost } from './decoder-host.ts';
 import type {
+  ClinicalSettings,
+  DomainRunSummary,
+  TaskRunSummary,
   AnswersRequest,
   AnswersResult,
   DecoderCheck,
@@ -185,7 +191,7 @@ export class LabSession {
     return this.requireDecoder().answers(request, (event) => this.listener(event));
   }
 
-  /** Stop the answers being generated (their KV caches are released), or the decoder's statements run. */
+  /** Stop the answers being generated (their KV caches are released), or the decoder's training (statements run, clinical adapters). */
   stopAnswers(): void {
     this.decoder?.stop();
   }
@@ -198,12 +204,7 @@ export class LabSession {
   async trainDecoderStatements(request: StatementRunRequest): Promise<StatementRunSummary> {
     this.assertIdle('train the decoder');
     const decoder = this.requireDecoder();
-    const db = await this.data();
-    const meta = await getDataset(db, request.datasetId);
-    if (!meta) throw new DatasetError(`The CTD dataset ${request.datasetId} is not in this browser's storage; add it again.`);
-    if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
-    if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
-    const statements = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
+    const statements = await this.ctdStatements(request.datasetId, request.split, request.seed);
     const { steps, batchSize, learningRate, seed } = request;
     return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, (event) => this.listener(event));
   }
@@ -211,6 +212,46 @@ export class LabSession {
   /** The adapter the decoder's statements run trained, as a PEFT CAUSAL_LM folder in a zip. */
   exportDecoderAdapterZip(): Uint8Array {
     return zip({ ...this.requireDecoder().trainedAdapterFiles() });
+  }
+
+  /**
+   * The clinical flow's domain adapter on the decoder: next-token loss on the training side of the
+   * note documents (which the page read from the user's files; they stay in this tab), held-out
+   * perplexity before and after; progress comes as 'clinical-step' and 'clinical-progress' events.
+   */
+  async trainClinicalDomain(documents: NoteDocument[], settings: ClinicalSettings): Promise<DomainRunSummary> {
+    this.assertIdle('train a domain adapter');
+    return this.requireDecoder().trainDomain(documents, settings, (event) => this.listener(event));
+  }
+
+  /**
+   * The clinical flow's task adapter over the frozen domain adapter, on labelled statements (a file's
+   * rows) or on every statement of a stored CTD dataset (its true associations and as many false ones).
+   */
+  async trainClinicalTask(statements: LabelledStatement[] | { datasetId: string }, settings: ClinicalSettings): Promise<TaskRunSummary> {
+    this.assertIdle('train a task adapter');
+    const decoder = this.requireDecoder();
+    let rows = statements;
+    if (!Array.isArray(rows)) {
+      const ctd = await this.ctdStatements(rows.datasetId, 'random', settings.seed);
+      rows = [...ctd.train, ...ctd.test];
+    }
+    return decoder.trainTask(rows, settings, (event) => this.listener(event));
+  }
+
+  /** The clinical flow's domain or task adapter, as a PEFT CAUSAL_LM folder in a zip. */
+  exportClinicalAdapterZip(which: 'domain' | 'task'): Uint8Array {
+    return zip({ ...this.requireDecoder().clinicalAdapterFiles(which) });
+  }
+
+  /** The CTD study's statements from a stored, completely read CTD dataset, split as asked. */
+  private async ctdStatements(datasetId: string, split: SplitMode, seed: number) {
+    const db = await this.data();
+    const meta = await getDataset(db, datasetId);
+    if (!meta) throw new DatasetError(`The CTD dataset ${datasetId} is not in this browser's storage; add it again.`);
+    if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
+    if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
+    return buildCtdStatements(await loadCtdGraph(db, datasetId), split, seed, { count: meta.counts.bad, samples: meta.badSamples });
   }
 
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
@@ -750,8 +791,8 @@ export class LabSession {
 
   private assertIdle(what: string): void {
     if (this.active) throw new Error(`Cannot ${what} while run ${this.active.id} is training; pause and cancel it first.`);
-    // The statements run holds the GPU queue between its steps as a run does.
-    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains on CTD statements; stop it first.`);
+    // The decoder's training holds the GPU queue between its steps as a run does.
+    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains; stop it first.`);
   }
 
   private requireEngine(): Engine {

@@ -9,7 +9,7 @@
  * " False"); those whose prompt and answer need more positions than the model has are left out and
  * counted. No DOM.
  */
-import { Rng } from '../data/rng.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
 import type { CtdStatement } from '../data/statements.ts';
 import { type BeforeAfterResult, beforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { labelledFromAssociations } from '../eval/eval-set.ts';
@@ -19,46 +19,28 @@ import { embedDecoderTexts } from '../model/decoder-embed.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
 import { statementComparisons } from '../eval/statement-accuracy.ts';
 import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
-import { initDecoderLora } from '../model/decoder-lora-layout.ts';
-import { createDecoderAdapter } from '../model/decoder-lora.ts';
-import { allLinearTargets } from '../model/decoder-weights.ts';
 import type { DecoderModel } from '../model/decoder.ts';
 import type { PeftAdapter } from '../model/peft-files.ts';
 import { peftConfigOf } from '../model/peft-files.ts';
 import { type EncodedStatement, defaultStatementPrompt, encodeStatement } from '../model/statement-prompt.ts';
 import { scoreStatements } from '../model/statement-score.ts';
-import { CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
-import { DecoderTrainer } from '../train/decoder-trainer.ts';
-import { NonFiniteLossError } from '../train/trainer.ts';
+import { type AdapterTrainingSettings, type TrainedSteps, type TrainingHooks, newStudyAdapter, trainAdapterSteps } from './adapter-training.ts';
 import type { TsneMap } from './protocol.ts';
 
 /** Fewest held-out statements a t-SNE map is drawn of (its perplexity, at least 2, must stay below n − 1). */
 export const MIN_MAP_STATEMENTS = 4;
 
-export interface StatementRunSettings {
-  steps: number;
-  /** Statements per optimizer step. */
-  batchSize: number;
-  learningRate: number;
-  /** Seeds the adapter's init, the order of the statements, dropout and the bootstrap. */
-  seed: number;
-}
+/** The run's steps, statements per step, learning rate and seed (which also seeds the bootstrap). */
+export type StatementRunSettings = AdapterTrainingSettings;
 
-export interface StatementRunHooks {
-  onStep(step: number, totalSteps: number, loss: number): void;
+export interface StatementRunHooks extends TrainingHooks {
   onScored(model: 'base' | 'adapted', done: number, total: number): void;
   /** Texts embedded so far for the embedding metrics and maps (both models), of `total`. */
   onEmbedded(done: number, total: number): void;
-  /** Asked before each step: true ends training there (the adapter so far is evaluated). */
-  stopRequested(): boolean;
 }
 
-export interface StatementRunOutcome {
+export interface StatementRunOutcome extends TrainedSteps {
   adapter: PeftAdapter;
-  losses: number[];
-  stopped: boolean;
-  /** Why training ended early on a non-finite loss (the adapter of the last good step is kept). */
-  error: string | null;
   /** Statements used, and left out as longer than the model's positions. */
   statements: { train: number; test: number; leftOut: number };
   /** Zero-shot statement metrics, then the embedding metrics; the gene–disease pair cosines. */
@@ -78,7 +60,7 @@ export interface StudyStatements {
  * A split's statements under the study's prompt, leaving out those whose prompt and answer (but its
  * last token, the longest row scoring or training feeds) need more positions than the decoder has.
  */
-export function encodeStudyStatements(files: DecoderModelFiles, split: CtdStatement[], name: string, modelId: string): StudyStatements {
+export function encodeStudyStatements(files: DecoderModelFiles, split: readonly LabelledStatement[], name: string, modelId: string): StudyStatements {
   const prompt = defaultStatementPrompt(false);
   const out: StudyStatements = { encoded: [], labels: [], leftOut: 0 };
   split.forEach((s, i) => {
@@ -118,52 +100,18 @@ export async function runStatementStudy(
 
   model.adapters = [];
   const before = await score('base');
-  const init = initDecoderLora(config, STUDY.r, allLinearTargets(config), settings.seed);
-  const lora = { r: STUDY.r, alpha: STUDY.alpha, dropout: STUDY.loraDropout, rslora: false, targetModules: init.targetModules as string[] };
-  const adapter = createDecoderAdapter(model.engine, config, lora, init.tensors, true);
+  const { adapter, lora } = newStudyAdapter(model, files, settings.seed);
   model.adapters = [adapter];
-  const trainer = new DecoderTrainer(model, {
-    learningRate: settings.learningRate,
-    warmupSteps: Math.round(settings.steps * STUDY.warmupRatio),
-    totalSteps: settings.steps,
-    weightDecay: STUDY.weightDecay,
-    beta1: STUDY.beta1,
-    beta2: STUDY.beta2,
-    eps: STUDY.eps,
-    maxGradNorm: STUDY.maxGradNorm,
-    seed: settings.seed,
-  });
-  const losses: number[] = [];
-  let stopped = false;
-  let error: string | null = null;
+  let trained: TrainedSteps;
   try {
-    // Epoch after epoch, each a seeded shuffle of the training statements.
-    const rng = new Rng(settings.seed ^ 0x2c1b3c6d);
-    let order: number[] = [];
-    for (let step = 0; step < settings.steps; step++) {
-      if (hooks.stopRequested()) {
-        stopped = true;
-        break;
-      }
-      const picked: number[] = [];
-      while (picked.length < Math.min(settings.batchSize, train.encoded.length)) {
-        if (order.length === 0) order = rng.shuffle(Array.from({ length: train.encoded.length }, (_, i) => i));
-        picked.push(order.pop()!);
-      }
-      const report = await trainer.statementStep([{ statements: picked.map((i) => train.encoded[i]), labels: picked.map((i) => train.labels[i]) }], tokenizer.padId);
-      losses.push(report.loss);
-      hooks.onStep(report.step, settings.steps, report.loss);
-    }
+    trained = await trainAdapterSteps(model, train.encoded.length, settings, hooks, (trainer, picked) =>
+      trainer.statementStep([{ statements: picked.map((i) => train.encoded[i]), labels: picked.map((i) => train.labels[i]) }], tokenizer.padId),
+    );
   } catch (e) {
-    if (!(e instanceof NonFiniteLossError)) {
-      trainer.release();
-      adapter.release();
-      model.adapters = [];
-      throw e;
-    }
-    error = e.message;
+    adapter.release();
+    model.adapters = [];
+    throw e;
   }
-  trainer.release();
   const bootstrap = { seed: settings.seed };
   let after: number[];
   let tensors: Awaited<ReturnType<typeof adapter.download>>;
@@ -182,9 +130,7 @@ export async function runStatementStudy(
   if (data.test.length >= MIN_MAP_STATEMENTS) for (const which of ['base', 'adapted'] as const) maps.push(await tsneMap(model, which, embedded.vectors[which], data.test, bootstrap.seed));
   return {
     adapter: { config: peftConfigOf(lora, { id: modelId }), tensors },
-    losses,
-    stopped,
-    error,
+    ...trained,
     statements: { train: train.encoded.length, test: test.encoded.length, leftOut: train.leftOut + test.leftOut },
     result,
     maps,

@@ -36,7 +36,7 @@ describe('DecoderHost.trainStatements', () => {
         host.stop();
       }
     });
-    expect(await answersWhileTraining).toBe('Cannot start other answers while the decoder trains on statements; stop it first.');
+    expect(await answersWhileTraining).toBe('Cannot start other answers while the decoder trains; stop it first.');
     expect(summary).toMatchObject({ split: 'random', statements: { train: 3, test: 4, leftOut: 1 }, totalSteps: 5, stopped: true, error: null });
     expect(summary.losses).toHaveLength(2);
     expect(summary.adapter).toMatch(/^the adapter trained on CTD statements: LoRA r16 α32 on /);
