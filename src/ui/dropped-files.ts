@@ -38,11 +38,17 @@ async function entryFiles(entry: FileSystemEntry): Promise<NamedFile[]> {
 }
 
 /**
- * The files of a drop, folders read recursively. The entries are taken at once: a DataTransfer's
- * items are gone once the drop event handler returns.
+ * The files of a drop, folders read recursively. The items are taken at once: a DataTransfer's
+ * items are gone once the drop event handler returns. A dropped file is taken as the file it is;
+ * only folders go through the (older, callback) entries API.
  */
 export function droppedFiles(data: DataTransfer): Promise<NamedFile[]> {
-  const entries = [...data.items].map((item) => (item.kind === 'file' ? item.webkitGetAsEntry() : null));
-  if (entries.every((e) => e === null)) return Promise.resolve([...data.files].map((file) => ({ name: pickedName(file), file })));
-  return Promise.all(entries.map((e) => (e ? entryFiles(e) : Promise.resolve([])))).then((lists) => lists.flat());
+  const taken = [...data.items].flatMap((item): (NamedFile | FileSystemDirectoryEntry)[] => {
+    if (item.kind !== 'file') return [];
+    const entry = item.webkitGetAsEntry();
+    if (entry?.isDirectory) return [entry as FileSystemDirectoryEntry];
+    const file = item.getAsFile();
+    return file ? [{ name: file.name, file }] : [];
+  });
+  return Promise.all(taken.map((t) => ('file' in t ? Promise.resolve([t]) : entryFiles(t)))).then((lists) => lists.flat());
 }
