@@ -27,7 +27,7 @@ import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.
 import { scoreStatements } from '../../src/model/statement-score.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
-import { axeViolations, longTasks, now, openApp, openAppSession } from './app.ts';
+import { axeViolations, longTasks, now, openApp, openAppSession, overflowAtWidths, screenshot } from './app.ts';
 
 const FOLDER = 'public/models/demo-decoder';
 const RUN = { heldOutShare: 0.25, seed: 1, steps: 4, learningRate: 1e-2 };
@@ -172,6 +172,8 @@ it('trains a domain adapter on dropped notes, then a task adapter over it, with 
   expect(await taskTable.getByRole('columnheader').allTextContents()).toEqual(['Metric', 'n', 'Task adapter alone [95% CI]', 'Domain + task adapter [95% CI]', 'Change [95% CI]']);
   const task = await downloadAdapter(page, clinical.getByRole('button', { name: 'Download the task adapter (PEFT, CAUSAL_LM)' }), 'demo-decoder-clinical-task-adapter-peft.zip');
   await expectTable(page, taskTable, await figures.taskTable(domain, task));
+  await screenshot(page, '32-clinical-notes');
   expect(await axeViolations(page)).toEqual([]);
+  expect(await overflowAtWidths(page)).toEqual([]);
   expect(errors).toEqual([]);
 }, 600_000);
