@@ -5,7 +5,9 @@
  * token by token in turn so both stream together, until each ends or Stop ends both. Every KV cache
  * is released when an answer ends, and at Stop. It also trains an adapter on CTD statements
  * (statement-run.ts), its step planned into the memory budget, which then becomes the adapted side
- * and the adapter to export, alone or merged into the base. No DOM: it runs in the worker.
+ * and the adapter to export, alone or merged into the base; and the clinical flow's domain adapter
+ * on the user's notes and task adapter over it (clinical-run.ts), kept for export. No DOM: it runs
+ * in the worker.
  */
 import type { Engine } from '../engine/engine.ts';
 import type { StoragePrecision } from '../engine/stored.ts';
@@ -13,6 +15,8 @@ import { describeDecoderPlan } from '../model/decoder-memory.ts';
 import { formatBytes } from '../model/memory.ts';
 import { type DecoderModelFiles, openDecoderModel } from '../model/decoder-checkpoint.ts';
 import { generateTokens, stopTokensOf } from '../model/decoder-generate.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
+import type { NoteDocument } from '../data/notes.ts';
 import type { CtdStatement } from '../data/statements.ts';
 import { createDecoderAdapter } from '../model/decoder-lora.ts';
 import { DEFAULT_SHARD_BYTES, mergedDecoderFolder } from '../model/decoder-merge.ts';
@@ -22,7 +26,21 @@ import { DecoderModel } from '../model/decoder.ts';
 import type { ModelFileSource } from '../model/file-source.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
 import { type PeftAdapter, type PeftAdapterFiles, describePeftAdapter, loraConfigOf } from '../model/peft-files.ts';
-import type { Answer, AnswerEnd, AnswerPane, AnswersRequest, AnswersResult, DecoderSummary, SessionListener, StatementPlan, StatementRunSummary } from './protocol.ts';
+import { type ClinicalHooks, runDomainAdapter, runTaskAdapter } from './clinical-run.ts';
+import type {
+  Answer,
+  AnswerEnd,
+  AnswerPane,
+  AnswersRequest,
+  AnswersResult,
+  ClinicalSettings,
+  DecoderSummary,
+  DomainRunSummary,
+  SessionListener,
+  StatementPlan,
+  StatementRunSummary,
+  TaskRunSummary,
+} from './protocol.ts';
 import { mergeProblem } from './merge-limit.ts';
 import { type StatementRunSettings, checkStatementRunSettings, encodeStudyStatements, planStatementStep, runStatementStudy } from './statement-run.ts';
 
@@ -38,6 +56,8 @@ export class DecoderHost {
   private adapter: GpuLoraModules | null = null;
   /** The adapter the last CTD statements run trained, for export. */
   private trained: PeftAdapter | null = null;
+  /** The clinical flow's adapters: the domain adapter on the notes, the task adapter trained over it. */
+  private readonly clinical: { domain: PeftAdapter | null; task: PeftAdapter | null } = { domain: null, task: null };
   private stopRequested = false;
   private generating = false;
   private training = false;
@@ -138,13 +158,10 @@ export class DecoderHost {
     budgetBytes: number,
     listener: SessionListener,
   ): Promise<StatementRunSummary> {
-    this.assertUsable('train on statements');
-    checkStatementRunSettings(settings);
-    const plan = this.planStatements(data, settings, budgetBytes);
-    if (!plan.fits) throw new Error(`This run does not fit the memory budget: ${plan.description}. ${plan.advice}`);
-    this.training = true;
-    this.stopRequested = false;
-    try {
+    return this.whileTraining('train on statements', async () => {
+      checkStatementRunSettings(settings);
+      const plan = this.planStatements(data, settings, budgetBytes);
+      if (!plan.fits) throw new Error(`This run does not fit the memory budget: ${plan.description}. ${plan.advice}`);
       // The plan may keep the embeddings and head in f16 to fit: the base is uploaded again so.
       if (plan.layout.baseParts !== this.base.baseParts) {
         const { engine, quantization } = this.model;
@@ -170,6 +187,56 @@ export class DecoderHost {
       const { losses, stopped, error, statements, result, maps } = outcome;
       const diseases = data.test.map((s) => s.disease);
       return { split, statements, losses, totalSteps: settings.steps, stopped, error, result, maps, diseases, adapter: `the adapter trained on CTD statements: ${describePeftAdapter(outcome.adapter)}` };
+    });
+  }
+
+  /**
+   * The clinical flow's domain adapter: next-token loss on the training notes, the held-out notes'
+   * perplexity before and after; Stop ends training early. A new domain adapter drops the task
+   * adapter trained over the one before.
+   */
+  async trainDomain(documents: NoteDocument[], settings: ClinicalSettings, listener: SessionListener): Promise<DomainRunSummary> {
+    return this.whileTraining('train a domain adapter', async () => {
+      const outcome = await runDomainAdapter(this.model, this.files, this.label, documents, settings, this.clinicalHooks('domain', listener));
+      this.clinical.domain = outcome.adapter;
+      this.clinical.task = null;
+      return { ...outcome, adapter: `the domain adapter trained on ${outcome.documents.train.length} notes: ${describePeftAdapter(outcome.adapter)}` };
+    });
+  }
+
+  /** The clinical flow's task adapter on labelled statements over the frozen domain adapter, compared without and with the domain adapter under it. */
+  async trainTask(rows: LabelledStatement[], settings: ClinicalSettings, listener: SessionListener): Promise<TaskRunSummary> {
+    const domain = this.clinical.domain;
+    if (!domain) throw new Error('Train the domain adapter on your notes first: the task adapter trains over it.');
+    return this.whileTraining('train a task adapter', async () => {
+      const outcome = await runTaskAdapter(this.model, this.files, this.label, domain, rows, settings, this.clinicalHooks('task', listener));
+      this.clinical.task = outcome.adapter;
+      return { ...outcome, adapter: `the task adapter trained over the domain adapter: ${describePeftAdapter(outcome.adapter)}` };
+    });
+  }
+
+  /** The clinical flow's domain or task adapter, as PEFT's CAUSAL_LM folder. */
+  clinicalAdapterFiles(which: 'domain' | 'task'): PeftAdapterFiles {
+    const adapter = this.clinical[which];
+    if (!adapter) throw new Error(`No ${which} adapter has been trained on this decoder yet.`);
+    return writeDecoderPeftAdapter(adapter, this.files.config);
+  }
+
+  private clinicalHooks(adapter: 'domain' | 'task', listener: SessionListener): ClinicalHooks {
+    return {
+      onStep: (step, totalSteps, loss) => listener({ type: 'clinical-step', adapter, step, totalSteps, loss }),
+      onProgress: (stage, done, total) => listener({ type: 'clinical-progress', stage, done, total }),
+      stopRequested: () => this.stopRequested,
+    };
+  }
+
+  /** Run `work` as the decoder's training (Stop applies to it; answers and other runs wait). */
+  private async whileTraining<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.assertUsable(what);
+    this.training = true;
+    this.stopRequested = false;
+    try {
+      return await work();
     } finally {
       this.training = false;
     }
@@ -244,12 +311,12 @@ export class DecoderHost {
     return { promptTokens: promptIds.length, base: answer(streams[0]), ...(streams[1] ? { adapted: answer(streams[1]) } : {}) };
   }
 
-  /** Whether a statements run is training or evaluating the decoder now. */
+  /** Whether a statements run or a clinical adapter is training or evaluating the decoder now. */
   get isTraining(): boolean {
     return this.training;
   }
 
-  /** End the answers being generated (each after its current token), or the statements run (after its current step). */
+  /** End the answers being generated (each after its current token), or the training (after its current step). */
   stop(): void {
     this.stopRequested = this.generating || this.training;
   }
@@ -274,6 +341,6 @@ export class DecoderHost {
   /** Throws while answers are being generated or the decoder trains: the base and its adapter are in use. */
   assertNotGenerating(what: string): void {
     if (this.generating) throw new Error(`Cannot ${what} while answers are being generated; stop them first.`);
-    if (this.training) throw new Error(`Cannot ${what} while the decoder trains on statements; stop it first.`);
+    if (this.training) throw new Error(`Cannot ${what} while the decoder trains; stop it first.`);
   }
 }

@@ -8,6 +8,8 @@
  */
 import { transfer } from 'comlink';
 import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
+import type { NoteDocument } from '../data/notes.ts';
 import { type CtdStatements, buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
@@ -59,6 +61,9 @@ import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
 import { DecoderHost } from './decoder-host.ts';
 import type {
+  ClinicalSettings,
+  DomainRunSummary,
+  TaskRunSummary,
   AnswersRequest,
   AnswersResult,
   DecoderCheck,
@@ -189,7 +194,7 @@ export class LabSession {
     return this.requireDecoder().answers(request, (event) => this.listener(event));
   }
 
-  /** Stop the answers being generated (their KV caches are released), or the decoder's statements run. */
+  /** Stop the answers being generated (their KV caches are released), or the decoder's training (statements run, clinical adapters). */
   stopAnswers(): void {
     this.decoder?.stop();
   }
@@ -215,7 +220,7 @@ export class LabSession {
   }
 
   /** The CTD statements and split of a request, built again only when its dataset, split or seed changes. */
-  private async ctdStatements(request: StatementRunRequest): Promise<CtdStatements> {
+  private async ctdStatements(request: Pick<StatementRunRequest, 'datasetId' | 'split' | 'seed'>): Promise<CtdStatements> {
     const key = JSON.stringify([request.datasetId, request.split, request.seed]);
     if (this.statements?.key === key) return this.statements.split;
     const db = await this.data();
@@ -245,6 +250,36 @@ export class LabSession {
     const bytes = zip(await decoder.mergedModelFiles(deviceMemory, (done, total) => this.listener({ type: 'merge', done, total })));
     // Moved to the page, not copied: the model may take much of this tab's memory.
     return transfer(bytes, [bytes.buffer]);
+  }
+
+  /**
+   * The clinical flow's domain adapter on the decoder: next-token loss on the training side of the
+   * note documents (which the page read from the user's files; they stay in this tab), held-out
+   * perplexity before and after; progress comes as 'clinical-step' and 'clinical-progress' events.
+   */
+  async trainClinicalDomain(documents: NoteDocument[], settings: ClinicalSettings): Promise<DomainRunSummary> {
+    this.assertIdle('train a domain adapter');
+    return this.requireDecoder().trainDomain(documents, settings, (event) => this.listener(event));
+  }
+
+  /**
+   * The clinical flow's task adapter over the frozen domain adapter, on labelled statements (a file's
+   * rows) or on every statement of a stored CTD dataset (its true associations and as many false ones).
+   */
+  async trainClinicalTask(statements: LabelledStatement[] | { datasetId: string }, settings: ClinicalSettings): Promise<TaskRunSummary> {
+    this.assertIdle('train a task adapter');
+    const decoder = this.requireDecoder();
+    let rows = statements;
+    if (!Array.isArray(rows)) {
+      const ctd = await this.ctdStatements({ datasetId: rows.datasetId, split: 'random', seed: settings.seed });
+      rows = [...ctd.train, ...ctd.test];
+    }
+    return decoder.trainTask(rows, settings, (event) => this.listener(event));
+  }
+
+  /** The clinical flow's domain or task adapter, as a PEFT CAUSAL_LM folder in a zip. */
+  exportClinicalAdapterZip(which: 'domain' | 'task'): Uint8Array {
+    return zip({ ...this.requireDecoder().clinicalAdapterFiles(which) });
   }
 
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
@@ -784,8 +819,8 @@ export class LabSession {
 
   private assertIdle(what: string): void {
     if (this.active) throw new Error(`Cannot ${what} while run ${this.active.id} is training; pause and cancel it first.`);
-    // The statements run holds the GPU queue between its steps as a run does.
-    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains on CTD statements; stop it first.`);
+    // The decoder's training holds the GPU queue between its steps as a run does.
+    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains; stop it first.`);
   }
 
   private requireEngine(): Engine {

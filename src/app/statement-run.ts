@@ -9,80 +9,48 @@
  * " False"); those whose prompt and answer need more positions than the model has are left out and
  * counted. No DOM.
  */
-import { Rng } from '../data/rng.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
 import type { CtdStatement } from '../data/statements.ts';
 import { type BeforeAfterResult, beforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { labelledFromAssociations } from '../eval/eval-set.ts';
 import { perplexityFor, runTsne } from '../eval/tsne.ts';
 import type { Embedder, EvalSet } from '../eval/types.ts';
 import { embedDecoderTexts } from '../model/decoder-embed.ts';
-import type { GpuLoraModules, TrainingLoraConfig } from '../model/lora.ts';
+import type { GpuLoraModules } from '../model/lora.ts';
 import { statementComparisons } from '../eval/statement-accuracy.ts';
 import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
 import type { BaseQuantization } from '../model/adapted-linear.ts';
-import type { DecoderConfig } from '../model/decoder-config.ts';
-import { canonicalDecoderTargets, initDecoderLora } from '../model/decoder-lora-layout.ts';
 import { type DecoderMemoryPlan, planDecoderTraining } from '../model/decoder-memory.ts';
-import { createDecoderAdapter } from '../model/decoder-lora.ts';
-import { allLinearTargets } from '../model/decoder-weights.ts';
 import type { DecoderModel } from '../model/decoder.ts';
 import type { PeftAdapter } from '../model/peft-files.ts';
 import { peftConfigOf } from '../model/peft-files.ts';
 import { type EncodedStatement, defaultStatementPrompt, encodeStatement } from '../model/statement-prompt.ts';
 import { scoreStatements } from '../model/statement-score.ts';
-import { CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
-import { DecoderTrainer } from '../train/decoder-trainer.ts';
-import { NonFiniteLossError } from '../train/trainer.ts';
+import { type AdapterTrainingSettings, type StepLayout, type TrainedSteps, type TrainingHooks, WHOLE_STEP, newStudyAdapter, studyLora, trainAdapterSteps } from './adapter-training.ts';
 import type { TsneMap } from './protocol.ts';
 
 /** Fewest held-out statements a t-SNE map is drawn of (its perplexity, at least 2, must stay below n − 1). */
 export const MIN_MAP_STATEMENTS = 4;
 
-export interface StatementRunSettings {
-  steps: number;
-  /** Statements per optimizer step. */
-  batchSize: number;
-  learningRate: number;
-  /** Seeds the adapter's init, the order of the statements, dropout and the bootstrap. */
-  seed: number;
-}
+/** The run's steps, statements per step, learning rate and seed (which also seeds the bootstrap). */
+export type StatementRunSettings = AdapterTrainingSettings;
 
-export interface StatementRunHooks {
+export interface StatementRunHooks extends Omit<TrainingHooks, 'onStep'> {
   /** `stepBytes`: the most GPU memory the adapter, its optimizer and the steps so far took above what was held before training (engine.peakBytes). */
   onStep(step: number, totalSteps: number, loss: number, stepBytes: number): void;
   onScored(model: 'base' | 'adapted', done: number, total: number): void;
   /** Texts embedded so far for the embedding metrics and maps (both models), of `total`. */
   onEmbedded(done: number, total: number): void;
-  /** Asked before each step: true ends training there (the adapter so far is evaluated). */
-  stopRequested(): boolean;
 }
 
-export interface StatementRunOutcome {
+export interface StatementRunOutcome extends TrainedSteps {
   adapter: PeftAdapter;
-  losses: number[];
-  stopped: boolean;
-  /** Why training ended early on a non-finite loss (the adapter of the last good step is kept). */
-  error: string | null;
   /** Statements used, and left out as longer than the model's positions. */
   statements: { train: number; test: number; leftOut: number };
   /** Zero-shot statement metrics, then the embedding metrics; the gene–disease pair cosines. */
   result: BeforeAfterResult;
   /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none under MIN_MAP_STATEMENTS. */
   maps: TsneMap[];
-}
-
-/** How each step runs (the memory plan's): statements per forward and backward, and the checkpoint interval (0 = off). */
-export interface StatementStepLayout {
-  microBatch: number;
-  checkpointEvery: number;
-}
-
-/** The whole step in one forward and backward, every layer keeping its activations. */
-export const WHOLE_STEP: StatementStepLayout = { microBatch: Number.POSITIVE_INFINITY, checkpointEvery: 0 };
-
-/** The study's adapter (LoRA r16 α32 on every linear layer) for `config`, its targets as PEFT names them. */
-export function studyLora(config: DecoderConfig): TrainingLoraConfig {
-  return { r: STUDY.r, alpha: STUDY.alpha, dropout: STUDY.loraDropout, rslora: false, targetModules: canonicalDecoderTargets(config, allLinearTargets(config)) as string[] };
 }
 
 /**
@@ -119,7 +87,7 @@ export interface StudyStatements {
  * A split's statements under the study's prompt, leaving out those whose prompt and answer (but its
  * last token, the longest row scoring or training feeds) need more positions than the decoder has.
  */
-export function encodeStudyStatements(files: DecoderModelFiles, split: CtdStatement[], name: string, modelId: string): StudyStatements {
+export function encodeStudyStatements(files: DecoderModelFiles, split: readonly LabelledStatement[], name: string, modelId: string): StudyStatements {
   const prompt = defaultStatementPrompt(false);
   const out: StudyStatements = { encoded: [], labels: [], leftOut: 0 };
   split.forEach((s, i) => {
@@ -149,10 +117,10 @@ export async function runStatementStudy(
   data: { train: CtdStatement[]; test: CtdStatement[] },
   settings: StatementRunSettings,
   hooks: StatementRunHooks,
-  layout: StatementStepLayout = WHOLE_STEP,
+  layout: StepLayout = WHOLE_STEP,
 ): Promise<StatementRunOutcome> {
   checkStatementRunSettings(settings);
-  const { tokenizer, config } = files;
+  const { tokenizer } = files;
   const train = encodeStudyStatements(files, data.train, 'training', modelId);
   const test = encodeStudyStatements(files, data.test, 'held-out', modelId);
   const score = async (which: 'base' | 'adapted') =>
@@ -166,10 +134,9 @@ export async function runStatementStudy(
   engine.trimPool();
   const held = engine.liveBytes;
   engine.peakBytes = held;
-  const lora = studyLora(config);
-  const adapter = createDecoderAdapter(engine, config, lora, initDecoderLora(config, STUDY.r, allLinearTargets(config), settings.seed).tensors, true);
+  const { adapter, lora } = newStudyAdapter(model, files, settings.seed);
   model.adapters = [adapter];
-  let trained: StatementTraining;
+  let trained: TrainedSteps;
   try {
     trained = await trainOnStatements(model, train, tokenizer.padId, settings, layout, {
       ...hooks,
@@ -205,70 +172,25 @@ export async function runStatementStudy(
   };
 }
 
-/** What training on the statements ended with: each step's loss, whether Stop ended it, and a non-finite loss's message. */
-export interface StatementTraining {
-  losses: number[];
-  stopped: boolean;
-  error: string | null;
-}
-
 /**
- * Train the model's trainable adapter on the statements with the study's optimizer settings: epoch
- * after epoch of a seeded shuffle, `settings.batchSize` statements a step, each step in micro-batches
- * of `layout.microBatch` with `layout.checkpointEvery` (the loss is the step's mean over answer tokens
- * whatever the layout; LoRA dropout masks are drawn per micro-batch). A non-finite loss ends training
- * with its message; the adapter keeps its last good step.
+ * Train the model's trainable adapter on the statements (trainAdapterSteps): `settings.batchSize`
+ * statements a step, in micro-batches of `layout.microBatch` with `layout.checkpointEvery`; the loss
+ * is the step's mean over answer tokens whatever the layout.
  */
 export async function trainOnStatements(
   model: DecoderModel,
   train: StudyStatements,
   padId: number,
-  settings: StatementRunSettings,
-  layout: StatementStepLayout,
-  hooks: Pick<StatementRunHooks, 'stopRequested'> & { onStep(step: number, totalSteps: number, loss: number): void },
-): Promise<StatementTraining> {
-  const trainer = new DecoderTrainer(model, {
-    learningRate: settings.learningRate,
-    warmupSteps: Math.round(settings.steps * STUDY.warmupRatio),
-    totalSteps: settings.steps,
-    weightDecay: STUDY.weightDecay,
-    beta1: STUDY.beta1,
-    beta2: STUDY.beta2,
-    eps: STUDY.eps,
-    maxGradNorm: STUDY.maxGradNorm,
-    seed: settings.seed,
-    checkpointEvery: layout.checkpointEvery,
-  });
-  const out: StatementTraining = { losses: [], stopped: false, error: null };
-  try {
-    const rng = new Rng(settings.seed ^ 0x2c1b3c6d);
-    let order: number[] = [];
-    for (let step = 0; step < settings.steps; step++) {
-      if (hooks.stopRequested()) {
-        out.stopped = true;
-        break;
-      }
-      const picked: number[] = [];
-      while (picked.length < Math.min(settings.batchSize, train.encoded.length)) {
-        if (order.length === 0) order = rng.shuffle(Array.from({ length: train.encoded.length }, (_, i) => i));
-        picked.push(order.pop()!);
-      }
-      const micro = [];
-      for (let m = 0; m < picked.length; m += layout.microBatch) {
-        const part = picked.slice(m, m + layout.microBatch);
-        micro.push({ statements: part.map((i) => train.encoded[i]), labels: part.map((i) => train.labels[i]) });
-      }
-      const report = await trainer.statementStep(micro, padId);
-      out.losses.push(report.loss);
-      hooks.onStep(report.step, settings.steps, report.loss);
-    }
-  } catch (e) {
-    if (!(e instanceof NonFiniteLossError)) throw e;
-    out.error = e.message;
-  } finally {
-    trainer.release();
-  }
-  return out;
+  settings: AdapterTrainingSettings,
+  layout: StepLayout,
+  hooks: TrainingHooks,
+): Promise<TrainedSteps> {
+  return trainAdapterSteps(model, train.encoded.length, settings, layout, hooks, (trainer, microBatches) =>
+    trainer.statementStep(
+      microBatches.map((part) => ({ statements: part.map((i) => train.encoded[i]), labels: part.map((i) => train.labels[i]) })),
+      padId,
+    ),
+  );
 }
 
 /**

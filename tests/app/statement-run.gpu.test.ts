@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { DecoderHost } from '../../src/app/decoder-host.ts';
 import type { SessionEvent } from '../../src/app/protocol.ts';
 import type { CtdStatement } from '../../src/data/statements.ts';
-import { WHOLE_STEP, encodeStudyStatements, planStatementStep, studyLora, trainOnStatements } from '../../src/app/statement-run.ts';
+import { WHOLE_STEP, studyLora } from '../../src/app/adapter-training.ts';
+import { encodeStudyStatements, planStatementStep, trainOnStatements } from '../../src/app/statement-run.ts';
 import { initDecoderLora } from '../../src/model/decoder-lora-layout.ts';
 import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
 import { readDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
@@ -44,7 +45,7 @@ describe('DecoderHost.trainStatements', () => {
         host.stop();
       }
     });
-    expect(await answersWhileTraining).toBe('Cannot start other answers while the decoder trains on statements; stop it first.');
+    expect(await answersWhileTraining).toBe('Cannot start other answers while the decoder trains; stop it first.');
     expect(summary).toMatchObject({ split: 'random', statements: { train: 3, test: 4, leftOut: 1 }, totalSteps: 5, stopped: true, error: null });
     expect(summary.losses).toHaveLength(2);
     expect(summary.adapter).toMatch(/^the adapter trained on CTD statements: LoRA r16 α32 on /);
