@@ -7,6 +7,7 @@ import type { SplitMode } from '../data/builder.ts';
 import type { BeforeAfterResult } from '../eval/before-after.ts';
 import type { DecoderFamilyName } from '../model/decoder-config.ts';
 import type { DecoderFit } from '../model/decoder-fit.ts';
+import type { DecoderMemoryPlan } from '../model/decoder-memory.ts';
 import type { FileProgress } from '../model/file-source.ts';
 import type { MemoryEstimate, MemoryPlan } from '../model/memory.ts';
 import type { SentenceSettings, SettingOrigins } from '../model/sentence-config.ts';
@@ -100,24 +101,73 @@ export interface StatementRunRequest {
   seed: number;
 }
 
-/** A finished CTD statements run: its losses, the zero-shot metrics before/after and the adapter now used by the adapted answers. */
-export interface StatementRunSummary {
-  split: SplitMode;
-  /** Statements trained on and held out, and those left out as longer than the decoder's positions. */
-  statements: { train: number; test: number; leftOut: number };
+/** How a CTD statements run's step is laid out to fit the memory budget (planDecoderTraining), before it starts. */
+export interface StatementPlan {
+  /** describeDecoderPlan's line: the layout and the estimate against the budget. */
+  description: string;
+  fits: boolean;
+  estimate: MemoryEstimate;
+  layout: Pick<DecoderMemoryPlan, 'microBatch' | 'microBatches' | 'checkpointEvery' | 'baseParts'>;
+  /** When it does not fit: what would. */
+  advice: string | null;
+}
+
+/** What every short adapter run of the decoder (CTD statements, clinical domain and task) reports. */
+export interface AdapterRunSummary {
   losses: number[];
   totalSteps: number;
   /** Ended by Stop before its last step. */
   stopped: boolean;
   /** Ended by a non-finite loss: the message (the adapter of the last good step is kept). */
   error: string | null;
+  /** The metrics before/after (base and adapted columns), with intervals. */
   result: BeforeAfterResult;
-  /** The trained adapter, as the answers panel names it. */
+  /** The trained adapter, described. */
   adapter: string;
+}
+
+/** Statements trained on and held out, and those left out as longer than the decoder's positions. */
+export interface StatementCounts {
+  train: number;
+  test: number;
+  leftOut: number;
+}
+
+/** A finished CTD statements run: its losses, the zero-shot metrics before/after and the adapter now used by the adapted answers. */
+export interface StatementRunSummary extends AdapterRunSummary {
+  split: SplitMode;
+  statements: StatementCounts;
   /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none for fewer than 4 statements. */
   maps: TsneMap[];
   /** Each mapped statement's disease, in the maps' order (their other colouring). */
   diseases: string[];
+}
+
+/** The clinical two-adapter flow's settings, the same for the domain and the task adapter. */
+export interface ClinicalSettings {
+  /** Share of the note documents (and of the true and of the false statements) held out for the before/after. */
+  heldOutShare: number;
+  /** Seeds the held-out split, the adapter's init, the order of the examples, dropout and the bootstrap. */
+  seed: number;
+  steps: number;
+  learningRate: number;
+}
+
+/** What the clinical flow's worker is measuring after training, named as the page says it. */
+export type ClinicalStage = 'base perplexity' | 'adapted perplexity' | 'scoring without the domain adapter' | 'scoring with the domain adapter';
+
+/** A finished domain adapter: trained with next-token loss on the training notes; the result is the held-out notes' perplexity, base vs base + domain adapter. */
+export interface DomainRunSummary extends AdapterRunSummary {
+  /** The note documents trained on and held out, by name. */
+  documents: { train: string[]; heldOut: string[] };
+  /** Training sequences the training notes were cut into, of at most maxLength tokens. */
+  sequences: number;
+  maxLength: number;
+}
+
+/** A finished task adapter over the frozen domain adapter: the result is its zero-shot metrics without (base column) and with (adapted column) the domain adapter under it. */
+export interface TaskRunSummary extends AdapterRunSummary {
+  statements: StatementCounts;
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */
@@ -159,9 +209,14 @@ export type SessionEvent =
   | { type: 'evaluation'; done: number; total: number }
   | { type: 'live-map'; runId: string; map: TsneMap & { step: number } }
   | { type: 'answer'; pane: AnswerPane; text: string; tokens: number }
-  | { type: 'statement-step'; step: number; totalSteps: number; loss: number }
+  /** `peakBytes`: the decoder's measured GPU memory at its peak so far (its base, the adapter, AdamW and the steps' activations). */
+  | { type: 'statement-step'; step: number; totalSteps: number; loss: number; peakBytes: number }
   | { type: 'statement-scoring'; model: 'base' | 'adapted'; done: number; total: number }
-  | { type: 'statement-embedding'; done: number; total: number };
+  | { type: 'statement-embedding'; done: number; total: number }
+  /** Merging the decoder for export: layers read and modules folded, of `total`. */
+  | { type: 'merge'; done: number; total: number }
+  | { type: 'clinical-step'; adapter: 'domain' | 'task'; step: number; totalSteps: number; loss: number }
+  | { type: 'clinical-progress'; stage: ClinicalStage; done: number; total: number };
 
 export interface TrainOptions {
   /** Continue a stored run from its checkpoint. */

@@ -6,8 +6,11 @@
  * pieces are the other layers' (the training loop is train/loop.ts, shared with the CLI); this
  * module holds them together. No DOM: it runs in a worker.
  */
+import { transfer } from 'comlink';
 import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
-import { buildCtdStatements } from '../data/statements.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
+import type { NoteDocument } from '../data/notes.ts';
+import { type CtdStatements, buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
 import { type Engine, createEngine } from '../engine/engine.ts';
@@ -58,6 +61,9 @@ import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
 import { DecoderHost } from './decoder-host.ts';
 import type {
+  ClinicalSettings,
+  DomainRunSummary,
+  TaskRunSummary,
   AnswersRequest,
   AnswersResult,
   DecoderCheck,
@@ -71,6 +77,7 @@ import type {
   RunHistory,
   RunState,
   SessionListener,
+  StatementPlan,
   StatementRunRequest,
   StatementRunSummary,
   TrainOptions,
@@ -120,6 +127,8 @@ export class LabSession {
   private dataDb: Promise<DataDB> | null = null;
   /** A decoder LLM loaded beside the encoder, for the answers side by side. */
   private decoder: DecoderHost | null = null;
+  /** The last CTD statements built (planned, then trained on), by dataset, split and seed. */
+  private statements: { key: string; split: CtdStatements } | null = null;
 
   setListener(listener: SessionListener): void {
     this.listener = listener;
@@ -185,32 +194,92 @@ export class LabSession {
     return this.requireDecoder().answers(request, (event) => this.listener(event));
   }
 
-  /** Stop the answers being generated (their KV caches are released), or the decoder's statements run. */
+  /** Stop the answers being generated (their KV caches are released), or the decoder's training (statements run, clinical adapters). */
   stopAnswers(): void {
     this.decoder?.stop();
   }
 
   /**
    * Train the decoder on the CTD study's statements from a stored CTD dataset (its split chosen by
-   * the request), evaluating zero-shot accuracy before and after; progress comes as
-   * 'statement-step' and 'statement-scoring' events. The adapter then answers on the adapted side.
+   * the request), its step planned into `memoryBudgetBytes` (refused with the plan when it does not
+   * fit), evaluating zero-shot accuracy before and after; progress comes as 'statement-step' (with
+   * the measured peak) and 'statement-scoring' events. The adapter then answers on the adapted side.
    */
-  async trainDecoderStatements(request: StatementRunRequest): Promise<StatementRunSummary> {
+  async trainDecoderStatements(request: StatementRunRequest, memoryBudgetBytes: number): Promise<StatementRunSummary> {
     this.assertIdle('train the decoder');
     const decoder = this.requireDecoder();
+    const statements = await this.ctdStatements(request);
+    const { steps, batchSize, learningRate, seed } = request;
+    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, memoryBudgetBytes, (event) => this.listener(event));
+  }
+
+  /** The memory plan of the statements run `request` describes, under `budgetBytes`, before it starts. */
+  async planDecoderStatements(request: StatementRunRequest, budgetBytes: number): Promise<StatementPlan> {
+    const decoder = this.requireDecoder();
+    return decoder.planStatements(await this.ctdStatements(request), request, budgetBytes);
+  }
+
+  /** The CTD statements and split of a request, built again only when its dataset, split or seed changes. */
+  private async ctdStatements(request: Pick<StatementRunRequest, 'datasetId' | 'split' | 'seed'>): Promise<CtdStatements> {
+    const key = JSON.stringify([request.datasetId, request.split, request.seed]);
+    if (this.statements?.key === key) return this.statements.split;
     const db = await this.data();
     const meta = await getDataset(db, request.datasetId);
     if (!meta) throw new DatasetError(`The CTD dataset ${request.datasetId} is not in this browser's storage; add it again.`);
     if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
     if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
-    const statements = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
-    const { steps, batchSize, learningRate, seed } = request;
-    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, (event) => this.listener(event));
+    const split = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
+    this.statements = { key, split };
+    return split;
   }
 
   /** The adapter the decoder's statements run trained, as a PEFT CAUSAL_LM folder in a zip. */
   exportDecoderAdapterZip(): Uint8Array {
     return zip({ ...this.requireDecoder().trainedAdapterFiles() });
+  }
+
+  /**
+   * The decoder with the statements run's adapter merged in, as a Hugging Face model folder in a
+   * zip; progress comes as 'merge' events. Refused, with the size, where this tab cannot hold it.
+   */
+  async exportDecoderMergedZip(): Promise<Uint8Array> {
+    this.assertIdle('merge the decoder');
+    const decoder = this.requireDecoder();
+    decoder.assertNotGenerating('merge the decoder');
+    const deviceMemory = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+    const bytes = zip(await decoder.mergedModelFiles(deviceMemory, (done, total) => this.listener({ type: 'merge', done, total })));
+    // Moved to the page, not copied: the model may take much of this tab's memory.
+    return transfer(bytes, [bytes.buffer]);
+  }
+
+  /**
+   * The clinical flow's domain adapter on the decoder: next-token loss on the training side of the
+   * note documents (which the page read from the user's files; they stay in this tab), held-out
+   * perplexity before and after; progress comes as 'clinical-step' and 'clinical-progress' events.
+   */
+  async trainClinicalDomain(documents: NoteDocument[], settings: ClinicalSettings): Promise<DomainRunSummary> {
+    this.assertIdle('train a domain adapter');
+    return this.requireDecoder().trainDomain(documents, settings, (event) => this.listener(event));
+  }
+
+  /**
+   * The clinical flow's task adapter over the frozen domain adapter, on labelled statements (a file's
+   * rows) or on every statement of a stored CTD dataset (its true associations and as many false ones).
+   */
+  async trainClinicalTask(statements: LabelledStatement[] | { datasetId: string }, settings: ClinicalSettings): Promise<TaskRunSummary> {
+    this.assertIdle('train a task adapter');
+    const decoder = this.requireDecoder();
+    let rows = statements;
+    if (!Array.isArray(rows)) {
+      const ctd = await this.ctdStatements({ datasetId: rows.datasetId, split: 'random', seed: settings.seed });
+      rows = [...ctd.train, ...ctd.test];
+    }
+    return decoder.trainTask(rows, settings, (event) => this.listener(event));
+  }
+
+  /** The clinical flow's domain or task adapter, as a PEFT CAUSAL_LM folder in a zip. */
+  exportClinicalAdapterZip(which: 'domain' | 'task'): Uint8Array {
+    return zip({ ...this.requireDecoder().clinicalAdapterFiles(which) });
   }
 
   /** The download a model needs (Hub: its files at the revision's commit; the bundled model comes with the app). */
@@ -750,8 +819,8 @@ export class LabSession {
 
   private assertIdle(what: string): void {
     if (this.active) throw new Error(`Cannot ${what} while run ${this.active.id} is training; pause and cancel it first.`);
-    // The statements run holds the GPU queue between its steps as a run does.
-    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains on CTD statements; stop it first.`);
+    // The decoder's training holds the GPU queue between its steps as a run does.
+    if (this.decoder?.isTraining) throw new Error(`Cannot ${what} while the decoder trains; stop it first.`);
   }
 
   private requireEngine(): Engine {

@@ -9,7 +9,7 @@
  * " False"); those whose prompt and answer need more positions than the model has are left out and
  * counted. No DOM.
  */
-import { Rng } from '../data/rng.ts';
+import type { LabelledStatement } from '../data/labelled-statements.ts';
 import type { CtdStatement } from '../data/statements.ts';
 import { type BeforeAfterResult, beforeAfterResult, evaluateBeforeAfter } from '../eval/before-after.ts';
 import { labelledFromAssociations } from '../eval/eval-set.ts';
@@ -19,52 +19,61 @@ import { embedDecoderTexts } from '../model/decoder-embed.ts';
 import type { GpuLoraModules } from '../model/lora.ts';
 import { statementComparisons } from '../eval/statement-accuracy.ts';
 import type { DecoderModelFiles } from '../model/decoder-checkpoint.ts';
-import { initDecoderLora } from '../model/decoder-lora-layout.ts';
-import { createDecoderAdapter } from '../model/decoder-lora.ts';
-import { allLinearTargets } from '../model/decoder-weights.ts';
+import type { BaseQuantization } from '../model/adapted-linear.ts';
+import { type DecoderMemoryPlan, planDecoderTraining } from '../model/decoder-memory.ts';
 import type { DecoderModel } from '../model/decoder.ts';
 import type { PeftAdapter } from '../model/peft-files.ts';
 import { peftConfigOf } from '../model/peft-files.ts';
 import { type EncodedStatement, defaultStatementPrompt, encodeStatement } from '../model/statement-prompt.ts';
 import { scoreStatements } from '../model/statement-score.ts';
-import { CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
-import { DecoderTrainer } from '../train/decoder-trainer.ts';
-import { NonFiniteLossError } from '../train/trainer.ts';
+import { type AdapterTrainingSettings, type StepLayout, type TrainedSteps, type TrainingHooks, WHOLE_STEP, newStudyAdapter, studyLora, trainAdapterSteps } from './adapter-training.ts';
 import type { TsneMap } from './protocol.ts';
 
 /** Fewest held-out statements a t-SNE map is drawn of (its perplexity, at least 2, must stay below n − 1). */
 export const MIN_MAP_STATEMENTS = 4;
 
-export interface StatementRunSettings {
-  steps: number;
-  /** Statements per optimizer step. */
-  batchSize: number;
-  learningRate: number;
-  /** Seeds the adapter's init, the order of the statements, dropout and the bootstrap. */
-  seed: number;
-}
+/** The run's steps, statements per step, learning rate and seed (which also seeds the bootstrap). */
+export type StatementRunSettings = AdapterTrainingSettings;
 
-export interface StatementRunHooks {
-  onStep(step: number, totalSteps: number, loss: number): void;
+export interface StatementRunHooks extends Omit<TrainingHooks, 'onStep'> {
+  /** `stepBytes`: the most GPU memory the adapter, its optimizer and the steps so far took above what was held before training (engine.peakBytes). */
+  onStep(step: number, totalSteps: number, loss: number, stepBytes: number): void;
   onScored(model: 'base' | 'adapted', done: number, total: number): void;
   /** Texts embedded so far for the embedding metrics and maps (both models), of `total`. */
   onEmbedded(done: number, total: number): void;
-  /** Asked before each step: true ends training there (the adapter so far is evaluated). */
-  stopRequested(): boolean;
 }
 
-export interface StatementRunOutcome {
+export interface StatementRunOutcome extends TrainedSteps {
   adapter: PeftAdapter;
-  losses: number[];
-  stopped: boolean;
-  /** Why training ended early on a non-finite loss (the adapter of the last good step is kept). */
-  error: string | null;
   /** Statements used, and left out as longer than the model's positions. */
   statements: { train: number; test: number; leftOut: number };
   /** Zero-shot statement metrics, then the embedding metrics; the gene–disease pair cosines. */
   result: BeforeAfterResult;
   /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none under MIN_MAP_STATEMENTS. */
   maps: TsneMap[];
+}
+
+/**
+ * The memory plan of the study's statement step on `files`' decoder (planDecoderTraining, as `qlora-lab
+ * train --objective statements` plans it): a step of `batchSize` training statements, each row as long
+ * as the longest training statement's prompt and answer, into `budgetBytes`.
+ */
+export function planStatementStep(
+  files: DecoderModelFiles,
+  train: StudyStatements,
+  batchSize: number,
+  base: { quantization: BaseQuantization; budgetBytes: number; maxBufferBytes: number },
+): DecoderMemoryPlan {
+  const seq = Math.max(...train.encoded.map((e) => e.prompt.length + Math.max(e.true.length, e.false.length) - 1));
+  return planDecoderTraining({
+    config: files.config,
+    lora: studyLora(files.config),
+    shape: { sequences: Math.min(batchSize, train.encoded.length), seq },
+    base: { quantization: base.quantization },
+    budgetBytes: base.budgetBytes,
+    maxBufferBytes: base.maxBufferBytes,
+    storages: ['f32', 'f16'],
+  });
 }
 
 /** Statements as the study puts them to the decoder, with their labels, and how many were too long. */
@@ -78,7 +87,7 @@ export interface StudyStatements {
  * A split's statements under the study's prompt, leaving out those whose prompt and answer (but its
  * last token, the longest row scoring or training feeds) need more positions than the decoder has.
  */
-export function encodeStudyStatements(files: DecoderModelFiles, split: CtdStatement[], name: string, modelId: string): StudyStatements {
+export function encodeStudyStatements(files: DecoderModelFiles, split: readonly LabelledStatement[], name: string, modelId: string): StudyStatements {
   const prompt = defaultStatementPrompt(false);
   const out: StudyStatements = { encoded: [], labels: [], leftOut: 0 };
   split.forEach((s, i) => {
@@ -108,9 +117,10 @@ export async function runStatementStudy(
   data: { train: CtdStatement[]; test: CtdStatement[] },
   settings: StatementRunSettings,
   hooks: StatementRunHooks,
+  layout: StepLayout = WHOLE_STEP,
 ): Promise<StatementRunOutcome> {
   checkStatementRunSettings(settings);
-  const { tokenizer, config } = files;
+  const { tokenizer } = files;
   const train = encodeStudyStatements(files, data.train, 'training', modelId);
   const test = encodeStudyStatements(files, data.test, 'held-out', modelId);
   const score = async (which: 'base' | 'adapted') =>
@@ -118,52 +128,25 @@ export async function runStatementStudy(
 
   model.adapters = [];
   const before = await score('base');
-  const init = initDecoderLora(config, STUDY.r, allLinearTargets(config), settings.seed);
-  const lora = { r: STUDY.r, alpha: STUDY.alpha, dropout: STUDY.loraDropout, rslora: false, targetModules: init.targetModules as string[] };
-  const adapter = createDecoderAdapter(model.engine, config, lora, init.tensors, true);
+  // Scoring's scratch goes, so the measured peak is training's (the plan's estimate counts the base, the adapter and one step).
+  const { engine } = model;
+  engine.flush(); // recorded work keeps the pooled buffers it uses; once submitted they may go
+  engine.trimPool();
+  const held = engine.liveBytes;
+  engine.peakBytes = held;
+  const { adapter, lora } = newStudyAdapter(model, files, settings.seed);
   model.adapters = [adapter];
-  const trainer = new DecoderTrainer(model, {
-    learningRate: settings.learningRate,
-    warmupSteps: Math.round(settings.steps * STUDY.warmupRatio),
-    totalSteps: settings.steps,
-    weightDecay: STUDY.weightDecay,
-    beta1: STUDY.beta1,
-    beta2: STUDY.beta2,
-    eps: STUDY.eps,
-    maxGradNorm: STUDY.maxGradNorm,
-    seed: settings.seed,
-  });
-  const losses: number[] = [];
-  let stopped = false;
-  let error: string | null = null;
+  let trained: TrainedSteps;
   try {
-    // Epoch after epoch, each a seeded shuffle of the training statements.
-    const rng = new Rng(settings.seed ^ 0x2c1b3c6d);
-    let order: number[] = [];
-    for (let step = 0; step < settings.steps; step++) {
-      if (hooks.stopRequested()) {
-        stopped = true;
-        break;
-      }
-      const picked: number[] = [];
-      while (picked.length < Math.min(settings.batchSize, train.encoded.length)) {
-        if (order.length === 0) order = rng.shuffle(Array.from({ length: train.encoded.length }, (_, i) => i));
-        picked.push(order.pop()!);
-      }
-      const report = await trainer.statementStep([{ statements: picked.map((i) => train.encoded[i]), labels: picked.map((i) => train.labels[i]) }], tokenizer.padId);
-      losses.push(report.loss);
-      hooks.onStep(report.step, settings.steps, report.loss);
-    }
+    trained = await trainOnStatements(model, train, tokenizer.padId, settings, layout, {
+      ...hooks,
+      onStep: (step, totalSteps, loss) => hooks.onStep(step, totalSteps, loss, engine.peakBytes - held),
+    });
   } catch (e) {
-    if (!(e instanceof NonFiniteLossError)) {
-      trainer.release();
-      adapter.release();
-      model.adapters = [];
-      throw e;
-    }
-    error = e.message;
+    adapter.release();
+    model.adapters = [];
+    throw e;
   }
-  trainer.release();
   const bootstrap = { seed: settings.seed };
   let after: number[];
   let tensors: Awaited<ReturnType<typeof adapter.download>>;
@@ -182,13 +165,32 @@ export async function runStatementStudy(
   if (data.test.length >= MIN_MAP_STATEMENTS) for (const which of ['base', 'adapted'] as const) maps.push(await tsneMap(model, which, embedded.vectors[which], data.test, bootstrap.seed));
   return {
     adapter: { config: peftConfigOf(lora, { id: modelId }), tensors },
-    losses,
-    stopped,
-    error,
+    ...trained,
     statements: { train: train.encoded.length, test: test.encoded.length, leftOut: train.leftOut + test.leftOut },
     result,
     maps,
   };
+}
+
+/**
+ * Train the model's trainable adapter on the statements (trainAdapterSteps): `settings.batchSize`
+ * statements a step, in micro-batches of `layout.microBatch` with `layout.checkpointEvery`; the loss
+ * is the step's mean over answer tokens whatever the layout.
+ */
+export async function trainOnStatements(
+  model: DecoderModel,
+  train: StudyStatements,
+  padId: number,
+  settings: AdapterTrainingSettings,
+  layout: StepLayout,
+  hooks: TrainingHooks,
+): Promise<TrainedSteps> {
+  return trainAdapterSteps(model, train.encoded.length, settings, layout, hooks, (trainer, microBatches) =>
+    trainer.statementStep(
+      microBatches.map((part) => ({ statements: part.map((i) => train.encoded[i]), labels: part.map((i) => train.labels[i]) })),
+      padId,
+    ),
+  );
 }
 
 /**

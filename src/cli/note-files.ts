@@ -6,7 +6,7 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { type NoteDocument, type NoteFile, decodeNoteFiles, splitDocuments } from '../data/notes.ts';
+import { DEFAULT_NOTES_HELD_OUT as DEFAULT_HELD_OUT, type NoteDocument, type NoteFile, decodeNoteFiles, splitDocuments } from '../data/notes.ts';
 import { numberOption } from './args.ts';
 import { UsageError } from './errors.ts';
 
@@ -15,9 +15,6 @@ export const NOTES_OPTIONS = {
   'held-out': { type: 'string' },
   'held-out-seed': { type: 'string' },
 } as const;
-
-/** Share of note documents held out unless --held-out says. */
-export const DEFAULT_HELD_OUT = 0.2;
 
 export const NOTES_USAGE = `  --notes <dir|file>    plain-text notes (a folder's files, read recursively; hidden files skipped),
                         one document each, split by whole documents into training and held-out notes

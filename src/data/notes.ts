@@ -9,6 +9,9 @@
 import { DataFormatError } from './errors.ts';
 import { Rng } from './rng.ts';
 
+/** Share of note documents held out unless the user says (the command line's --held-out, the app's form). */
+export const DEFAULT_NOTES_HELD_OUT = 0.2;
+
 /** A file as read from disk or a dropped folder: its name (the path within the folder) and bytes. */
 export interface NoteFile {
   name: string;
@@ -56,6 +59,19 @@ function isHidden(name: string): boolean {
   return base.startsWith('.');
 }
 
+/** A file's text: strict UTF-8 without its byte-order mark, line ends made \n; a binary or non-UTF-8 file is refused by name. */
+function noteText({ name, bytes }: NoteFile): string {
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw new DataFormatError(`${name} is not a plain-text file (a zero byte at byte ${nul}): notes must be .txt-style text`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new DataFormatError(`${name} is not UTF-8 text: save it as UTF-8 (plain text) and add it again`);
+  }
+  return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+}
+
 /**
  * The files' documents, sorted by name (a folder's listing order varies by browser and system, and
  * the held-out split should not): text decoded as strict UTF-8 without its byte-order mark, line ends
@@ -65,25 +81,57 @@ function isHidden(name: string): boolean {
 export function decodeNoteFiles(files: readonly NoteFile[]): NoteDocument[] {
   const shown = files.filter((f) => !isHidden(f.name));
   if (shown.length === 0) throw new DataFormatError(files.length === 0 ? 'no note files were given' : `no note files: the ${files.length} given are all hidden files (names starting with ".")`);
-  const decoder = new TextDecoder('utf-8', { fatal: true });
   const names = new Set<string>();
   const documents: NoteDocument[] = [];
-  for (const { name, bytes } of shown) {
-    if (names.has(name)) throw new DataFormatError(`two note files are named ${name}`);
-    names.add(name);
-    const nul = bytes.indexOf(0);
-    if (nul >= 0) throw new DataFormatError(`${name} is not a plain-text file (a zero byte at byte ${nul}): notes must be .txt-style text`);
-    let text: string;
-    try {
-      text = decoder.decode(bytes);
-    } catch {
-      throw new DataFormatError(`${name} is not UTF-8 text: save it as UTF-8 (plain text) and add it again`);
-    }
-    text = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
-    if (text.trim() !== '') documents.push({ name, text });
+  for (const file of shown) {
+    if (names.has(file.name)) throw new DataFormatError(`two note files are named ${file.name}`);
+    names.add(file.name);
+    const text = noteText(file);
+    if (text.trim() !== '') documents.push({ name: file.name, text });
   }
   if (documents.length === 0) throw new DataFormatError(`no text: the ${shown.length} note file(s) given are empty`);
   return byName(documents);
+}
+
+/** A note file left out, and why (said with its name). */
+export interface RefusedNote {
+  name: string;
+  reason: string;
+}
+
+/**
+ * Files a user adds one by one or as a folder, each judged on its own (the app keeps the good ones
+ * and names the others): documents as decodeNoteFiles reads them, sorted by name; refused, in the
+ * order given, a file that is not UTF-8 text, an empty or whitespace-only one, and a second file of
+ * a name already taken (by `existing` too, the documents added before). Hidden files are skipped
+ * and counted.
+ */
+export function sortNoteFiles(files: readonly NoteFile[], existing: readonly NoteDocument[] = []): { documents: NoteDocument[]; refused: RefusedNote[]; hidden: number } {
+  const names = new Set(existing.map((d) => d.name));
+  const documents: NoteDocument[] = [];
+  const refused: RefusedNote[] = [];
+  let hidden = 0;
+  for (const file of files) {
+    if (isHidden(file.name)) {
+      hidden++;
+      continue;
+    }
+    if (names.has(file.name)) {
+      refused.push({ name: file.name, reason: `${file.name} is already added` });
+      continue;
+    }
+    try {
+      const text = noteText(file);
+      if (text.trim() === '') refused.push({ name: file.name, reason: `${file.name} is empty` });
+      else {
+        names.add(file.name);
+        documents.push({ name: file.name, text });
+      }
+    } catch (e) {
+      refused.push({ name: file.name, reason: (e as Error).message });
+    }
+  }
+  return { documents: byName(documents), refused, hidden };
 }
 
 /** Boundaries tried in turn for a text too long for one chunk, and what joins the parts again. */

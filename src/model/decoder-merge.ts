@@ -32,25 +32,40 @@ export interface DecoderMergeAdapter {
 /** Hugging Face's default max_shard_size is 5 GB; 2 GiB keeps each file well inside one JavaScript buffer. */
 export const DEFAULT_SHARD_BYTES = 2 * 1024 ** 3;
 
-/** The merged model folder, file name → content. Every adapter is checked against the base before anything is read. */
-export async function mergedDecoderFolder(files: DecoderModelFiles, adapters: DecoderMergeAdapter[], shardBytes = DEFAULT_SHARD_BYTES): Promise<Record<string, string | Uint8Array>> {
+/**
+ * The merged model folder, file name → content. Every adapter is checked against the base before
+ * anything is read. `onProgress` hears of each layer read and each module folded (the app shows it).
+ */
+export async function mergedDecoderFolder(
+  files: DecoderModelFiles,
+  adapters: DecoderMergeAdapter[],
+  shardBytes = DEFAULT_SHARD_BYTES,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Record<string, string | Uint8Array>> {
   const { config } = files;
   const modules = decoderLinearModules(config);
   const selected = adapters.map((a) => checkDecoderAdapter(config, modules, a, a.source));
+  const total = config.numHiddenLayers + modules.length;
+  let done = 0;
   const f32 = (t: DecoderTensor): HostTensor => (t.format === 'f32' ? t.tensor : { shape: [...t.shape], data: nf4DequantizeRef(t.nf4) });
   const weights = new Map<string, HostTensor>();
   for (const [name, t] of await files.weights.readGlobals()) weights.set(name, f32(t));
-  for await (const { tensors } of files.weights.layers()) for (const [name, t] of tensors) weights.set(name, f32(t));
+  for await (const { tensors } of files.weights.layers()) {
+    for (const [name, t] of tensors) weights.set(name, f32(t));
+    onProgress?.(++done, total);
+  }
 
   // One module at a time, every adapter folded before rounding once: float64 is held for one weight only.
   for (const module of modules) {
     const folding = adapters.flatMap((adapter, k) => (selected[k].includes(module.name) ? [adapter] : []));
-    if (folding.length === 0) continue;
-    const key = `${module.name}.weight`;
-    const w = weights.get(key) as HostTensor;
-    const acc = Float64Array.from(w.data);
-    for (const adapter of folding) foldLora(acc, adapter.tensors.get(`${module.name}.lora_A`) as HostTensor, adapter.tensors.get(`${module.name}.lora_B`) as HostTensor, loraScale(adapter.config));
-    weights.set(key, { shape: [...w.shape], data: Float32Array.from(acc) });
+    if (folding.length > 0) {
+      const key = `${module.name}.weight`;
+      const w = weights.get(key) as HostTensor;
+      const acc = Float64Array.from(w.data);
+      for (const adapter of folding) foldLora(acc, adapter.tensors.get(`${module.name}.lora_A`) as HostTensor, adapter.tensors.get(`${module.name}.lora_B`) as HostTensor, loraScale(adapter.config));
+      weights.set(key, { shape: [...w.shape], data: Float32Array.from(acc) });
+    }
+    onProgress?.(++done, total);
   }
 
   // Newer transformers write `dtype` where older ones wrote torch_dtype: both say what the file holds.

@@ -4,7 +4,7 @@
  * zero-shot metrics before and after. The trained adapter becomes the adapted side of the answers.
  */
 import type { SplitMode } from '../data/builder.ts';
-import type { SessionEvent, StatementRunSummary } from '../app/protocol.ts';
+import type { SessionEvent, StatementPlan, StatementRunSummary } from '../app/protocol.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { CTD_STUDY_DEMO_SCHEDULE, CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
 import type { DecoderAnswers } from './decoder-answers.svelte.ts';
@@ -30,12 +30,33 @@ export class DecoderStudy {
   /** What the run does after training, and how far: scoring by one model, or embedding for the maps. */
   scoring = $state<{ model: 'base' | 'adapted' | 'embedding'; done: number; total: number } | null>(null);
   summary = $state<StatementRunSummary | null>(null);
+  /** The memory plan of the run the form describes (the encoder run's budget), or why there is none. */
+  plan = $state<StatementPlan | null>(null);
+  planError = $state<string | null>(null);
+  /** The decoder's GPU memory at its peak while training, measured after each step (0 before the first). */
+  peakBytes = $state(0);
+  /** The merged model being built for export: steps done (layers read, modules folded) of total. */
+  merging = $state<{ done: number; total: number } | null>(null);
   error = $state<string | null>(null);
 
   constructor(
     private readonly session: () => RemoteSession,
     private readonly answers: DecoderAnswers,
+    /** The memory budget the step is planned into. */
+    private readonly budgetBytes: () => number,
   ) {}
+
+  /** Plan the run the form describes into the budget (shown before training); a problem with its data is shown instead. */
+  async checkPlan(): Promise<void> {
+    if (!this.datasetId || this.phase === 'busy') return;
+    try {
+      this.plan = await this.session().planDecoderStatements({ datasetId: this.datasetId, ...$state.snapshot(this.settings) }, this.budgetBytes());
+      this.planError = null;
+    } catch (e) {
+      this.plan = null;
+      this.planError = (e as Error).message;
+    }
+  }
 
   /**
    * A newly loaded decoder: the last run's results (another decoder's) go, and the form takes the
@@ -47,6 +68,8 @@ export class DecoderStudy {
     this.settings.learningRate = schedule.learningRate;
     this.summary = null;
     this.losses = [];
+    this.peakBytes = 0;
+    this.plan = null;
     this.error = null;
     this.phase = 'idle';
   }
@@ -62,10 +85,11 @@ export class DecoderStudy {
     this.error = null;
     this.summary = null;
     this.losses = [];
+    this.peakBytes = 0;
     this.totalSteps = settings.steps;
     this.scoring = null;
     try {
-      this.summary = await this.session().trainDecoderStatements({ datasetId: this.datasetId, ...settings });
+      this.summary = await this.session().trainDecoderStatements({ datasetId: this.datasetId, ...settings }, this.budgetBytes());
       this.answers.adapter = this.summary.adapter;
       this.answers.panes = {};
       this.phase = 'ready';
@@ -88,11 +112,22 @@ export class DecoderStudy {
     return this.session().exportDecoderAdapterZip();
   }
 
+  /** The decoder with the trained adapter merged in, as a Hugging Face model folder in a zip. */
+  async exportMergedZip(): Promise<Uint8Array> {
+    this.merging = { done: 0, total: 1 };
+    try {
+      return await this.session().exportDecoderMergedZip();
+    } finally {
+      this.merging = null;
+    }
+  }
+
   onEvent(event: Extract<SessionEvent, { type: 'statement-step' | 'statement-scoring' | 'statement-embedding' }>): void {
     if (this.phase !== 'busy') return;
     if (event.type === 'statement-step') {
       this.losses.push(event.loss);
       this.totalSteps = event.totalSteps;
+      this.peakBytes = event.peakBytes;
       this.scoring = null; // the base's scoring is over
     } else this.scoring = { model: event.type === 'statement-embedding' ? 'embedding' : event.model, done: event.done, total: event.total };
   }

@@ -17,6 +17,7 @@ import type { StepReport } from '../train/trainer.ts';
 import { readPickedAdapter } from './adapter-files.ts';
 import { type RemoteData, startIngestWorker } from './data-client.ts';
 import { DecoderAnswers } from './decoder-answers.svelte.ts';
+import { ClinicalNotes } from './clinical-notes.svelte.ts';
 import { DecoderStudy } from './decoder-study.svelte.ts';
 import { DEMO_SETS, type DemoSet } from './demo-sets.ts';
 import { GUIDED_PRESETS } from './guided-presets.ts';
@@ -109,10 +110,15 @@ export class Lab {
   /** A decoder LLM beside the model being trained, and its answers side by side. */
   readonly answers = new DecoderAnswers(
     () => this.requireSession(),
-    (ref) => this.study.forDecoder(ref),
+    (ref) => {
+      this.study.forDecoder(ref);
+      this.clinical.forDecoder(ref);
+    },
   );
   /** The CTD statements run of that decoder, whose adapter the answers' adapted side then uses. */
-  readonly study = new DecoderStudy(() => this.requireSession(), this.answers);
+  readonly study = new DecoderStudy(() => this.requireSession(), this.answers, () => this.memoryBudgetGiB * 2 ** 30);
+  /** The clinical two-adapter flow of that decoder: a domain adapter on the user's notes, a task adapter over it. */
+  readonly clinical = new ClinicalNotes(() => this.requireSession());
 
   private session: RemoteSession | null = null;
   private loadedModel: ModelRef | null = null;
@@ -611,6 +617,13 @@ export class Lab {
       case 'statement-scoring':
       case 'statement-embedding':
         this.study.onEvent(event);
+        break;
+      case 'merge':
+        this.study.merging = { done: event.done, total: event.total };
+        break;
+      case 'clinical-step':
+      case 'clinical-progress':
+        this.clinical.onEvent(event);
         break;
       case 'evaluation':
         this.evaluationProgress = { done: event.done, total: event.total };

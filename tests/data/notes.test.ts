@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DataFormatError } from '../../src/data/errors.ts';
-import { type NoteDocument, chunkText, decodeNoteFiles, splitNotes } from '../../src/data/notes.ts';
+import { type NoteDocument, chunkText, decodeNoteFiles, sortNoteFiles, splitNotes } from '../../src/data/notes.ts';
 import { loadDecoderTokenizer } from '../../src/model/decoder-tokenizer.ts';
 import { byteLevelTokenizer } from '../../src/model/tiny-byte-tokenizer.ts';
 
@@ -38,6 +38,34 @@ describe('decodeNoteFiles', () => {
     expect(refusal([{ name: 'a.txt', bytes: utf8('\n\n') }])).toBe('no text: the 1 note file(s) given are empty');
     expect(refusal([])).toBe('no note files were given');
     expect(refusal([{ name: 'd/.hidden', bytes: utf8('text') }])).toBe('no note files: the 1 given are all hidden files (names starting with ".")');
+  });
+});
+
+describe('sortNoteFiles', () => {
+  it('keeps the good files sorted by name and refuses each bad one by name, counting hidden files', () => {
+    const { documents, refused, hidden } = sortNoteFiles(
+      [
+        { name: 'n/b.txt', bytes: utf8('Review in clinic.\r\n') },
+        { name: 'n/latin1.txt', bytes: new Uint8Array([0x63, 0x61, 0x66, 0xe9]) },
+        { name: 'n/.DS_Store', bytes: new Uint8Array([0, 1]) },
+        { name: 'n/blank.txt', bytes: utf8(' \n') },
+        { name: 'n/scan.pdf', bytes: new Uint8Array([0x25, 0, 1]) },
+        { name: 'n/a.txt', bytes: utf8('\uFEFFChest pain.') },
+        { name: 'n/old.txt', bytes: utf8('again') },
+      ],
+      [{ name: 'n/old.txt', text: 'added before' }],
+    );
+    expect(documents).toEqual([
+      { name: 'n/a.txt', text: 'Chest pain.' },
+      { name: 'n/b.txt', text: 'Review in clinic.\n' },
+    ]);
+    expect(refused).toEqual([
+      { name: 'n/latin1.txt', reason: 'n/latin1.txt is not UTF-8 text: save it as UTF-8 (plain text) and add it again' },
+      { name: 'n/blank.txt', reason: 'n/blank.txt is empty' },
+      { name: 'n/scan.pdf', reason: 'n/scan.pdf is not a plain-text file (a zero byte at byte 1): notes must be .txt-style text' },
+      { name: 'n/old.txt', reason: 'n/old.txt is already added' },
+    ]);
+    expect(hidden).toBe(1);
   });
 });
 

@@ -1,14 +1,16 @@
 /**
  * The CTD LLM study in the app, on the bundled demo decoder and the bundled Mendelian set (CTD
- * layout): the statements train a QLoRA adapter in the worker with the loss streamed and no
+ * layout): the step's memory plan is shown before training and the measured peak after its first
+ * step; the statements train a QLoRA adapter in the worker with the loss streamed and no
  * main-thread task over 50 ms; the zero-shot accuracy and AUROC table before/after is what the
  * library computes in Node from the same statements, base and exported adapter, followed by the
  * embedding metrics and a t-SNE map per model coloured by true / false or by disease; the exported zip is
- * a PEFT CAUSAL_LM folder of the study's preset; the adapted answer is the library's answer with
- * that adapter.
+ * a PEFT CAUSAL_LM folder of the study's preset, and the merged model's zip is the library's merge
+ * of the base and that adapter, byte for byte, and loads back; the adapted answer is the library's
+ * answer with that adapter.
  */
 import { readFileSync } from 'node:fs';
-import { unzipSync, strFromU8 } from 'fflate';
+import { unzipSync, strFromU8, strToU8 } from 'fflate';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AnswersRequest } from '../../src/app/protocol.ts';
 import { encodeStudyStatements } from '../../src/app/statement-run.ts';
@@ -20,9 +22,11 @@ import { METRIC_HELP } from '../../src/eval/help.ts';
 import { statementComparisons } from '../../src/eval/statement-accuracy.ts';
 import { openDecoderModel } from '../../src/model/decoder-checkpoint.ts';
 import { createDecoderAdapter } from '../../src/model/decoder-lora.ts';
+import { mergedDecoderFolder } from '../../src/model/decoder-merge.ts';
 import { readDecoderPeftAdapter } from '../../src/model/decoder-peft.ts';
 import { allLinearTargets } from '../../src/model/decoder-weights.ts';
 import { DecoderModel } from '../../src/model/decoder.ts';
+import { fileMapSource } from '../../src/model/file-source.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.ts';
 import { scoreStatements } from '../../src/model/statement-score.ts';
@@ -89,9 +93,14 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   await study.getByLabel('Peak learning rate').fill(String(RUN.learningRate));
   await study.getByLabel(/^Seed/).fill(String(RUN.seed));
 
+  // The step's memory plan under the app's budget (1.5 GiB), shown before training; the measured peak joins it after the first step.
+  await expect
+    .poll(() => study.getByTestId('study-plan').textContent(), { timeout: 60_000 })
+    .toMatch(/memory plan: the whole step in one micro-batch, no checkpointing, f32 embeddings and head; estimate [\d.]+ [KM]iB of a 1\.5 GiB budget/);
   const from = await now(page);
   await study.getByRole('button', { name: 'Train on CTD statements' }).click();
   await study.getByText(/^Step 1 of 6, loss \d/).waitFor({ timeout: 120_000 });
+  expect(await study.getByTestId('study-peak').textContent()).toMatch(/^[\d.]+ [KM]iB$/);
   // Training ends where the adapted model's scoring begins: no long task on the page until then.
   await study.getByText(/^Scoring the held-out statements with the adapted model/).waitFor({ timeout: 120_000 });
   expect(await longTasks(page, from, await now(page))).toEqual([]);
@@ -108,6 +117,18 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   const adapter = { 'adapter_config.json': strFromU8(zipped['adapter_config.json']), 'adapter_model.safetensors': zipped['adapter_model.safetensors'] };
   const peftConfig = JSON.parse(adapter['adapter_config.json']);
   expect(peftConfig).toMatchObject({ task_type: 'CAUSAL_LM', peft_type: 'LORA', r: 16, lora_alpha: 32 });
+
+  // The merged model: what the library's merge (qlora-lab merge's) makes of the base and that adapter, loading without PEFT.
+  const [mergedFile] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), study.getByRole('button', { name: 'Export merged model' }).click()]);
+  expect(mergedFile.suggestedFilename()).toBe('demo-decoder-ctd-statements-merged.zip');
+  const merged = unzipSync(new Uint8Array(readFileSync(await mergedFile.path())));
+  const baseFiles = await openDecoderModel(localDirSource(FOLDER));
+  const peft = readDecoderPeftAdapter(adapter, baseFiles.config);
+  const expected = await mergedDecoderFolder(baseFiles, [{ config: loraConfigOf(peft), tensors: peft.tensors, source: 'the exported adapter' }]);
+  expect(Object.keys(merged).sort()).toEqual(Object.keys(expected).sort());
+  for (const [name, content] of Object.entries(expected)) expect(merged[name], name).toEqual(typeof content === 'string' ? strToU8(content) : content);
+  const reread = await openDecoderModel(fileMapSource(new Map(Object.entries(merged).map(([name, bytes]) => [name, new Blob([bytes as Uint8Array<ArrayBuffer>])]))));
+  expect((await reread.weights.readLayer(0)).size).toBeGreaterThan(0);
 
   // The table is the library's before/after on the same held-out statements.
   const { config, test, compareWith } = await library;

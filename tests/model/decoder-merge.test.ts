@@ -41,7 +41,11 @@ describe('merged decoder folders', () => {
   it('hold W + scale·B·A, sharded with an index that reads back as the one-file folder', async () => {
     const base = await openDecoderModel(localDirSource(join(fixture, 'model')));
     const adapter = await fixtureAdapter(base.config);
-    const whole = await mergedDecoderFolder(base, [adapter]);
+    const progress: number[][] = [];
+    const whole = await mergedDecoderFolder(base, [adapter], undefined, (done, total) => progress.push([done, total]));
+    // Each layer read, then each of the 7 linears per layer folded.
+    const total = base.config.numHiddenLayers * 8;
+    expect(progress).toEqual(Array.from({ length: total }, (_, k) => [k + 1, total]));
     expect(Object.keys(whole).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
     const weights = parseSafetensors(whole['model.safetensors'] as Uint8Array).tensors;
     const w = readSafetensorsFile(join(fixture, 'model', 'model.safetensors')).get(`${Q}.weight`)!.data;
