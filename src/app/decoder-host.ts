@@ -98,7 +98,7 @@ export class DecoderHost {
    * scoring's progress; Stop ends training early (what was trained is still evaluated). The adapter
    * becomes the adapted answers' and the one exportAdapterZip writes.
    */
-  async trainStatements(data: { train: CtdStatement[]; test: CtdStatement[] }, split: StatementRunSummary['split'], settings: StatementRunSettings, listener: SessionListener): Promise<StatementRunSummary> {
+  async trainStatements(data: { train: CtdStatement[]; test: CtdStatement[] }, split: StatementRunSummary['split'], settings: StatementRunSettings, listener: SessionListener): Promise<Omit<StatementRunSummary, 'fingerprint'>> {
     this.assertUsable('train on statements');
     this.training = true;
     this.stopRequested = false;

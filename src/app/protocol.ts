@@ -98,11 +98,15 @@ export interface StatementRunRequest {
   batchSize: number;
   learningRate: number;
   seed: number;
+  /** The statements' fingerprint a share link expects: a build that differs is refused before any training. */
+  fingerprint?: string;
 }
 
 /** A finished CTD statements run: its losses, the zero-shot metrics before/after and the adapter now used by the adapted answers. */
 export interface StatementRunSummary {
   split: SplitMode;
+  /** Hash of every statement of both splits in order (the CTD build's fingerprint): what a share link checks the data by. */
+  fingerprint: string;
   /** Statements trained on and held out, and those left out as longer than the decoder's positions. */
   statements: { train: number; test: number; leftOut: number };
   losses: number[];

@@ -204,8 +204,14 @@ export class LabSession {
     if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
     if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
     const statements = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
+    const { fingerprint } = statements.stats;
+    if (request.fingerprint !== undefined && request.fingerprint !== fingerprint) {
+      throw new DatasetError(
+        `These are not the statements the link was made with: ${meta.name} builds statements with fingerprint ${fingerprint}, the link expects ${request.fingerprint}. Choose the same file (same content), or train on this one without the link.`,
+      );
+    }
     const { steps, batchSize, learningRate, seed } = request;
-    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, (event) => this.listener(event));
+    return { ...(await decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, (event) => this.listener(event))), fingerprint };
   }
 
   /** The adapter the decoder's statements run trained, as a PEFT CAUSAL_LM folder in a zip. */
