@@ -5,7 +5,7 @@
  * library computes in Node from the same statements, base and exported adapter, followed by the
  * embedding metrics and a t-SNE map per model coloured by true / false or by disease; the exported zip is
  * a PEFT CAUSAL_LM folder of the study's preset; the adapted answer is the library's answer with
- * that adapter.
+ * that adapter; the run's share link, opened in a fresh browser context, reruns it with identical losses.
  */
 import { readFileSync } from 'node:fs';
 import { unzipSync, strFromU8 } from 'fflate';
@@ -69,7 +69,7 @@ async function libraryStudy() {
   };
 }
 
-it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/after, answers with the adapter and exports it', async () => {
+it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/after, answers with the adapter, exports it and reruns it from a share link', async () => {
   const library = libraryStudy();
   const { page, errors } = await openApp(session);
   await page.getByText(/^Loaded demo-bert/).waitFor({ timeout: 240_000 });
@@ -152,4 +152,22 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   expect(await answers.getByTestId('answer-base').textContent()).toBe(expectedBase.text);
   expect(await answers.getByTestId('answer-adapted').textContent()).toBe(expectedAdapted.text);
   expect(errors).toEqual([]);
-}, 600_000);
+
+  // The run's share link, opened in a fresh context (no stored data, nothing loaded), says what it
+  // will run, waits for confirmation and reruns it: every loss identical (toEqual compares numbers with Object.is).
+  const losses: number[] = JSON.parse((await done.getAttribute('data-losses'))!);
+  expect(losses).toHaveLength(RUN.steps);
+  await study.getByRole('button', { name: 'Make a share link' }).click();
+  const link = new URL(await study.getByLabel('Share link').inputValue());
+  const other = await openApp(session, link.pathname + link.hash);
+  const offer = other.page.getByRole('region', { name: 'Rerun a shared setup?' });
+  expect((await offer.textContent())!.replace(/\s+/g, ' ')).toMatch(
+    /demo-decoder \(bundled smoke-test model\): nothing to download.*CTD statements from Mendelian gene–disease associations \(CTD layout\) \(bundled demo set\); random 80\/20 split\..*6 steps of 8 statements at a peak learning rate of 0\.01, seed 1/,
+  );
+  await offer.getByRole('button', { name: 'Rerun' }).click();
+  const rerun = other.page.getByRole('region', { name: /^CTD statements/ }).getByTestId('study-done');
+  await rerun.waitFor({ timeout: 300_000 });
+  expect(JSON.parse((await rerun.getAttribute('data-losses'))!)).toEqual(losses);
+  expect(other.errors).toEqual([]);
+  await other.context.close();
+}, 900_000);
