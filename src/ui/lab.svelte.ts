@@ -520,11 +520,14 @@ export class Lab {
     this.shared = { config, preview: null, fit: null, confirmed: false, waitingFor: null, rerun: false };
     const session = this.requireSession();
     try {
-      if (config.kind === 'decoder-statements' && config.model.kind === 'hub') {
-        this.shared.fit = await session.checkDecoder({ ...config.model }, this.memoryBudgetGiB * 2 ** 30, { sequences: config.batchSize, seq: APP_DECODER_TRAINING.seq });
-        if (this.shared.fit && !this.shared.fit.fits) this.shareError = `This link's decoder ${modelLabel(config.model)} does not fit this device, so it will not be downloaded: ${this.shared.fit.problems.join('; ')}`;
-      }
-      this.shared.preview = await session.previewModel(config.model);
+      const fit =
+        config.kind === 'decoder-statements' && config.model.kind === 'hub'
+          ? await session.checkDecoder({ ...config.model }, this.memoryBudgetGiB * 2 ** 30, { sequences: config.batchSize, seq: APP_DECODER_TRAINING.seq })
+          : null;
+      this.shared.fit = fit;
+      if (fit && !fit.fits) this.shareError = `This link's decoder ${modelLabel(config.model)} does not fit this device, so it will not be downloaded: ${fit.problems.join(' ')}`;
+      // The fit check has looked up the decoder's download already.
+      this.shared.preview = fit ? { bytes: fit.downloadBytes, toDownload: fit.toDownload, commit: fit.commit } : await session.previewModel(config.model);
     } catch (e) {
       this.shareError = `Could not look up the link's model ${modelLabel(config.model)}: ${(e as Error).message}`;
     }
