@@ -583,7 +583,6 @@ export class Lab {
    */
   private async openSharedStatements(config: StatementRunConfig): Promise<void> {
     const source = config.data.source;
-    this.shared!.waitingFor = source.kind === 'file' ? source.name : null;
     if (config.model.kind === 'local') {
       this.shareError = `This link trains the local decoder folder ${config.model.id}: load that folder under "Answers side by side", then train on CTD statements.`;
       return;
@@ -593,7 +592,11 @@ export class Lab {
       this.shareError = this.answers.error ?? `The link's decoder ${modelLabel(config.model)} could not be loaded.`;
       return;
     }
-    if (source.kind === 'file') return;
+    // The user's file is asked for once the decoder is loaded (loading one starts the statements form afresh).
+    if (source.kind === 'file') {
+      this.shared!.waitingFor = source.name;
+      return;
+    }
     const demo = DEMO_SETS.find((d) => d.id === source.id && d.ctd);
     if (!demo) {
       this.shareError = `This link uses a CTD demo set this version of the app does not have (${source.id}).`;

@@ -26,6 +26,8 @@ import { DecoderModel } from '../../src/model/decoder.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.ts';
 import { scoreStatements } from '../../src/model/statement-score.ts';
+import type { StatementRunConfig } from '../../src/train/shared-run.ts';
+import { readShareLink, shareLink } from '../../src/ui/share-link.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { libraryAnswer } from '../helpers/library-answer.ts';
@@ -170,4 +172,19 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   expect(JSON.parse((await rerun.getAttribute('data-losses'))!)).toEqual(losses);
   expect(other.errors).toEqual([]);
   await other.context.close();
+
+  // The same run on a file of the sender's: the receiver is asked for it, and another file is refused by fingerprint before any training.
+  const sent = readShareLink(link.href) as StatementRunConfig;
+  const fileLink = new URL(shareLink({ ...sent, data: { ...sent.data, source: { kind: 'file', name: 'my-ctd.csv' } } }, link.href));
+  const third = await openApp(session, fileLink.pathname + fileLink.hash);
+  await third.page.getByRole('region', { name: 'Rerun a shared setup?' }).getByRole('button', { name: 'Rerun' }).click();
+  await third.page.getByText('The shared configuration trains on your file my-ctd.csv').waitFor({ timeout: 120_000 });
+  const fewer = readFileSync('public/data/mendelian-gene-disease.csv', 'utf8').split('\n').slice(0, 60).join('\n');
+  await third.page.getByLabel('CTD gene–disease file (CSV/TSV, .gz) or pair file (CSV, TSV, JSONL)').setInputFiles({ name: 'my-ctd.csv', mimeType: 'text/csv', buffer: Buffer.from(fewer) });
+  const refusal = third.page.getByRole('region', { name: /^CTD statements/ }).getByRole('alert');
+  await refusal.waitFor({ timeout: 120_000 });
+  expect(await refusal.textContent()).toMatch(new RegExp(`^These are not the statements the link was made with: my-ctd\\.csv builds statements with fingerprint [0-9a-f]{16}, the link expects ${sent.data.fingerprint}\\.`));
+  await third.page.getByText('The shared configuration trains on your file my-ctd.csv').waitFor();
+  expect(third.errors).toEqual([]);
+  await third.context.close();
 }, 900_000);
