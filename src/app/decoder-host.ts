@@ -157,7 +157,7 @@ export class DecoderHost {
     settings: StatementRunSettings,
     budgetBytes: number,
     listener: SessionListener,
-  ): Promise<StatementRunSummary> {
+  ): Promise<Omit<StatementRunSummary, 'fingerprint'>> {
     return this.whileTraining('train on statements', async () => {
       checkStatementRunSettings(settings);
       const plan = this.planStatements(data, settings, budgetBytes);

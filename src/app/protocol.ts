@@ -99,6 +99,8 @@ export interface StatementRunRequest {
   batchSize: number;
   learningRate: number;
   seed: number;
+  /** The statements' fingerprint a share link expects: a build that differs is refused before any training. */
+  fingerprint?: string;
 }
 
 /** How a CTD statements run's step is laid out to fit the memory budget (planDecoderTraining), before it starts. */
@@ -136,6 +138,8 @@ export interface StatementCounts {
 /** A finished CTD statements run: its losses, the zero-shot metrics before/after and the adapter now used by the adapted answers. */
 export interface StatementRunSummary extends AdapterRunSummary {
   split: SplitMode;
+  /** Hash of every statement of both splits in order (the CTD build's fingerprint): what a share link checks the data by. */
+  fingerprint: string;
   statements: StatementCounts;
   /** t-SNE maps of the held-out statements' embeddings, base and adapted, labelled true / false statement; none for fewer than 4 statements. */
   maps: TsneMap[];

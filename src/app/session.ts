@@ -128,7 +128,7 @@ export class LabSession {
   /** A decoder LLM loaded beside the encoder, for the answers side by side. */
   private decoder: DecoderHost | null = null;
   /** The last CTD statements built (planned, then trained on), by dataset, split and seed. */
-  private statements: { key: string; split: CtdStatements } | null = null;
+  private statements: { key: string; split: CtdStatements; name: string } | null = null;
 
   setListener(listener: SessionListener): void {
     this.listener = listener;
@@ -209,8 +209,14 @@ export class LabSession {
     this.assertIdle('train the decoder');
     const decoder = this.requireDecoder();
     const statements = await this.ctdStatements(request);
+    const { fingerprint } = statements.stats;
+    if (request.fingerprint !== undefined && request.fingerprint !== fingerprint) {
+      throw new DatasetError(
+        `These are not the statements the link was made with: ${this.statements!.name} builds statements with fingerprint ${fingerprint}, the link expects ${request.fingerprint}. Choose the same file (same content), or train on this one without the link.`,
+      );
+    }
     const { steps, batchSize, learningRate, seed } = request;
-    return decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, memoryBudgetBytes, (event) => this.listener(event));
+    return { ...(await decoder.trainStatements(statements, request.split, { steps, batchSize, learningRate, seed }, memoryBudgetBytes, (event) => this.listener(event))), fingerprint };
   }
 
   /** The memory plan of the statements run `request` describes, under `budgetBytes`, before it starts. */
@@ -229,7 +235,7 @@ export class LabSession {
     if (meta.kind !== 'ctd') throw new DatasetError(`${meta.name} is a ${meta.kind} dataset; statements come from a CTD gene–disease file.`);
     if (meta.status !== 'complete') throw new DatasetError(`${meta.name} is not completely read (${meta.status}); resume or add it again first.`);
     const split = buildCtdStatements(await loadCtdGraph(db, request.datasetId), request.split, request.seed, { count: meta.counts.bad, samples: meta.badSamples });
-    this.statements = { key, split };
+    this.statements = { key, split, name: meta.name };
     return split;
   }
 

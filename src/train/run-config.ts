@@ -67,6 +67,8 @@ export interface Seeds {
 
 export interface RunConfig {
   v: typeof RUN_CONFIG_VERSION;
+  /** An encoder run; absent in links and stored runs made before decoder runs could be shared (shared-run.ts). */
+  kind?: 'encoder';
   model: ModelRef;
   quantization: 'nf4' | 'f32';
   frozenAdapter: FrozenAdapterRef | null;
@@ -205,24 +207,13 @@ export function upgradeRunConfig(config: RunConfig): RunConfig {
 export function validateRunConfig(value: unknown): RunConfig {
   const problems: string[] = [];
   const c = value as RunConfig;
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  const num = (v: unknown, path: string, check: (n: number) => boolean, rule: string) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) problems.push(`${path} must be ${rule} (got ${JSON.stringify(v)})`);
-  };
-  const str = (v: unknown, path: string) => {
-    if (typeof v !== 'string' || v === '') problems.push(`${path} must be a non-empty text (got ${JSON.stringify(v)})`);
-  };
+  const { num, str } = fieldChecks(problems);
   const int = (lo: number) => (n: number) => Number.isInteger(n) && n >= lo;
   if (!isObject(value)) throw new Error('the run configuration is not an object');
   if (c.v !== RUN_CONFIG_VERSION) throw new Error(`this run configuration has version ${JSON.stringify(c.v)}; this app reads version ${RUN_CONFIG_VERSION}`);
+  if (c.kind !== undefined && c.kind !== 'encoder') problems.push(`kind must be encoder or absent (got ${JSON.stringify(c.kind)})`);
 
-  if (!isObject(c.model)) problems.push('model is missing');
-  else {
-    str(c.model.id, 'model.id');
-    if (c.model.kind === 'hub') str(c.model.revision, 'model.revision');
-    else if (c.model.kind === 'local') str(c.model.fingerprint, 'model.fingerprint');
-    else if (c.model.kind !== 'bundled') problems.push(`model.kind must be bundled, hub or local (got ${JSON.stringify((c.model as { kind: unknown }).kind)})`);
-  }
+  checkModelRef(c.model, problems);
   if (c.quantization !== 'nf4' && c.quantization !== 'f32') problems.push(`quantization must be nf4 or f32 (got ${JSON.stringify(c.quantization)})`);
   if (c.frozenAdapter !== null) {
     if (!isObject(c.frozenAdapter)) problems.push('frozenAdapter must be null or {name, fingerprint}');
@@ -234,10 +225,7 @@ export function validateRunConfig(value: unknown): RunConfig {
   if (!isObject(c.data)) problems.push('data is missing');
   else {
     const { source, build, evaluation } = c.data;
-    if (!isObject(source)) problems.push('data.source is missing');
-    else if (source.kind === 'demo') str(source.id, 'data.source.id');
-    else if (source.kind === 'file') str(source.name, 'data.source.name');
-    else problems.push(`data.source.kind must be demo or file (got ${JSON.stringify((source as { kind: unknown }).kind)})`);
+    checkDataSource(source, problems);
     if (!isObject(build) || (build.kind !== 'pairs' && build.kind !== 'ctd')) problems.push('data.build.kind must be pairs or ctd');
     else {
       num(build.testFraction, 'data.build.testFraction', (n) => n > 0 && n < 1, 'in (0, 1)');
@@ -293,9 +281,48 @@ export function validateRunConfig(value: unknown): RunConfig {
     num(t.checkpointEvery, 'train.checkpointEvery', int(1), 'an integer ≥ 1');
   }
   if (!isObject(c.seeds)) problems.push('seeds are missing');
-  else for (const key of ['init', 'train', 'data', 'eval'] as const) num(c.seeds[key], `seeds.${key}`, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in 0..2³²−1');
+  else for (const key of ['init', 'train', 'data', 'eval'] as const) checkSeed(c.seeds[key], `seeds.${key}`, problems);
   if (problems.length > 0) throw new Error(`the run configuration is not valid:\n  ${problems.join('\n  ')}`);
   return { ...c, prompts };
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks that add a problem naming the field, the rule and the value it got. */
+export function fieldChecks(problems: string[]) {
+  return {
+    num(v: unknown, path: string, check: (n: number) => boolean, rule: string): void {
+      if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) problems.push(`${path} must be ${rule} (got ${JSON.stringify(v)})`);
+    },
+    str(v: unknown, path: string): void {
+      if (typeof v !== 'string' || v === '') problems.push(`${path} must be a non-empty text (got ${JSON.stringify(v)})`);
+    },
+  };
+}
+
+/** A model reference from outside: bundled by id, a Hub id at a revision, or a local folder by name and fingerprint. */
+export function checkModelRef(model: unknown, problems: string[]): void {
+  const { str } = fieldChecks(problems);
+  if (!isObject(model)) return void problems.push('model is missing');
+  str(model.id, 'model.id');
+  if (model.kind === 'hub') str(model.revision, 'model.revision');
+  else if (model.kind === 'local') str(model.fingerprint, 'model.fingerprint');
+  else if (model.kind !== 'bundled') problems.push(`model.kind must be bundled, hub or local (got ${JSON.stringify(model.kind)})`);
+}
+
+/** Where a run's data comes from: a bundled demo set by id, or the user's file by name. */
+export function checkDataSource(source: unknown, problems: string[]): void {
+  const { str } = fieldChecks(problems);
+  if (!isObject(source)) problems.push('data.source is missing');
+  else if (source.kind === 'demo') str(source.id, 'data.source.id');
+  else if (source.kind === 'file') str(source.name, 'data.source.name');
+  else problems.push(`data.source.kind must be demo or file (got ${JSON.stringify(source.kind)})`);
+}
+
+export function checkSeed(v: unknown, path: string, problems: string[]): void {
+  fieldChecks(problems).num(v, path, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in 0..2³²−1');
 }
 
 /** A short human name of the model, e.g. "BAAI/bge-small-en-v1.5@main". */

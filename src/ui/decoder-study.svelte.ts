@@ -1,15 +1,19 @@
 /**
  * The page's state of the CTD LLM study on the loaded decoder: which CTD dataset and split, the
  * short run's settings, the losses and scoring progress the engine worker streams, Stop, and the
- * zero-shot metrics before and after. The trained adapter becomes the adapted side of the answers.
+ * zero-shot metrics before and after. The trained adapter becomes the adapted side of the answers,
+ * and a finished run can be shared as a link that reruns it.
  */
 import type { SplitMode } from '../data/builder.ts';
 import type { SessionEvent, StatementPlan, StatementRunSummary } from '../app/protocol.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { CTD_STUDY_DEMO_SCHEDULE, CTD_STUDY_TRAINING as STUDY } from '../train/defaults.ts';
+import { type DataRef, RUN_CONFIG_VERSION } from '../train/run-config.ts';
+import type { StatementRunConfig } from '../train/shared-run.ts';
 import type { DecoderAnswers } from './decoder-answers.svelte.ts';
 import type { RemoteSession } from './engine-client.ts';
 import type { Phase } from './lab.svelte.ts';
+import { shareLink } from './share-link.ts';
 
 export interface StudySettings {
   split: SplitMode;
@@ -38,12 +42,16 @@ export class DecoderStudy {
   /** The merged model being built for export: steps done (layers read, modules folded) of total. */
   merging = $state<{ done: number; total: number } | null>(null);
   error = $state<string | null>(null);
+  /** The last run that trained all its steps, as a share link carries it; null before one. */
+  runConfig = $state<StatementRunConfig | null>(null);
 
   constructor(
     private readonly session: () => RemoteSession,
     private readonly answers: DecoderAnswers,
     /** The memory budget the step is planned into. */
     private readonly budgetBytes: () => number,
+    /** Where a stored dataset came from (a bundled demo set or the user's file), for share links. */
+    private readonly sourceOf: (datasetId: string) => DataRef['source'] | null,
   ) {}
 
   /** Plan the run the form describes into the budget (shown before training); a problem with its data is shown instead. */
@@ -67,6 +75,7 @@ export class DecoderStudy {
     this.settings.steps = schedule.steps;
     this.settings.learningRate = schedule.learningRate;
     this.summary = null;
+    this.runConfig = null;
     this.losses = [];
     this.peakBytes = 0;
     this.plan = null;
@@ -74,22 +83,30 @@ export class DecoderStudy {
     this.phase = 'idle';
   }
 
-  async train(): Promise<void> {
+  /** Train and evaluate; a share link's rerun passes the fingerprint its statements must have. */
+  async train(expectedFingerprint?: string): Promise<void> {
     if (!this.datasetId) {
       this.error = 'Choose a CTD dataset first.';
       return;
     }
     const settings = $state.snapshot(this.settings);
+    const shared = this.sharedPart(this.datasetId);
     this.phase = 'busy';
     this.stopping = false;
     this.error = null;
     this.summary = null;
+    this.runConfig = null;
     this.losses = [];
     this.peakBytes = 0;
     this.totalSteps = settings.steps;
     this.scoring = null;
     try {
-      this.summary = await this.session().trainDecoderStatements({ datasetId: this.datasetId, ...settings }, this.budgetBytes());
+      const fingerprint = expectedFingerprint === undefined ? {} : { fingerprint: expectedFingerprint };
+      this.summary = await this.session().trainDecoderStatements({ datasetId: this.datasetId, ...settings, ...fingerprint }, this.budgetBytes());
+      if (shared && !this.summary.stopped && this.summary.error === null) {
+        const { model, quantization, source } = shared;
+        this.runConfig = { v: RUN_CONFIG_VERSION, kind: 'decoder-statements', model, quantization, data: { source, fingerprint: this.summary.fingerprint }, ...settings };
+      }
       this.answers.adapter = this.summary.adapter;
       this.answers.panes = {};
       this.phase = 'ready';
@@ -100,6 +117,19 @@ export class DecoderStudy {
       this.stopping = false;
       this.scoring = null;
     }
+  }
+
+  /** A link that reruns the last complete run on the same decoder (a Hub one at the commit it resolved to), data and settings. */
+  shareUrl(): string {
+    if (!this.runConfig) throw new Error('Train the decoder on CTD statements first: the link reruns a complete run.');
+    return shareLink($state.snapshot(this.runConfig) as StatementRunConfig, location.href);
+  }
+
+  /** What a share link of a run on `datasetId` takes from the loaded decoder and the data store. */
+  private sharedPart(datasetId: string): (Pick<StatementRunConfig, 'model' | 'quantization'> & { source: DataRef['source'] }) | null {
+    const [ref, decoder, source] = [$state.snapshot(this.answers.ref), this.answers.decoder, this.sourceOf(datasetId)];
+    if (!ref || !decoder || !source) return null;
+    return { model: ref.kind === 'hub' && decoder.commit ? { ...ref, revision: decoder.commit } : ref, quantization: decoder.quantization, source };
   }
 
   stop(): void {

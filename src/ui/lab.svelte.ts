@@ -7,11 +7,13 @@
 import * as Comlink from 'comlink';
 import type { BuildMeta, DatasetMeta, IngestProgress } from '../data/index.ts';
 import type { FileProgress } from '../model/file-source.ts';
+import { APP_DECODER_TRAINING } from '../model/decoder-fit.ts';
 import { formatBytes } from '../model/memory.ts';
 import { describeSettings } from '../model/sentence-config.ts';
 import type { ModelRef } from '../model/model-ref.ts';
 import { APP_MEMORY_BUDGET_GIB } from '../train/defaults.ts';
 import { type BuildRecipe, type DataRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, newRunId, withSentenceSettings } from '../train/run-config.ts';
+import type { SharedRun, StatementRunConfig } from '../train/shared-run.ts';
 import type { DecoderCheck, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
 import type { StepReport } from '../train/trainer.ts';
 import { readPickedAdapter } from './adapter-files.ts';
@@ -101,10 +103,10 @@ export class Lab {
   unfinished = $state<RunRecord[]>([]);
   /**
    * A configuration opened from a share link: what its model will download (looked up before the
-   * user confirms; nothing is downloaded or run until then), whether it was confirmed, what it still
-   * needs, and whether it has been rerun.
+   * user confirms; nothing is downloaded or run until then), for a Hub decoder whether it fits this
+   * device, whether it was confirmed, what it still needs, and whether it has been rerun.
    */
-  shared = $state<{ config: RunConfig; preview: ModelPreview | null; confirmed: boolean; waitingFor: string | null; rerun: boolean } | null>(null);
+  shared = $state<{ config: SharedRun; preview: ModelPreview | null; fit: DecoderCheck | null; confirmed: boolean; waitingFor: string | null; rerun: boolean } | null>(null);
   shareError = $state<string | null>(null);
 
   /** A decoder LLM beside the model being trained, and its answers side by side. */
@@ -116,7 +118,12 @@ export class Lab {
     },
   );
   /** The CTD statements run of that decoder, whose adapter the answers' adapted side then uses. */
-  readonly study = new DecoderStudy(() => this.requireSession(), this.answers, () => this.memoryBudgetGiB * 2 ** 30);
+  readonly study = new DecoderStudy(
+    () => this.requireSession(),
+    this.answers,
+    () => this.memoryBudgetGiB * 2 ** 30,
+    (id) => this.sourceOf(id),
+  );
   /** The clinical two-adapter flow of that decoder: a domain adapter on the user's notes, a task adapter over it. */
   readonly clinical = new ClinicalNotes(() => this.requireSession());
 
@@ -131,7 +138,7 @@ export class Lab {
     this.data = startIngestWorker();
     worker.addEventListener('error', (e) => (this.gpuError = `The engine worker stopped: ${e.message || 'it could not be loaded'}`));
     if (import.meta.env.DEV) (globalThis as { __qloraTest?: unknown }).__qloraTest = { loseDevice: () => session.loseDeviceForTest() };
-    let shared: RunConfig | null = null;
+    let shared: SharedRun | null = null;
     try {
       shared = readShareLink(pageUrl);
     } catch (e) {
@@ -512,23 +519,35 @@ export class Lab {
     return this.model ? describeSettings(this.model.sentence.settings, this.model.sentence.origins) : '';
   }
 
-  /** Show what a share link will download and run, and wait for the user to confirm it. */
-  private async offerShared(config: RunConfig): Promise<void> {
-    this.shared = { config, preview: null, confirmed: false, waitingFor: null, rerun: false };
+  /**
+   * Show what a share link will download and run, and wait for the user to confirm it. A Hub
+   * decoder is checked against this device first: one that does not fit is refused with its plan.
+   */
+  private async offerShared(config: SharedRun): Promise<void> {
+    this.shared = { config, preview: null, fit: null, confirmed: false, waitingFor: null, rerun: false };
+    const session = this.requireSession();
     try {
-      this.shared.preview = await this.requireSession().previewModel(config.model);
+      const fit =
+        config.kind === 'decoder-statements' && config.model.kind === 'hub'
+          ? await session.checkDecoder({ ...config.model }, this.memoryBudgetGiB * 2 ** 30, { sequences: config.batchSize, seq: APP_DECODER_TRAINING.seq })
+          : null;
+      this.shared.fit = fit;
+      if (fit && !fit.fits) this.shareError = `This link's decoder ${modelLabel(config.model)} does not fit this device, so it will not be downloaded: ${fit.problems.join(' ')}`;
+      // The fit check has looked up the decoder's download already.
+      this.shared.preview = fit ? { bytes: fit.downloadBytes, toDownload: fit.toDownload, commit: fit.commit } : await session.previewModel(config.model);
     } catch (e) {
       this.shareError = `Could not look up the link's model ${modelLabel(config.model)}: ${(e as Error).message}`;
     }
   }
 
-  /** The user confirmed the share link: restore and rerun it. */
+  /** The user confirmed the share link: restore and rerun it (never a decoder the device cannot fit). */
   async confirmShared(): Promise<void> {
     const shared = this.shared;
-    if (!shared || shared.confirmed) return;
+    if (!shared || shared.confirmed || shared.fit?.fits === false) return;
     shared.confirmed = true;
     this.shareError = null;
-    await this.openShared($state.snapshot(shared.config) as RunConfig);
+    const config = $state.snapshot(shared.config) as SharedRun;
+    await (config.kind === 'decoder-statements' ? this.openSharedStatements(config) : this.openShared(config));
   }
 
   /** The user declined the share link: nothing of it is loaded; the page opens on the demo as usual. */
@@ -564,6 +583,57 @@ export class Lab {
     }
   }
 
+  /**
+   * Restore a shared decoder statements run: load its decoder beside the encoder, add its CTD data (a
+   * demo set at once; the user's own file once they choose it) and rerun it, the statements checked
+   * by fingerprint before any training.
+   */
+  private async openSharedStatements(config: StatementRunConfig): Promise<void> {
+    const source = config.data.source;
+    if (config.model.kind === 'local') {
+      this.shareError = `This link trains the local decoder folder ${config.model.id}: load that folder under "Answers side by side", then train on CTD statements.`;
+      return;
+    }
+    await this.answers.load(config.model, config.quantization);
+    if (JSON.stringify($state.snapshot(this.answers.ref)) !== JSON.stringify(config.model)) {
+      this.shareError = this.answers.error ?? `The link's decoder ${modelLabel(config.model)} could not be loaded.`;
+      return;
+    }
+    // The user's file is asked for once the decoder is loaded (loading one starts the statements form afresh).
+    if (source.kind === 'file') {
+      this.shared!.waitingFor = source.name;
+      return;
+    }
+    const demo = DEMO_SETS.find((d) => d.id === source.id && d.ctd);
+    if (!demo) {
+      this.shareError = `This link uses a CTD demo set this version of the app does not have (${source.id}).`;
+      return;
+    }
+    const datasetId = await this.addDemoDataset(demo);
+    if (datasetId) await this.rerunSharedStatements(datasetId, config);
+  }
+
+  private async rerunSharedStatements(datasetId: string, config: StatementRunConfig): Promise<void> {
+    const { split, steps, batchSize, learningRate, seed } = config;
+    this.study.datasetId = datasetId;
+    this.study.settings = { split, steps, batchSize, learningRate, seed };
+    this.shared!.rerun = true;
+    await this.study.train(config.data.fingerprint);
+    // Another file than the sender's is refused by fingerprint (the study says so): ask for it again.
+    if (this.study.phase === 'error' && config.data.source.kind === 'file') {
+      this.shared!.rerun = false;
+      this.shared!.waitingFor = config.data.source.name;
+    }
+  }
+
+  /** Where a stored dataset came from: a bundled demo set (by its id) or the user's file (by its name). */
+  private sourceOf(datasetId: string): DataRef['source'] | null {
+    const demo = DEMO_SETS.find((d) => demoDatasetId(d.id) === datasetId);
+    if (demo) return { kind: 'demo', id: demo.id };
+    const meta = this.datasets.find((d) => d.id === datasetId);
+    return meta ? { kind: 'file', name: meta.source.name } : null;
+  }
+
   /** The user chose the file a shared configuration needs: ingest it, rebuild, compare fingerprints, rerun. */
   async provideSharedFile(file: File): Promise<void> {
     const shared = this.shared;
@@ -576,6 +646,7 @@ export class Lab {
 
   private async rerunShared(datasetId: string): Promise<void> {
     const shared = this.shared!;
+    if (shared.config.kind === 'decoder-statements') return this.rerunSharedStatements(datasetId, $state.snapshot(shared.config) as StatementRunConfig);
     const { data } = shared.config;
     const expected = data.fingerprint;
     if (!(await this.buildData(datasetId, data.build, data.source, data.evaluation))) return;

@@ -1,20 +1,20 @@
 /**
- * Share links: the run's whole configuration in the URL fragment (`#run=<base64url JSON>`). The
- * fragment never reaches a server, so a file name or a fingerprint in it stays between the people
- * who share the link.
+ * Share links: the run's whole configuration (an encoder run or a decoder's statements run) in the
+ * URL fragment (`#run=<base64url JSON>`). The fragment never reaches a server, so a file name or a
+ * fingerprint in it stays between the people who share the link.
  */
-import { type RunConfig, validateRunConfig } from '../train/run-config.ts';
+import { type SharedRun, validateSharedRun } from '../train/shared-run.ts';
 
 const KEY = 'run';
 
-export function shareLink(config: RunConfig, pageUrl: string): string {
+export function shareLink(config: SharedRun, pageUrl: string): string {
   const url = new URL(pageUrl);
   url.hash = `${KEY}=${toBase64Url(new TextEncoder().encode(JSON.stringify(config)))}`;
   return url.toString();
 }
 
 /** The configuration in a page URL's fragment, null when there is none; a damaged link throws a message saying so. */
-export function readShareLink(pageUrl: string): RunConfig | null {
+export function readShareLink(pageUrl: string): SharedRun | null {
   const hash = new URL(pageUrl).hash.replace(/^#/, '');
   const encoded = new URLSearchParams(hash).get(KEY);
   if (encoded === null) return null;
@@ -24,7 +24,7 @@ export function readShareLink(pageUrl: string): RunConfig | null {
   } catch {
     throw new Error('this share link is damaged (its configuration could not be decoded); ask for the link again, copied whole');
   }
-  return validateRunConfig(json);
+  return validateSharedRun(json);
 }
 
 function toBase64Url(bytes: Uint8Array): string {

@@ -7,7 +7,8 @@
  * embedding metrics and a t-SNE map per model coloured by true / false or by disease; the exported zip is
  * a PEFT CAUSAL_LM folder of the study's preset, and the merged model's zip is the library's merge
  * of the base and that adapter, byte for byte, and loads back; the adapted answer is the library's
- * answer with that adapter.
+ * answer with that adapter; the run's share link, opened in a fresh browser context, reruns it with
+ * identical losses.
  */
 import { readFileSync } from 'node:fs';
 import { unzipSync, strFromU8, strToU8 } from 'fflate';
@@ -30,6 +31,8 @@ import { fileMapSource } from '../../src/model/file-source.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.ts';
 import { scoreStatements } from '../../src/model/statement-score.ts';
+import type { StatementRunConfig } from '../../src/train/shared-run.ts';
+import { readShareLink, shareLink } from '../../src/ui/share-link.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { libraryAnswer } from '../helpers/library-answer.ts';
@@ -73,7 +76,7 @@ async function libraryStudy() {
   };
 }
 
-it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/after, answers with the adapter and exports it', async () => {
+it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/after, answers with the adapter, exports it and reruns it from a share link', async () => {
   const library = libraryStudy();
   const { page, errors } = await openApp(session);
   await page.getByText(/^Loaded demo-bert/).waitFor({ timeout: 240_000 });
@@ -173,4 +176,38 @@ it('trains the demo decoder on CTD statements, shows zero-shot accuracy before/a
   expect(await answers.getByTestId('answer-base').textContent()).toBe(expectedBase.text);
   expect(await answers.getByTestId('answer-adapted').textContent()).toBe(expectedAdapted.text);
   expect(errors).toEqual([]);
-}, 600_000);
+
+  // The run's share link, opened in a fresh context (no stored data, nothing loaded), says what it
+  // will run, waits for confirmation and reruns it: every loss identical (toEqual compares numbers with Object.is).
+  const losses: number[] = JSON.parse((await done.getAttribute('data-losses'))!);
+  expect(losses).toHaveLength(RUN.steps);
+  await study.getByRole('button', { name: 'Make a share link' }).click();
+  const link = new URL(await study.getByLabel('Share link').inputValue());
+  const other = await openApp(session, link.pathname + link.hash);
+  const offer = other.page.getByRole('region', { name: 'Rerun a shared setup?' });
+  expect((await offer.textContent())!.replace(/\s+/g, ' ')).toMatch(
+    /demo-decoder \(bundled smoke-test model\): nothing to download.*CTD statements from Mendelian gene–disease associations \(CTD layout\) \(bundled demo set\); random 80\/20 split\..*6 steps of 8 statements at a peak learning rate of 0\.01, seed 1/,
+  );
+  await offer.getByRole('button', { name: 'Rerun' }).click();
+  // Every loss is in once the adapted model's scoring begins; what follows is the first run's code, checked above.
+  const rerun = other.page.getByRole('region', { name: /^CTD statements/ });
+  await rerun.getByText(/^Scoring the held-out statements with the adapted model/).waitFor({ timeout: 300_000 });
+  expect(JSON.parse((await rerun.locator('[data-losses]').getAttribute('data-losses'))!)).toEqual(losses);
+  expect(other.errors).toEqual([]);
+  await other.context.close();
+
+  // The same run on a file of the sender's: the receiver is asked for it, and another file is refused by fingerprint before any training.
+  const sent = readShareLink(link.href) as StatementRunConfig;
+  const fileLink = new URL(shareLink({ ...sent, data: { ...sent.data, source: { kind: 'file', name: 'my-ctd.csv' } } }, link.href));
+  const third = await openApp(session, fileLink.pathname + fileLink.hash);
+  await third.page.getByRole('region', { name: 'Rerun a shared setup?' }).getByRole('button', { name: 'Rerun' }).click();
+  await third.page.getByText('The shared configuration trains on your file my-ctd.csv').waitFor({ timeout: 120_000 });
+  const fewer = readFileSync('public/data/mendelian-gene-disease.csv', 'utf8').split('\n').slice(0, 60).join('\n');
+  await third.page.getByLabel('CTD gene–disease file (CSV/TSV, .gz) or pair file (CSV, TSV, JSONL)').setInputFiles({ name: 'my-ctd.csv', mimeType: 'text/csv', buffer: Buffer.from(fewer) });
+  const refusal = third.page.getByRole('region', { name: /^CTD statements/ }).getByRole('alert');
+  await refusal.waitFor({ timeout: 120_000 });
+  expect(await refusal.textContent()).toMatch(new RegExp(`^These are not the statements the link was made with: my-ctd\\.csv builds statements with fingerprint [0-9a-f]{16}, the link expects ${sent.data.fingerprint}\\.`));
+  await third.page.getByText('The shared configuration trains on your file my-ctd.csv').waitFor();
+  expect(third.errors).toEqual([]);
+  await third.context.close();
+}, 900_000);
