@@ -8,7 +8,7 @@
  * (adapter-training.ts); the intervals are paired bootstraps seeded by the settings' seed. No DOM.
  */
 import { type NoteDocument, chunkText, splitDocuments } from '../data/notes.ts';
-import { type LabelledStatement, splitLabelledStatements } from '../data/labelled-statements.ts';
+import { type LabelledStatement, labelledStatementsFingerprint, splitLabelledStatements } from '../data/labelled-statements.ts';
 import { beforeAfterResult } from '../eval/before-after.ts';
 import { perplexityComparison, textLosses } from '../eval/perplexity.ts';
 import { statementComparisons } from '../eval/statement-accuracy.ts';
@@ -115,6 +115,7 @@ export async function runTaskAdapter(model: DecoderModel, files: DecoderModelFil
   return {
     ...trained,
     statements: { train: train.encoded.length, test: test.encoded.length, leftOut: train.leftOut + test.leftOut },
+    fingerprint: labelledStatementsFingerprint(rows),
     totalSteps: settings.steps,
     result: beforeAfterResult(statementComparisons(without, withDomain, test.labels, bootstrap), [], bootstrap),
     adapter: { config: peftConfigOf(lora, { id: modelId }), tensors },

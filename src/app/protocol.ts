@@ -172,6 +172,8 @@ export interface DomainRunSummary extends AdapterRunSummary {
 /** A finished task adapter over the frozen domain adapter: the result is its zero-shot metrics without (base column) and with (adapted column) the domain adapter under it. */
 export interface TaskRunSummary extends AdapterRunSummary {
   statements: StatementCounts;
+  /** The labelled statements' fingerprint (labelledStatementsFingerprint): what a share link checks them by. */
+  fingerprint: string;
 }
 
 /** What loading a model will take, before anything is downloaded (for a share link's confirmation). */

@@ -8,8 +8,8 @@
  */
 import { transfer } from 'comlink';
 import { type DataDB, DatasetError, getDataset, loadCtdGraph, openDataStore } from '../data/index.ts';
-import type { LabelledStatement } from '../data/labelled-statements.ts';
-import type { NoteDocument } from '../data/notes.ts';
+import { type LabelledStatement, checkStatementsFingerprint } from '../data/labelled-statements.ts';
+import { type NoteDocument, checkNoteFingerprints } from '../data/notes.ts';
 import { type CtdStatements, buildCtdStatements } from '../data/statements.ts';
 import { autotuneMatmuls } from '../engine/autotune.ts';
 import { indexedDbTuneCache } from '../engine/autotune-idb-cache.ts';
@@ -57,6 +57,7 @@ import {
   unfinishedRuns,
   updateRun,
 } from '../train/run-store.ts';
+import type { FingerprintedFile } from '../train/shared-run.ts';
 import { NonFiniteLossError, Trainer } from '../train/trainer.ts';
 import { ActiveRun } from './active-run.ts';
 import { DecoderHost } from './decoder-host.ts';
@@ -262,25 +263,30 @@ export class LabSession {
    * The clinical flow's domain adapter on the decoder: next-token loss on the training side of the
    * note documents (which the page read from the user's files; they stay in this tab), held-out
    * perplexity before and after; progress comes as 'clinical-step' and 'clinical-progress' events.
+   * A share link's rerun passes the notes it expects: others are refused, by name, before any training.
    */
-  async trainClinicalDomain(documents: NoteDocument[], settings: ClinicalSettings): Promise<DomainRunSummary> {
+  async trainClinicalDomain(documents: NoteDocument[], settings: ClinicalSettings, expected?: FingerprintedFile[]): Promise<DomainRunSummary> {
     this.assertIdle('train a domain adapter');
+    if (expected) checkNoteFingerprints(documents, expected);
     return this.requireDecoder().trainDomain(documents, settings, (event) => this.listener(event));
   }
 
   /**
    * The clinical flow's task adapter over the frozen domain adapter, on labelled statements (a file's
-   * rows) or on every statement of a stored CTD dataset (its true associations and as many false ones).
+   * rows, by its name) or on every statement of a stored CTD dataset (its true associations and as
+   * many false ones). A share link's rerun passes the statements' fingerprint it expects: other
+   * statements are refused, naming their file, before any training.
    */
-  async trainClinicalTask(statements: LabelledStatement[] | { datasetId: string }, settings: ClinicalSettings): Promise<TaskRunSummary> {
+  async trainClinicalTask(statements: { name: string; rows: LabelledStatement[] } | { datasetId: string }, settings: ClinicalSettings, expectedFingerprint?: string): Promise<TaskRunSummary> {
     this.assertIdle('train a task adapter');
     const decoder = this.requireDecoder();
-    let rows = statements;
-    if (!Array.isArray(rows)) {
-      const ctd = await this.ctdStatements({ datasetId: rows.datasetId, split: 'random', seed: settings.seed });
-      rows = [...ctd.train, ...ctd.test];
+    let source = statements;
+    if ('datasetId' in source) {
+      const ctd = await this.ctdStatements({ datasetId: source.datasetId, split: 'random', seed: settings.seed });
+      source = { name: this.statements!.name, rows: [...ctd.train, ...ctd.test] };
     }
-    return decoder.trainTask(rows, settings, (event) => this.listener(event));
+    if (expectedFingerprint !== undefined) checkStatementsFingerprint(source.name, source.rows, expectedFingerprint);
+    return decoder.trainTask(source.rows, settings, (event) => this.listener(event));
   }
 
   /** The clinical flow's domain or task adapter, as a PEFT CAUSAL_LM folder in a zip. */

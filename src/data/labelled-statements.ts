@@ -6,7 +6,8 @@
  * the app (a picked file) alike, so both train on the same rows; and a seeded held-out split of
  * them, stratified by label so both sides keep true and false statements.
  */
-import { DataFormatError } from './errors.ts';
+import { DataFormatError, DatasetError } from './errors.ts';
+import { ContentHash } from './hash.ts';
 import { Rng } from './rng.ts';
 
 export interface LabelledStatement {
@@ -51,4 +52,19 @@ export function splitLabelledStatements(rows: readonly LabelledStatement[], held
     for (const i of rng.shuffle(indices).slice(0, count)) held.add(i);
   }
   return { train: rows.filter((_, i) => !held.has(i)), heldOut: rows.filter((_, i) => held.has(i)) };
+}
+
+/** A hash of every statement and its label, in order: equal fingerprints, the same statements (what a share link checks them by). */
+export function labelledStatementsFingerprint(rows: readonly LabelledStatement[]): string {
+  const hash = new ContentHash();
+  for (const r of rows) hash.update(r.statement).update(String(r.label));
+  return hash.hex();
+}
+
+/** Refuse statements (from `name`) that are not the ones a share link was made with, before any training. */
+export function checkStatementsFingerprint(name: string, rows: readonly LabelledStatement[], expected: string): void {
+  const fingerprint = labelledStatementsFingerprint(rows);
+  if (fingerprint !== expected) {
+    throw new DatasetError(`These are not the labelled statements the link was made with: ${name} gives statements with fingerprint ${fingerprint}, the link expects ${expected}. Choose the same file (same content).`);
+  }
 }

@@ -6,7 +6,8 @@
  * patient's letter, a day's notes) with training and perplexity on it measures what training did
  * not see.
  */
-import { DataFormatError } from './errors.ts';
+import { DataFormatError, DatasetError } from './errors.ts';
+import { ContentHash } from './hash.ts';
 import { Rng } from './rng.ts';
 
 /** Share of note documents held out unless the user says (the command line's --held-out, the app's form). */
@@ -132,6 +133,30 @@ export function sortNoteFiles(files: readonly NoteFile[], existing: readonly Not
     }
   }
   return { documents: byName(documents), refused, hidden };
+}
+
+/** Each document's name and its text's fingerprint (what a share link carries of the notes: never their text). */
+export function noteFingerprints(documents: readonly NoteDocument[]): { name: string; fingerprint: string }[] {
+  return documents.map((d) => ({ name: d.name, fingerprint: new ContentHash().update(d.text).hex() }));
+}
+
+/**
+ * Refuse notes that are not the ones `expected` names and fingerprints (a share link's): a note
+ * missing, one more, or one whose text differs, each named, in one error.
+ */
+export function checkNoteFingerprints(documents: readonly NoteDocument[], expected: readonly { name: string; fingerprint: string }[]): void {
+  const given = new Map(noteFingerprints(documents).map((n) => [n.name, n.fingerprint]));
+  const wanted = new Set(expected.map((n) => n.name));
+  const problems: string[] = [];
+  const missing = expected.filter((n) => !given.has(n.name)).map((n) => n.name);
+  if (missing.length) problems.push(`missing: ${missing.join(', ')}`);
+  const extra = [...given.keys()].filter((name) => !wanted.has(name));
+  if (extra.length) problems.push(`not in the link's run (remove them): ${extra.join(', ')}`);
+  for (const n of expected) {
+    const fingerprint = given.get(n.name);
+    if (fingerprint !== undefined && fingerprint !== n.fingerprint) problems.push(`${n.name} is not the note the link was made with: its text has fingerprint ${fingerprint}, the link expects ${n.fingerprint}`);
+  }
+  if (problems.length) throw new DatasetError(`These are not the notes the link was made with: ${problems.join('; ')}. Add the same files (same names, same content).`);
 }
 
 /** Boundaries tried in turn for a text too long for one chunk, and what joins the parts again. */

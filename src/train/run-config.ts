@@ -312,13 +312,13 @@ export function checkModelRef(model: unknown, problems: string[]): void {
   else if (model.kind !== 'bundled') problems.push(`model.kind must be bundled, hub or local (got ${JSON.stringify(model.kind)})`);
 }
 
-/** Where a run's data comes from: a bundled demo set by id, or the user's file by name. */
-export function checkDataSource(source: unknown, problems: string[]): void {
+/** Where a run's data comes from: a bundled demo set by id, or the user's file by name; `path` names the field in messages. */
+export function checkDataSource(source: unknown, problems: string[], path = 'data.source'): void {
   const { str } = fieldChecks(problems);
-  if (!isObject(source)) problems.push('data.source is missing');
-  else if (source.kind === 'demo') str(source.id, 'data.source.id');
-  else if (source.kind === 'file') str(source.name, 'data.source.name');
-  else problems.push(`data.source.kind must be demo or file (got ${JSON.stringify(source.kind)})`);
+  if (!isObject(source)) problems.push(`${path} is missing`);
+  else if (source.kind === 'demo') str(source.id, `${path}.id`);
+  else if (source.kind === 'file') str(source.name, `${path}.name`);
+  else problems.push(`${path}.kind must be demo or file (got ${JSON.stringify(source.kind)})`);
 }
 
 export function checkSeed(v: unknown, path: string, problems: string[]): void {

@@ -64,6 +64,13 @@ export class DecoderAnswers {
     }
   }
 
+  /** The loaded decoder as a share link names it (a Hub one at the commit it resolved to), with its quantization; null before one. */
+  sharedRef(): { model: ModelRef; quantization: 'nf4' | 'f32' } | null {
+    const [ref, decoder] = [$state.snapshot(this.ref), this.decoder];
+    if (!ref || !decoder) return null;
+    return { model: ref.kind === 'hub' && decoder.commit ? { ...ref, revision: decoder.commit } : ref, quantization: decoder.quantization };
+  }
+
   /** The adapter the adapted answers come from (a PEFT CAUSAL_LM adapter's two files), or none. */
   async setAdapter(files: File[] | null): Promise<void> {
     this.adapterError = null;

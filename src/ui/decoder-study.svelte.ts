@@ -127,9 +127,8 @@ export class DecoderStudy {
 
   /** What a share link of a run on `datasetId` takes from the loaded decoder and the data store. */
   private sharedPart(datasetId: string): (Pick<StatementRunConfig, 'model' | 'quantization'> & { source: DataRef['source'] }) | null {
-    const [ref, decoder, source] = [$state.snapshot(this.answers.ref), this.answers.decoder, this.sourceOf(datasetId)];
-    if (!ref || !decoder || !source) return null;
-    return { model: ref.kind === 'hub' && decoder.commit ? { ...ref, revision: decoder.commit } : ref, quantization: decoder.quantization, source };
+    const [decoder, source] = [this.answers.sharedRef(), this.sourceOf(datasetId)];
+    return decoder && source ? { ...decoder, source } : null;
   }
 
   stop(): void {

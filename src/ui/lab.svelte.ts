@@ -11,9 +11,9 @@ import { APP_DECODER_TRAINING } from '../model/decoder-fit.ts';
 import { formatBytes } from '../model/memory.ts';
 import { describeSettings } from '../model/sentence-config.ts';
 import type { ModelRef } from '../model/model-ref.ts';
-import { APP_MEMORY_BUDGET_GIB } from '../train/defaults.ts';
+import { APP_MEMORY_BUDGET_GIB, CTD_STUDY_TRAINING } from '../train/defaults.ts';
 import { type BuildRecipe, type DataRef, type RunConfig, defaultRunConfig, demoDatasetId, modelLabel, newRunId, withSentenceSettings } from '../train/run-config.ts';
-import type { SharedRun, StatementRunConfig } from '../train/shared-run.ts';
+import type { ClinicalRunConfig, SharedRun, StatementRunConfig } from '../train/shared-run.ts';
 import type { DecoderCheck, Evaluation, GpuInfo, MemoryCheck, ModelPreview, ModelSummary, Neighbour, RunRecord, RunState, SessionEvent, TsneMap } from '../app/protocol.ts';
 import type { StepReport } from '../train/trainer.ts';
 import { readPickedAdapter } from './adapter-files.ts';
@@ -125,7 +125,11 @@ export class Lab {
     (id) => this.sourceOf(id),
   );
   /** The clinical two-adapter flow of that decoder: a domain adapter on the user's notes, a task adapter over it. */
-  readonly clinical = new ClinicalNotes(() => this.requireSession());
+  readonly clinical = new ClinicalNotes(
+    () => this.requireSession(),
+    this.answers,
+    (id) => this.sourceOf(id),
+  );
 
   private session: RemoteSession | null = null;
   private loadedModel: ModelRef | null = null;
@@ -527,10 +531,10 @@ export class Lab {
     this.shared = { config, preview: null, fit: null, confirmed: false, waitingFor: null, rerun: false };
     const session = this.requireSession();
     try {
+      const decoderRun = config.kind === 'decoder-statements' || config.kind === 'decoder-clinical';
+      const sequences = config.kind === 'decoder-statements' ? config.batchSize : CTD_STUDY_TRAINING.batchSize;
       const fit =
-        config.kind === 'decoder-statements' && config.model.kind === 'hub'
-          ? await session.checkDecoder({ ...config.model }, this.memoryBudgetGiB * 2 ** 30, { sequences: config.batchSize, seq: APP_DECODER_TRAINING.seq })
-          : null;
+        decoderRun && config.model.kind === 'hub' ? await session.checkDecoder({ ...config.model }, this.memoryBudgetGiB * 2 ** 30, { sequences, seq: APP_DECODER_TRAINING.seq }) : null;
       this.shared.fit = fit;
       if (fit && !fit.fits) this.shareError = `This link's decoder ${modelLabel(config.model)} does not fit this device, so it will not be downloaded: ${fit.problems.join(' ')}`;
       // The fit check has looked up the decoder's download already.
@@ -547,7 +551,9 @@ export class Lab {
     shared.confirmed = true;
     this.shareError = null;
     const config = $state.snapshot(shared.config) as SharedRun;
-    await (config.kind === 'decoder-statements' ? this.openSharedStatements(config) : this.openShared(config));
+    if (config.kind === 'decoder-statements') await this.openSharedStatements(config);
+    else if (config.kind === 'decoder-clinical') await this.openSharedClinical(config);
+    else await this.openShared(config);
   }
 
   /** The user declined the share link: nothing of it is loaded; the page opens on the demo as usual. */
@@ -590,15 +596,7 @@ export class Lab {
    */
   private async openSharedStatements(config: StatementRunConfig): Promise<void> {
     const source = config.data.source;
-    if (config.model.kind === 'local') {
-      this.shareError = `This link trains the local decoder folder ${config.model.id}: load that folder under "Answers side by side", then train on CTD statements.`;
-      return;
-    }
-    await this.answers.load(config.model, config.quantization);
-    if (JSON.stringify($state.snapshot(this.answers.ref)) !== JSON.stringify(config.model)) {
-      this.shareError = this.answers.error ?? `The link's decoder ${modelLabel(config.model)} could not be loaded.`;
-      return;
-    }
+    if (!(await this.loadSharedDecoder(config, 'train on CTD statements'))) return;
     // The user's file is asked for once the decoder is loaded (loading one starts the statements form afresh).
     if (source.kind === 'file') {
       this.shared!.waitingFor = source.name;
@@ -611,6 +609,40 @@ export class Lab {
     }
     const datasetId = await this.addDemoDataset(demo);
     if (datasetId) await this.rerunSharedStatements(datasetId, config);
+  }
+
+  /** Load a shared decoder run's decoder beside the encoder; false (the reason shown) when it cannot be. */
+  private async loadSharedDecoder(config: StatementRunConfig | ClinicalRunConfig, then: string): Promise<boolean> {
+    if (config.model.kind === 'local') {
+      this.shareError = `This link trains the local decoder folder ${config.model.id}: load that folder under "Answers side by side", then ${then}.`;
+      return false;
+    }
+    await this.answers.load(config.model, config.quantization);
+    if (JSON.stringify($state.snapshot(this.answers.ref)) === JSON.stringify(config.model)) return true;
+    this.shareError = this.answers.error ?? `The link's decoder ${modelLabel(config.model)} could not be loaded.`;
+    return false;
+  }
+
+  /**
+   * Restore a shared clinical run: load its decoder, add its CTD data when the task used some (a demo
+   * set at once; the user's own file once they choose it), then wait in the clinical section for the
+   * notes and statements file, which are checked by fingerprint when the user starts the rerun.
+   */
+  private async openSharedClinical(config: ClinicalRunConfig): Promise<void> {
+    if (!(await this.loadSharedDecoder(config, 'train the clinical adapters'))) return;
+    this.clinical.shared = { config, datasetId: null };
+    if (config.task.kind !== 'ctd') return;
+    const source = config.task.source;
+    if (source.kind === 'file') {
+      this.shared!.waitingFor = source.name;
+      return;
+    }
+    const demo = DEMO_SETS.find((d) => d.id === source.id && d.ctd);
+    if (!demo) {
+      this.shareError = `This link uses a CTD demo set this version of the app does not have (${source.id}).`;
+      return;
+    }
+    this.clinical.shared.datasetId = await this.addDemoDataset(demo);
   }
 
   private async rerunSharedStatements(datasetId: string, config: StatementRunConfig): Promise<void> {
@@ -647,6 +679,11 @@ export class Lab {
   private async rerunShared(datasetId: string): Promise<void> {
     const shared = this.shared!;
     if (shared.config.kind === 'decoder-statements') return this.rerunSharedStatements(datasetId, $state.snapshot(shared.config) as StatementRunConfig);
+    if (shared.config.kind === 'decoder-clinical') {
+      // The CTD file the task adapter trains on; the rerun starts in the clinical section once the notes are given too.
+      if (this.clinical.shared) this.clinical.shared.datasetId = datasetId;
+      return;
+    }
     const { data } = shared.config;
     const expected = data.fingerprint;
     if (!(await this.buildData(datasetId, data.build, data.source, data.evaluation))) return;
