@@ -3,7 +3,9 @@
  * (and a non-UTF-8 file dropped, refused by name), a domain adapter trained in the worker with no
  * main-thread task over 50 ms, the held-out notes' perplexity table equal to the library's figures
  * in Node from the exported adapter; then a task adapter on a few labelled statements over the
- * frozen domain adapter, its with/without-domain table equal to the library's from both exports.
+ * frozen domain adapter, its with/without-domain table equal to the library's from both exports;
+ * the run's share link (names and fingerprints, never the notes' text), opened in a fresh context,
+ * refuses a changed note by name and, given the same files, reruns both adapters with identical losses.
  */
 import { readFileSync } from 'node:fs';
 import { strFromU8, unzipSync } from 'fflate';
@@ -25,6 +27,8 @@ import { DecoderModel } from '../../src/model/decoder.ts';
 import { localDirSource } from '../../src/model/node-files.ts';
 import { type PeftAdapterFiles, loraConfigOf } from '../../src/model/peft-files.ts';
 import { scoreStatements } from '../../src/model/statement-score.ts';
+import type { ClinicalRunConfig } from '../../src/train/shared-run.ts';
+import { readShareLink } from '../../src/ui/share-link.ts';
 import type { BrowserSession } from '../helpers/browser.ts';
 import { gpuEngine } from '../helpers/gpu.ts';
 import { axeViolations, longTasks, now, openApp, openAppSession, overflowAtWidths, screenshot } from './app.ts';
@@ -176,4 +180,42 @@ it('trains a domain adapter on dropped notes, then a task adapter over it, with 
   expect(await axeViolations(page)).toEqual([]);
   expect(await overflowAtWidths(page)).toEqual([]);
   expect(errors).toEqual([]);
+
+  // The share link names the files and fingerprints them; no note's text is in it.
+  const losses = async (where: Locator) => ({ domain: JSON.parse((await where.getByTestId('domain-done').getAttribute('data-losses'))!), task: JSON.parse((await where.getByTestId('task-done').getAttribute('data-losses'))!) });
+  const sentLosses = await losses(clinical);
+  expect(sentLosses.task).toHaveLength(RUN.steps);
+  await clinical.getByRole('button', { name: 'Make a share link' }).click();
+  const link = new URL(await clinical.getByLabel('Share link').inputValue());
+  const sent = readShareLink(link.href) as ClinicalRunConfig;
+  expect(sent).toMatchObject({ kind: 'decoder-clinical', model: { kind: 'bundled', id: 'demo-decoder' }, task: { kind: 'file', name: 'task.tsv' }, ...RUN });
+  expect(sent.notes.map((n) => n.name)).toEqual(NOTES.map((n) => n.name));
+  for (const note of NOTES) expect(JSON.stringify(sent)).not.toContain(note.buffer.toString().trim());
+
+  // Opened in a fresh context: it says what it runs and which files it needs, then waits for them.
+  const other = await openApp(session, link.pathname + link.hash);
+  const offer = other.page.getByRole('region', { name: 'Rerun a shared setup?' });
+  expect((await offer.textContent())!.replace(/\s+/g, ' ')).toMatch(
+    /demo-decoder \(bundled smoke-test model\): nothing to download.*Your notes: the 12 files note-00\.txt, .*never leave this computer\. Labelled statements: your file task\.tsv .*4 steps each at a peak learning rate of 0\.01, seed 1, 0\.25 held out/,
+  );
+  await offer.getByRole('button', { name: 'Rerun' }).click();
+  const rerun = other.page.getByRole('region', { name: /^Clinical notes/ });
+  const panel = rerun.getByRole('group', { name: 'Rerun the shared clinical run' });
+  await panel.waitFor({ timeout: 120_000 });
+  // A note whose text differs is refused by its name before any training.
+  await rerun.getByLabel('Choose note files').setInputFiles([...NOTES.slice(0, -1), { ...NOTES.at(-1)!, buffer: Buffer.from('Seen in clinic, plan changed.\n') }]);
+  await panel.getByLabel('The labelled statements file task.tsv').setInputFiles({ name: 'task.tsv', mimeType: 'text/plain', buffer: Buffer.from(TASK) });
+  await panel.getByRole('button', { name: 'Rerun both adapters' }).click();
+  await expect
+    .poll(() => rerun.getByText(/^These are not the notes/).textContent(), { timeout: 60_000 })
+    .toMatch(new RegExp(`^These are not the notes the link was made with: note-11\\.txt is not the note the link was made with: its text has fingerprint [0-9a-f]{16}, the link expects ${sent.notes.at(-1)!.fingerprint}\\.`));
+  expect(await rerun.getByTestId('domain-done').count()).toBe(0);
+  // The same files: both adapters rerun with every loss identical (toEqual compares numbers with Object.is).
+  await rerun.getByRole('button', { name: 'Remove all notes' }).click();
+  await rerun.getByLabel('Choose note files').setInputFiles(NOTES);
+  await panel.getByRole('button', { name: 'Rerun both adapters' }).click();
+  await rerun.getByTestId('task-done').waitFor({ timeout: 180_000 });
+  expect(await losses(rerun)).toEqual(sentLosses);
+  expect(other.errors).toEqual([]);
+  await other.context.close();
 }, 600_000);
