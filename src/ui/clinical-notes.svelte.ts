@@ -62,6 +62,8 @@ export class ClinicalNotes {
     this.task = null;
     this.runConfig = null;
     this.domainRun = null;
+    // A share link's rerun waits for its files on the decoder loaded for it (and is set once that one is).
+    this.shared = null;
     this.losses = [];
     this.error = null;
   }
