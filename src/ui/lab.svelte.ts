@@ -595,20 +595,27 @@ export class Lab {
    * by fingerprint before any training.
    */
   private async openSharedStatements(config: StatementRunConfig): Promise<void> {
-    const source = config.data.source;
     if (!(await this.loadSharedDecoder(config, 'train on CTD statements'))) return;
-    // The user's file is asked for once the decoder is loaded (loading one starts the statements form afresh).
+    const datasetId = await this.sharedCtdDataset(config.data.source);
+    if (datasetId) await this.rerunSharedStatements(datasetId, config);
+  }
+
+  /**
+   * A shared decoder run's CTD data, asked for once its decoder is loaded (loading one starts the
+   * decoder's forms afresh): a demo set is added at once (its id returned); for the user's own file
+   * the link waits for it (null), as it does when the demo set is unknown (the reason shown).
+   */
+  private async sharedCtdDataset(source: DataRef['source']): Promise<string | null> {
     if (source.kind === 'file') {
       this.shared!.waitingFor = source.name;
-      return;
+      return null;
     }
     const demo = DEMO_SETS.find((d) => d.id === source.id && d.ctd);
     if (!demo) {
       this.shareError = `This link uses a CTD demo set this version of the app does not have (${source.id}).`;
-      return;
+      return null;
     }
-    const datasetId = await this.addDemoDataset(demo);
-    if (datasetId) await this.rerunSharedStatements(datasetId, config);
+    return this.addDemoDataset(demo);
   }
 
   /** Load a shared decoder run's decoder beside the encoder; false (the reason shown) when it cannot be. */
@@ -631,18 +638,7 @@ export class Lab {
   private async openSharedClinical(config: ClinicalRunConfig): Promise<void> {
     if (!(await this.loadSharedDecoder(config, 'train the clinical adapters'))) return;
     this.clinical.shared = { config, datasetId: null };
-    if (config.task.kind !== 'ctd') return;
-    const source = config.task.source;
-    if (source.kind === 'file') {
-      this.shared!.waitingFor = source.name;
-      return;
-    }
-    const demo = DEMO_SETS.find((d) => d.id === source.id && d.ctd);
-    if (!demo) {
-      this.shareError = `This link uses a CTD demo set this version of the app does not have (${source.id}).`;
-      return;
-    }
-    this.clinical.shared.datasetId = await this.addDemoDataset(demo);
+    if (config.task.kind === 'ctd') this.clinical.shared.datasetId = await this.sharedCtdDataset(config.task.source);
   }
 
   private async rerunSharedStatements(datasetId: string, config: StatementRunConfig): Promise<void> {
